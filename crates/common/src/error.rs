@@ -1,0 +1,218 @@
+//! The Flotilla error type.
+//!
+//! Which kind to use:
+//! - [`ErrorKind::InvalidArgument`]: the user's input is wrong (bad SQL, a bad configuration
+//!   value, an unknown source kind). Fixing the input fixes the error.
+//! - [`ErrorKind::NotFound`]: something the input names does not exist (a table, a file).
+//! - [`ErrorKind::Unavailable`]: a database, a file system or a peer could not be reached; trying
+//!   again later may work.
+//! - [`ErrorKind::Internal`]: a broken invariant inside Flotilla: a bug.
+//!
+//! Errors from DataFusion are classified by [`Error::from`] so that a plan error stays an
+//! invalid-argument error when it crosses an edge.
+
+use datafusion::error::DataFusionError;
+use std::fmt;
+
+/// The result type of Flotilla's own APIs.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an [`Error`] is; decides exit codes and gRPC status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request or configuration is malformed.
+    InvalidArgument,
+    /// A named object (table, schema, file, source) does not exist.
+    NotFound,
+    /// Credentials are missing or wrong.
+    Unauthenticated,
+    /// Credentials are valid but do not allow the operation.
+    PermissionDenied,
+    /// A memory or disk budget was exceeded.
+    ResourceExhausted,
+    /// A remote system (database, worker, file system) could not be reached.
+    Unavailable,
+    /// The operation was cancelled by the client.
+    Cancelled,
+    /// The operation is valid but not supported (yet).
+    Unsupported,
+    /// A bug in Flotilla.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The gRPC status code that reports this kind of error to a remote client.
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            ErrorKind::InvalidArgument => tonic::Code::InvalidArgument,
+            ErrorKind::NotFound => tonic::Code::NotFound,
+            ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
+            ErrorKind::PermissionDenied => tonic::Code::PermissionDenied,
+            ErrorKind::ResourceExhausted => tonic::Code::ResourceExhausted,
+            ErrorKind::Unavailable => tonic::Code::Unavailable,
+            ErrorKind::Cancelled => tonic::Code::Cancelled,
+            ErrorKind::Unsupported => tonic::Code::Unimplemented,
+            ErrorKind::Internal => tonic::Code::Internal,
+        }
+    }
+}
+
+/// An error with a kind, a message for people, and optionally the source it concerns.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    /// The configured source (database) the error came from, if any.
+    source_name: Option<String>,
+}
+
+impl Error {
+    /// An error of `kind` with a message written for the person who will read it.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source_name: None,
+        }
+    }
+
+    /// Shorthand for [`ErrorKind::InvalidArgument`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// Shorthand for [`ErrorKind::NotFound`].
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// Shorthand for [`ErrorKind::Unavailable`].
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// Shorthand for [`ErrorKind::Internal`].
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// Names the source this error concerns; shown in front of the message.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source_name = Some(source.into());
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the source name.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The source this error concerns, if any.
+    pub fn source_name(&self) -> Option<&str> {
+        self.source_name.as_deref()
+    }
+
+    /// Converts into a DataFusion error that keeps the message readable.
+    pub fn into_datafusion(self) -> DataFusionError {
+        match self.kind {
+            ErrorKind::InvalidArgument | ErrorKind::NotFound => {
+                DataFusionError::Plan(self.to_string())
+            }
+            ErrorKind::Unsupported => DataFusionError::NotImplemented(self.to_string()),
+            ErrorKind::Internal => DataFusionError::Internal(self.to_string()),
+            _ => DataFusionError::External(Box::new(self)),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source_name {
+            Some(source) => write!(f, "source '{source}': {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<DataFusionError> for Error {
+    fn from(e: DataFusionError) -> Self {
+        // One of ours that travelled through DataFusion comes back as it was.
+        let e = match e {
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => return *ours,
+                Err(other) => DataFusionError::External(other),
+            },
+            other => other,
+        };
+        let kind = classify(&e);
+        // `DataFusionError`'s Display prefixes the variant ("Error during planning: ...");
+        // that prefix is useful to people, so keep it.
+        Error::new(kind, e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            _ => ErrorKind::Unavailable,
+        };
+        Error::new(kind, e.to_string())
+    }
+}
+
+fn classify(e: &DataFusionError) -> ErrorKind {
+    match e {
+        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+            if e.to_string().contains("not found") {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::InvalidArgument
+            }
+        }
+        DataFusionError::NotImplemented(_) => ErrorKind::Unsupported,
+        DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourceExhausted,
+        DataFusionError::Configuration(_) => ErrorKind::InvalidArgument,
+        DataFusionError::IoError(_) => ErrorKind::Unavailable,
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            classify(inner)
+        }
+        DataFusionError::Shared(inner) => classify(inner),
+        DataFusionError::External(inner) => match inner.downcast_ref::<Error>() {
+            Some(ours) => ours.kind(),
+            None => ErrorKind::Internal,
+        },
+        // Variants behind DataFusion features (parquet, object_store) and run-time failures
+        // that carry no more precise kind.
+        _ => ErrorKind::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_errors_are_invalid_arguments_and_keep_their_text() {
+        let e: Error = DataFusionError::Plan("bad column".into()).into();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("bad column"));
+        assert_eq!(e.kind().grpc_code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn our_errors_survive_a_trip_through_datafusion() {
+        let ours = Error::unavailable("connection refused").with_source("pg");
+        let e: Error = ours.into_datafusion().into();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(e.to_string(), "source 'pg': connection refused");
+    }
+}

@@ -1,0 +1,269 @@
+//! `SqliteScanExec`: runs one SQL statement in SQLite and streams its rows as Arrow batches.
+//!
+//! ```text
+//!   DataFusion task                         blocking thread (spawn_blocking)
+//!   ───────────────                         ─────────────────────────────────
+//!   SqliteStream::poll_next ◀── channel ─── step rows, decode into builders,
+//!        (bounded, 2 batches)               send a batch every `batch_size` rows
+//!   drop(SqliteStream) ──── interrupt ───▶  statement ends with SQLITE_INTERRUPT
+//! ```
+//!
+//! At most two decoded batches wait in the channel, so a slow consumer slows the reader instead
+//! of growing memory. The connection goes back to the pool when the statement ends.
+
+use crate::pool::Pool;
+use crate::types::{ColumnBuilder, ColumnType};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, exec_datafusion_err, internal_err};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::Stream;
+use rusqlite::InterruptHandle;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+/// Scans the result of one SQLite statement.
+#[derive(Debug)]
+pub struct SqliteScanExec {
+    /// The source name from the configuration, shown in plans and errors.
+    source: String,
+    pool: Arc<Pool>,
+    /// The statement sent to SQLite, exactly.
+    sql: String,
+    /// Declared type of each result column, in order; decides decoding.
+    column_types: Vec<ColumnType>,
+    properties: Arc<PlanProperties>,
+}
+
+impl SqliteScanExec {
+    /// A scan of `sql`, whose result columns have `column_types` and the Arrow `schema`.
+    pub fn new(
+        source: impl Into<String>,
+        pool: Arc<Pool>,
+        sql: String,
+        column_types: Vec<ColumnType>,
+        schema: SchemaRef,
+    ) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            source: source.into(),
+            pool,
+            sql,
+            column_types,
+            properties: Arc::new(properties),
+        }
+    }
+
+    /// The SQL statement this scan sends.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+}
+
+impl DisplayAs for SqliteScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(
+                    f,
+                    "SqliteScanExec: source={}, sql={}",
+                    self.source, self.sql
+                )
+            }
+            DisplayFormatType::TreeRender => {
+                writeln!(f, "source={}", self.source)?;
+                write!(f, "sql={}", self.sql)
+            }
+        }
+    }
+}
+
+impl ExecutionPlan for SqliteScanExec {
+    fn name(&self) -> &'static str {
+        "SqliteScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return internal_err!("SqliteScanExec is a leaf; got {} children", children.len());
+        }
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("SqliteScanExec has one partition; asked for {partition}");
+        }
+        let source = self.source.clone();
+        let conn = self
+            .pool
+            .get()
+            .map_err(|e| exec_datafusion_err!("source '{source}': cannot open SQLite: {e}"))?;
+        let interrupt = Arc::new(Mutex::new(Some(conn.get_interrupt_handle())));
+        let (tx, rx) = mpsc::channel(2);
+        let reader = Reader {
+            source,
+            pool: Arc::clone(&self.pool),
+            sql: self.sql.clone(),
+            column_types: self.column_types.clone(),
+            schema: self.schema(),
+            batch_size: context.session_config().batch_size(),
+            interrupt: Arc::clone(&interrupt),
+        };
+        let task = SpawnedTask::spawn_blocking(move || reader.run(conn, tx));
+        Ok(Box::pin(SqliteStream {
+            schema: self.schema(),
+            rx,
+            interrupt,
+            _task: task,
+        }))
+    }
+}
+
+/// The blocking side: runs the statement and sends batches.
+struct Reader {
+    source: String,
+    pool: Arc<Pool>,
+    sql: String,
+    column_types: Vec<ColumnType>,
+    schema: SchemaRef,
+    batch_size: usize,
+    interrupt: Arc<Mutex<Option<InterruptHandle>>>,
+}
+
+type Sender = mpsc::Sender<Result<RecordBatch>>;
+
+impl Reader {
+    fn run(self, conn: rusqlite::Connection, tx: Sender) {
+        if let Err(e) = self.read(&conn, &tx) {
+            // The receiver may be gone (query cancelled); then nobody needs the error.
+            let _ = tx.blocking_send(Err(e));
+        }
+        // Take the interrupt handle back before the connection can serve another statement.
+        let released = self.interrupt.lock().map(|mut h| h.take()).is_ok();
+        if released {
+            self.pool.put(conn);
+        }
+    }
+
+    fn read(&self, conn: &rusqlite::Connection, tx: &Sender) -> Result<()> {
+        let sqlite_err = |e: rusqlite::Error| {
+            DataFusionError::Execution(format!(
+                "source '{}': SQLite: {e} (query: {})",
+                self.source, self.sql
+            ))
+        };
+        let mut statement = conn.prepare(&self.sql).map_err(sqlite_err)?;
+        let mut rows = statement.query([]).map_err(sqlite_err)?;
+        let mut builders: Vec<_> = self
+            .column_types
+            .iter()
+            .map(|t| ColumnBuilder::new(*t, self.batch_size))
+            .collect();
+        let mut buffered = 0;
+        while let Some(row) = rows.next().map_err(sqlite_err)? {
+            for (i, builder) in builders.iter_mut().enumerate() {
+                let value = row.get_ref(i).map_err(sqlite_err)?;
+                builder.append(value).map_err(|why| {
+                    DataFusionError::Execution(format!(
+                        "source '{}': column '{}' ({:?}): {why}",
+                        self.source,
+                        self.schema.field(i).name(),
+                        self.column_types[i]
+                    ))
+                })?;
+            }
+            buffered += 1;
+            if buffered == self.batch_size {
+                if !self.send(&mut builders, buffered, tx)? {
+                    return Ok(());
+                }
+                buffered = 0;
+            }
+        }
+        if buffered > 0 {
+            self.send(&mut builders, buffered, tx)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the buffered rows; `false` when the consumer has gone away.
+    fn send(&self, builders: &mut [ColumnBuilder], rows: usize, tx: &Sender) -> Result<bool> {
+        let columns = builders.iter_mut().map(|b| b.finish()).collect();
+        // The row count matters when no column is selected (`SELECT count(*)`).
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
+        Ok(tx.blocking_send(Ok(batch)).is_ok())
+    }
+}
+
+/// The async side: receives batches; interrupts the statement when dropped early.
+struct SqliteStream {
+    schema: SchemaRef,
+    rx: mpsc::Receiver<Result<RecordBatch>>,
+    interrupt: Arc<Mutex<Option<InterruptHandle>>>,
+    _task: SpawnedTask<()>,
+}
+
+impl Stream for SqliteStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl RecordBatchStream for SqliteStream {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}
+
+impl Drop for SqliteStream {
+    fn drop(&mut self) {
+        // Holding the lock while interrupting: the reader cannot hand the connection to another
+        // statement in between. `None` means the statement already ended.
+        if let Ok(handle) = self.interrupt.lock()
+            && let Some(handle) = handle.as_ref()
+        {
+            handle.interrupt();
+        }
+    }
+}

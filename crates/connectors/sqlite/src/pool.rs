@@ -1,0 +1,61 @@
+//! A small pool of read-only SQLite connections.
+//!
+//! SQLite connections are cheap but not free (each parses the schema on first use), and a
+//! connection must not be used by two threads at once. The pool hands out one connection per
+//! running statement and keeps a few idle ones.
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// How many idle connections are kept.
+const MAX_IDLE: usize = 8;
+
+/// A pool of read-only connections to one database file.
+#[derive(Debug)]
+pub struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    /// A pool for the database at `path`. Opens one connection to check the file is a database.
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let pool = Pool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        };
+        let conn = pool.get()?;
+        // Reading the schema fails early when the file is not a SQLite database.
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        pool.put(conn);
+        Ok(pool)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An idle connection, or a new one.
+    pub fn get(&self) -> rusqlite::Result<Connection> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        // DataFusion's LIKE is case-sensitive; SQLite's is not unless asked.
+        conn.execute_batch("PRAGMA case_sensitive_like = ON;")?;
+        Ok(conn)
+    }
+
+    /// Returns a connection that is no longer in use.
+    pub fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! `flotilla.toml`: the sources a node serves, and session defaults.
+//!
+//! Every key is documented in `docs/configuration.md`. Reading is strict: an unknown key, a
+//! missing file or a bad value is an error that names the file, the line and the key's path,
+//! e.g. `flotilla.toml:7:1: sources.shop.pth: unknown key (expected one of: kind, path)`.
+//! Relative paths are resolved against the directory of the configuration file.
+
+use flotilla_common::Error;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A validated configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Sources by name; each becomes a catalog of that name.
+    pub sources: BTreeMap<String, SourceConfig>,
+    pub session: SessionDefaults,
+}
+
+/// Defaults applied to every session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionDefaults {
+    /// The catalog unqualified table names resolve in.
+    pub default_catalog: Option<String>,
+    /// The schema unqualified table names resolve in.
+    pub default_schema: Option<String>,
+}
+
+/// One configured source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    /// A SQLite database file.
+    Sqlite { path: PathBuf },
+    /// Parquet files: a file (one table) or a directory (one table per file or sub-directory).
+    Parquet { path: PathBuf },
+    /// CSV files, laid out like Parquet sources.
+    Csv {
+        path: PathBuf,
+        delimiter: u8,
+        has_header: bool,
+    },
+}
+
+impl SourceConfig {
+    /// The `kind` value of this source.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Sqlite { .. } => "sqlite",
+            SourceConfig::Parquet { .. } => "parquet",
+            SourceConfig::Csv { .. } => "csv",
+        }
+    }
+}
+
+/// An error in a configuration file, with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// Dotted path of the key, e.g. `sources.shop.path`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        if self.key.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::invalid(e.to_string())
+    }
+}
+
+// The raw shape of the file. Values that later checks report on keep their spans.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    sources: BTreeMap<String, Spanned<RawSource>>,
+    #[serde(default)]
+    session: RawSession,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    default_catalog: Option<String>,
+    default_schema: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    kind: Spanned<String>,
+    path: Option<Spanned<String>>,
+    delimiter: Option<Spanned<String>>,
+    has_header: Option<Spanned<bool>>,
+}
+
+/// The kinds of source and the keys each accepts (besides `kind`).
+const KINDS: &[(&str, &[&str])] = &[
+    ("sqlite", &["path"]),
+    ("parquet", &["path"]),
+    ("csv", &["path", "delimiter", "has_header"]),
+];
+
+impl Config {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            position: None,
+            key: String::new(),
+            message: format!("cannot read the configuration file: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses configuration `text`; `file` names it in errors and `base` anchors relative paths.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+        let error = |span: Option<Range<usize>>, key: String, message: String| ConfigError {
+            file: file.to_string(),
+            position: span.map(|s| line_and_column(text, s.start)),
+            key,
+            message,
+        };
+        let deserializer = toml::de::Deserializer::parse(text)
+            .map_err(|e| error(e.span(), String::new(), first_line(e.message())))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            error(inner.span(), key_path(&key), explain(inner.message()))
+        })?;
+
+        let mut sources = BTreeMap::new();
+        for (name, raw_source) in raw.sources {
+            let span = raw_source.span();
+            let raw_source = raw_source.into_inner();
+            let key = |k: &str| format!("sources.{name}.{k}");
+            let kind = raw_source.kind.get_ref().as_str();
+            let Some((_, allowed)) = KINDS.iter().find(|(k, _)| *k == kind) else {
+                let kinds: Vec<_> = KINDS.iter().map(|(k, _)| *k).collect();
+                return Err(error(
+                    Some(raw_source.kind.span()),
+                    key("kind"),
+                    format!(
+                        "unknown source kind '{kind}' (expected one of: {})",
+                        kinds.join(", ")
+                    ),
+                ));
+            };
+            let present = [
+                ("delimiter", raw_source.delimiter.as_ref().map(|v| v.span())),
+                (
+                    "has_header",
+                    raw_source.has_header.as_ref().map(|v| v.span()),
+                ),
+            ];
+            for (k, value_span) in present {
+                if let Some(s) = value_span
+                    && !allowed.contains(&k)
+                {
+                    return Err(error(
+                        Some(s),
+                        key(k),
+                        format!(
+                            "not a key of a '{kind}' source (it takes: kind, {})",
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let Some(raw_path) = raw_source.path else {
+                return Err(error(
+                    Some(span),
+                    format!("sources.{name}"),
+                    "missing key 'path'".into(),
+                ));
+            };
+            let path = base.join(raw_path.get_ref());
+            if !path.exists() {
+                return Err(error(
+                    Some(raw_path.span()),
+                    key("path"),
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            let source = match kind {
+                "sqlite" => SourceConfig::Sqlite { path },
+                "parquet" => SourceConfig::Parquet { path },
+                _ => {
+                    let delimiter = match &raw_source.delimiter {
+                        None => b',',
+                        Some(d) if d.get_ref().len() == 1 => d.get_ref().as_bytes()[0],
+                        Some(d) => {
+                            return Err(error(
+                                Some(d.span()),
+                                key("delimiter"),
+                                format!("must be a single ASCII character, got '{}'", d.get_ref()),
+                            ));
+                        }
+                    };
+                    let has_header = raw_source
+                        .has_header
+                        .map(|h| h.into_inner())
+                        .unwrap_or(true);
+                    SourceConfig::Csv {
+                        path,
+                        delimiter,
+                        has_header,
+                    }
+                }
+            };
+            sources.insert(name, source);
+        }
+        Ok(Config {
+            sources,
+            session: SessionDefaults {
+                default_catalog: raw.session.default_catalog,
+                default_schema: raw.session.default_schema,
+            },
+        })
+    }
+}
+
+/// `serde_path_to_error` writes `.` for the root; our messages want nothing there.
+fn key_path(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        path.to_string()
+    }
+}
+
+/// Rewords serde's messages in the vocabulary of a configuration file.
+fn explain(message: &str) -> String {
+    let message = first_line(message);
+    message
+        .replace("unknown field", "unknown key")
+        .replace("missing field", "missing key")
+        .replace(", expected one of ", " (expected one of: ")
+        .replace(", expected ", " (expected ")
+        .replace('`', "'")
+        + if message.contains(", expected") {
+            ")"
+        } else {
+            ""
+        }
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or("").trim().to_string()
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir();
+        Config::parse(text, "flotilla.toml", &dir)
+    }
+
+    #[test]
+    fn a_valid_file_resolves_paths_against_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("shop.db"), b"").unwrap();
+        let text = "[sources.shop]\nkind = \"sqlite\"\npath = \"shop.db\"\n";
+        let config = Config::parse(text, "f.toml", dir.path()).unwrap();
+        assert_eq!(
+            config.sources["shop"],
+            SourceConfig::Sqlite {
+                path: dir.path().join("shop.db")
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_line() {
+        let e = parse("[sources.shop]\nkind = \"sqlite\"\npth = \"x\"\n").unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(3), "{e}");
+        assert!(e.to_string().contains("sources.shop"), "{e}");
+        assert!(e.to_string().contains("unknown key 'pth'"), "{e}");
+    }
+
+    #[test]
+    fn unknown_kinds_and_missing_files_are_reported_where_they_are() {
+        let e = parse("\n[sources.x]\nkind = \"oracle\"\npath = \"x\"\n").unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(3), "{e}");
+        assert!(
+            e.to_string().contains("unknown source kind 'oracle'"),
+            "{e}"
+        );
+        let e =
+            parse("[sources.x]\nkind = \"parquet\"\npath = \"/nonexistent/dir\"\n").unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(3), "{e}");
+        assert_eq!(e.key, "sources.x.path");
+    }
+
+    #[test]
+    fn keys_of_another_kind_and_bad_values_are_errors() {
+        let e =
+            parse("[sources.x]\nkind = \"sqlite\"\npath = \".\"\ndelimiter = \";\"\n").unwrap_err();
+        assert_eq!(e.key, "sources.x.delimiter", "{e}");
+        let e =
+            parse("[sources.x]\nkind = \"csv\"\npath = \".\"\nhas_header = \"yes\"\n").unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+    }
+}

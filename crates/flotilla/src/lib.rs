@@ -1,0 +1,25 @@
+//! The Flotilla node: configuration, session wiring and the `flotilla` command line.
+//!
+//! ```text
+//!  flotilla.toml ──▶ config::Config ──▶ session::build_context ──▶ DataFusion SessionContext
+//!                                          │  one catalog per source:
+//!                                          │    sqlite  → flotilla-connectors-sqlite
+//!                                          │    parquet / csv → DataFusion listing tables
+//!                                          ▼
+//!                 run::run_sql (CLI `sql`, REPL, `demo`) ──▶ output::Printer
+//! ```
+//!
+//! The binary (`src/main.rs`) is a thin layer of argument parsing over these modules; the
+//! `demo` and `datagen` modules hold the two commands that create data.
+
+pub mod config;
+pub mod datagen;
+pub mod demo;
+pub mod output;
+pub mod progress;
+pub mod repl;
+pub mod run;
+pub mod session;
+
+pub use config::{Config, SourceConfig};
+pub use session::build_context;

@@ -1,0 +1,197 @@
+//! The `flotilla` command line.
+
+use clap::{Args, Parser, Subcommand};
+use flotilla::config::Config;
+use flotilla::output::OutputFormat;
+use flotilla::{datagen, demo, repl, run, session};
+use flotilla_common::{Error, Result};
+use flotilla_tpch::{Format, GenerateOptions, Table};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Flotilla queries many databases as one.
+///
+/// Sources (SQLite databases, Parquet and CSV files) are named in a configuration file,
+/// flotilla.toml; each becomes a catalog, so one SQL query can join `shop.main.orders` (SQLite)
+/// with `lake.public.lineitem` (Parquet). Start with `flotilla demo`.
+#[derive(Parser)]
+#[command(
+    name = "flotilla",
+    version,
+    about,
+    long_about,
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run SQL over the configured sources: one query, files of statements, or an interactive
+    /// shell.
+    ///
+    /// Examples:
+    ///   flotilla sql --config flotilla.toml "SELECT count(*) FROM shop.main.orders"
+    ///   flotilla sql -f report.sql --format csv > report.csv
+    ///   flotilla sql                      (interactive; \? for help)
+    Sql(SqlArgs),
+    /// Run the embedded demo: TPC-H data in SQLite and Parquet, queried as one.
+    ///
+    /// The first run generates TPC-H SF 0.1 into a cache directory (as Parquet files and as one
+    /// SQLite database); later runs reuse it. Then it runs queries that join SQLite tables with
+    /// Parquet tables and prints their results and plans.
+    Demo(DemoArgs),
+    /// Generate benchmark data.
+    Datagen {
+        #[command(subcommand)]
+        benchmark: Benchmark,
+    },
+}
+
+#[derive(Args)]
+struct SqlArgs {
+    /// The configuration file. Default: $FLOTILLA_CONFIG, else ./flotilla.toml if it exists,
+    /// else no sources.
+    #[arg(long, short = 'c', env = "FLOTILLA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+    /// Run the statements in FILE (may be repeated; '-' reads standard input).
+    #[arg(long = "file", short = 'f', value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Do not print row counts and timings to stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// SQL to run (one or more statements separated by ';'). Without it and without -f, an
+    /// interactive shell starts.
+    query: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Where generated data is cached. Default: $FLOTILLA_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/flotilla, else ~/.cache/flotilla.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// TPC-H scale factor of the demo data.
+    #[arg(long, default_value_t = 0.1)]
+    scale: f64,
+}
+
+#[derive(Subcommand)]
+enum Benchmark {
+    /// The 8 TPC-H tables, generated with the tpchgen crates.
+    ///
+    /// Example: flotilla datagen tpch --scale 1 --format parquet --out data/sf1
+    Tpch {
+        /// Scale factor: 1 is about 1 GB of raw data (8.66 million rows).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Output format: one file per table (parquet, csv) or one database (sqlite).
+        #[arg(long, value_parser = parse_format, default_value = "parquet")]
+        format: Format,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only these tables (comma-separated), e.g. --tables lineitem,orders.
+        #[arg(long, value_delimiter = ',', value_parser = parse_table)]
+        tables: Vec<Table>,
+    },
+}
+
+fn parse_format(s: &str) -> std::result::Result<Format, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_table(s: &str) -> std::result::Result<Table, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_command(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command(command: Command) -> Result<()> {
+    match command {
+        Command::Sql(args) => sql(args).await,
+        Command::Demo(args) => {
+            let cache = args.cache_dir.unwrap_or_else(demo::default_cache_dir);
+            demo::run(&cache, args.scale, &mut std::io::stdout().lock()).await
+        }
+        Command::Datagen {
+            benchmark:
+                Benchmark::Tpch {
+                    scale,
+                    format,
+                    out,
+                    tables,
+                },
+        } => {
+            let options = GenerateOptions {
+                scale,
+                format,
+                out,
+                tables,
+            };
+            datagen::generate_with_progress(&options, "tpch").map(|_| ())
+        }
+    }
+}
+
+async fn sql(args: SqlArgs) -> Result<()> {
+    let config = match args.config {
+        Some(path) => Config::load(&path)?,
+        None if std::path::Path::new("flotilla.toml").is_file() => {
+            Config::load(std::path::Path::new("flotilla.toml"))?
+        }
+        None => Config::default(),
+    };
+    let ctx = session::build_context(&config).await?;
+    let mut stdout = std::io::stdout().lock();
+    let mut ran = false;
+    for file in &args.files {
+        let text = if file.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())?
+        } else {
+            std::fs::read_to_string(file)
+                .map_err(|e| Error::from(e).with_source(file.display().to_string()))?
+        };
+        run::run_sql(&ctx, &text, args.format, &mut stdout, args.quiet).await?;
+        ran = true;
+    }
+    if let Some(query) = &args.query {
+        run::run_sql(&ctx, query, args.format, &mut stdout, args.quiet).await?;
+        ran = true;
+    }
+    if !ran {
+        if !std::io::stdin().is_terminal() {
+            // Piped input: run it as a script rather than drawing a prompt.
+            let text = std::io::read_to_string(std::io::stdin())?;
+            return run::run_sql(&ctx, &text, args.format, &mut stdout, args.quiet).await;
+        }
+        drop(stdout);
+        repl::run(&ctx, args.format).await?;
+    }
+    Ok(())
+}

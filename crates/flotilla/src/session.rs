@@ -1,0 +1,158 @@
+//! Building a DataFusion session over the configured sources.
+//!
+//! Each source becomes a catalog named after it:
+//!
+//! | kind      | schemas                                      | tables                          |
+//! | --------- | -------------------------------------------- | ------------------------------- |
+//! | `sqlite`  | SQLite's own: `main`, plus attached databases | every table and view            |
+//! | `parquet` | `public`                                     | one per file or sub-directory   |
+//! | `csv`     | `public`                                     | one per file or sub-directory   |
+//!
+//! so a query names `shop.main.orders` or `lake.public.lineitem`. With `[session]
+//! default_catalog` / `default_schema` set, unqualified names resolve there.
+
+use crate::config::{Config, SourceConfig};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::SessionConfig;
+use flotilla_common::{Error, Result};
+use flotilla_connectors_sqlite::SqliteSource;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The schema name under which file sources (Parquet, CSV) list their tables.
+pub const FILE_SCHEMA: &str = "public";
+
+/// A session with every configured source registered as a catalog.
+///
+/// # Errors
+/// When a source cannot be opened or its tables cannot be discovered; the error names the
+/// source.
+pub async fn build_context(config: &Config) -> Result<SessionContext> {
+    let mut session_config = SessionConfig::new().with_information_schema(true);
+    if let Some(catalog) = &config.session.default_catalog {
+        let schema = config
+            .session
+            .default_schema
+            .as_deref()
+            .unwrap_or(FILE_SCHEMA);
+        session_config = session_config.with_default_catalog_and_schema(catalog, schema);
+    } else if let Some(schema) = &config.session.default_schema {
+        session_config = session_config.with_default_catalog_and_schema("datafusion", schema);
+    }
+    let ctx = SessionContext::new_with_config(session_config);
+    for (name, source) in &config.sources {
+        let catalog = open_source(&ctx, name, source)
+            .await
+            .map_err(|e| match e.source_name() {
+                Some(_) => e,
+                None => e.with_source(name),
+            })?;
+        ctx.register_catalog(name, catalog);
+    }
+    Ok(ctx)
+}
+
+async fn open_source(
+    ctx: &SessionContext,
+    name: &str,
+    source: &SourceConfig,
+) -> Result<Arc<dyn CatalogProvider>> {
+    match source {
+        SourceConfig::Sqlite { path } => SqliteSource::open(name, path)?.catalog(),
+        SourceConfig::Parquet { path } => {
+            let format = Arc::new(ParquetFormat::default());
+            file_catalog(ctx, path, format, ".parquet").await
+        }
+        SourceConfig::Csv {
+            path,
+            delimiter,
+            has_header,
+        } => {
+            let format = Arc::new(
+                CsvFormat::default()
+                    .with_delimiter(*delimiter)
+                    .with_has_header(*has_header),
+            );
+            file_catalog(ctx, path, format, ".csv").await
+        }
+    }
+}
+
+/// A catalog with one schema, [`FILE_SCHEMA`], holding a listing table per data file or
+/// sub-directory of `path` (or the one file `path` names).
+async fn file_catalog(
+    ctx: &SessionContext,
+    path: &Path,
+    format: Arc<dyn FileFormat>,
+    extension: &str,
+) -> Result<Arc<dyn CatalogProvider>> {
+    let schema = MemorySchemaProvider::new();
+    for (table, location) in table_locations(path, extension)? {
+        let provider = listing_table(ctx, &location, Arc::clone(&format), extension).await?;
+        schema.register_table(table, provider)?;
+    }
+    let catalog = MemoryCatalogProvider::new();
+    catalog.register_schema(FILE_SCHEMA, Arc::new(schema))?;
+    Ok(Arc::new(catalog))
+}
+
+/// Table names and their file or directory, sorted by name.
+fn table_locations(path: &Path, extension: &str) -> Result<Vec<(String, PathBuf)>> {
+    let table_name = |p: &Path| -> Option<String> {
+        let name = p.file_name()?.to_str()?;
+        Some(name.strip_suffix(extension).unwrap_or(name).to_string())
+    };
+    if path.is_file() {
+        let name = table_name(path)
+            .ok_or_else(|| Error::invalid(format!("{} has no usable file name", path.display())))?;
+        return Ok(vec![(name, path.to_path_buf())]);
+    }
+    let mut tables = Vec::new();
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| Error::from(e).with_source(path.display().to_string()))?;
+    for entry in entries {
+        let entry_path = entry?.path();
+        let holds_data = if entry_path.is_dir() {
+            std::fs::read_dir(&entry_path)?
+                .filter_map(|e| e.ok())
+                .any(|e| e.path().to_string_lossy().ends_with(extension))
+        } else {
+            entry_path.to_string_lossy().ends_with(extension)
+        };
+        if holds_data && let Some(name) = table_name(&entry_path) {
+            tables.push((name, entry_path));
+        }
+    }
+    tables.sort();
+    Ok(tables)
+}
+
+async fn listing_table(
+    ctx: &SessionContext,
+    location: &Path,
+    format: Arc<dyn FileFormat>,
+    extension: &str,
+) -> Result<Arc<ListingTable>> {
+    let absolute = std::path::absolute(location)?;
+    let mut url = absolute.to_string_lossy().to_string();
+    if location.is_dir() && !url.ends_with('/') {
+        url.push('/');
+    }
+    let url = ListingTableUrl::parse(&url)?;
+    let options = ListingOptions::new(format).with_file_extension(extension);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .infer_schema(&ctx.state())
+        .await
+        .map_err(|e| Error::invalid(format!("reading {}: {e}", location.display())))?;
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the `flotilla` crate and binary.
+
+mod cli;
+mod common;
+mod datagen;

@@ -1,0 +1,29 @@
+//! Test kit for Flotilla: real database servers, TPC-H data and result comparison.
+//!
+//! Used only as a dev-dependency. Everything here talks to real things:
+//!
+//! - [`postgres()`] and [`mariadb()`] start a throwaway PostgreSQL / MariaDB server from the
+//!   installed Debian binaries, on 127.0.0.1 with a port chosen at run time and data in a temp
+//!   dir, once per test binary (the first test that asks starts it). A missing binary fails the
+//!   test with a message naming `scripts/setup.sh`; nothing is skipped.
+//! - The servers, and every temp dir the kit makes, are removed when the test binary exits —
+//!   also after a panic or a kill — by a small [`reaper`] process that outlives the test binary
+//!   just long enough to clean up.
+//! - [`Postgres::load_tpch`] and [`MariaDb::load_tpch`] load TPC-H at a scale with each server's
+//!   bulk path (`COPY` and `LOAD DATA LOCAL INFILE`), once per scale.
+//! - [`compare`] checks two results row for row.
+
+pub mod compare;
+mod mariadb;
+mod postgres;
+pub mod reaper;
+mod server;
+mod tpch;
+
+pub use compare::{assert_same_rows, compare_batches, query_is_ordered};
+pub use mariadb::{MariaDb, mariadb, try_mariadb};
+pub use postgres::{Postgres, postgres, try_postgres};
+pub use tpch::{tpch_csv_dir, tpch_schema_name};
+
+/// What to run to install the server binaries the kit needs.
+pub const SETUP_HINT: &str = "run `scripts/setup.sh` (as root) to install PostgreSQL and MariaDB";

@@ -1,0 +1,216 @@
+//! A throwaway MariaDB server.
+
+use crate::server::{chown_to, free_port, is_root, log_tail, output, run, wait_until};
+use crate::tpch::{TpchLoads, create_table_sql, tpch_csv_dir, tpch_schema_name};
+use crate::{SETUP_HINT, reaper};
+use flotilla_tpch::Table;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The user the kit creates, with all privileges, for connections over TCP.
+pub const USER: &str = "flotilla";
+/// That user's password.
+pub const PASSWORD: &str = "flotilla";
+
+/// A MariaDB server on 127.0.0.1 with a user [`USER`] / [`PASSWORD`] and a database `flotilla`.
+#[derive(Debug)]
+pub struct MariaDb {
+    port: u16,
+    pid: u32,
+    dir: PathBuf,
+    loads: TpchLoads,
+}
+
+/// The server of this test binary, started on first use.
+///
+/// # Panics
+/// When the server cannot be started; the message says why and how to fix it.
+pub fn mariadb() -> &'static MariaDb {
+    match try_mariadb() {
+        Ok(server) => server,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The server of this test binary, started on first use, or why it could not start.
+pub fn try_mariadb() -> Result<&'static MariaDb, String> {
+    static SERVER: OnceLock<Result<MariaDb, String>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| MariaDb::start().map_err(|e| format!("MariaDB test server: {e}")))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn find(name: &str, dirs: &[&str]) -> Result<PathBuf, String> {
+    dirs.iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("'{name}' not found in {}; {SETUP_HINT}", dirs.join(", ")))
+}
+
+impl MariaDb {
+    fn start() -> Result<MariaDb, String> {
+        let server = find("mariadbd", &["/usr/sbin", "/usr/bin", "/usr/local/bin"])?;
+        let install = find(
+            "mariadb-install-db",
+            &["/usr/bin", "/usr/local/bin", "/usr/sbin"],
+        )?;
+        find("mariadb", &["/usr/bin", "/usr/local/bin"])?;
+        let dir = reaper::temp_dir("flotilla-mariadb-").map_err(|e| e.to_string())?;
+        let data = dir.join("data");
+        std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+        chown_to(&dir, "mysql")?;
+        let mut command = Command::new(&install);
+        command
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+        if is_root() {
+            command.arg("--user=mysql");
+        }
+        run(&mut command)?;
+        let socket = data.join("mysqld.sock");
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = free_port()?;
+            let log = dir.join("server.log");
+            let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+            let mut command = Command::new(&server);
+            command
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--port={port}"))
+                .arg("--bind-address=127.0.0.1")
+                .arg(format!("--socket={}", socket.display()))
+                .arg(format!("--pid-file={}", data.join("mysqld.pid").display()))
+                .args(["--local-infile=1", "--skip-name-resolve", "--skip-log-bin"])
+                .args([
+                    "--innodb-buffer-pool-size=256M",
+                    "--innodb-flush-log-at-trx-commit=0",
+                ])
+                .args([
+                    "--character-set-server=utf8mb4",
+                    "--collation-server=utf8mb4_bin",
+                ]);
+            if is_root() {
+                command.arg("--user=mysql");
+            }
+            let child = command
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+                .stderr(log_file)
+                .process_group(0)
+                .spawn()
+                .map_err(|e| format!("cannot start mariadbd: {e}"))?;
+            reaper::stop_at_exit(child.id(), "TERM");
+            let server = MariaDb {
+                port,
+                pid: child.id(),
+                dir: dir.clone(),
+                loads: TpchLoads::default(),
+            };
+            let root = |sql: &str| {
+                output(
+                    Command::new("mariadb")
+                        .arg("--no-defaults")
+                        .arg(format!("--socket={}", socket.display()))
+                        .args(["-uroot", "-N", "-B", "-e", sql]),
+                )
+            };
+            match wait_until(Duration::from_secs(30), || root("SELECT 1").map(|_| ())) {
+                Ok(()) => {
+                    root(&format!(
+                        "CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; \
+                         GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%'; \
+                         CREATE DATABASE flotilla;"
+                    ))?;
+                    return Ok(server);
+                }
+                Err(e) => last_error = format!("{e}\nserver log:\n{}", log_tail(&log)),
+            }
+        }
+        Err(last_error)
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The temp dir holding the data directory and log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A connection URL for the `flotilla` database.
+    pub fn url(&self) -> String {
+        format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{}/flotilla", self.port)
+    }
+
+    /// Runs SQL with the `mariadb` client over TCP; returns tab-separated rows, one per line.
+    pub fn query(&self, sql: &str) -> Result<String, String> {
+        output(
+            Command::new("mariadb")
+                .arg("--no-defaults")
+                .args(["-h", "127.0.0.1", "-P", &self.port.to_string()])
+                .arg(format!("-u{USER}"))
+                .arg(format!("-p{PASSWORD}"))
+                .args([
+                    "--local-infile=1",
+                    "--connect-timeout=5",
+                    "-N",
+                    "-B",
+                    "-e",
+                    sql,
+                ]),
+        )
+    }
+
+    /// Loads TPC-H at `scale` into the database [`tpch_schema_name`]`(scale)` with
+    /// `LOAD DATA LOCAL INFILE`, once per scale; returns the database name.
+    pub fn load_tpch(&self, scale: f64) -> Result<String, String> {
+        self.loads.once(scale, || {
+            let csv = tpch_csv_dir(scale)?;
+            let db = tpch_schema_name(scale);
+            let mut sql = format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; ");
+            for table in Table::ALL {
+                sql.push_str(&create_table_sql(&db, table, mariadb_type)?);
+                sql.push_str("; ");
+                sql.push_str(&format!(
+                    "LOAD DATA LOCAL INFILE '{}' INTO TABLE {db}.{} CHARACTER SET utf8mb4 \
+                     FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' \
+                     LINES TERMINATED BY '\\n' IGNORE 1 LINES; ",
+                    csv.join(format!("{}.csv", table.name())).display(),
+                    table.name()
+                ));
+            }
+            sql.push_str("SHOW WARNINGS;");
+            let warnings = self.query(&sql)?;
+            if !warnings.trim().is_empty() {
+                return Err(format!("LOAD DATA reported warnings:\n{warnings}"));
+            }
+            Ok(db)
+        })
+    }
+}
+
+fn mariadb_type(data_type: &arrow::datatypes::DataType) -> Option<String> {
+    use arrow::datatypes::DataType as T;
+    Some(match data_type {
+        T::Int64 => "BIGINT".into(),
+        T::Int32 => "INT".into(),
+        T::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        T::Date32 => "DATE".into(),
+        T::Utf8 | T::Utf8View => "VARCHAR(255)".into(),
+        T::Float64 => "DOUBLE".into(),
+        _ => return None,
+    })
+}

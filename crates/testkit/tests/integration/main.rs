@@ -1,0 +1,3 @@
+//! Integration tests of the test kit: real PostgreSQL and MariaDB servers.
+
+mod servers;

@@ -1,0 +1,177 @@
+use flotilla_testkit::{mariadb, postgres, tpch_schema_name};
+use flotilla_tpch::Table;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Row counts of the TPC-H tables at SF 0.01, from the TPC-H specification (and dbgen).
+const SF001_ROWS: [(&str, u64); 8] = [
+    ("region", 5),
+    ("nation", 25),
+    ("supplier", 100),
+    ("customer", 1_500),
+    ("part", 2_000),
+    ("partsupp", 8_000),
+    ("orders", 15_000),
+    ("lineitem", 60_175),
+];
+
+/// Price, ship date and comment of the first line item, as the generator makes it.
+fn first_lineitem() -> Vec<String> {
+    let batch = Table::LineItem.batches(0.01).next().unwrap().unwrap();
+    ["l_extendedprice", "l_shipdate", "l_comment"]
+        .iter()
+        .map(|name| {
+            let column = batch.column_by_name(name).unwrap();
+            arrow::util::display::array_value_to_string(column, 0).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn postgres_answers_and_loads_tpch() {
+    let pg = postgres();
+    assert_eq!(pg.query("SELECT 6 * 7").unwrap().trim(), "42");
+    let schema = pg.load_tpch(0.01).unwrap();
+    assert_eq!(schema, tpch_schema_name(0.01));
+    for (table, rows) in SF001_ROWS {
+        let count = pg
+            .query(&format!("SELECT count(*) FROM {schema}.{table}"))
+            .unwrap();
+        assert_eq!(
+            count.trim(),
+            rows.to_string(),
+            "PostgreSQL {schema}.{table}"
+        );
+    }
+    // Values survive the trip: the first line item of the generator.
+    let first = pg
+        .query(&format!(
+            "SELECT l_extendedprice, l_shipdate, l_comment FROM {schema}.lineitem \
+             WHERE l_orderkey = 1 AND l_linenumber = 1"
+        ))
+        .unwrap();
+    assert_eq!(first.trim(), first_lineitem().join("|"));
+}
+
+#[test]
+fn mariadb_answers_and_loads_tpch() {
+    let db = mariadb();
+    assert_eq!(db.query("SELECT 6 * 7").unwrap().trim(), "42");
+    let schema = db.load_tpch(0.01).unwrap();
+    for (table, rows) in SF001_ROWS {
+        let count = db
+            .query(&format!("SELECT count(*) FROM {schema}.{table}"))
+            .unwrap();
+        assert_eq!(count.trim(), rows.to_string(), "MariaDB {schema}.{table}");
+    }
+    let first = db
+        .query(&format!(
+            "SELECT l_extendedprice, l_shipdate, l_comment FROM {schema}.lineitem \
+             WHERE l_orderkey = 1 AND l_linenumber = 1"
+        ))
+        .unwrap();
+    assert_eq!(first.trim(), first_lineitem().join("\t"));
+}
+
+#[test]
+fn load_errors_are_reported_not_swallowed() {
+    let e = postgres().query("SELECT * FROM no_such_table").unwrap_err();
+    assert!(e.contains("no_such_table"), "{e}");
+    let e = mariadb()
+        .query("SELECT * FROM flotilla.no_such_table")
+        .unwrap_err();
+    assert!(e.contains("no_such_table"), "{e}");
+}
+
+const CHILD_ENV: &str = "FLOTILLA_TESTKIT_CHILD";
+
+/// Run only as a child of `nothing_is_left_behind_after_the_test_binary_exits`: starts both
+/// servers, prints what it started, and panics.
+#[test]
+#[ignore = "run by nothing_is_left_behind_after_the_test_binary_exits"]
+fn child_starts_servers_then_panics() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let pg = postgres();
+    let db = mariadb();
+    let csv = flotilla_testkit::tpch_csv_dir(0.01).unwrap();
+    println!("PIDS {} {}", pg.pid(), db.pid());
+    println!(
+        "DIRS {} {} {}",
+        pg.dir().display(),
+        db.dir().display(),
+        csv.display()
+    );
+    panic!("deliberate panic with servers running");
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; only its parent has not collected it yet.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn nothing_is_left_behind_after_the_test_binary_exits() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "servers::child_starts_servers_then_panics",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the child should have panicked:\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("deliberate panic"), "{stdout}\n{stderr}");
+    let field = |tag: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(tag))
+            .unwrap_or_else(|| panic!("no {tag} line in:\n{stdout}\n{stderr}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    let pids: Vec<u32> = field("PIDS ").iter().map(|p| p.parse().unwrap()).collect();
+    let dirs: Vec<PathBuf> = field("DIRS ").iter().map(PathBuf::from).collect();
+    assert_eq!((pids.len(), dirs.len()), (2, 3));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = pids
+            .iter()
+            .filter(|p| alive(**p))
+            .map(|p| format!("process {p}"))
+            .chain(
+                dirs.iter()
+                    .filter(|d| d.exists())
+                    .map(|d| d.display().to_string()),
+            )
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still there 30 s after the test binary exited: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The TPC-H table list the kit loads is the full one.
+    assert_eq!(Table::ALL.len(), SF001_ROWS.len());
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what Flotilla's tests need on Debian/Ubuntu: PostgreSQL and MariaDB servers (the test
+# kit starts throwaway instances from their binaries), their command-line clients, and Python 3
+# (used by scripts/check-deps.py). Idempotent: does nothing when everything is there.
+set -euo pipefail
+
+packages=(postgresql postgresql-client mariadb-server mariadb-client python3)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  # Packages install their own services; the test kit runs its own instances instead, so keep
+  # the package scripts from starting (and failing to start) system-wide servers.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    created_policy=1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$created_policy" = 1 ] && $sudo rm -f "$policy"
+fi
+
+# The Rust tools the test command uses.
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+echo "setup: PostgreSQL $(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1), $(mariadbd --version 2>/dev/null | awk '{print $3}' || echo 'no MariaDB'), $(cargo --version)"
