@@ -51,6 +51,11 @@ impl Pool {
         Ok(conn)
     }
 
+    /// How many connections are idle (not running a statement).
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Returns a connection that is no longer in use.
     pub fn put(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());

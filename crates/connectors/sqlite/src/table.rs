@@ -47,6 +47,11 @@ impl SqliteSource {
         })
     }
 
+    /// How many pooled connections are idle; a finished or cancelled scan returns its own.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
+    }
+
     /// Discovers every schema (`main` and attached databases), table and view, and returns a
     /// catalog holding them.
     pub fn catalog(&self) -> Result<Arc<dyn CatalogProvider>> {
@@ -114,6 +119,11 @@ impl SqliteSource {
             .iter()
             .map(|(_, t, _)| ColumnType::from_declared(t))
             .collect();
+        let filterable = columns
+            .iter()
+            .zip(&column_types)
+            .map(|((_, declared, _), t)| filterable(declared, *t))
+            .collect();
         let fields: Vec<Field> = columns
             .iter()
             .zip(&column_types)
@@ -127,6 +137,7 @@ impl SqliteSource {
             is_view,
             arrow_schema: Arc::new(Schema::new(fields)),
             column_types,
+            filterable,
         })
     }
 
@@ -146,6 +157,19 @@ pub struct SqliteTable {
     is_view: bool,
     arrow_schema: SchemaRef,
     column_types: Vec<ColumnType>,
+    /// Whether SQLite compares the column's values as DataFusion would compare the decoded ones.
+    filterable: Vec<bool>,
+}
+
+/// Whether filters on a column may run in SQLite. Not when SQLite's comparison of the stored
+/// values differs from DataFusion's comparison of the decoded ones:
+/// - no declared type: no affinity, so SQLite compares the integer 5 and the text '5' as
+///   different, while both decode to the text "5";
+/// - booleans: the decoder accepts 'true'/'t', which SQLite compares as text, not as 1;
+/// - timestamps: stored in several textual and numeric forms that do not compare in order.
+fn filterable(declared: &str, column_type: ColumnType) -> bool {
+    !declared.trim().is_empty()
+        && !matches!(column_type, ColumnType::Boolean | ColumnType::Timestamp)
 }
 
 impl SqliteTable {
@@ -202,7 +226,7 @@ impl SqliteTable {
 impl Columns for SqliteTable {
     fn column_type(&self, name: &str) -> Option<ColumnType> {
         let index = self.arrow_schema.index_of(name).ok()?;
-        Some(self.column_types[index])
+        self.filterable[index].then_some(self.column_types[index])
     }
 }
 

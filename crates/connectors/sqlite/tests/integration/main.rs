@@ -1,0 +1,3 @@
+//! Integration tests of the SQLite source against real SQLite files.
+
+mod scan;
