@@ -1,13 +1,66 @@
 //! Federation for Flotilla: the `Source` contract and the pushdown planner.
 //!
-//! This crate will own (see `ARCHITECTURE.md`, "Contracts worth getting right"):
-//! - the `Source` contract every connector implements: structured identity, dialect and
-//!   capabilities, lazy schema discovery, execute(SQL) → stream of Arrow batches, statistics;
-//! - the planner that, after DataFusion's logical optimizer, cuts the largest sub-plans a single
-//!   source can run and turns each into one federated scan;
-//! - SQL generation per dialect and `FederatedScanExec`.
+//! ```text
+//!  connector (flotilla-connectors-*) ── implements ──▶ Source + Dialect
+//!                                                         │ discover()
+//!  catalog_of(source) ──▶ catalog of FederatedTable ◀────┘
 //!
-//! It is empty until the federation issue lands; today each connector is a plain DataFusion
-//! table provider with projection, filter and limit pushdown (see `flotilla-connectors-sqlite`).
-//! The crate exists now so that the dependency direction (connectors → federation → common) is
-//! fixed and checked from the start.
+//!  SQL ─▶ DataFusion optimizer ─▶ FederationPlanner (a QueryPlanner)
+//!            filters, projections,   │ cut the largest single-source sub-plans (planner)
+//!            limits pushed down      │ write each as SQL in its dialect       (sql)
+//!                                    ▼
+//!                       FederatedScan ─▶ FederatedScanExec ─▶ Source::execute(sql) (exec)
+//! ```
+//!
+//! - [`source`]: what a connector provides: identity, dialect, discovery, execute(SQL) → stream.
+//! - [`dialect`]: how a database writes SQL and what it can run; the capability model. A
+//!   construct the dialect refuses is never sent: the cut moves below it.
+//! - [`sql`]: SQL generation from logical plans, resolving columns by position so qualifiers
+//!   and aliases of optimized plans cannot produce invalid SQL.
+//! - [`planner`]: where the cut is made.
+//! - [`table`]: the table provider for remote tables; filters are `Exact` only when the SQL the
+//!   scan sends contains them.
+//! - [`exec`]: the logical node and the physical operator; `EXPLAIN` shows the SQL.
+//! - [`config`]: `SET flotilla.federation.pushdown = false` turns pushdown off.
+//!
+//! Use it by giving the session a [`FederationPlanner`] and [`FederationConfig`], and registering
+//! each source's catalog from [`catalog_of`].
+
+pub mod config;
+pub mod dialect;
+pub mod exec;
+pub mod planner;
+pub mod source;
+pub mod sql;
+pub mod table;
+
+pub use config::FederationConfig;
+pub use dialect::Dialect;
+pub use exec::{FederatedScan, FederatedScanExec};
+pub use planner::{FederationPlanner, federate};
+pub use source::{RemoteTable, Source, SourceIdentity};
+pub use table::{FederatedTable, catalog_of};
+
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
+use std::sync::Arc;
+
+/// Adds federation to a session being built: the [`FederationPlanner`] and the
+/// `flotilla.federation.*` options. Everything else stays vanilla DataFusion.
+pub fn with_federation(builder: SessionStateBuilder) -> SessionStateBuilder {
+    builder.with_query_planner(Arc::new(FederationPlanner))
+}
+
+/// A session context with federation, from `config` (the `flotilla.federation` options are
+/// added to it).
+pub fn federated_context(config: SessionConfig) -> SessionContext {
+    let config = config.with_option_extension(FederationConfig::default());
+    let state = with_federation(
+        SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features(),
+    )
+    .build();
+    SessionContext::new_with_state(state)
+}

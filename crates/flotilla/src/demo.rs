@@ -151,7 +151,7 @@ pub async fn run(cache: &Path, scale: f64, out: &mut dyn Write) -> Result<()> {
         }
         writeln!(
             out,
-            "({:.3}s)\n\nPlan — what SQLite was sent is in each SqliteScanExec line:\n",
+            "({:.3}s)\n\nPlan — what SQLite was sent is in each FederatedScanExec line:\n",
             started.elapsed().as_secs_f64()
         )?;
         writeln!(out, "{}", physical_plan(&ctx, query.sql).await?)?;

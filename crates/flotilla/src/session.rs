@@ -25,6 +25,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 use flotilla_common::{Error, Result};
 use flotilla_connectors_sqlite::SqliteSource;
+use flotilla_federation::Source;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     } else if let Some(schema) = &config.session.default_schema {
         session_config = session_config.with_default_catalog_and_schema("datafusion", schema);
     }
-    let ctx = SessionContext::new_with_config(session_config);
+    let ctx = flotilla_federation::federated_context(session_config);
     for (name, source) in &config.sources {
         let catalog = open_source(&ctx, name, source)
             .await
@@ -67,7 +68,10 @@ async fn open_source(
     source: &SourceConfig,
 ) -> Result<Arc<dyn CatalogProvider>> {
     match source {
-        SourceConfig::Sqlite { path } => SqliteSource::open(name, path)?.catalog(),
+        SourceConfig::Sqlite { path } => {
+            let source: Arc<dyn Source> = Arc::new(SqliteSource::open(name, path)?);
+            flotilla_federation::catalog_of(source).await
+        }
         SourceConfig::Parquet { path } => {
             let format = Arc::new(ParquetFormat::default());
             file_catalog(ctx, path, format, ".parquet").await

@@ -20,7 +20,10 @@ pub mod reaper;
 mod server;
 mod tpch;
 
-pub use compare::{assert_same_rows, compare_batches, query_is_ordered};
+pub use compare::{
+    Decimals, assert_same_rows, assert_same_rows_with, compare_batches, compare_batches_with,
+    query_is_ordered,
+};
 pub use mariadb::{MariaDb, mariadb, try_mariadb};
 pub use postgres::{Postgres, postgres, try_postgres};
 pub use tpch::{tpch_csv_dir, tpch_schema_name};

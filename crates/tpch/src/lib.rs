@@ -87,6 +87,20 @@ impl Table {
         }
     }
 
+    /// Foreign-key columns that are not a prefix of the primary key; database outputs index
+    /// them so that joins and correlated subqueries on them do not scan whole tables.
+    pub fn foreign_keys(self) -> &'static [&'static str] {
+        match self {
+            Table::Region | Table::Part => &[],
+            Table::Nation => &["n_regionkey"],
+            Table::Supplier => &["s_nationkey"],
+            Table::Customer => &["c_nationkey"],
+            Table::PartSupp => &["ps_suppkey"],
+            Table::Orders => &["o_custkey"],
+            Table::LineItem => &["l_partkey", "l_suppkey"],
+        }
+    }
+
     /// The Arrow schema of the generated batches.
     pub fn schema(self) -> SchemaRef {
         match self {

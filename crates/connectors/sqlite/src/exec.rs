@@ -1,4 +1,4 @@
-//! `SqliteScanExec`: runs one SQL statement in SQLite and streams its rows as Arrow batches.
+//! Running one SQL statement in SQLite and streaming its rows as Arrow batches.
 //!
 //! ```text
 //!   DataFusion task                         blocking thread (spawn_blocking)
@@ -9,152 +9,67 @@
 //! ```
 //!
 //! At most two decoded batches wait in the channel, so a slow consumer slows the reader instead
-//! of growing memory. The connection goes back to the pool when the statement ends.
+//! of growing memory. The connection goes back to the pool when the statement ends. Each column
+//! is decoded by the kind its Arrow type asks for ([`ColumnType::for_arrow`]) and cast to that
+//! exact type.
 
 use crate::pool::Pool;
 use crate::types::{ColumnBuilder, ColumnType};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::runtime::SpawnedTask;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, Result, exec_datafusion_err, internal_err};
-use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
+use datafusion::common::{DataFusionError, Result, exec_datafusion_err};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use futures::Stream;
 use rusqlite::InterruptHandle;
-use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
-/// Scans the result of one SQLite statement.
-#[derive(Debug)]
-pub struct SqliteScanExec {
-    /// The source name from the configuration, shown in plans and errors.
-    source: String,
-    pool: Arc<Pool>,
-    /// The statement sent to SQLite, exactly.
-    sql: String,
-    /// Declared type of each result column, in order; decides decoding.
-    column_types: Vec<ColumnType>,
-    properties: Arc<PlanProperties>,
-}
-
-impl SqliteScanExec {
-    /// A scan of `sql`, whose result columns have `column_types` and the Arrow `schema`.
-    pub fn new(
-        source: impl Into<String>,
-        pool: Arc<Pool>,
-        sql: String,
-        column_types: Vec<ColumnType>,
-        schema: SchemaRef,
-    ) -> Self {
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
-        Self {
-            source: source.into(),
-            pool,
-            sql,
-            column_types,
-            properties: Arc::new(properties),
-        }
-    }
-
-    /// The SQL statement this scan sends.
-    pub fn sql(&self) -> &str {
-        &self.sql
-    }
-}
-
-impl DisplayAs for SqliteScanExec {
-    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        match t {
-            DisplayFormatType::Default | DisplayFormatType::Verbose => {
-                write!(
-                    f,
-                    "SqliteScanExec: source={}, sql={}",
-                    self.source, self.sql
+/// Starts `sql` on a pooled connection and returns the stream of its rows with `schema`.
+pub(crate) fn stream(
+    source: &str,
+    pool: &Arc<Pool>,
+    sql: &str,
+    schema: SchemaRef,
+    batch_size: usize,
+) -> Result<SendableRecordBatchStream> {
+    let column_types = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            ColumnType::for_arrow(f.data_type()).ok_or_else(|| {
+                exec_datafusion_err!(
+                    "source '{source}': column '{}': SQLite cannot return {}",
+                    f.name(),
+                    f.data_type()
                 )
-            }
-            DisplayFormatType::TreeRender => {
-                writeln!(f, "source={}", self.source)?;
-                write!(f, "sql={}", self.sql)
-            }
-        }
-    }
-}
-
-impl ExecutionPlan for SqliteScanExec {
-    fn name(&self) -> &'static str {
-        "SqliteScanExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if !children.is_empty() {
-            return internal_err!("SqliteScanExec is a leaf; got {} children", children.len());
-        }
-        Ok(self)
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("SqliteScanExec has one partition; asked for {partition}");
-        }
-        let source = self.source.clone();
-        let conn = self
-            .pool
-            .get()
-            .map_err(|e| exec_datafusion_err!("source '{source}': cannot open SQLite: {e}"))?;
-        let interrupt = Arc::new(Mutex::new(Some(conn.get_interrupt_handle())));
-        let (tx, rx) = mpsc::channel(2);
-        let reader = Reader {
-            source,
-            pool: Arc::clone(&self.pool),
-            sql: self.sql.clone(),
-            column_types: self.column_types.clone(),
-            schema: self.schema(),
-            batch_size: context.session_config().batch_size(),
-            interrupt: Arc::clone(&interrupt),
-        };
-        let task = SpawnedTask::spawn_blocking(move || reader.run(conn, tx));
-        Ok(Box::pin(SqliteStream {
-            schema: self.schema(),
-            rx,
-            interrupt,
-            _task: task,
-        }))
-    }
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let conn = pool
+        .get()
+        .map_err(|e| exec_datafusion_err!("source '{source}': cannot open SQLite: {e}"))?;
+    let interrupt = Arc::new(Mutex::new(Some(conn.get_interrupt_handle())));
+    let (tx, rx) = mpsc::channel(2);
+    let reader = Reader {
+        source: source.to_string(),
+        pool: Arc::clone(pool),
+        sql: sql.to_string(),
+        column_types,
+        schema: Arc::clone(&schema),
+        batch_size: batch_size.max(1),
+        interrupt: Arc::clone(&interrupt),
+    };
+    let task = SpawnedTask::spawn_blocking(move || reader.run(conn, tx));
+    Ok(Box::pin(SqliteStream {
+        schema,
+        rx,
+        interrupt,
+        _task: task,
+    }))
 }
 
 /// The blocking side: runs the statement and sends batches.
@@ -226,7 +141,24 @@ impl Reader {
 
     /// Sends the buffered rows; `false` when the consumer has gone away.
     fn send(&self, builders: &mut [ColumnBuilder], rows: usize, tx: &Sender) -> Result<bool> {
-        let columns = builders.iter_mut().map(|b| b.finish()).collect();
+        let columns = builders
+            .iter_mut()
+            .zip(self.schema.fields())
+            .map(|(b, field)| {
+                let column = b.finish();
+                if column.data_type() == field.data_type() {
+                    Ok(column)
+                } else {
+                    cast(&column, field.data_type()).map_err(|e| {
+                        exec_datafusion_err!(
+                            "source '{}': column '{}': {e}",
+                            self.source,
+                            field.name()
+                        )
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
         // The row count matters when no column is selected (`SELECT count(*)`).
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;

@@ -1,33 +1,28 @@
 //! SQLite source for Flotilla.
 //!
-//! A [`SqliteSource`] opens one SQLite database file read-only, discovers its tables and views
-//! with their declared column types, and exposes them to DataFusion as a catalog:
+//! [`SqliteSource`] implements the federation engine's `Source` contract for one SQLite
+//! database file, opened read-only:
 //!
 //! ```text
-//!  flotilla.toml [sources.shop]  ──▶  SqliteSource  ──▶  catalog "shop"
-//!                                                         └─ schema "main"    (SQLite's own name)
-//!                                                             ├─ table orders  ──▶ SqliteTable
-//!                                                             └─ ...
+//!  flotilla.toml [sources.shop] ──▶ SqliteSource ──▶ catalog "shop" (flotilla_federation::catalog_of)
+//!                                                       └─ schema "main" (SQLite's own name)
+//!                                                           └─ table orders (FederatedTable)
+//!  pushed sub-plan ──▶ SQL in the SqliteDialect ──▶ SqliteSource::execute ──▶ Arrow batches
 //! ```
 //!
-//! A query against a table runs as one SQL statement in SQLite: the projected columns, the
-//! filters that [`filter`] can translate exactly, and the limit. The statement runs on a
-//! blocking thread with a connection from a small [`pool`]; rows are decoded into Arrow batches
-//! of `datafusion.execution.batch_size` rows and streamed through a bounded channel, so memory
-//! stays bounded whatever the result size ([`exec`]). Dropping the stream interrupts the
-//! statement.
-//!
-//! Declared types map to Arrow types as documented in [`types`]; a value that does not fit its
-//! declared type is an execution error naming the column.
-//!
-//! This is the table-provider stage of the connector. The federation engine (see
-//! `ARCHITECTURE.md`) will push whole sub-plans (joins, aggregates) into SQLite through the
-//! `Source` contract; until then only projections, filters and limits are pushed.
+//! - [`dialect`]: what SQLite can run exactly as DataFusion would, and how to write it.
+//! - [`types`]: declared types → Arrow types, and decoding of SQLite values.
+//! - [`pool`]: read-only connections, one per running statement.
+//! - `exec`: statements run on a blocking thread; rows are decoded into batches of
+//!   `datafusion.execution.batch_size` rows and streamed through a channel of two batches, so
+//!   memory stays bounded whatever the result size. Dropping the stream interrupts the
+//!   statement.
 
-pub mod exec;
-pub mod filter;
+pub mod dialect;
+mod exec;
 pub mod pool;
-mod table;
+mod source;
 pub mod types;
 
-pub use table::{SqliteSource, SqliteTable};
+pub use dialect::SqliteDialect;
+pub use source::SqliteSource;

@@ -77,6 +77,25 @@ impl ColumnType {
         }
     }
 
+    /// How to decode a result column that must have the Arrow type `data_type`: decode as the
+    /// returned kind, then cast. `None` for types SQLite results cannot hold.
+    pub fn for_arrow(data_type: &DataType) -> Option<ColumnType> {
+        Some(match data_type {
+            DataType::Boolean => ColumnType::Boolean,
+            t if t.is_integer() => ColumnType::Int64,
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => ColumnType::Float64,
+            DataType::Decimal128(precision, scale) if *scale >= 0 => ColumnType::Decimal {
+                precision: *precision,
+                scale: *scale,
+            },
+            DataType::Date32 => ColumnType::Date,
+            DataType::Timestamp(_, _) => ColumnType::Timestamp,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::Text,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Blob,
+            _ => return None,
+        })
+    }
+
     /// The Arrow type of the column.
     pub fn arrow_type(self) -> DataType {
         match self {

@@ -1,0 +1,255 @@
+//! The SQLite dialect: how to write SQL for SQLite, and what SQLite evaluates exactly as
+//! DataFusion does.
+//!
+//! SQLite has five storage classes and no DECIMAL, DATE or BOOLEAN type. Flotilla stores and
+//! reads dates as ISO-8601 text (which compares in date order) and booleans as 0/1. Decimals are
+//! REAL inside SQLite: sums and averages over them are computed in floating point and rounded to
+//! the declared scale when decoded, so they can differ from DataFusion's exact decimal results in
+//! the last digit. Refused (evaluated by DataFusion instead):
+//! - `upper`/`lower` (SQLite folds ASCII only), `ILIKE`, regular expressions;
+//! - arithmetic on dates, timestamps and text; casts SQLite would do differently;
+//! - mark joins (they only appear for subqueries inside `OR`).
+
+use crate::types::ColumnType;
+use datafusion::arrow::array::temporal_conversions::as_date;
+use datafusion::arrow::datatypes::{DataType, Date32Type};
+use datafusion::common::{JoinType, ScalarValue};
+use datafusion::logical_expr::Operator;
+use flotilla_federation::Dialect;
+
+/// SQL as SQLite 3.39+ speaks it (bundled with the connector, so always at least that).
+#[derive(Debug, Default)]
+pub struct SqliteDialect;
+
+fn numeric(t: &DataType) -> bool {
+    t.is_numeric() || t.is_null()
+}
+
+fn textual(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+    )
+}
+
+/// The text of a string literal argument, e.g. `'year'` → `year`.
+fn unquote(sql: &str) -> Option<String> {
+    let inner = sql.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace("''", "'"))
+}
+
+impl Dialect for SqliteDialect {
+    fn name(&self) -> &str {
+        "sqlite"
+    }
+
+    fn literal(&self, value: &ScalarValue) -> Option<String> {
+        if value.is_null() {
+            return Some("NULL".into());
+        }
+        Some(match value {
+            ScalarValue::Boolean(Some(b)) => (if *b { "1" } else { "0" }).into(),
+            ScalarValue::Int8(Some(v)) => v.to_string(),
+            ScalarValue::Int16(Some(v)) => v.to_string(),
+            ScalarValue::Int32(Some(v)) => v.to_string(),
+            ScalarValue::Int64(Some(v)) => v.to_string(),
+            ScalarValue::UInt8(Some(v)) => v.to_string(),
+            ScalarValue::UInt16(Some(v)) => v.to_string(),
+            ScalarValue::UInt32(Some(v)) => v.to_string(),
+            ScalarValue::UInt64(Some(v)) if *v <= i64::MAX as u64 => v.to_string(),
+            ScalarValue::Float64(Some(v)) if v.is_finite() => format!("{v:?}"),
+            ScalarValue::Float32(Some(v)) if v.is_finite() => format!("{:?}", *v as f64),
+            ScalarValue::Decimal128(Some(_), _, _) => value.to_string(),
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)) => self.quote_string(s),
+            ScalarValue::Date32(Some(days)) => self.quote_string(
+                &as_date::<Date32Type>(*days as i64)?
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            ),
+            _ => return None,
+        })
+    }
+
+    fn binary_operator(
+        &self,
+        op: &Operator,
+        left: &DataType,
+        right: &DataType,
+    ) -> Option<&'static str> {
+        let both_numeric = numeric(left) && numeric(right);
+        Some(match op {
+            Operator::Eq => "=",
+            Operator::NotEq => "<>",
+            Operator::Lt => "<",
+            Operator::LtEq => "<=",
+            Operator::Gt => ">",
+            Operator::GtEq => ">=",
+            Operator::And => "AND",
+            Operator::Or => "OR",
+            Operator::IsDistinctFrom => "IS NOT",
+            Operator::IsNotDistinctFrom => "IS",
+            Operator::Plus if both_numeric => "+",
+            Operator::Minus if both_numeric => "-",
+            Operator::Multiply if both_numeric => "*",
+            Operator::Divide if both_numeric => "/",
+            Operator::Modulo if left.is_integer() && right.is_integer() => "%",
+            Operator::StringConcat if textual(left) && textual(right) => "||",
+            _ => return None,
+        })
+    }
+
+    fn scalar_function(
+        &self,
+        name: &str,
+        args: &[String],
+        arg_types: &[DataType],
+    ) -> Option<String> {
+        let call = |f: &str| format!("{f}({})", args.join(", "));
+        Some(match (name, args.len()) {
+            ("abs", 1) if numeric(&arg_types[0]) => call("abs"),
+            ("coalesce", 1) => args[0].clone(),
+            ("coalesce", n) if n >= 2 => call("coalesce"),
+            ("nullif", 2) => call("nullif"),
+            ("substr" | "substring", 2 | 3) if textual(&arg_types[0]) => call("substr"),
+            ("length" | "char_length" | "character_length", 1) if textual(&arg_types[0]) => {
+                call("length")
+            }
+            ("trim" | "btrim", 1) => call("trim"),
+            ("ltrim", 1) => call("ltrim"),
+            ("rtrim", 1) => call("rtrim"),
+            ("replace", 3) => call("replace"),
+            ("strpos" | "instr", 2) => call("instr"),
+            ("date_part", 2) if arg_types[1] == DataType::Date32 => {
+                let format = match unquote(&args[0])?.to_ascii_lowercase().as_str() {
+                    "year" => "%Y",
+                    "month" => "%m",
+                    "day" => "%d",
+                    _ => return None,
+                };
+                format!("CAST(strftime('{format}', {}) AS INTEGER)", args[1])
+            }
+            _ => return None,
+        })
+    }
+
+    fn aggregate_function(
+        &self,
+        name: &str,
+        distinct: bool,
+        args: &[String],
+        arg_types: &[DataType],
+    ) -> Option<String> {
+        let distinct = if distinct { "DISTINCT " } else { "" };
+        match (name, args) {
+            ("count", [arg]) => Some(format!("count({distinct}{arg})")),
+            ("count", []) if distinct.is_empty() => Some("count(*)".into()),
+            ("sum" | "avg", [arg]) if numeric(&arg_types[0]) => {
+                Some(format!("{name}({distinct}{arg})"))
+            }
+            ("min" | "max", [arg]) => Some(format!("{name}({arg})")),
+            _ => None,
+        }
+    }
+
+    fn cast(&self, expr: &str, from: &DataType, to: &DataType) -> Option<String> {
+        if from == to {
+            return Some(expr.to_string());
+        }
+        match to {
+            DataType::Float64 | DataType::Float32 if numeric(from) => {
+                Some(format!("CAST({expr} AS REAL)"))
+            }
+            t if t.is_integer() && from.is_integer() => Some(expr.to_string()),
+            t if t.is_integer() && numeric(from) => Some(format!("CAST({expr} AS INTEGER)")),
+            DataType::Decimal128(_, _) if from.is_integer() => Some(expr.to_string()),
+            DataType::Decimal128(_, scale) if numeric(from) => {
+                Some(format!("round({expr}, {scale})"))
+            }
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 if textual(from) => {
+                Some(expr.to_string())
+            }
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 if from.is_integer() => {
+                Some(format!("CAST({expr} AS TEXT)"))
+            }
+            _ => None,
+        }
+    }
+
+    fn supports_like(&self, case_insensitive: bool) -> bool {
+        // Connections run with `PRAGMA case_sensitive_like = ON`.
+        !case_insensitive
+    }
+
+    fn supports_join(&self, join_type: JoinType) -> bool {
+        !matches!(join_type, JoinType::LeftMark | JoinType::RightMark)
+    }
+
+    fn null_safe_equal(&self, left: &str, right: &str) -> String {
+        format!("({left} IS {right})")
+    }
+
+    fn limit(&self, fetch: Option<usize>, skip: usize) -> String {
+        match (fetch, skip) {
+            (None, 0) => String::new(),
+            (Some(n), 0) => format!(" LIMIT {n}"),
+            // SQLite needs a LIMIT before an OFFSET; -1 means no limit.
+            (None, m) => format!(" LIMIT -1 OFFSET {m}"),
+            (Some(n), m) => format!(" LIMIT {n} OFFSET {m}"),
+        }
+    }
+
+    fn can_return(&self, data_type: &DataType) -> bool {
+        ColumnType::for_arrow(data_type).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_quoted_and_dates_are_iso_text() {
+        let d = SqliteDialect;
+        assert_eq!(
+            d.literal(&ScalarValue::Utf8(Some("it's".into()))).unwrap(),
+            "'it''s'"
+        );
+        assert_eq!(
+            d.literal(&ScalarValue::Date32(Some(10_000))).unwrap(),
+            "'1997-05-19'"
+        );
+        assert_eq!(
+            d.literal(&ScalarValue::Decimal128(Some(5), 15, 2)).unwrap(),
+            "0.05"
+        );
+        assert_eq!(d.literal(&ScalarValue::Int64(None)).unwrap(), "NULL");
+        assert!(d.literal(&ScalarValue::Float64(Some(f64::NAN))).is_none());
+        assert_eq!(d.quote_identifier("we\"ird"), "\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn refused_constructs_are_refused() {
+        let d = SqliteDialect;
+        assert!(
+            d.scalar_function("upper", &["x".into()], &[DataType::Utf8])
+                .is_none()
+        );
+        assert!(
+            d.scalar_function(
+                "regexp_like",
+                &["x".into(), "'a'".into()],
+                &[DataType::Utf8, DataType::Utf8]
+            )
+            .is_none()
+        );
+        assert!(
+            d.binary_operator(&Operator::Plus, &DataType::Date32, &DataType::Int64)
+                .is_none()
+        );
+        assert!(!d.supports_like(true));
+        assert!(!d.supports_join(JoinType::LeftMark));
+        assert_eq!(d.limit(None, 5), " LIMIT -1 OFFSET 5");
+    }
+}

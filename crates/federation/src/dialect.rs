@@ -1,0 +1,96 @@
+//! Dialects: how to write SQL for a database, and what the database can run.
+//!
+//! A dialect answers, for every construct the SQL writer meets, either with the text to send or
+//! with `None` — "this database cannot do that exactly as DataFusion would". The planner then
+//! cuts the plan below that construct and DataFusion evaluates the rest. So adding a database
+//! means implementing this trait; the planner never names a database.
+//!
+//! The default methods write ANSI SQL; a dialect overrides what its database does differently.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{JoinType, ScalarValue};
+use datafusion::logical_expr::Operator;
+use std::fmt::Debug;
+
+/// SQL writing and capabilities of one database.
+pub trait Dialect: Debug + Send + Sync {
+    /// A short name for plans and errors, e.g. `sqlite`.
+    fn name(&self) -> &str;
+
+    /// Quotes an identifier (always; never bare).
+    fn quote_identifier(&self, identifier: &str) -> String {
+        format!("\"{}\"", identifier.replace('"', "\"\""))
+    }
+
+    /// Quotes a string literal.
+    fn quote_string(&self, value: &str) -> String {
+        format!("'{}'", value.replace('\'', "''"))
+    }
+
+    /// A literal value, or `None` when the database has no faithful literal for it.
+    fn literal(&self, value: &ScalarValue) -> Option<String>;
+
+    /// A binary operator applied to operands of the given types, or `None` when the database's
+    /// result would differ from DataFusion's.
+    fn binary_operator(
+        &self,
+        op: &Operator,
+        left: &DataType,
+        right: &DataType,
+    ) -> Option<&'static str>;
+
+    /// A call of DataFusion's scalar function `name` with the written arguments.
+    fn scalar_function(
+        &self,
+        name: &str,
+        args: &[String],
+        arg_types: &[DataType],
+    ) -> Option<String>;
+
+    /// A call of DataFusion's aggregate function `name`.
+    fn aggregate_function(
+        &self,
+        name: &str,
+        distinct: bool,
+        args: &[String],
+        arg_types: &[DataType],
+    ) -> Option<String>;
+
+    /// A cast of `expr` from one type to another.
+    fn cast(&self, expr: &str, from: &DataType, to: &DataType) -> Option<String>;
+
+    /// Whether `LIKE` (or `ILIKE` when `case_insensitive`) matches as DataFusion's does.
+    fn supports_like(&self, case_insensitive: bool) -> bool;
+
+    /// Whether the database runs this join type.
+    fn supports_join(&self, join_type: JoinType) -> bool;
+
+    /// Equality that treats two NULLs as equal.
+    fn null_safe_equal(&self, left: &str, right: &str) -> String {
+        format!("({left} IS NOT DISTINCT FROM {right})")
+    }
+
+    /// The ordering of one sort key, explicit about NULLs.
+    fn order_by(&self, expr: &str, asc: bool, nulls_first: bool) -> String {
+        format!(
+            "{expr} {} NULLS {}",
+            if asc { "ASC" } else { "DESC" },
+            if nulls_first { "FIRST" } else { "LAST" }
+        )
+    }
+
+    /// `LIMIT`/`OFFSET` clause (with a leading space), or empty.
+    fn limit(&self, fetch: Option<usize>, skip: usize) -> String {
+        let mut clause = String::new();
+        if let Some(n) = fetch {
+            clause.push_str(&format!(" LIMIT {n}"));
+        }
+        if skip > 0 {
+            clause.push_str(&format!(" OFFSET {skip}"));
+        }
+        clause
+    }
+
+    /// Whether a pushed query may produce a column of this type (the connector can decode it).
+    fn can_return(&self, data_type: &DataType) -> bool;
+}

@@ -1,0 +1,266 @@
+//! The federated scan: a sub-plan replaced by the SQL that runs it in one source.
+//!
+//! ```text
+//!   logical:  FederatedScan { source, sql, schema }      (a UserDefinedLogicalNode, a leaf)
+//!   physical: FederatedScanExec ──execute──▶ Source::execute(sql) ──▶ stream of batches
+//!                  │ metrics: output_rows, bytes_received, elapsed_compute (EXPLAIN ANALYZE)
+//! ```
+
+use crate::source::Source;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchemaRef, Result, internal_err};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
+};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
+use futures::{Stream, StreamExt};
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// A logical leaf: `sql` runs in `source` and yields rows with `schema`.
+#[derive(Debug, Clone)]
+pub struct FederatedScan {
+    pub source: Arc<dyn Source>,
+    pub sql: String,
+    pub schema: DFSchemaRef,
+}
+
+impl PartialEq for FederatedScan {
+    fn eq(&self, other: &Self) -> bool {
+        self.source.name() == other.source.name()
+            && self.sql == other.sql
+            && self.schema == other.schema
+    }
+}
+
+impl Eq for FederatedScan {}
+
+impl Hash for FederatedScan {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.source.name().hash(state);
+        self.sql.hash(state);
+    }
+}
+
+impl PartialOrd for FederatedScan {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some((self.source.name(), &self.sql).cmp(&(other.source.name(), &other.sql)))
+    }
+}
+
+impl UserDefinedLogicalNodeCore for FederatedScan {
+    fn name(&self) -> &str {
+        "FederatedScan"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        vec![]
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "FederatedScan: source={}, sql={}",
+            self.source.name(),
+            self.sql
+        )
+    }
+
+    fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
+        if !exprs.is_empty() || !inputs.is_empty() {
+            return internal_err!("FederatedScan has no expressions and no inputs");
+        }
+        Ok(self.clone())
+    }
+}
+
+/// Plans [`FederatedScan`] nodes as [`FederatedScanExec`].
+#[derive(Debug, Default)]
+pub struct FederatedScanPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for FederatedScanPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        _physical_inputs: &[Arc<dyn ExecutionPlan>],
+        _session: &dyn Session,
+        _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(scan) = node.as_any().downcast_ref::<FederatedScan>() else {
+            return Ok(None);
+        };
+        let schema = Arc::new(scan.schema.as_arrow().clone());
+        Ok(Some(Arc::new(FederatedScanExec::new(
+            Arc::clone(&scan.source),
+            scan.sql.clone(),
+            schema,
+        ))))
+    }
+}
+
+/// Runs one SQL statement in a source and streams its rows.
+#[derive(Debug)]
+pub struct FederatedScanExec {
+    source: Arc<dyn Source>,
+    /// The statement sent to the source, exactly.
+    sql: String,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl FederatedScanExec {
+    pub fn new(source: Arc<dyn Source>, sql: String, schema: SchemaRef) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            source,
+            sql,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// The SQL this scan sends.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The source it sends it to.
+    pub fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+}
+
+impl DisplayAs for FederatedScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(
+                    f,
+                    "FederatedScanExec: source={}, sql={}",
+                    self.source.name(),
+                    self.sql
+                )
+            }
+            DisplayFormatType::TreeRender => {
+                writeln!(f, "source={}", self.source.name())?;
+                write!(f, "sql={}", self.sql)
+            }
+        }
+    }
+}
+
+impl ExecutionPlan for FederatedScanExec {
+    fn name(&self) -> &'static str {
+        "FederatedScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return internal_err!(
+                "FederatedScanExec is a leaf; got {} children",
+                children.len()
+            );
+        }
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("FederatedScanExec has one partition; asked for {partition}");
+        }
+        let batch_size = context.session_config().batch_size();
+        let inner = self.source.execute(&self.sql, self.schema(), batch_size)?;
+        Ok(Box::pin(MeteredStream {
+            inner,
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+            bytes: MetricBuilder::new(&self.metrics).counter("bytes_received", partition),
+        }))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// Counts rows, bytes and time of a remote stream.
+struct MeteredStream {
+    inner: SendableRecordBatchStream,
+    baseline: BaselineMetrics,
+    bytes: Count,
+}
+
+impl Stream for MeteredStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let elapsed = self.baseline.elapsed_compute().clone();
+        let timer = elapsed.timer();
+        let polled = self.inner.poll_next_unpin(cx);
+        timer.done();
+        if let Poll::Ready(Some(Ok(batch))) = &polled {
+            self.bytes.add(batch.get_array_memory_size());
+        }
+        self.baseline.record_poll(polled)
+    }
+}
+
+impl RecordBatchStream for MeteredStream {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}

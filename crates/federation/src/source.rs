@@ -1,0 +1,67 @@
+//! The `Source` contract: what a connector provides to the federation engine.
+
+use crate::dialect::Dialect;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::Result as DfResult;
+use datafusion::datasource::TableType;
+use datafusion::execution::SendableRecordBatchStream;
+use flotilla_common::Result;
+use std::fmt::Debug;
+
+/// Which database a source reaches, as a structured value. Two sources with equal identities see
+/// the same tables through the same credentials, so a query over both can run inside that one
+/// database; sources with different identities never join remotely.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceIdentity {
+    /// The kind of server or engine, e.g. `sqlite`, `postgres`.
+    pub backend: String,
+    /// Where it is: a canonical file path, or `host:port`.
+    pub endpoint: String,
+    /// The database inside the endpoint (empty where the backend has one per endpoint).
+    pub database: String,
+    /// Who connects (empty for backends without users).
+    pub principal: String,
+}
+
+/// A table or view of a source, as discovered.
+#[derive(Debug, Clone)]
+pub struct RemoteTable {
+    /// The schema in the remote database (e.g. `main`, `public`).
+    pub schema: String,
+    /// The table's name in the remote database.
+    pub name: String,
+    /// Column names and Arrow types, in the table's column order.
+    pub arrow_schema: SchemaRef,
+    /// Per column: whether the database compares the stored values differently from how
+    /// DataFusion compares the decoded ones. Such a column may be read and passed through, but
+    /// no filter, join key, grouping or function over it is sent to the database.
+    pub opaque: Vec<bool>,
+    /// Table or view.
+    pub table_type: TableType,
+}
+
+/// A database Flotilla can send SQL to. Connectors implement it; the engine knows no database.
+#[async_trait]
+pub trait Source: Debug + Send + Sync {
+    /// The source's name in the configuration (its catalog name in SQL).
+    fn name(&self) -> &str;
+
+    /// Which database this is; decides what may be joined inside it.
+    fn identity(&self) -> &SourceIdentity;
+
+    /// How to write SQL for this database, and what it can run.
+    fn dialect(&self) -> &dyn Dialect;
+
+    /// Every table and view the source exposes.
+    async fn discover(&self) -> Result<Vec<RemoteTable>>;
+
+    /// Runs `sql` and streams its rows as batches of at most `batch_size` rows with `schema`
+    /// (the columns of `sql`'s result, in order). Dropping the stream stops the statement.
+    fn execute(
+        &self,
+        sql: &str,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> DfResult<SendableRecordBatchStream>;
+}

@@ -1,0 +1,209 @@
+//! `FederatedTable`: a remote table as a DataFusion table, and the catalog of a source.
+
+use crate::exec::FederatedScanExec;
+use crate::source::{RemoteTable, Source};
+use crate::sql::Writer;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, Session,
+    TableProvider,
+};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, Result as DfResult, internal_err};
+use datafusion::datasource::{DefaultTableSource, TableType};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableScan};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExecBuilder;
+use datafusion::physical_plan::limit::GlobalLimitExec;
+use flotilla_common::{Error, Result};
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A table of a [`Source`]. The federation planner recognizes scans of it and pushes the plan
+/// above them into the source; scanned on its own it reads with one SQL statement carrying the
+/// projection, the filters the dialect can express exactly, and the limit.
+#[derive(Debug)]
+pub struct FederatedTable {
+    source: Arc<dyn Source>,
+    remote: RemoteTable,
+}
+
+impl FederatedTable {
+    pub fn new(source: Arc<dyn Source>, remote: RemoteTable) -> Self {
+        Self { source, remote }
+    }
+
+    /// The source the table lives in.
+    pub fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+
+    /// The table as discovered.
+    pub fn remote(&self) -> &RemoteTable {
+        &self.remote
+    }
+
+    /// The federated table a logical scan reads, if it reads one.
+    pub fn of_scan(scan: &TableScan) -> Option<&FederatedTable> {
+        let source = scan.source.as_ref().downcast_ref::<DefaultTableSource>()?;
+        let provider: &dyn Any = source.table_provider.as_ref();
+        provider.downcast_ref::<FederatedTable>()
+    }
+
+    /// SQL for `filter` over this table, if the dialect can express it exactly.
+    fn filter_sql(&self, filter: &Expr) -> Option<String> {
+        Writer::new(self.source.as_ref()).table_filter(&self.remote, &unqualified(filter))
+    }
+}
+
+/// `filter` with every column reference stripped of its table qualifier.
+pub(crate) fn unqualified(filter: &Expr) -> Expr {
+    filter
+        .clone()
+        .transform(|e| {
+            Ok(match e {
+                Expr::Column(c) if c.relation.is_some() => {
+                    Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))
+                }
+                other => Transformed::no(other),
+            })
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| filter.clone())
+}
+
+#[async_trait]
+impl TableProvider for FederatedTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.remote.arrow_schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        self.remote.table_type
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let filters: Vec<Expr> = filters.iter().map(unqualified).collect();
+        if !crate::planner::pushdown_enabled(state) {
+            return self.scan_without_pushdown(state, projection, &filters, limit);
+        }
+        let writer = Writer::new(self.source.as_ref());
+        let Some(query) = writer.base_select(
+            &self.remote,
+            projection.map(|p| p.as_slice()),
+            &filters,
+            limit,
+        ) else {
+            return internal_err!(
+                "source '{}': a filter accepted for table {} could not be written as SQL",
+                self.source.name(),
+                self.remote.name
+            );
+        };
+        let schema = match projection {
+            Some(p) => Arc::new(self.remote.arrow_schema.project(p)?),
+            None => Arc::clone(&self.remote.arrow_schema),
+        };
+        Ok(Arc::new(FederatedScanExec::new(
+            Arc::clone(&self.source),
+            query.sql,
+            schema,
+        )))
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Exact only when the SQL will contain the filter: the same writer decides both.
+        Ok(filters
+            .iter()
+            .map(|f| match self.filter_sql(f) {
+                Some(_) => TableProviderFilterPushDown::Exact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+}
+
+impl FederatedTable {
+    /// With pushdown off, the source only reads columns; the filters and the limit DataFusion
+    /// handed to the scan (claimed `Exact`) run here, in DataFusion.
+    fn scan_without_pushdown(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let all: Vec<usize> = (0..self.remote.arrow_schema.fields().len()).collect();
+        let wanted = projection.cloned().unwrap_or(all);
+        // Read the projected columns plus those the filters need.
+        let mut needed = wanted.clone();
+        for filter in filters {
+            for column in filter.column_refs() {
+                let index = self.remote.arrow_schema.index_of(&column.name)?;
+                if !needed.contains(&index) {
+                    needed.push(index);
+                }
+            }
+        }
+        let writer = Writer::new(self.source.as_ref());
+        let Some(query) = writer.base_select(&self.remote, Some(&needed), &[], None) else {
+            return internal_err!(
+                "source '{}': cannot read table {}",
+                self.source.name(),
+                self.remote.name
+            );
+        };
+        let read_schema = Arc::new(self.remote.arrow_schema.project(&needed)?);
+        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(FederatedScanExec::new(
+            Arc::clone(&self.source),
+            query.sql,
+            Arc::clone(&read_schema),
+        ));
+        if let Some(predicate) = conjunction(filters.iter().cloned()) {
+            let df_schema = DFSchema::try_from(read_schema.as_ref().clone())?;
+            let predicate = state.create_physical_expr(predicate, &df_schema)?;
+            let keep: Vec<usize> = (0..wanted.len()).collect();
+            plan = Arc::new(
+                FilterExecBuilder::new(predicate, plan)
+                    .apply_projection(Some(keep))?
+                    .build()?,
+            );
+        }
+        if let Some(fetch) = limit {
+            plan = Arc::new(GlobalLimitExec::new(plan, 0, Some(fetch)));
+        }
+        Ok(plan)
+    }
+}
+
+/// Discovers `source`'s tables and returns a catalog with one schema per remote schema.
+pub async fn catalog_of(source: Arc<dyn Source>) -> Result<Arc<dyn CatalogProvider>> {
+    let mut schemas: BTreeMap<String, MemorySchemaProvider> = BTreeMap::new();
+    for remote in source.discover().await? {
+        let schema = schemas.entry(remote.schema.clone()).or_default();
+        let name = remote.name.clone();
+        let table = FederatedTable::new(Arc::clone(&source), remote);
+        schema
+            .register_table(name, Arc::new(table))
+            .map_err(|e| Error::from(e).with_source(source.name()))?;
+    }
+    let catalog = MemoryCatalogProvider::new();
+    for (name, schema) in schemas {
+        catalog
+            .register_schema(&name, Arc::new(schema))
+            .map_err(|e| Error::from(e).with_source(source.name()))?;
+    }
+    Ok(Arc::new(catalog))
+}

@@ -1,0 +1,253 @@
+//! The federation engine over SQLite: TPC-H pushed whole and split across sources, subqueries,
+//! functions SQLite lacks, and the pushdown switch. Every result is compared with DataFusion
+//! alone over the same data in Parquet.
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use flotilla_connectors_sqlite::SqliteSource;
+use flotilla_federation::{Source, catalog_of, federated_context};
+use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
+use flotilla_tpch::{Format, GenerateOptions, Table};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+const SCALE: f64 = 0.1;
+
+/// TPC-H at [`SCALE`] as Parquet files and one SQLite database, generated once per test binary.
+fn data() -> &'static PathBuf {
+    static DATA: OnceLock<PathBuf> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let dir = flotilla_testkit::reaper::temp_dir("flotilla-federation-").unwrap();
+        for (format, sub) in [(Format::Parquet, "parquet"), (Format::Sqlite, "sqlite")] {
+            let options = GenerateOptions {
+                scale: SCALE,
+                format,
+                out: dir.join(sub),
+                tables: vec![],
+            };
+            flotilla_tpch::generate(&options, &|_, _| {}).unwrap();
+        }
+        dir
+    })
+}
+
+fn query(n: usize) -> String {
+    crate::common::tpch_query(n)
+}
+
+/// DataFusion alone over the Parquet files: the reference answers.
+async fn parquet_context() -> SessionContext {
+    let ctx = SessionContext::new();
+    for table in Table::ALL {
+        let path = data()
+            .join("parquet")
+            .join(format!("{}.parquet", table.name()));
+        ctx.register_parquet(
+            table.name(),
+            path.to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    ctx
+}
+
+/// A federated session with the SQLite source as catalog `shop` and, in the default schema,
+/// the tables named `in_parquet` from Parquet and the others from SQLite.
+async fn federated(in_parquet: &[&str]) -> SessionContext {
+    let ctx = federated_context(SessionConfig::new());
+    let source: Arc<dyn Source> = Arc::new(
+        SqliteSource::open(
+            "shop",
+            &data().join("sqlite").join(flotilla_tpch::SQLITE_FILE_NAME),
+        )
+        .unwrap(),
+    );
+    ctx.register_catalog("shop", catalog_of(source).await.unwrap());
+    for table in Table::ALL {
+        let name = table.name();
+        if in_parquet.contains(&name) {
+            let path = data().join("parquet").join(format!("{name}.parquet"));
+            ctx.register_parquet(name, path.to_str().unwrap(), ParquetReadOptions::default())
+                .await
+                .unwrap();
+        } else {
+            let provider = ctx
+                .table_provider(format!("shop.main.{name}"))
+                .await
+                .unwrap();
+            ctx.register_table(name, provider).unwrap();
+        }
+    }
+    ctx
+}
+
+async fn run(ctx: &SessionContext, sql: &str) -> (Vec<RecordBatch>, Arc<dyn ExecutionPlan>) {
+    let frame = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    let plan = frame.clone().create_physical_plan().await.unwrap();
+    let batches = frame
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    (batches, plan)
+}
+
+fn plan_text(plan: &Arc<dyn ExecutionPlan>) -> String {
+    displayable(plan.as_ref()).indent(false).to_string()
+}
+
+/// The SQL of every federated scan in a plan.
+fn remote_sql(plan: &str) -> Vec<String> {
+    plan.lines()
+        .filter_map(|l| {
+            l.split_once("FederatedScanExec: source=shop, sql=")
+                .map(|(_, sql)| sql.to_string())
+        })
+        .collect()
+}
+
+/// Whether the plan is one federated scan, under at most projections (and DataFusion's
+/// cooperative-scheduling wrapper).
+fn pushed_whole(plan: &str) -> bool {
+    let lines: Vec<&str> = plan.lines().map(str::trim).collect();
+    lines
+        .iter()
+        .filter(|l| l.starts_with("FederatedScanExec"))
+        .count()
+        == 1
+        && lines.iter().all(|l| {
+            l.starts_with("FederatedScanExec")
+                || l.starts_with("ProjectionExec")
+                || l.starts_with("CooperativeExec")
+        })
+}
+
+async fn check_equal(ctx: &SessionContext, reference: &SessionContext, sql: &str) -> String {
+    let (expected, _) = run(reference, sql).await;
+    let (actual, plan) = run(ctx, sql).await;
+    // SQLite computes decimals in floating point: the last digit may round differently.
+    assert_same_rows_with(
+        &expected,
+        &actual,
+        query_is_ordered(sql),
+        Decimals::LastDigit,
+    );
+    plan_text(&plan)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_in_one_sqlite_source_is_pushed_whole_and_correct() {
+    let reference = parquet_context().await;
+    let ctx = federated(&[]).await;
+    let mut not_whole = Vec::new();
+    for n in 1..=22 {
+        let plan = check_equal(&ctx, &reference, &query(n)).await;
+        if !pushed_whole(&plan) {
+            not_whole.push(format!("q{n}:\n{plan}"));
+        }
+    }
+    assert!(
+        not_whole.is_empty(),
+        "not pushed whole:\n{}",
+        not_whole.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_split_between_parquet_and_sqlite_is_correct_and_filters_reach_sqlite() {
+    let reference = parquet_context().await;
+    let ctx = federated(&["lineitem", "orders"]).await;
+    for n in 1..=22 {
+        let plan = check_equal(&ctx, &reference, &query(n)).await;
+        let sql = remote_sql(&plan).join("\n");
+        // Filters on the SQLite tables are in the SQL SQLite receives.
+        let expected: &[&str] = match n {
+            3 => &["\"c_mktsegment\" = 'BUILDING'"],
+            5 => &["\"r_name\" = 'ASIA'"],
+            // No filter is on SQLite's tables here; the projection reaches SQLite.
+            10 => &["SELECT \"c_custkey\", \"c_name\", \"c_address\", \"c_nationkey\""],
+            19 => &["'Brand#12'", "'Brand#23'", "'Brand#34'", "\"p_size\" >= 1"],
+            _ => &[],
+        };
+        for needle in expected {
+            assert!(
+                sql.contains(needle),
+                "q{n}: {needle} not sent to SQLite:\n{plan}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subqueries_are_pushed_whole_in_one_source_and_correct_when_split() {
+    let reference = parquet_context().await;
+    let one_source = federated(&[]).await;
+    let split = federated(&["orders"]).await;
+    let queries = [
+        // IN / NOT IN, uncorrelated
+        "SELECT c_custkey FROM customer WHERE c_custkey IN (SELECT o_custkey FROM orders WHERE o_totalprice > 400000)",
+        "SELECT count(*) FROM customer WHERE c_custkey NOT IN (SELECT o_custkey FROM orders)",
+        // EXISTS / NOT EXISTS, correlated
+        "SELECT c_name FROM customer c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.o_custkey = c.c_custkey AND o.o_totalprice > 450000)",
+        "SELECT count(*) FROM customer c WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.o_custkey = c.c_custkey)",
+        // scalar, uncorrelated and correlated
+        "SELECT count(*) FROM orders WHERE o_totalprice > (SELECT avg(o_totalprice) FROM orders)",
+        "SELECT c_custkey, (SELECT count(*) FROM orders o WHERE o.o_custkey = c.c_custkey) AS n FROM customer c WHERE c_custkey < 20",
+        "SELECT c_custkey FROM customer c WHERE c_acctbal > (SELECT avg(o_totalprice) / 100 FROM orders o WHERE o.o_custkey = c.c_custkey)",
+        // IN with a correlated subquery
+        "SELECT n_name FROM nation n WHERE n_nationkey IN (SELECT c_nationkey FROM customer c WHERE c.c_acctbal > 9990 AND c.c_nationkey = n.n_nationkey)",
+    ];
+    for sql in queries {
+        let plan = check_equal(&one_source, &reference, sql).await;
+        assert!(pushed_whole(&plan), "not pushed whole: {sql}\n{plan}");
+        check_equal(&split, &reference, sql).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_sqlite_lacks_runs_above_the_federated_scan() {
+    let reference = parquet_context().await;
+    let ctx = federated(&[]).await;
+    for sql in [
+        "SELECT n_name FROM nation WHERE regexp_like(n_name, '^[AEIOU]') ORDER BY n_name",
+        "SELECT upper(c_name) AS u, count(*) FROM customer WHERE c_custkey < 50 GROUP BY upper(c_name) ORDER BY u",
+    ] {
+        let plan = check_equal(&ctx, &reference, sql).await;
+        let sent = remote_sql(&plan).join("\n").to_lowercase();
+        assert!(
+            !sent.contains("regexp") && !sent.contains("upper("),
+            "{sql}\n{plan}"
+        );
+        assert!(!remote_sql(&plan).is_empty(), "{plan}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushdown_can_be_switched_off_with_the_same_results() {
+    let reference = parquet_context().await;
+    let ctx = federated(&[]).await;
+    ctx.sql("SET flotilla.federation.pushdown = false")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let plan = check_equal(&ctx, &reference, &query(3)).await;
+    let sent = remote_sql(&plan);
+    assert_eq!(sent.len(), 3, "{plan}");
+    assert!(
+        sent.iter()
+            .all(|s| !s.contains("JOIN") && !s.contains("WHERE")),
+        "{plan}"
+    );
+    ctx.sql("SET flotilla.federation.pushdown = true")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let plan = check_equal(&ctx, &reference, &query(3)).await;
+    assert!(pushed_whole(&plan), "{plan}");
+}
