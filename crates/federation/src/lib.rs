@@ -52,10 +52,19 @@ pub fn with_federation(builder: SessionStateBuilder) -> SessionStateBuilder {
     builder.with_query_planner(Arc::new(FederationPlanner))
 }
 
-/// A session context with federation, from `config` (the `flotilla.federation` options are
-/// added to it).
+/// A session context with federation, from `config` (with the default `flotilla.federation`
+/// options unless `config` already has them).
 pub fn federated_context(config: SessionConfig) -> SessionContext {
-    let config = config.with_option_extension(FederationConfig::default());
+    let config = if config
+        .options()
+        .extensions
+        .get::<FederationConfig>()
+        .is_some()
+    {
+        config
+    } else {
+        config.with_option_extension(FederationConfig::default())
+    };
     let state = with_federation(
         SessionStateBuilder::new()
             .with_config(config)

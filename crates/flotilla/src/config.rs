@@ -14,11 +14,23 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// A validated configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Sources by name; each becomes a catalog of that name.
     pub sources: BTreeMap<String, SourceConfig>,
     pub session: SessionDefaults,
+    /// `[federation] pushdown`: push sub-plans down to the sources (default true).
+    pub pushdown: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            sources: BTreeMap::new(),
+            session: SessionDefaults::default(),
+            pushdown: true,
+        }
+    }
 }
 
 /// Defaults applied to every session.
@@ -98,6 +110,14 @@ struct RawConfig {
     sources: BTreeMap<String, Spanned<RawSource>>,
     #[serde(default)]
     session: RawSession,
+    #[serde(default)]
+    federation: RawFederation,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFederation {
+    pushdown: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -239,6 +259,7 @@ impl Config {
                 default_catalog: raw.session.default_catalog,
                 default_schema: raw.session.default_schema,
             },
+            pushdown: raw.federation.pushdown.unwrap_or(true),
         })
     }
 }
@@ -325,6 +346,14 @@ mod tests {
             parse("[sources.x]\nkind = \"parquet\"\npath = \"/nonexistent/dir\"\n").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(3), "{e}");
         assert_eq!(e.key, "sources.x.path");
+    }
+
+    #[test]
+    fn pushdown_defaults_on_and_can_be_switched_off() {
+        assert!(parse("").unwrap().pushdown);
+        assert!(!parse("[federation]\npushdown = false\n").unwrap().pushdown);
+        let e = parse("[federation]\npushdwn = false\n").unwrap_err();
+        assert_eq!(e.key, "federation.pushdwn", "{e}");
     }
 
     #[test]

@@ -49,7 +49,11 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     } else if let Some(schema) = &config.session.default_schema {
         session_config = session_config.with_default_catalog_and_schema("datafusion", schema);
     }
-    let ctx = flotilla_federation::federated_context(session_config);
+    let federation = flotilla_federation::FederationConfig {
+        pushdown: config.pushdown,
+    };
+    let ctx =
+        flotilla_federation::federated_context(session_config.with_option_extension(federation));
     for (name, source) in &config.sources {
         let catalog = open_source(&ctx, name, source)
             .await

@@ -250,3 +250,34 @@ fn help_explains_every_command() {
     );
     assert!(Path::new(env!("CARGO_BIN_EXE_flotilla")).exists());
 }
+
+#[test]
+fn the_configuration_file_can_switch_pushdown_off() {
+    let data = demo_data();
+    let explain = "EXPLAIN SELECT count(*) FROM shop.main.orders WHERE o_totalprice > 100000";
+    for (pushdown, sent_filter) in [("true", true), ("false", false)] {
+        let config = data.join(format!("pushdown-{pushdown}.toml"));
+        std::fs::write(
+            &config,
+            format!("[sources.shop]\nkind = \"sqlite\"\npath = \"sqlite/tpch.sqlite\"\n\n[federation]\npushdown = {pushdown}\n"),
+        )
+        .unwrap();
+        let out = flotilla(&[
+            "sql",
+            "-q",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "csv",
+            explain,
+        ]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.contains("FederatedScanExec"), "{stdout}");
+        assert_eq!(
+            stdout.contains("\"\"o_totalprice\"\" > 100000"),
+            sent_filter,
+            "pushdown={pushdown}:\n{stdout}"
+        );
+    }
+}
