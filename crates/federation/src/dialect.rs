@@ -56,6 +56,23 @@ pub trait Dialect: Debug + Send + Sync {
         arg_types: &[DataType],
     ) -> Option<String>;
 
+    /// A call of DataFusion's window function `name` (ranking, offset and value functions; not
+    /// aggregates used as windows), without its `OVER` clause. Default: none.
+    fn window_function(
+        &self,
+        name: &str,
+        args: &[String],
+        arg_types: &[DataType],
+    ) -> Option<String> {
+        let _ = (name, args, arg_types);
+        None
+    }
+
+    /// Whether the database runs window functions (`OVER (...)`) at all.
+    fn supports_windows(&self) -> bool {
+        false
+    }
+
     /// A cast of `expr` from one type to another.
     fn cast(&self, expr: &str, from: &DataType, to: &DataType) -> Option<String>;
 

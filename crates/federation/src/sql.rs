@@ -27,12 +27,15 @@ use datafusion::common::{Column, DFSchema, JoinType, NullEquality};
 use datafusion::logical_expr::expr::{
     AggregateFunction, Alias, InList, ScalarFunction, Sort as SortExpr,
 };
-use datafusion::logical_expr::expr::{Exists, InSubquery};
+use datafusion::logical_expr::expr::{
+    Exists, InSubquery, WindowFunction, WindowFunctionDefinition,
+};
 use datafusion::logical_expr::logical_plan::{
     Aggregate, Distinct, FetchType, Filter, Join, Limit, Projection, SkipType, Sort, TableScan,
-    Union,
+    Union, Window,
 };
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Subquery};
+use datafusion::logical_expr::{WindowFrame, WindowFrameBound, WindowFrameUnits};
 use std::cell::Cell;
 
 /// A complete SELECT statement and the names of its result columns.
@@ -120,6 +123,7 @@ impl<'a> Writer<'a> {
                 }
             }
             LogicalPlan::Union(union) => self.union(union)?,
+            LogicalPlan::Window(window) => self.window(window)?,
             _ => return None,
         };
         // The connector must be able to decode every result column.
@@ -402,6 +406,133 @@ impl<'a> Writer<'a> {
         })
     }
 
+    /// `SELECT <input columns>, <window expressions> FROM (input)`.
+    fn window(&self, window: &Window) -> Option<Query> {
+        if !self.dialect.supports_windows() {
+            return None;
+        }
+        let inner = self.plan(&window.input)?;
+        let (from, scope) = self.derived(&window.input, &inner);
+        let Scope::Derived { inputs, .. } = &scope else {
+            unreachable!("derived scope")
+        };
+        let alias = inputs[0].1.clone();
+        let names = unique_names(&window.schema);
+        let mut items: Vec<String> = inner
+            .columns
+            .iter()
+            .zip(&names)
+            .map(|(c, n)| format!("{alias}.{} AS {}", self.quote(c), self.quote(n)))
+            .collect();
+        for (expr, name) in window.window_expr.iter().zip(&names[inner.columns.len()..]) {
+            items.push(format!(
+                "{} AS {}",
+                self.expr(expr, &scope)?,
+                self.quote(name)
+            ));
+        }
+        let mut opaque = inner.opaque.clone();
+        opaque.resize(names.len(), false);
+        Some(Query {
+            sql: format!("SELECT {} FROM {from}", select_items(items)),
+            columns: names,
+            opaque,
+        })
+    }
+
+    /// `<function>(…) OVER (PARTITION BY … ORDER BY … <frame>)`.
+    fn window_call(&self, function: &WindowFunction, scope: &Scope) -> Option<String> {
+        let params = &function.params;
+        if params.filter.is_some() || params.null_treatment.is_some() || params.distinct {
+            return None;
+        }
+        let schema = scope.schema();
+        let args = params
+            .args
+            .iter()
+            .map(|a| self.expr(a, scope))
+            .collect::<Option<Vec<_>>>()?;
+        let types = params
+            .args
+            .iter()
+            .map(|a| a.get_type(schema).ok())
+            .collect::<Option<Vec<DataType>>>()?;
+        let (call, framed) = match &function.fun {
+            WindowFunctionDefinition::AggregateUDF(f) => (
+                self.dialect
+                    .aggregate_function(f.name(), false, &args, &types)?,
+                true,
+            ),
+            WindowFunctionDefinition::WindowUDF(f) => {
+                let framed = matches!(f.name(), "first_value" | "last_value" | "nth_value");
+                (
+                    self.dialect.window_function(f.name(), &args, &types)?,
+                    framed,
+                )
+            }
+        };
+        let mut over = Vec::new();
+        if !params.partition_by.is_empty() {
+            let keys = params
+                .partition_by
+                .iter()
+                .map(|e| self.expr(e, scope))
+                .collect::<Option<Vec<_>>>()?;
+            over.push(format!("PARTITION BY {}", keys.join(", ")));
+        }
+        if !params.order_by.is_empty() {
+            let keys = params
+                .order_by
+                .iter()
+                .map(
+                    |SortExpr {
+                         expr,
+                         asc,
+                         nulls_first,
+                     }| {
+                        Some(
+                            self.dialect
+                                .order_by(&self.expr(expr, scope)?, *asc, *nulls_first),
+                        )
+                    },
+                )
+                .collect::<Option<Vec<_>>>()?;
+            over.push(format!("ORDER BY {}", keys.join(", ")));
+        }
+        if framed {
+            over.push(self.frame(&params.window_frame)?);
+        }
+        Some(format!("{call} OVER ({})", over.join(" ")))
+    }
+
+    /// A window frame with explicit bounds; offsets only as plain integers of ROWS frames.
+    fn frame(&self, frame: &WindowFrame) -> Option<String> {
+        let bound = |b: &WindowFrameBound| -> Option<String> {
+            Some(match b {
+                WindowFrameBound::CurrentRow => "CURRENT ROW".into(),
+                WindowFrameBound::Preceding(v) if v.is_null() => "UNBOUNDED PRECEDING".into(),
+                WindowFrameBound::Following(v) if v.is_null() => "UNBOUNDED FOLLOWING".into(),
+                WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) => {
+                    if frame.units != WindowFrameUnits::Rows || !v.data_type().is_integer() {
+                        return None;
+                    }
+                    let direction = if matches!(b, WindowFrameBound::Preceding(_)) {
+                        "PRECEDING"
+                    } else {
+                        "FOLLOWING"
+                    };
+                    format!("{v} {direction}")
+                }
+            })
+        };
+        Some(format!(
+            "{} BETWEEN {} AND {}",
+            frame.units,
+            bound(&frame.start_bound)?,
+            bound(&frame.end_bound)?
+        ))
+    }
+
     fn union(&self, union: &Union) -> Option<Query> {
         let mut parts = Vec::new();
         let mut first: Option<Query> = None;
@@ -423,8 +554,8 @@ impl<'a> Writer<'a> {
             .iter()
             .zip(&names)
             .map(|(c, n)| format!("{alias}.{} AS {}", self.quote(c), self.quote(n)))
-            .collect::<Vec<_>>()
-            .join(", ");
+            .collect::<Vec<_>>();
+        let renamed = select_items(renamed);
         Some(Query {
             sql: format!(
                 "SELECT {renamed} FROM ({}) AS {alias}",
@@ -500,7 +631,7 @@ impl<'a> Writer<'a> {
                 return Some(Query {
                     sql: format!(
                         "SELECT {} FROM {lf} {keyword} {rf} ON {on}",
-                        list.join(", ")
+                        select_items(list)
                     ),
                     columns: names,
                     opaque,
@@ -709,6 +840,7 @@ impl<'a> Writer<'a> {
                     None => call,
                 }
             }
+            Expr::WindowFunction(function) => self.window_call(function, scope)?,
             // Uncorrelated subqueries over the same database are written inline.
             Expr::ScalarSubquery(subquery) => format!("({})", self.subquery(subquery)?),
             Expr::InSubquery(InSubquery {
@@ -739,6 +871,15 @@ impl<'a> Writer<'a> {
             return None;
         }
         Some(self.plan(&subquery.subquery)?.sql)
+    }
+}
+
+/// A select list; a constant when no column is needed (every row still is, e.g. for `count(*)`).
+fn select_items(list: Vec<String>) -> String {
+    if list.is_empty() {
+        "1 AS \"one\"".to_string()
+    } else {
+        list.join(", ")
     }
 }
 

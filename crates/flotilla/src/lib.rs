@@ -12,6 +12,7 @@
 //! The binary (`src/main.rs`) is a thin layer of argument parsing over these modules; the
 //! `demo` and `datagen` modules hold the two commands that create data.
 
+pub mod bench;
 pub mod config;
 pub mod datagen;
 pub mod demo;

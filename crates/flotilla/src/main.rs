@@ -44,6 +44,11 @@ enum Command {
     /// SQLite database); later runs reuse it. Then it runs queries that join SQLite tables with
     /// Parquet tables and prints their results and plans.
     Demo(DemoArgs),
+    /// Run a benchmark and print its figures.
+    Bench {
+        #[command(subcommand)]
+        benchmark: BenchCommand,
+    },
     /// Generate benchmark data.
     Datagen {
         #[command(subcommand)]
@@ -80,6 +85,28 @@ struct DemoArgs {
     /// TPC-H scale factor of the demo data.
     #[arg(long, default_value_t = 0.1)]
     scale: f64,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// TPC-H over a federated source: with pushdown, the source running the pushed SQL itself,
+    /// and without pushdown, side by side.
+    ///
+    /// Example: flotilla bench federation --source sqlite --scale 1
+    Federation {
+        /// The kind of source to benchmark (sqlite).
+        #[arg(long, default_value = "sqlite")]
+        source: String,
+        /// TPC-H scale factor; the data is generated into the cache on first use.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Only these queries (comma-separated numbers), e.g. --queries 1,3,5. Default: all 22.
+        #[arg(long, value_delimiter = ',')]
+        queries: Vec<usize>,
+        /// Where generated data is cached (as for `flotilla demo`).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +165,29 @@ async fn run_command(command: Command) -> Result<()> {
         Command::Demo(args) => {
             let cache = args.cache_dir.unwrap_or_else(demo::default_cache_dir);
             demo::run(&cache, args.scale, &mut std::io::stdout().lock()).await
+        }
+        Command::Bench {
+            benchmark:
+                BenchCommand::Federation {
+                    source,
+                    scale,
+                    queries,
+                    cache_dir,
+                },
+        } => {
+            if source != "sqlite" {
+                return Err(Error::invalid(format!(
+                    "no federation benchmark for source kind '{source}' yet (sqlite)"
+                )));
+            }
+            let queries = if queries.is_empty() {
+                (1..=22).collect()
+            } else {
+                queries
+            };
+            let cache = cache_dir.unwrap_or_else(demo::default_cache_dir);
+            flotilla::bench::federation(&cache, scale, &queries, &mut std::io::stdout().lock())
+                .await
         }
         Command::Datagen {
             benchmark:

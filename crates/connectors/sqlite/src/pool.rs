@@ -11,6 +11,9 @@ use std::sync::Mutex;
 /// How many idle connections are kept.
 const MAX_IDLE: usize = 8;
 
+/// How long a statement waits for a lock held by a writer.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A pool of read-only connections to one database file.
 #[derive(Debug)]
 pub struct Pool {
@@ -46,6 +49,8 @@ impl Pool {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.path, flags)?;
+        // A writer holding a lock makes readers wait this long before failing with "locked".
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // DataFusion's LIKE is case-sensitive; SQLite's is not unless asked.
         conn.execute_batch("PRAGMA case_sensitive_like = ON;")?;
         Ok(conn)

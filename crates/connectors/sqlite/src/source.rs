@@ -54,6 +54,22 @@ impl SqliteSource {
         })
     }
 
+    /// Runs `sql` in SQLite itself, stepping through every row without decoding it into Arrow,
+    /// and returns the row count: the floor a pushed query can reach (for benchmarks).
+    pub fn run_natively(&self, sql: &str) -> Result<u64> {
+        let conn = self.pool.get().map_err(|e| self.error(e))?;
+        let mut statement = conn.prepare(sql).map_err(|e| self.error(e))?;
+        let mut rows = statement.query([]).map_err(|e| self.error(e))?;
+        let mut count = 0;
+        while rows.next().map_err(|e| self.error(e))?.is_some() {
+            count += 1;
+        }
+        drop(rows);
+        drop(statement);
+        self.pool.put(conn);
+        Ok(count)
+    }
+
     /// How many pooled connections are idle; a finished or cancelled scan returns its own.
     pub fn idle_connections(&self) -> usize {
         self.pool.idle_count()

@@ -1,3 +1,5 @@
 //! Integration tests of the SQLite source against real SQLite files.
 
+mod constructs;
+mod errors;
 mod scan;

@@ -1,0 +1,215 @@
+//! `flotilla bench federation`: TPC-H over a SQLite source, three ways, side by side.
+//!
+//! For each query: (1) Flotilla with pushdown, (2) the SQL Flotilla sent, run by SQLite itself
+//! on the same file (the floor for a query pushed whole), (3) Flotilla with pushdown off. Each
+//! timing covers planning and reading every result row; rows transferred count the rows that
+//! crossed from SQLite into Flotilla.
+
+use crate::config::{Config, SessionDefaults, SourceConfig};
+use crate::demo;
+use datafusion::execution::context::SessionContext;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use flotilla_common::{Error, Result};
+use flotilla_connectors_sqlite::SqliteSource;
+use flotilla_federation::FederatedScanExec;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One query's measurements.
+struct Row {
+    query: usize,
+    pushed_whole: bool,
+    flotilla: f64,
+    native: Option<f64>,
+    no_pushdown: f64,
+    rows_pushdown: usize,
+    rows_no_pushdown: usize,
+}
+
+/// The TPC-H queries shipped in the repository, by number.
+fn query_text(n: usize) -> Result<String> {
+    let text = match n {
+        1 => include_str!("../../../tests/tpch/queries/q1.sql"),
+        2 => include_str!("../../../tests/tpch/queries/q2.sql"),
+        3 => include_str!("../../../tests/tpch/queries/q3.sql"),
+        4 => include_str!("../../../tests/tpch/queries/q4.sql"),
+        5 => include_str!("../../../tests/tpch/queries/q5.sql"),
+        6 => include_str!("../../../tests/tpch/queries/q6.sql"),
+        7 => include_str!("../../../tests/tpch/queries/q7.sql"),
+        8 => include_str!("../../../tests/tpch/queries/q8.sql"),
+        9 => include_str!("../../../tests/tpch/queries/q9.sql"),
+        10 => include_str!("../../../tests/tpch/queries/q10.sql"),
+        11 => include_str!("../../../tests/tpch/queries/q11.sql"),
+        12 => include_str!("../../../tests/tpch/queries/q12.sql"),
+        13 => include_str!("../../../tests/tpch/queries/q13.sql"),
+        14 => include_str!("../../../tests/tpch/queries/q14.sql"),
+        15 => include_str!("../../../tests/tpch/queries/q15.sql"),
+        16 => include_str!("../../../tests/tpch/queries/q16.sql"),
+        17 => include_str!("../../../tests/tpch/queries/q17.sql"),
+        18 => include_str!("../../../tests/tpch/queries/q18.sql"),
+        19 => include_str!("../../../tests/tpch/queries/q19.sql"),
+        20 => include_str!("../../../tests/tpch/queries/q20.sql"),
+        21 => include_str!("../../../tests/tpch/queries/q21.sql"),
+        22 => include_str!("../../../tests/tpch/queries/q22.sql"),
+        _ => {
+            return Err(Error::invalid(format!(
+                "there is no TPC-H query {n} (1 to 22)"
+            )));
+        }
+    };
+    Ok(text.to_string())
+}
+
+async fn context(sqlite: &Path, pushdown: bool) -> Result<SessionContext> {
+    let mut config = Config {
+        session: SessionDefaults {
+            default_catalog: Some("shop".into()),
+            default_schema: Some("main".into()),
+        },
+        pushdown,
+        ..Config::default()
+    };
+    config.sources.insert(
+        "shop".into(),
+        SourceConfig::Sqlite {
+            path: sqlite.to_path_buf(),
+        },
+    );
+    crate::session::build_context(&config).await
+}
+
+/// Runs `sql`; returns seconds, the executed plan and the rows read from SQLite.
+async fn measure(ctx: &SessionContext, sql: &str) -> Result<(f64, Arc<dyn ExecutionPlan>, usize)> {
+    let started = Instant::now();
+    let plan = ctx.sql(sql).await?.create_physical_plan().await?;
+    collect(Arc::clone(&plan), ctx.task_ctx()).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut scans = Vec::new();
+    federated_scans(&plan, &mut scans);
+    let rows = scans
+        .iter()
+        .filter_map(|s| s.metrics()?.output_rows())
+        .sum();
+    Ok((seconds, plan, rows))
+}
+
+fn federated_scans<'a>(plan: &'a Arc<dyn ExecutionPlan>, out: &mut Vec<&'a FederatedScanExec>) {
+    let any: &dyn std::any::Any = plan.as_ref();
+    if let Some(scan) = any.downcast_ref::<FederatedScanExec>() {
+        out.push(scan);
+    }
+    for child in plan.children() {
+        federated_scans(child, out);
+    }
+}
+
+/// The SQL of the plan's only federated scan, when the query was pushed whole.
+fn whole_query_sql(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    let mut scans = Vec::new();
+    federated_scans(plan, &mut scans);
+    let mut nodes = 0;
+    count_nodes(plan, &mut nodes);
+    // The scan plus at most DataFusion's projection and cooperative wrappers.
+    let wrappers_only = nodes <= scans.len() + 2;
+    (scans.len() == 1 && wrappers_only).then(|| scans[0].sql().to_string())
+}
+
+fn count_nodes(plan: &Arc<dyn ExecutionPlan>, n: &mut usize) {
+    let name = plan.name();
+    if name != "CooperativeExec" && name != "ProjectionExec" {
+        *n += 1;
+    }
+    for child in plan.children() {
+        count_nodes(child, n);
+    }
+}
+
+/// Runs the benchmark at `scale` over the demo cache, printing a table to `out`.
+pub async fn federation(
+    cache: &Path,
+    scale: f64,
+    queries: &[usize],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let config = demo::prepare(cache, scale)?;
+    let sqlite = config
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("sqlite")
+        .join(flotilla_tpch::SQLITE_FILE_NAME);
+    let with_pushdown = context(&sqlite, true).await?;
+    let without = context(&sqlite, false).await?;
+    let native = SqliteSource::open("shop", &sqlite)?;
+    let mut rows = Vec::new();
+    for &n in queries {
+        let sql = query_text(n)?;
+        eprint!("q{n}: pushdown… ");
+        let (flotilla, plan, rows_pushdown) = measure(&with_pushdown, &sql).await?;
+        let native_seconds = match whole_query_sql(&plan) {
+            Some(pushed) => {
+                eprint!("sqlite… ");
+                let started = Instant::now();
+                native.run_natively(&pushed)?;
+                Some(started.elapsed().as_secs_f64())
+            }
+            None => None,
+        };
+        eprint!("no pushdown… ");
+        let (no_pushdown, _, rows_no_pushdown) = measure(&without, &sql).await?;
+        eprintln!("done");
+        rows.push(Row {
+            query: n,
+            pushed_whole: native_seconds.is_some(),
+            flotilla,
+            native: native_seconds,
+            no_pushdown,
+            rows_pushdown,
+            rows_no_pushdown,
+        });
+    }
+    print_table(scale, &rows, out)
+}
+
+fn print_table(scale: f64, rows: &[Row], out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "TPC-H SF {scale} over SQLite: (1) Flotilla with pushdown, (2) SQLite running the SQL of (1), (3) Flotilla without pushdown"
+    )?;
+    writeln!(
+        out,
+        "{:>5} {:>6} {:>10} {:>10} {:>8} {:>10} {:>8} {:>12} {:>12}",
+        "query", "whole", "(1) s", "(2) s", "(1)/(2)", "(3) s", "(1)/(3)", "rows (1)", "rows (3)"
+    )?;
+    for r in rows {
+        let native = r.native.map_or("-".to_string(), |s| format!("{s:.3}"));
+        let ratio_native = r
+            .native
+            .map_or("-".to_string(), |s| format!("{:.2}", r.flotilla / s));
+        writeln!(
+            out,
+            "{:>5} {:>6} {:>10.3} {:>10} {:>8} {:>10.3} {:>8.2} {:>12} {:>12}",
+            format!("q{}", r.query),
+            if r.pushed_whole { "yes" } else { "no" },
+            r.flotilla,
+            native,
+            ratio_native,
+            r.no_pushdown,
+            r.flotilla / r.no_pushdown,
+            r.rows_pushdown,
+            r.rows_no_pushdown
+        )?;
+    }
+    let total = |f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>();
+    writeln!(
+        out,
+        "total: (1) {:.3} s, (3) {:.3} s, (1)/(3) {:.2}; rows from SQLite (1) {} vs (3) {}",
+        total(|r| r.flotilla),
+        total(|r| r.no_pushdown),
+        total(|r| r.flotilla) / total(|r| r.no_pushdown),
+        rows.iter().map(|r| r.rows_pushdown).sum::<usize>(),
+        rows.iter().map(|r| r.rows_no_pushdown).sum::<usize>()
+    )?;
+    Ok(())
+}
