@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -33,6 +33,7 @@ use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 /// A logical leaf: `sql` runs in `source` and yields rows with `schema`.
 #[derive(Debug, Clone)]
@@ -229,6 +230,8 @@ impl ExecutionPlan for FederatedScanExec {
             inner,
             baseline: BaselineMetrics::new(&self.metrics, partition),
             bytes: MetricBuilder::new(&self.metrics).counter("bytes_received", partition),
+            remote_time: MetricBuilder::new(&self.metrics).subset_time("source_time", partition),
+            started: Some(Instant::now()),
         }))
     }
 
@@ -237,11 +240,15 @@ impl ExecutionPlan for FederatedScanExec {
     }
 }
 
-/// Counts rows, bytes and time of a remote stream.
+/// Counts rows, bytes and time of a remote stream. `source_time` is the wall time from the
+/// start of the statement to its last row; `elapsed_compute` only the time spent polling.
 struct MeteredStream {
     inner: SendableRecordBatchStream,
     baseline: BaselineMetrics,
     bytes: Count,
+    remote_time: Time,
+    /// Set until the stream has ended.
+    started: Option<Instant>,
 }
 
 impl Stream for MeteredStream {
@@ -252,8 +259,14 @@ impl Stream for MeteredStream {
         let timer = elapsed.timer();
         let polled = self.inner.poll_next_unpin(cx);
         timer.done();
-        if let Poll::Ready(Some(Ok(batch))) = &polled {
-            self.bytes.add(batch.get_array_memory_size());
+        match &polled {
+            Poll::Ready(Some(Ok(batch))) => self.bytes.add(batch.get_array_memory_size()),
+            Poll::Ready(_) => {
+                if let Some(started) = self.started.take() {
+                    self.remote_time.add_duration(started.elapsed());
+                }
+            }
+            Poll::Pending => {}
         }
         self.baseline.record_poll(polled)
     }

@@ -106,6 +106,9 @@ enum BenchCommand {
         /// Where generated data is cached (as for `flotilla demo`).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// Runs per measurement; the best is reported (the first also warms caches).
+        #[arg(long, default_value_t = 2)]
+        repeat: usize,
     },
 }
 
@@ -173,6 +176,7 @@ async fn run_command(command: Command) -> Result<()> {
                     scale,
                     queries,
                     cache_dir,
+                    repeat,
                 },
         } => {
             if source != "sqlite" {
@@ -186,8 +190,8 @@ async fn run_command(command: Command) -> Result<()> {
                 queries
             };
             let cache = cache_dir.unwrap_or_else(demo::default_cache_dir);
-            flotilla::bench::federation(&cache, scale, &queries, &mut std::io::stdout().lock())
-                .await
+            let mut out = std::io::stdout().lock();
+            flotilla::bench::federation(&cache, scale, &queries, repeat, &mut out).await
         }
         Command::Datagen {
             benchmark:
