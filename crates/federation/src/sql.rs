@@ -342,22 +342,7 @@ impl<'a> Writer<'a> {
                 )
             }
         };
-        let keys = sort
-            .expr
-            .iter()
-            .map(
-                |SortExpr {
-                     expr,
-                     asc,
-                     nulls_first,
-                 }| {
-                    Some(
-                        self.dialect
-                            .order_by(&self.expr(expr, &scope)?, *asc, *nulls_first),
-                    )
-                },
-            )
-            .collect::<Option<Vec<_>>>()?;
+        let keys = self.order_keys(&sort.expr, &scope)?;
         let mut sql = format!("SELECT {list} FROM {from} ORDER BY {}", keys.join(", "));
         let (fetch, skip) = match limit {
             Some((fetch, skip)) => (
@@ -481,22 +466,7 @@ impl<'a> Writer<'a> {
             over.push(format!("PARTITION BY {}", keys.join(", ")));
         }
         if !params.order_by.is_empty() {
-            let keys = params
-                .order_by
-                .iter()
-                .map(
-                    |SortExpr {
-                         expr,
-                         asc,
-                         nulls_first,
-                     }| {
-                        Some(
-                            self.dialect
-                                .order_by(&self.expr(expr, scope)?, *asc, *nulls_first),
-                        )
-                    },
-                )
-                .collect::<Option<Vec<_>>>()?;
+            let keys = self.order_keys(&params.order_by, scope)?;
             over.push(format!("ORDER BY {}", keys.join(", ")));
         }
         if framed {
@@ -862,6 +832,18 @@ impl<'a> Writer<'a> {
             }
             _ => return None,
         })
+    }
+
+    /// Sort keys, each explicit about direction and NULLs.
+    fn order_keys(&self, keys: &[SortExpr], scope: &Scope) -> Option<Vec<String>> {
+        keys.iter()
+            .map(|key| {
+                Some(
+                    self.dialect
+                        .order_by(&self.expr(&key.expr, scope)?, key.asc, key.nulls_first),
+                )
+            })
+            .collect()
     }
 
     /// SQL of an uncorrelated one-column subquery.

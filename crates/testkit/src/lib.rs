@@ -26,7 +26,7 @@ pub use compare::{
 };
 pub use mariadb::{MariaDb, mariadb, try_mariadb};
 pub use postgres::{Postgres, postgres, try_postgres};
-pub use tpch::{tpch_csv_dir, tpch_schema_name};
+pub use tpch::{TPCH_SF001_ROWS, tpch_csv_dir, tpch_schema_name};
 
 /// What to run to install the server binaries the kit needs.
 pub const SETUP_HINT: &str = "run `scripts/setup.sh` (as root) to install PostgreSQL and MariaDB";

@@ -7,6 +7,19 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// Row counts of the TPC-H tables at SF 0.01, from the TPC-H specification (and the reference
+/// dbgen), written out here rather than computed, so tests check the generator against them.
+pub const TPCH_SF001_ROWS: [(&str, u64); 8] = [
+    ("region", 5),
+    ("nation", 25),
+    ("supplier", 100),
+    ("customer", 1_500),
+    ("part", 2_000),
+    ("partsupp", 8_000),
+    ("orders", 15_000),
+    ("lineitem", 60_175),
+];
+
 /// The schema (PostgreSQL) or database (MariaDB) name TPC-H at `scale` is loaded into,
 /// e.g. `tpch_sf0_01`.
 pub fn tpch_schema_name(scale: f64) -> String {

@@ -2,20 +2,8 @@
 
 use crate::common::{flotilla, text};
 use flotilla::{Config, build_context};
-use flotilla_testkit::assert_same_rows;
+use flotilla_testkit::{TPCH_SF001_ROWS, assert_same_rows};
 use std::path::Path;
-
-/// Row counts at SF 0.01 from the TPC-H specification (and the reference dbgen).
-const SF001_ROWS: [(&str, u64); 8] = [
-    ("region", 5),
-    ("nation", 25),
-    ("supplier", 100),
-    ("customer", 1_500),
-    ("part", 2_000),
-    ("partsupp", 8_000),
-    ("orders", 15_000),
-    ("lineitem", 60_175),
-];
 
 fn generate(out: &Path, format: &str) {
     let result = flotilla(&[
@@ -55,7 +43,7 @@ async fn all_formats_hold_the_specified_rows_and_the_same_values() {
     ";
     let config = Config::parse(config_text, "test.toml", dir.path()).unwrap();
     let ctx = build_context(&config).await.unwrap();
-    for (table, rows) in SF001_ROWS {
+    for (table, rows) in TPCH_SF001_ROWS {
         for qualified in [
             format!("lake.public.{table}"),
             format!("raw.public.{table}"),

@@ -251,3 +251,22 @@ async fn pushdown_can_be_switched_off_with_the_same_results() {
     let plan = check_equal(&ctx, &reference, &query(3)).await;
     assert!(pushed_whole(&plan), "{plan}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_analyze_reports_rows_bytes_and_time_per_source() {
+    let ctx = federated(&["lineitem"]).await;
+    let sql = "EXPLAIN ANALYZE SELECT o_orderpriority, count(*) FROM orders JOIN lineitem ON l_orderkey = o_orderkey \
+               WHERE o_orderdate < DATE '1993-01-01' GROUP BY o_orderpriority";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    let scan = text
+        .lines()
+        .find(|l| l.contains("FederatedScanExec"))
+        .unwrap_or_else(|| panic!("{text}"));
+    for metric in ["output_rows=", "bytes_received=", "source_time="] {
+        assert!(scan.contains(metric), "{metric} missing:\n{scan}");
+    }
+    assert!(scan.contains("'1993-01-01'"), "{scan}");
+}

@@ -1,20 +1,8 @@
-use flotilla_testkit::{mariadb, postgres, tpch_schema_name};
+use flotilla_testkit::{TPCH_SF001_ROWS, mariadb, postgres, tpch_schema_name};
 use flotilla_tpch::Table;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Row counts of the TPC-H tables at SF 0.01, from the TPC-H specification (and dbgen).
-const SF001_ROWS: [(&str, u64); 8] = [
-    ("region", 5),
-    ("nation", 25),
-    ("supplier", 100),
-    ("customer", 1_500),
-    ("part", 2_000),
-    ("partsupp", 8_000),
-    ("orders", 15_000),
-    ("lineitem", 60_175),
-];
 
 /// Price, ship date and comment of the first line item, as the generator makes it.
 fn first_lineitem() -> Vec<String> {
@@ -34,7 +22,7 @@ fn postgres_answers_and_loads_tpch() {
     assert_eq!(pg.query("SELECT 6 * 7").unwrap().trim(), "42");
     let schema = pg.load_tpch(0.01).unwrap();
     assert_eq!(schema, tpch_schema_name(0.01));
-    for (table, rows) in SF001_ROWS {
+    for (table, rows) in TPCH_SF001_ROWS {
         let count = pg
             .query(&format!("SELECT count(*) FROM {schema}.{table}"))
             .unwrap();
@@ -59,7 +47,7 @@ fn mariadb_answers_and_loads_tpch() {
     let db = mariadb();
     assert_eq!(db.query("SELECT 6 * 7").unwrap().trim(), "42");
     let schema = db.load_tpch(0.01).unwrap();
-    for (table, rows) in SF001_ROWS {
+    for (table, rows) in TPCH_SF001_ROWS {
         let count = db
             .query(&format!("SELECT count(*) FROM {schema}.{table}"))
             .unwrap();
@@ -173,5 +161,5 @@ fn nothing_is_left_behind_after_the_test_binary_exits() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // The TPC-H table list the kit loads is the full one.
-    assert_eq!(Table::ALL.len(), SF001_ROWS.len());
+    assert_eq!(Table::ALL.len(), TPCH_SF001_ROWS.len());
 }
