@@ -75,6 +75,7 @@ async fn context(sqlite: &Path, pushdown: bool) -> Result<SessionContext> {
         "shop".into(),
         SourceConfig::Sqlite {
             path: sqlite.to_path_buf(),
+            attach: vec![],
         },
     );
     crate::session::build_context(&config).await

@@ -45,8 +45,12 @@ pub struct SessionDefaults {
 /// One configured source.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
-    /// A SQLite database file.
-    Sqlite { path: PathBuf },
+    /// A SQLite database file, with further files attached as schemas.
+    Sqlite {
+        path: PathBuf,
+        /// `attach = { archive = "archive.db" }`: (schema name, file).
+        attach: Vec<(String, PathBuf)>,
+    },
     /// Parquet files: a file (one table) or a directory (one table per file or sub-directory).
     Parquet { path: PathBuf },
     /// CSV files, laid out like Parquet sources.
@@ -134,11 +138,12 @@ struct RawSource {
     path: Option<Spanned<String>>,
     delimiter: Option<Spanned<String>>,
     has_header: Option<Spanned<bool>>,
+    attach: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 /// The kinds of source and the keys each accepts (besides `kind`).
 const KINDS: &[(&str, &[&str])] = &[
-    ("sqlite", &["path"]),
+    ("sqlite", &["path", "attach"]),
     ("parquet", &["path"]),
     ("csv", &["path", "delimiter", "has_header"]),
 ];
@@ -226,7 +231,25 @@ impl Config {
                 ));
             }
             let source = match kind {
-                "sqlite" => SourceConfig::Sqlite { path },
+                "sqlite" => {
+                    let mut attach = Vec::new();
+                    for (schema, file) in raw_source
+                        .attach
+                        .map(|a| a.into_inner())
+                        .unwrap_or_default()
+                    {
+                        let file_path = base.join(file.get_ref());
+                        if !file_path.is_file() {
+                            return Err(error(
+                                Some(file.span()),
+                                key(&format!("attach.{schema}")),
+                                format!("{} does not exist", file_path.display()),
+                            ));
+                        }
+                        attach.push((schema, file_path));
+                    }
+                    SourceConfig::Sqlite { path, attach }
+                }
                 "parquet" => SourceConfig::Parquet { path },
                 _ => {
                     let delimiter = match &raw_source.delimiter {
@@ -321,7 +344,8 @@ mod tests {
         assert_eq!(
             config.sources["shop"],
             SourceConfig::Sqlite {
-                path: dir.path().join("shop.db")
+                path: dir.path().join("shop.db"),
+                attach: vec![],
             }
         );
     }
@@ -346,6 +370,24 @@ mod tests {
             parse("[sources.x]\nkind = \"parquet\"\npath = \"/nonexistent/dir\"\n").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(3), "{e}");
         assert_eq!(e.key, "sources.x.path");
+    }
+
+    #[test]
+    fn sqlite_sources_attach_further_files_as_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.db"), b"").unwrap();
+        std::fs::write(dir.path().join("b.db"), b"").unwrap();
+        let text = "[sources.s]\nkind = \"sqlite\"\npath = \"a.db\"\nattach = { old = \"b.db\" }\n";
+        let config = Config::parse(text, "f.toml", dir.path()).unwrap();
+        let SourceConfig::Sqlite { attach, .. } = &config.sources["s"] else {
+            panic!()
+        };
+        assert_eq!(attach, &vec![("old".to_string(), dir.path().join("b.db"))]);
+        let text =
+            "[sources.s]\nkind = \"sqlite\"\npath = \"a.db\"\nattach = { old = \"zz.db\" }\n";
+        let e = Config::parse(text, "f.toml", dir.path()).unwrap_err();
+        assert_eq!(e.key, "sources.s.attach.old", "{e}");
+        assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
     }
 
     #[test]

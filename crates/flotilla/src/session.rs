@@ -72,8 +72,9 @@ async fn open_source(
     source: &SourceConfig,
 ) -> Result<Arc<dyn CatalogProvider>> {
     match source {
-        SourceConfig::Sqlite { path } => {
-            let source: Arc<dyn Source> = Arc::new(SqliteSource::open(name, path)?);
+        SourceConfig::Sqlite { path, attach } => {
+            let source: Arc<dyn Source> =
+                Arc::new(SqliteSource::open_attached(name, path, attach)?);
             flotilla_federation::catalog_of(source).await
         }
         SourceConfig::Parquet { path } => {

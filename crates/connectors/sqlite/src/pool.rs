@@ -18,19 +18,30 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 #[derive(Debug)]
 pub struct Pool {
     path: PathBuf,
+    /// Further database files attached to every connection: (schema name, file).
+    attached: Vec<(String, PathBuf)>,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl Pool {
-    /// A pool for the database at `path`. Opens one connection to check the file is a database.
-    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+    /// A pool for the database at `path` with the files of `attached` attached under their
+    /// schema names. Opens one connection to check the files are databases.
+    pub fn open(path: &Path, attached: &[(String, PathBuf)]) -> rusqlite::Result<Self> {
         let pool = Pool {
             path: path.to_path_buf(),
+            attached: attached.to_vec(),
             idle: Mutex::new(Vec::new()),
         };
         let conn = pool.get()?;
-        // Reading the schema fails early when the file is not a SQLite database.
+        // Reading the schemas fails early when a file is not a SQLite database.
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        for (schema, _) in attached {
+            let sql = format!(
+                "SELECT count(*) FROM \"{}\".sqlite_schema",
+                schema.replace('"', "\"\"")
+            );
+            conn.query_row(&sql, [], |_| Ok(()))?;
+        }
         pool.put(conn);
         Ok(pool)
     }
@@ -53,6 +64,10 @@ impl Pool {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // DataFusion's LIKE is case-sensitive; SQLite's is not unless asked.
         conn.execute_batch("PRAGMA case_sensitive_like = ON;")?;
+        // Attached files open with the main file's flags: read-only too.
+        for (schema, file) in &self.attached {
+            conn.execute("ATTACH DATABASE ?1 AS ?2", (file.to_string_lossy(), schema))?;
+        }
         Ok(conn)
     }
 

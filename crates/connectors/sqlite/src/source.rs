@@ -10,7 +10,7 @@ use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, Result};
 use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One SQLite database file, opened read-only.
@@ -28,21 +28,49 @@ impl SqliteSource {
     /// # Errors
     /// When the file does not exist or is not a SQLite database.
     pub fn open(name: &str, path: &Path) -> Result<Self> {
+        Self::open_attached(name, path, &[])
+    }
+
+    /// Opens the database at `path` with further files attached as schemas: `(schema, file)`.
+    /// Tables of all of them join inside SQLite.
+    ///
+    /// # Errors
+    /// When a file does not exist or is not a SQLite database.
+    pub fn open_attached(name: &str, path: &Path, attached: &[(String, PathBuf)]) -> Result<Self> {
+        for (_, file) in attached {
+            if !file.is_file() {
+                return Err(Error::not_found(format!(
+                    "SQLite file {} does not exist",
+                    file.display()
+                ))
+                .with_source(name));
+            }
+        }
         if !path.is_file() {
             return Err(
                 Error::not_found(format!("SQLite file {} does not exist", path.display()))
                     .with_source(name),
             );
         }
-        let pool = Pool::open(path).map_err(|e| {
+        let pool = Pool::open(path, attached).map_err(|e| {
             Error::invalid(format!("cannot open {} as SQLite: {e}", path.display()))
                 .with_source(name)
         })?;
-        // Two sources over the same file are the same database.
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        // Two sources over the same files, attached under the same names, are the same database.
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut endpoint = canonical(path).display().to_string();
+        let mut attachments: Vec<String> = attached
+            .iter()
+            .map(|(schema, file)| format!("{schema}={}", canonical(file).display()))
+            .collect();
+        attachments.sort();
+        for attachment in attachments {
+            endpoint.push(';');
+            endpoint.push_str(&attachment);
+        }
         let identity = SourceIdentity {
             backend: "sqlite".into(),
-            endpoint: canonical.display().to_string(),
+            endpoint,
             database: String::new(),
             principal: String::new(),
         };

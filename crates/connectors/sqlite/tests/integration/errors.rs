@@ -118,3 +118,40 @@ fn a_missing_or_foreign_file_is_refused_when_the_source_opens() {
     let e = SqliteSource::open("lite", &text).unwrap_err();
     assert!(e.to_string().contains("source 'lite'"), "{e}");
 }
+
+#[tokio::test]
+async fn attached_files_are_schemas_of_one_source_and_join_inside_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = database(dir.path());
+    let archive = dir.path().join("archive.db");
+    Connection::open(&archive)
+        .unwrap()
+        .execute_batch("CREATE TABLE old (id INTEGER PRIMARY KEY, note TEXT); INSERT INTO old VALUES (2, 'two'), (7, 'seven');")
+        .unwrap();
+    let source: Arc<dyn Source> = Arc::new(
+        SqliteSource::open_attached("lite", &main, &[("archive".to_string(), archive)]).unwrap(),
+    );
+    let ctx = federated_context(SessionConfig::new());
+    ctx.register_catalog("lite", catalog_of(source).await.unwrap());
+    let sql = "SELECT k.id, o.note FROM lite.main.keep k JOIN lite.archive.old o ON o.id = k.id";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("| 2  | two  |") && batches.iter().map(|b| b.num_rows()).sum::<usize>() == 1,
+        "{text}"
+    );
+    let plan = ctx
+        .sql(&format!("EXPLAIN {sql}"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    assert_eq!(plan.matches("FederatedScanExec").count(), 1, "{plan}");
+    assert!(plan.contains("\"archive\".\"old\""), "{plan}");
+}
