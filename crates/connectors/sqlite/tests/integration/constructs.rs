@@ -236,6 +236,7 @@ async fn constructs_are_pushed_and_answer_like_datafusion() {
         reference.register_table(name, Arc::new(table)).unwrap();
     }
     let mut failures = Vec::new();
+    let mut sent = String::new();
     for (template, whole) in CONSTRUCTS {
         let ours = template
             .replace("{t}", "lite.main.t")
@@ -278,6 +279,11 @@ async fn constructs_are_pushed_and_answer_like_datafusion() {
             }
             Err(e) => failures.push(format!("{ours}: {e}\n{text}")),
         }
+        sent.push_str(&format!("-- {ours}\n"));
+        for line in text.lines().filter_map(|l| l.split_once("sql=")) {
+            sent.push_str(&format!("{}\n", line.1));
+        }
+        sent.push('\n');
         let scans = text.matches("FederatedScanExec").count();
         let only_scan = text.lines().all(|l| {
             let l = l.trim();
@@ -295,4 +301,6 @@ async fn constructs_are_pushed_and_answer_like_datafusion() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The exact SQL SQLite receives for each construct, reviewed as a snapshot.
+    insta::assert_snapshot!("sql_sent_to_sqlite", sent);
 }
