@@ -11,13 +11,15 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DFSchemaRef, Result, internal_err};
+use datafusion::common::{DFSchemaRef, Result, Statistics, internal_err};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{
     Expr, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::StatisticsArgs;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
@@ -41,6 +43,8 @@ pub struct FederatedScan {
     pub source: Arc<dyn Source>,
     pub sql: String,
     pub schema: DFSchemaRef,
+    /// Estimated rows, when the scan reads a whole table.
+    pub row_estimate: Option<usize>,
 }
 
 impl PartialEq for FederatedScan {
@@ -119,11 +123,10 @@ impl ExtensionPlanner for FederatedScanPlanner {
             return Ok(None);
         };
         let schema = Arc::new(scan.schema.as_arrow().clone());
-        Ok(Some(Arc::new(FederatedScanExec::new(
-            Arc::clone(&scan.source),
-            scan.sql.clone(),
-            schema,
-        ))))
+        Ok(Some(Arc::new(
+            FederatedScanExec::new(Arc::clone(&scan.source), scan.sql.clone(), schema)
+                .with_row_estimate(scan.row_estimate),
+        )))
     }
 }
 
@@ -135,6 +138,8 @@ pub struct FederatedScanExec {
     sql: String,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// Estimated output rows, when known (a whole remote table).
+    row_estimate: Option<usize>,
 }
 
 impl FederatedScanExec {
@@ -150,7 +155,14 @@ impl FederatedScanExec {
             sql,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
+            row_estimate: None,
         }
+    }
+
+    /// Tells DataFusion's planner about how many rows the scan returns.
+    pub fn with_row_estimate(mut self, rows: Option<usize>) -> Self {
+        self.row_estimate = rows;
+        self
     }
 
     /// The SQL this scan sends.
@@ -232,6 +244,18 @@ impl ExecutionPlan for FederatedScanExec {
             bytes: MetricBuilder::new(&self.metrics).counter("bytes_received", partition),
             remote_time: MetricBuilder::new(&self.metrics).subset_time("source_time", partition),
             started: Some(Instant::now()),
+        }))
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let statistics = Statistics::new_unknown(&self.schema());
+        Ok(Arc::new(match self.row_estimate {
+            Some(rows) => statistics.with_num_rows(Precision::Inexact(rows)),
+            None => statistics,
         }))
     }
 

@@ -118,6 +118,18 @@ fn common_source(children: &[(LogicalPlan, Option<Arc<dyn Source>>)]) -> Option<
         .then(|| Arc::clone(first))
 }
 
+/// The estimated rows of a scan that reads a whole table (no filters).
+fn whole_table_rows(plan: &LogicalPlan) -> Option<usize> {
+    let LogicalPlan::TableScan(scan) = plan else {
+        return None;
+    };
+    if !scan.filters.is_empty() {
+        return None;
+    }
+    let rows = FederatedTable::of_scan(scan)?.remote().row_estimate?;
+    Some(scan.fetch.map_or(rows, |fetch| fetch.min(rows)))
+}
+
 /// Replaces `plan` (which runs whole in `source`) by a federated scan of its SQL. A plan the
 /// writer cannot express (only possible for a bare table scan) is left for its table provider.
 fn wrap(plan: LogicalPlan, source: &Arc<dyn Source>) -> Result<LogicalPlan> {
@@ -127,6 +139,7 @@ fn wrap(plan: LogicalPlan, source: &Arc<dyn Source>) -> Result<LogicalPlan> {
                 source: Arc::clone(source),
                 sql: query.sql,
                 schema: Arc::clone(plan.schema()),
+                row_estimate: whole_table_rows(&plan),
             }),
         })),
         None => Ok(plan),

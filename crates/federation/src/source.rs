@@ -39,6 +39,9 @@ pub struct RemoteTable {
     pub opaque: Vec<bool>,
     /// Table or view.
     pub table_type: TableType,
+    /// An estimate of the row count, where the source knows one cheaply; DataFusion uses it to
+    /// order joins (the smaller side builds the hash table).
+    pub row_estimate: Option<usize>,
 }
 
 /// A database Flotilla can send SQL to. Connectors implement it; the engine knows no database.

@@ -155,7 +155,13 @@ impl SqliteSource {
             fields.push(Field::new(name, column_type.arrow_type(), !not_null));
             opaque.push(is_opaque(declared, column_type));
         }
+        let row_estimate = if is_view {
+            None
+        } else {
+            self.row_estimate(conn, schema, table)
+        };
         Ok(RemoteTable {
+            row_estimate,
             schema: schema.to_string(),
             name: table.to_string(),
             arrow_schema: Arc::new(Schema::new(fields)),
@@ -166,6 +172,39 @@ impl SqliteSource {
                 TableType::Base
             },
         })
+    }
+}
+
+impl SqliteSource {
+    /// A cheap row-count estimate: from `sqlite_stat1` when the database was analyzed, else the
+    /// span of rowids (exact for tables whose rowids have no gaps).
+    fn row_estimate(
+        &self,
+        conn: &rusqlite::Connection,
+        schema: &str,
+        table: &str,
+    ) -> Option<usize> {
+        let q = |s: &str| self.dialect.quote_identifier(s);
+        let analyzed: Option<String> = conn
+            .query_row(
+                &format!(
+                    "SELECT stat FROM {}.sqlite_stat1 WHERE tbl = ?1 LIMIT 1",
+                    q(schema)
+                ),
+                [table],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(rows) = analyzed.and_then(|stat| stat.split_whitespace().next()?.parse().ok()) {
+            return Some(rows);
+        }
+        let span = format!(
+            "SELECT max(_rowid_) - min(_rowid_) + 1 FROM {}.{}",
+            q(schema),
+            q(table)
+        );
+        let rows: Option<i64> = conn.query_row(&span, [], |r| r.get(0)).ok()?;
+        Some(rows.unwrap_or(0).max(0) as usize)
     }
 }
 

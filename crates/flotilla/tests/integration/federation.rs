@@ -270,3 +270,41 @@ async fn explain_analyze_reports_rows_bytes_and_time_per_source() {
     }
     assert!(scan.contains("'1993-01-01'"), "{scan}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_estimates_of_sqlite_tables_reach_datafusion() {
+    let ctx = federated(&["lineitem"]).await;
+    ctx.sql("SET datafusion.explain.show_statistics = true")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    for (sql, rows) in [
+        ("SELECT n_name FROM nation", 25),
+        // A join with a Parquet table: the SQLite side is a whole-table scan of its own.
+        (
+            "SELECT count(*) FROM supplier JOIN lineitem ON s_suppkey = l_suppkey",
+            1_000,
+        ),
+    ] {
+        let batches = ctx
+            .sql(&format!("EXPLAIN {sql}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        let scan = text
+            .lines()
+            .find(|l| l.contains("FederatedScanExec"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            scan.contains(&format!("Rows=Inexact({rows})")),
+            "{sql}:\n{scan}"
+        );
+    }
+}

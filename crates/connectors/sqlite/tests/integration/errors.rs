@@ -84,11 +84,13 @@ async fn a_corrupted_file_is_an_error_not_a_panic() {
     let ctx = context(&path).await;
     let other_dir = tempfile::tempdir().unwrap();
     let other = context(&database(other_dir.path())).await;
-    // Overwrite everything after the header page: the schema stays readable, the tables do not.
+    // Overwrite everything after the 100-byte header, and bump the header's change counter so
+    // that connections holding cached pages read the file again.
     let mut bytes = std::fs::read(&path).unwrap();
     for b in bytes.iter_mut().skip(100) {
         *b = 0xA5;
     }
+    bytes[24] = bytes[24].wrapping_add(1);
     std::fs::write(&path, &bytes).unwrap();
     let e = query(&ctx, "SELECT * FROM lite.main.keep")
         .await
