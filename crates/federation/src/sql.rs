@@ -431,17 +431,7 @@ impl<'a> Writer<'a> {
         if params.filter.is_some() || params.null_treatment.is_some() || params.distinct {
             return None;
         }
-        let schema = scope.schema();
-        let args = params
-            .args
-            .iter()
-            .map(|a| self.expr(a, scope))
-            .collect::<Option<Vec<_>>>()?;
-        let types = params
-            .args
-            .iter()
-            .map(|a| a.get_type(schema).ok())
-            .collect::<Option<Vec<DataType>>>()?;
+        let (args, types) = self.arguments(&params.args, scope)?;
         let (call, framed) = match &function.fun {
             WindowFunctionDefinition::AggregateUDF(f) => (
                 self.dialect
@@ -777,11 +767,7 @@ impl<'a> Writer<'a> {
                     .cast(&inner, &ty(&cast.expr)?, cast.field.data_type())?
             }
             Expr::ScalarFunction(ScalarFunction { func, args }) => {
-                let written = args
-                    .iter()
-                    .map(|a| self.expr(a, scope))
-                    .collect::<Option<Vec<_>>>()?;
-                let types = args.iter().map(ty).collect::<Option<Vec<DataType>>>()?;
+                let (written, types) = self.arguments(args, scope)?;
                 self.dialect
                     .scalar_function(func.name(), &written, &types)?
             }
@@ -789,16 +775,7 @@ impl<'a> Writer<'a> {
                 if !params.order_by.is_empty() || params.null_treatment.is_some() {
                     return None;
                 }
-                let written = params
-                    .args
-                    .iter()
-                    .map(|a| self.expr(a, scope))
-                    .collect::<Option<Vec<_>>>()?;
-                let types = params
-                    .args
-                    .iter()
-                    .map(ty)
-                    .collect::<Option<Vec<DataType>>>()?;
+                let (written, types) = self.arguments(&params.args, scope)?;
                 let call = self.dialect.aggregate_function(
                     func.name(),
                     params.distinct,
@@ -832,6 +809,19 @@ impl<'a> Writer<'a> {
             }
             _ => return None,
         })
+    }
+
+    /// Function arguments as SQL, with their types (dialects decide by type).
+    fn arguments(&self, args: &[Expr], scope: &Scope) -> Option<(Vec<String>, Vec<DataType>)> {
+        let written = args
+            .iter()
+            .map(|a| self.expr(a, scope))
+            .collect::<Option<Vec<_>>>()?;
+        let types = args
+            .iter()
+            .map(|a| a.get_type(scope.schema()).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some((written, types))
     }
 
     /// Sort keys, each explicit about direction and NULLs.
