@@ -6,12 +6,7 @@
 //! - [`Error`] and [`ErrorKind`]: what went wrong, classified so that every edge of the system
 //!   (CLI exit codes, gRPC status codes, messages to clients) can react to the *kind* of failure
 //!   instead of parsing text. The mapping to gRPC codes lives here, in one exhaustive `match`.
-//! - Small shared types, such as [`SourceName`].
 
 mod error;
 
 pub use error::{Error, ErrorKind, Result};
-
-/// The name a source has in `flotilla.toml` (`[sources.<name>]`); it is also the catalog name
-/// under which the source's tables appear in SQL.
-pub type SourceName = String;
