@@ -207,15 +207,16 @@ impl<'a> Writer<'a> {
         )
     }
 
-    /// One input as a derived table: its scope entry and the FROM text.
-    fn derived<'q>(&self, input: &'q LogicalPlan, query: &'q Query) -> (String, Scope<'q>) {
+    /// One input as a derived table: the FROM text, its alias and the scope its columns
+    /// resolve in.
+    fn derived<'q>(&self, input: &'q LogicalPlan, query: &'q Query) -> (String, String, Scope<'q>) {
         let alias = self.alias();
         let from = format!("({}) AS {alias}", query.sql);
         let scope = Scope::Derived {
-            inputs: vec![(input.schema().as_ref(), alias, query)],
+            inputs: vec![(input.schema().as_ref(), alias.clone(), query)],
             merged: input.schema().as_ref().clone(),
         };
-        (from, scope)
+        (from, alias, scope)
     }
 
     /// `SELECT <exprs> FROM (input)` with unique output names taken from `schema`.
@@ -255,7 +256,7 @@ impl<'a> Writer<'a> {
 
     fn projection(&self, p: &Projection) -> Option<Query> {
         let inner = self.plan(&p.input)?;
-        let (from, scope) = self.derived(&p.input, &inner);
+        let (from, _, scope) = self.derived(&p.input, &inner);
         let (list, columns, opaque) = self.select_list(&p.expr, &p.schema, &scope)?;
         Some(Query {
             sql: format!("SELECT {list} FROM {from}"),
@@ -266,12 +267,9 @@ impl<'a> Writer<'a> {
 
     fn filter(&self, f: &Filter) -> Option<Query> {
         let inner = self.plan(&f.input)?;
-        let (from, scope) = self.derived(&f.input, &inner);
+        let (from, alias, scope) = self.derived(&f.input, &inner);
         let predicate = self.expr(&f.predicate, &scope)?;
-        let Scope::Derived { inputs, .. } = &scope else {
-            unreachable!("derived scope")
-        };
-        let list = self.pass_through(&inputs[0].1, &inner);
+        let list = self.pass_through(&alias, &inner);
         Some(Query {
             sql: format!("SELECT {list} FROM {from} WHERE {predicate}"),
             columns: inner.columns.clone(),
@@ -300,7 +298,7 @@ impl<'a> Writer<'a> {
             return None;
         }
         let inner = self.plan(&a.input)?;
-        let (from, scope) = self.derived(&a.input, &inner);
+        let (from, _, scope) = self.derived(&a.input, &inner);
         let exprs: Vec<Expr> = a.group_expr.iter().chain(&a.aggr_expr).cloned().collect();
         let (list, columns, _) = self.select_list(&exprs, &a.schema, &scope)?;
         let mut sql = format!("SELECT {list} FROM {from}");
@@ -328,19 +326,14 @@ impl<'a> Writer<'a> {
         limit: Option<(Option<usize>, usize)>,
     ) -> Option<Query> {
         let inner = self.plan(&sort.input)?;
-        let (from, scope) = self.derived(&sort.input, &inner);
+        let (from, alias, scope) = self.derived(&sort.input, &inner);
         let (list, columns, opaque) = match projection {
             Some(p) => self.select_list(&p.expr, &p.schema, &scope)?,
-            None => {
-                let Scope::Derived { inputs, .. } = &scope else {
-                    unreachable!("derived scope")
-                };
-                (
-                    self.pass_through(&inputs[0].1, &inner),
-                    inner.columns.clone(),
-                    inner.opaque.clone(),
-                )
-            }
+            None => (
+                self.pass_through(&alias, &inner),
+                inner.columns.clone(),
+                inner.opaque.clone(),
+            ),
         };
         let keys = self.order_keys(&sort.expr, &scope)?;
         let mut sql = format!("SELECT {list} FROM {from} ORDER BY {}", keys.join(", "));
@@ -376,11 +369,8 @@ impl<'a> Writer<'a> {
             _ => {}
         }
         let inner = self.plan(&limit.input)?;
-        let (from, scope) = self.derived(&limit.input, &inner);
-        let Scope::Derived { inputs, .. } = &scope else {
-            unreachable!("derived scope")
-        };
-        let list = self.pass_through(&inputs[0].1, &inner);
+        let (from, alias, _) = self.derived(&limit.input, &inner);
+        let list = self.pass_through(&alias, &inner);
         Some(Query {
             sql: format!(
                 "SELECT {list} FROM {from}{}",
@@ -397,11 +387,7 @@ impl<'a> Writer<'a> {
             return None;
         }
         let inner = self.plan(&window.input)?;
-        let (from, scope) = self.derived(&window.input, &inner);
-        let Scope::Derived { inputs, .. } = &scope else {
-            unreachable!("derived scope")
-        };
-        let alias = inputs[0].1.clone();
+        let (from, alias, scope) = self.derived(&window.input, &inner);
         let names = unique_names(&window.schema);
         let mut items: Vec<String> = inner
             .columns

@@ -25,8 +25,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tpchgen::generators as g;
 use tpchgen_arrow as ta;
 
-pub use sqlite::{sqlite_create_table, sqlite_declared_type};
-
 /// Rows per generated batch.
 const BATCH_SIZE: usize = 8192;
 

@@ -18,7 +18,7 @@ use std::path::Path;
 
 /// The SQLite type to declare for a column of Arrow type `data_type`, or `None` when the TPC-H
 /// writer has no mapping for it.
-pub fn sqlite_declared_type(data_type: &DataType) -> Option<String> {
+fn sqlite_declared_type(data_type: &DataType) -> Option<String> {
     Some(match data_type {
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "INTEGER".into(),
         DataType::Float32 | DataType::Float64 => "REAL".into(),
@@ -32,7 +32,7 @@ pub fn sqlite_declared_type(data_type: &DataType) -> Option<String> {
 }
 
 /// `CREATE TABLE` for `name` with `schema`'s columns and the given primary key.
-pub fn sqlite_create_table(name: &str, schema: &Schema, primary_key: &[&str]) -> Result<String> {
+fn sqlite_create_table(name: &str, schema: &Schema, primary_key: &[&str]) -> Result<String> {
     let mut columns = Vec::new();
     for field in schema.fields() {
         let declared = sqlite_declared_type(field.data_type()).ok_or_else(|| {

@@ -94,6 +94,14 @@ async fn run(ctx: &SessionContext, sql: &str) -> (Vec<RecordBatch>, Arc<dyn Exec
     (batches, plan)
 }
 
+/// The result of `sql` (e.g. an `EXPLAIN`) as table text.
+async fn result_text(ctx: &SessionContext, sql: &str) -> String {
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string()
+}
+
 fn plan_text(plan: &Arc<dyn ExecutionPlan>) -> String {
     displayable(plan.as_ref()).indent(false).to_string()
 }
@@ -257,10 +265,7 @@ async fn explain_analyze_reports_rows_bytes_and_time_per_source() {
     let ctx = federated(&["lineitem"]).await;
     let sql = "EXPLAIN ANALYZE SELECT o_orderpriority, count(*) FROM orders JOIN lineitem ON l_orderkey = o_orderkey \
                WHERE o_orderdate < DATE '1993-01-01' GROUP BY o_orderpriority";
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-        .unwrap()
-        .to_string();
+    let text = result_text(&ctx, sql).await;
     let scan = text
         .lines()
         .find(|l| l.contains("FederatedScanExec"))
@@ -288,16 +293,7 @@ async fn row_estimates_of_sqlite_tables_reach_datafusion() {
             1_000,
         ),
     ] {
-        let batches = ctx
-            .sql(&format!("EXPLAIN {sql}"))
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string();
+        let text = result_text(&ctx, &format!("EXPLAIN {sql}")).await;
         let scan = text
             .lines()
             .find(|l| l.contains("FederatedScanExec"))

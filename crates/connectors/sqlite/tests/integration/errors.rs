@@ -144,16 +144,7 @@ async fn attached_files_are_schemas_of_one_source_and_join_inside_sqlite() {
         text.contains("| 2  | two  |") && batches.iter().map(|b| b.num_rows()).sum::<usize>() == 1,
         "{text}"
     );
-    let plan = ctx
-        .sql(&format!("EXPLAIN {sql}"))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-        .unwrap()
-        .to_string();
+    let plan = crate::scan::explain(&ctx, sql).await;
     assert_eq!(plan.matches("FederatedScanExec").count(), 1, "{plan}");
     assert!(plan.contains("\"archive\".\"old\""), "{plan}");
 }

@@ -156,7 +156,8 @@ async fn contexts(batch_size: usize) -> (tempfile::TempDir, Arc<SqliteSource>, S
     (dir, source, ctx)
 }
 
-async fn explain(ctx: &SessionContext, sql: &str) -> String {
+/// The output of `EXPLAIN sql` as table text.
+pub(crate) async fn explain(ctx: &SessionContext, sql: &str) -> String {
     let batches = ctx
         .sql(&format!("EXPLAIN {sql}"))
         .await
