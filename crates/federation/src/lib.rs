@@ -2,8 +2,9 @@
 //!
 //! ```text
 //!  connector (flotilla-connectors-*) ── implements ──▶ Source + Dialect
-//!                                                         │ discover()
-//!  catalog_of(source) ──▶ catalog of FederatedTable ◀────┘
+//!                                                         │ schemas(), tables(): names
+//!  catalog_of(source) ──▶ SourceCatalog ◀─────────────────┤ describe(): on first use, cached
+//!                          └ FederatedTable per table ◀───┘
 //!
 //!  SQL ─▶ DataFusion optimizer ─▶ FederationPlanner (a QueryPlanner)
 //!            filters, projections,   │ cut the largest single-source sub-plans (planner)
@@ -13,6 +14,8 @@
 //! ```
 //!
 //! - [`source`]: what a connector provides: identity, dialect, discovery, execute(SQL) → stream.
+//! - [`catalog`]: a source as a DataFusion catalog: names listed up front, tables described
+//!   lazily, cached, refreshable.
 //! - [`dialect`]: how a database writes SQL and what it can run; the capability model. A
 //!   construct the dialect refuses is never sent: the cut moves below it.
 //! - [`sql`]: SQL generation from logical plans, resolving columns by position so qualifiers
@@ -26,6 +29,7 @@
 //! Use it by giving the session a [`FederationPlanner`] and [`FederationConfig`], and registering
 //! each source's catalog from [`catalog_of`].
 
+pub mod catalog;
 pub mod config;
 pub mod dialect;
 pub mod exec;
@@ -34,12 +38,13 @@ pub mod source;
 pub mod sql;
 pub mod table;
 
+pub use catalog::{SourceCatalog, catalog_of};
 pub use config::FederationConfig;
 pub use dialect::Dialect;
 pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};
-pub use source::{RemoteTable, Source, SourceIdentity};
-pub use table::{FederatedTable, catalog_of};
+pub use source::{RemoteTable, Source, SourceIdentity, TableName};
+pub use table::FederatedTable;
 
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::SessionStateBuilder;

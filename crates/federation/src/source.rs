@@ -24,7 +24,18 @@ pub struct SourceIdentity {
     pub principal: String,
 }
 
-/// A table or view of a source, as discovered.
+/// The name of a table or view of a source, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    /// The schema in the remote database.
+    pub schema: String,
+    /// The table's name in the remote database.
+    pub name: String,
+    /// Table or view.
+    pub table_type: TableType,
+}
+
+/// A table or view of a source, as described.
 #[derive(Debug, Clone)]
 pub struct RemoteTable {
     /// The schema in the remote database (e.g. `main`, `public`).
@@ -56,8 +67,14 @@ pub trait Source: Debug + Send + Sync {
     /// How to write SQL for this database, and what it can run.
     fn dialect(&self) -> &dyn Dialect;
 
-    /// Every table and view the source exposes.
-    async fn discover(&self) -> Result<Vec<RemoteTable>>;
+    /// The names of the source's schemas, including empty ones. Cheap: names only.
+    async fn schemas(&self) -> Result<Vec<String>>;
+
+    /// The names of every table and view the source exposes. Cheap: no columns.
+    async fn tables(&self) -> Result<Vec<TableName>>;
+
+    /// The columns, types and row estimate of one table or view; `None` when it does not exist.
+    async fn describe(&self, schema: &str, table: &str) -> Result<Option<RemoteTable>>;
 
     /// Runs `sql` and streams its rows as batches of at most `batch_size` rows with `schema`
     /// (the columns of `sql`'s result, in order). Dropping the stream stops the statement.

@@ -1,14 +1,11 @@
-//! `FederatedTable`: a remote table as a DataFusion table, and the catalog of a source.
+//! `FederatedTable`: a remote table as a DataFusion table.
 
 use crate::exec::FederatedScanExec;
 use crate::source::{RemoteTable, Source};
 use crate::sql::Writer;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{
-    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, Session,
-    TableProvider,
-};
+use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, Result as DfResult, internal_err};
 use datafusion::datasource::{DefaultTableSource, TableType};
@@ -17,9 +14,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableScan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::limit::GlobalLimitExec;
-use flotilla_common::{Error, Result};
 use std::any::Any;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A table of a [`Source`]. The federation planner recognizes scans of it and pushes the plan
@@ -186,24 +181,4 @@ impl FederatedTable {
         }
         Ok(plan)
     }
-}
-
-/// Discovers `source`'s tables and returns a catalog with one schema per remote schema.
-pub async fn catalog_of(source: Arc<dyn Source>) -> Result<Arc<dyn CatalogProvider>> {
-    let mut schemas: BTreeMap<String, MemorySchemaProvider> = BTreeMap::new();
-    for remote in source.discover().await? {
-        let schema = schemas.entry(remote.schema.clone()).or_default();
-        let name = remote.name.clone();
-        let table = FederatedTable::new(Arc::clone(&source), remote);
-        schema
-            .register_table(name, Arc::new(table))
-            .map_err(|e| Error::from(e).with_source(source.name()))?;
-    }
-    let catalog = MemoryCatalogProvider::new();
-    for (name, schema) in schemas {
-        catalog
-            .register_schema(&name, Arc::new(schema))
-            .map_err(|e| Error::from(e).with_source(source.name()))?;
-    }
-    Ok(Arc::new(catalog))
 }

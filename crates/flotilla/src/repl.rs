@@ -14,6 +14,7 @@ Statements end with ';' and may span lines.
   \\d            list tables (catalog.schema.table)
   \\d NAME       describe a table
   \\format F     output as table, csv, json or ndjson
+  \\refresh [S]  re-read the tables and columns of source S (default: all)
   \\q            quit (or Ctrl-D)
   \\?            this help
 Ctrl-C clears the statement being typed.";
@@ -105,6 +106,17 @@ async fn command(ctx: &SessionContext, line: &str, format: &mut OutputFormat) ->
             match <OutputFormat as clap::ValueEnum>::from_str(f, true) {
                 Ok(f) => *format = f,
                 Err(_) => eprintln!("error: unknown format '{f}' (table, csv, json, ndjson)"),
+            }
+            return Command::Continue;
+        }
+        ("\\refresh", source) => {
+            match crate::session::refresh(ctx, source).await {
+                Ok(names) if names.is_empty() => match source {
+                    Some(source) => eprintln!("error: no database source named '{source}'"),
+                    None => eprintln!("no database sources to refresh"),
+                },
+                Ok(names) => eprintln!("refreshed {}", names.join(", ")),
+                Err(e) => eprintln!("error: {e}"),
             }
             return Command::Continue;
         }

@@ -25,7 +25,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 use flotilla_common::{Error, Result};
 use flotilla_connectors_sqlite::SqliteSource;
-use flotilla_federation::Source;
+use flotilla_federation::{Source, SourceCatalog};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,6 +66,29 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     Ok(ctx)
 }
 
+/// Re-reads the tables and columns of the database source `only` (every database source when
+/// `None`), and returns the names of the sources refreshed. File sources are listed when
+/// queried and need no refresh.
+///
+/// # Errors
+/// When a source cannot be reached; the error names it.
+pub async fn refresh(ctx: &SessionContext, only: Option<&str>) -> Result<Vec<String>> {
+    let mut refreshed = Vec::new();
+    for name in ctx.catalog_names() {
+        if only.is_some_and(|only| only != name) {
+            continue;
+        }
+        let Some(catalog) = ctx.catalog(&name) else {
+            continue;
+        };
+        if let Some(catalog) = catalog.downcast_ref::<SourceCatalog>() {
+            catalog.refresh().await?;
+            refreshed.push(name);
+        }
+    }
+    Ok(refreshed)
+}
+
 async fn open_source(
     ctx: &SessionContext,
     name: &str,
@@ -75,7 +98,8 @@ async fn open_source(
         SourceConfig::Sqlite { path, attach } => {
             let source: Arc<dyn Source> =
                 Arc::new(SqliteSource::open_attached(name, path, attach)?);
-            flotilla_federation::catalog_of(source).await
+            let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
+            Ok(catalog)
         }
         SourceConfig::Parquet { path } => {
             let format = Arc::new(ParquetFormat::default());

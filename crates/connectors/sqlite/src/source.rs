@@ -9,7 +9,7 @@ use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, Result};
-use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity};
+use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -108,14 +108,23 @@ impl SqliteSource {
             .with_source(&self.name)
     }
 
-    fn discover_blocking(&self) -> Result<Vec<RemoteTable>> {
+    /// Runs `f` on a pooled connection, returning the connection to the pool afterwards.
+    fn with_connection<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
         let conn = self.pool.get().map_err(|e| self.error(e))?;
-        let schemas: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_database_list ORDER BY seq")
+        let result = f(&conn);
+        self.pool.put(conn);
+        result
+    }
+
+    fn schema_names(&self, conn: &rusqlite::Connection) -> Result<Vec<String>> {
+        conn.prepare("SELECT name FROM pragma_database_list ORDER BY seq")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(|e| self.error(e))?;
+            .map_err(|e| self.error(e))
+    }
+
+    fn table_names(&self, conn: &rusqlite::Connection) -> Result<Vec<TableName>> {
         let mut tables = Vec::new();
-        for schema in schemas {
+        for schema in self.schema_names(conn)? {
             let list = format!(
                 "SELECT name, type FROM {}.sqlite_schema \
                  WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
@@ -125,21 +134,43 @@ impl SqliteSource {
                 .prepare(&list)
                 .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
                 .map_err(|e| self.error(e))?;
-            for (table, kind) in names {
-                tables.push(self.describe(&conn, &schema, &table, kind == "view")?);
-            }
+            tables.extend(names.into_iter().map(|(name, kind)| TableName {
+                schema: schema.clone(),
+                name,
+                table_type: table_type(&kind),
+            }));
         }
-        self.pool.put(conn);
         Ok(tables)
     }
 
-    fn describe(
+    /// The table's type from the schema table, `None` when it does not exist.
+    fn kind_of(
         &self,
         conn: &rusqlite::Connection,
         schema: &str,
         table: &str,
-        is_view: bool,
+    ) -> Result<Option<TableType>> {
+        let sql = format!(
+            "SELECT type FROM {}.sqlite_schema WHERE type IN ('table', 'view') AND name = ?1",
+            self.dialect.quote_identifier(schema)
+        );
+        match conn.query_row(&sql, [table], |r| r.get::<_, String>(0)) {
+            Ok(kind) => Ok(Some(table_type(&kind))),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            // An unknown schema is a table that does not exist.
+            Err(e) if e.to_string().contains("unknown database") => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    fn describe_table(
+        &self,
+        conn: &rusqlite::Connection,
+        schema: &str,
+        table: &str,
+        table_type: TableType,
     ) -> Result<RemoteTable> {
+        let is_view = table_type == TableType::View;
         let sql = "SELECT name, type, \"notnull\" FROM pragma_table_info(?1, ?2) ORDER BY cid";
         let columns: Vec<(String, String, bool)> = conn
             .prepare(sql)
@@ -166,11 +197,7 @@ impl SqliteSource {
             name: table.to_string(),
             arrow_schema: Arc::new(Schema::new(fields)),
             opaque,
-            table_type: if is_view {
-                TableType::View
-            } else {
-                TableType::Base
-            },
+            table_type,
         })
     }
 }
@@ -214,6 +241,14 @@ impl SqliteSource {
 ///   different, while both decode to the text "5";
 /// - booleans: the decoder accepts 'true'/'t', which SQLite compares as text, not as 1;
 /// - timestamps: stored in several textual and numeric forms that do not compare in order.
+fn table_type(kind: &str) -> TableType {
+    if kind == "view" {
+        TableType::View
+    } else {
+        TableType::Base
+    }
+}
+
 fn is_opaque(declared: &str, column_type: ColumnType) -> bool {
     declared.trim().is_empty() || matches!(column_type, ColumnType::Boolean | ColumnType::Timestamp)
 }
@@ -232,9 +267,20 @@ impl Source for SqliteSource {
         &self.dialect
     }
 
-    async fn discover(&self) -> Result<Vec<RemoteTable>> {
-        // Discovery reads a few catalog rows from a local file: quick enough to run inline.
-        self.discover_blocking()
+    // Discovery reads a few catalog rows from a local file: quick enough to run inline.
+    async fn schemas(&self) -> Result<Vec<String>> {
+        self.with_connection(|conn| self.schema_names(conn))
+    }
+
+    async fn tables(&self) -> Result<Vec<TableName>> {
+        self.with_connection(|conn| self.table_names(conn))
+    }
+
+    async fn describe(&self, schema: &str, table: &str) -> Result<Option<RemoteTable>> {
+        self.with_connection(|conn| match self.kind_of(conn, schema, table)? {
+            Some(kind) => self.describe_table(conn, schema, table, kind).map(Some),
+            None => Ok(None),
+        })
     }
 
     fn execute(

@@ -43,6 +43,11 @@ async fn a_table_dropped_after_discovery_is_an_error_naming_source_and_table() {
     let dir = tempfile::tempdir().unwrap();
     let path = database(dir.path());
     let ctx = context(&path).await;
+    // Described (and cached) by a first query, then dropped under the running node.
+    assert_eq!(
+        query(&ctx, "SELECT * FROM lite.main.gone").await.unwrap(),
+        1
+    );
     Connection::open(&path)
         .unwrap()
         .execute_batch("DROP TABLE gone")
