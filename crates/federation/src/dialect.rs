@@ -87,6 +87,14 @@ pub trait Dialect: Debug + Send + Sync {
         format!("({left} IS NOT DISTINCT FROM {right})")
     }
 
+    /// `expr` of `data_type` as an operand of an ordering (sort keys, `<`, `BETWEEN`, `min`):
+    /// where the database orders text by a collation, this must select code-point order, which
+    /// is DataFusion's. Default: unchanged.
+    fn collate(&self, expr: &str, data_type: &DataType) -> String {
+        let _ = data_type;
+        expr.to_string()
+    }
+
     /// The ordering of one sort key, explicit about NULLs.
     fn order_by(&self, expr: &str, asc: bool, nulls_first: bool) -> String {
         format!(

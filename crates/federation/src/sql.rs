@@ -34,7 +34,7 @@ use datafusion::logical_expr::logical_plan::{
     Aggregate, Distinct, FetchType, Filter, Join, Limit, Projection, SkipType, Sort, TableScan,
     Union, Window,
 };
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Subquery};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, Subquery};
 use datafusion::logical_expr::{WindowFrame, WindowFrameBound, WindowFrameUnits};
 use std::cell::Cell;
 
@@ -673,24 +673,32 @@ impl<'a> Writer<'a> {
             },
             Expr::Literal(value, _) => self.dialect.literal(value)?,
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-                let symbol = self.dialect.binary_operator(op, &ty(left)?, &ty(right)?)?;
-                format!(
-                    "({} {symbol} {})",
-                    self.expr(left, scope)?,
-                    self.expr(right, scope)?
-                )
+                let (left_type, right_type) = (ty(left)?, ty(right)?);
+                let symbol = self.dialect.binary_operator(op, &left_type, &right_type)?;
+                let (mut l, mut r) = (self.expr(left, scope)?, self.expr(right, scope)?);
+                if matches!(
+                    op,
+                    Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+                ) {
+                    l = self.dialect.collate(&l, &left_type);
+                    r = self.dialect.collate(&r, &right_type);
+                }
+                format!("({l} {symbol} {r})")
             }
             Expr::Not(e) => format!("(NOT {})", self.expr(e, scope)?),
             Expr::IsNull(e) => format!("({} IS NULL)", self.expr(e, scope)?),
             Expr::IsNotNull(e) => format!("({} IS NOT NULL)", self.expr(e, scope)?),
             Expr::Negative(e) => format!("(- {})", self.expr(e, scope)?),
-            Expr::Between(b) => format!(
-                "({} {}BETWEEN {} AND {})",
-                self.expr(&b.expr, scope)?,
-                if b.negated { "NOT " } else { "" },
-                self.expr(&b.low, scope)?,
-                self.expr(&b.high, scope)?
-            ),
+            Expr::Between(b) => {
+                let ordered = |e: &Expr| Some(self.dialect.collate(&self.expr(e, scope)?, &ty(e)?));
+                format!(
+                    "({} {}BETWEEN {} AND {})",
+                    ordered(&b.expr)?,
+                    if b.negated { "NOT " } else { "" },
+                    ordered(&b.low)?,
+                    ordered(&b.high)?
+                )
+            }
             Expr::InList(InList {
                 expr,
                 list,
@@ -814,10 +822,11 @@ impl<'a> Writer<'a> {
     fn order_keys(&self, keys: &[SortExpr], scope: &Scope) -> Option<Vec<String>> {
         keys.iter()
             .map(|key| {
-                Some(
-                    self.dialect
-                        .order_by(&self.expr(&key.expr, scope)?, key.asc, key.nulls_first),
-                )
+                let expr = self.expr(&key.expr, scope)?;
+                let expr = self
+                    .dialect
+                    .collate(&expr, &key.expr.get_type(scope.schema()).ok()?);
+                Some(self.dialect.order_by(&expr, key.asc, key.nulls_first))
             })
             .collect()
     }

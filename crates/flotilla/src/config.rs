@@ -6,6 +6,7 @@
 //! Relative paths are resolved against the directory of the configuration file.
 
 use flotilla_common::Error;
+use flotilla_connectors_postgres::{NumericMapping, UnsupportedTypes};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,6 +60,15 @@ pub enum SourceConfig {
         delimiter: u8,
         has_header: bool,
     },
+    /// A PostgreSQL database.
+    Postgres {
+        /// libpq URL or key-value connection string.
+        url: String,
+        /// An environment variable holding the password (kept out of the file).
+        password_env: Option<String>,
+        numeric: NumericMapping,
+        unsupported_types: UnsupportedTypes,
+    },
 }
 
 impl SourceConfig {
@@ -68,6 +78,7 @@ impl SourceConfig {
             SourceConfig::Sqlite { .. } => "sqlite",
             SourceConfig::Parquet { .. } => "parquet",
             SourceConfig::Csv { .. } => "csv",
+            SourceConfig::Postgres { .. } => "postgres",
         }
     }
 }
@@ -139,6 +150,10 @@ struct RawSource {
     delimiter: Option<Spanned<String>>,
     has_header: Option<Spanned<bool>>,
     attach: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    url: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    numeric: Option<Spanned<String>>,
+    unsupported_types: Option<Spanned<String>>,
 }
 
 /// The kinds of source and the keys each accepts (besides `kind`).
@@ -146,6 +161,10 @@ const KINDS: &[(&str, &[&str])] = &[
     ("sqlite", &["path", "attach"]),
     ("parquet", &["path"]),
     ("csv", &["path", "delimiter", "has_header"]),
+    (
+        "postgres",
+        &["url", "password_env", "numeric", "unsupported_types"],
+    ),
 ];
 
 impl Config {
@@ -194,12 +213,19 @@ impl Config {
                     ),
                 ));
             };
+            let span_of = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.span());
             let present = [
-                ("delimiter", raw_source.delimiter.as_ref().map(|v| v.span())),
+                ("path", span_of(&raw_source.path)),
+                ("delimiter", span_of(&raw_source.delimiter)),
                 (
                     "has_header",
                     raw_source.has_header.as_ref().map(|v| v.span()),
                 ),
+                ("attach", raw_source.attach.as_ref().map(|v| v.span())),
+                ("url", span_of(&raw_source.url)),
+                ("password_env", span_of(&raw_source.password_env)),
+                ("numeric", span_of(&raw_source.numeric)),
+                ("unsupported_types", span_of(&raw_source.unsupported_types)),
             ];
             for (k, value_span) in present {
                 if let Some(s) = value_span
@@ -214,6 +240,61 @@ impl Config {
                         ),
                     ));
                 }
+            }
+            if kind == "postgres" {
+                let Some(url) = raw_source.url else {
+                    return Err(error(
+                        Some(span),
+                        format!("sources.{name}"),
+                        "missing key 'url' (e.g. url = \"postgresql://user@host:5432/database\")"
+                            .into(),
+                    ));
+                };
+                if let Err(e) = flotilla_connectors_postgres::check_url(url.get_ref()) {
+                    return Err(error(
+                        Some(url.span()),
+                        key("url"),
+                        format!("not a PostgreSQL connection string: {e}"),
+                    ));
+                }
+                let numeric = match &raw_source.numeric {
+                    None => NumericMapping::default(),
+                    Some(v) => parse_numeric(v.get_ref()).ok_or_else(|| {
+                        error(
+                            Some(v.span()),
+                            key("numeric"),
+                            format!(
+                                "expected \"float\" or \"decimal(P,S)\" with P ≤ 38, got '{}'",
+                                v.get_ref()
+                            ),
+                        )
+                    })?,
+                };
+                let unsupported_types = match raw_source
+                    .unsupported_types
+                    .as_ref()
+                    .map(|v| (v.get_ref().as_str(), v.span()))
+                {
+                    None | Some(("error", _)) => UnsupportedTypes::Error,
+                    Some(("skip", _)) => UnsupportedTypes::Skip,
+                    Some((other, span)) => {
+                        return Err(error(
+                            Some(span),
+                            key("unsupported_types"),
+                            format!("expected \"error\" or \"skip\", got '{other}'"),
+                        ));
+                    }
+                };
+                sources.insert(
+                    name,
+                    SourceConfig::Postgres {
+                        url: url.into_inner(),
+                        password_env: raw_source.password_env.map(|v| v.into_inner()),
+                        numeric,
+                        unsupported_types,
+                    },
+                );
+                continue;
             }
             let Some(raw_path) = raw_source.path else {
                 return Err(error(
@@ -285,6 +366,18 @@ impl Config {
             pushdown: raw.federation.pushdown.unwrap_or(true),
         })
     }
+}
+
+/// `float` or `decimal(P,S)`.
+fn parse_numeric(text: &str) -> Option<NumericMapping> {
+    let text = text.trim().to_ascii_lowercase();
+    if text == "float" {
+        return Some(NumericMapping::Float);
+    }
+    let inner = text.strip_prefix("decimal(")?.strip_suffix(')')?;
+    let (p, s) = inner.split_once(',')?;
+    let (p, s): (u8, i8) = (p.trim().parse().ok()?, s.trim().parse().ok()?);
+    ((1..=38).contains(&p) && s >= 0 && s as u8 <= p).then_some(NumericMapping::Decimal(p, s))
 }
 
 /// The dotted key path of a `serde_path_to_error` path, without the internal segments that
@@ -406,5 +499,45 @@ mod tests {
         let e =
             parse("[sources.x]\nkind = \"csv\"\npath = \".\"\nhas_header = \"yes\"\n").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+    }
+
+    #[test]
+    fn postgres_sources_take_a_url_and_type_options() {
+        let text = "[sources.pg]\nkind = \"postgres\"\nurl = \"postgresql://me@db:5433/shop\"\n\
+                    password_env = \"PG_PASS\"\nnumeric = \"float\"\nunsupported_types = \"skip\"\n";
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config.sources["pg"],
+            SourceConfig::Postgres {
+                url: "postgresql://me@db:5433/shop".into(),
+                password_env: Some("PG_PASS".into()),
+                numeric: NumericMapping::Float,
+                unsupported_types: UnsupportedTypes::Skip,
+            }
+        );
+        let e = parse("[sources.pg]\nkind = \"postgres\"\n").unwrap_err();
+        assert!(e.message.contains("missing key 'url'"), "{e}");
+        let e = parse("[sources.pg]\nkind = \"postgres\"\nurl = \"postgresql://h:port/d\"\n")
+            .unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.position.map(|p| p.0)),
+            ("sources.pg.url", Some(3)),
+            "{e}"
+        );
+        let e = parse(
+            "[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\nnumeric = \"decimal(40,2)\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sources.pg.numeric", "{e}");
+        let e = parse("[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\npath = \"x\"\n")
+            .unwrap_err();
+        assert!(
+            e.message.contains("not a key of a 'postgres' source"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_numeric("decimal(20, 4)"),
+            Some(NumericMapping::Decimal(20, 4))
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! | `sqlite`  | SQLite's own: `main`, plus attached databases | every table and view            |
 //! | `parquet` | `public`                                     | one per file or sub-directory   |
 //! | `csv`     | `public`                                     | one per file or sub-directory   |
+//! | `postgres`| the database's schemas (`public`, …)         | tables, views, materialized views, partitioned and foreign tables |
 //!
 //! so a query names `shop.main.orders` or `lake.public.lineitem`. With `[session]
 //! default_catalog` / `default_schema` set, unqualified names resolve there.
@@ -24,6 +25,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 use flotilla_common::{Error, Result};
+use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_federation::{Source, SourceCatalog};
 use std::path::{Path, PathBuf};
@@ -98,6 +100,33 @@ async fn open_source(
         SourceConfig::Sqlite { path, attach } => {
             let source: Arc<dyn Source> =
                 Arc::new(SqliteSource::open_attached(name, path, attach)?);
+            let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
+            Ok(catalog)
+        }
+        SourceConfig::Postgres {
+            url,
+            password_env,
+            numeric,
+            unsupported_types,
+        } => {
+            let password = match password_env {
+                Some(variable) => Some(std::env::var(variable).map_err(|_| {
+                    Error::invalid(format!(
+                        "password_env: the environment variable {variable} is not set"
+                    ))
+                })?),
+                None => None,
+            };
+            let options = PostgresOptions {
+                numeric: *numeric,
+                unsupported_types: *unsupported_types,
+            };
+            let source: Arc<dyn Source> = Arc::new(PostgresSource::with_password(
+                name,
+                url,
+                password.as_deref(),
+                options,
+            )?);
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
         }

@@ -279,3 +279,49 @@ fn the_configuration_file_can_switch_pushdown_off() {
         );
     }
 }
+
+#[test]
+fn a_postgres_source_joins_a_sqlite_source_from_the_command_line() {
+    let server = flotilla_testkit::postgres();
+    let schema = server.load_tpch(0.01).unwrap();
+    let dir = demo_data();
+    let config = format!(
+        "[sources.pg]\nkind = \"postgres\"\nurl = \"{}\"\n\n[sources.shop]\nkind = \"sqlite\"\npath = \"{}\"\n",
+        server.url(),
+        dir.join("sqlite")
+            .join(flotilla_tpch::SQLITE_FILE_NAME)
+            .display()
+    );
+    // Customers (PostgreSQL) per nation (SQLite): a cross-database join.
+    let query = format!(
+        "SELECT n.n_name, count(*) AS customers FROM pg.{schema}.customer c \
+         JOIN shop.main.nation n ON c.c_nationkey = n.n_nationkey \
+         WHERE n.n_regionkey = 1 GROUP BY n.n_name ORDER BY n.n_name"
+    );
+    let (ok, stdout, stderr) = sql_with_config(&config, &query);
+    assert!(ok, "{stderr}");
+    let expected = server
+        .query(&format!(
+            "SELECT n_name, count(*) FROM {schema}.customer JOIN {schema}.nation \
+             ON c_nationkey = n_nationkey WHERE n_regionkey = 1 GROUP BY n_name ORDER BY n_name"
+        ))
+        .unwrap();
+    let expected_rows: Vec<Vec<&str>> = expected.lines().map(|l| l.split('|').collect()).collect();
+    // The table's rows as cells, e.g. ["ARGENTINA", "59"].
+    let printed: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.contains("n_name"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(expected_rows.len(), 5, "{expected}");
+    assert_eq!(printed, expected_rows, "{stdout}");
+    // A wrong port is a one-line error naming the source.
+    let config =
+        "[sources.pg]\nkind = \"postgres\"\nurl = \"postgresql://postgres@127.0.0.1:1/postgres\"\n";
+    let (ok, _, stderr) = sql_with_config(config, "SELECT 1");
+    assert!(!ok);
+    assert!(
+        stderr.contains("source 'pg'") && stderr.contains("cannot connect"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,373 @@
+//! The PostgreSQL dialect: SQL as PostgreSQL speaks it, and what it evaluates exactly as
+//! DataFusion does.
+//!
+//! PostgreSQL runs nearly everything DataFusion plans. The differences that matter:
+//! - text ordering follows the column's collation, which is often a language's (`en_US`), not
+//!   the code-point order DataFusion uses: every sort key, comparison and `min`/`max` over text
+//!   is written with `COLLATE "C"`;
+//! - `upper`/`lower`/`ILIKE` follow the server's locale: refused;
+//! - regular expressions (POSIX vs Rust syntax): refused;
+//! - division of floating-point values by zero is an error in PostgreSQL and ±∞/NaN in
+//!   DataFusion: refused; integer and decimal division agree (both error);
+//! - casts from floating point to integers round in PostgreSQL and truncate in DataFusion:
+//!   refused; casts from text to dates accept other spellings in PostgreSQL: refused;
+//! - date ± interval is a timestamp in PostgreSQL: refused (DataFusion folds constant dates
+//!   itself before the plan is cut, so TPC-H style predicates still go down as date literals).
+
+use datafusion::arrow::array::temporal_conversions::{as_date, as_datetime};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, IntervalUnit, TimeUnit, TimestampMicrosecondType,
+};
+use datafusion::common::{JoinType, ScalarValue};
+use datafusion::logical_expr::Operator;
+use flotilla_federation::Dialect;
+
+/// SQL as PostgreSQL 12+ speaks it.
+#[derive(Debug, Default)]
+pub struct PostgresDialect;
+
+fn numeric(t: &DataType) -> bool {
+    t.is_numeric() || t.is_null()
+}
+
+fn floating(t: &DataType) -> bool {
+    t.is_floating()
+}
+
+fn textual(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// The text of a string literal argument, e.g. `'year'` → `year`.
+fn unquote(sql: &str) -> Option<String> {
+    let inner = sql.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace("''", "'"))
+}
+
+/// The PostgreSQL type name for a cast target, where the conversion matches DataFusion's.
+fn type_name(t: &DataType) -> Option<String> {
+    Some(match t {
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 | DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INTEGER".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float32 => "REAL".into(),
+        DataType::Float64 => "DOUBLE PRECISION".into(),
+        DataType::Decimal128(p, s) if *s >= 0 => format!("NUMERIC({p},{s})"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "TEXT".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(_, None) => "TIMESTAMP".into(),
+        _ => return None,
+    })
+}
+
+impl Dialect for PostgresDialect {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    fn literal(&self, value: &ScalarValue) -> Option<String> {
+        if value.is_null() {
+            // A typed NULL keeps `NULL + 1` and `CASE … ELSE NULL` unambiguous for the parser.
+            return Some(match type_name(&value.data_type()) {
+                Some(name) => format!("CAST(NULL AS {name})"),
+                None => "NULL".into(),
+            });
+        }
+        Some(match value {
+            ScalarValue::Boolean(Some(b)) => (if *b { "TRUE" } else { "FALSE" }).into(),
+            ScalarValue::Int8(Some(v)) => format!("CAST({v} AS SMALLINT)"),
+            ScalarValue::Int16(Some(v)) => format!("CAST({v} AS SMALLINT)"),
+            ScalarValue::Int32(Some(v)) => v.to_string(),
+            ScalarValue::Int64(Some(v)) => format!("CAST({v} AS BIGINT)"),
+            ScalarValue::UInt8(Some(v)) => v.to_string(),
+            ScalarValue::UInt16(Some(v)) => v.to_string(),
+            ScalarValue::UInt32(Some(v)) => format!("CAST({v} AS BIGINT)"),
+            ScalarValue::UInt64(Some(v)) if *v <= i64::MAX as u64 => {
+                format!("CAST({v} AS BIGINT)")
+            }
+            ScalarValue::Float64(Some(v)) if v.is_finite() => {
+                format!("CAST({v:?} AS DOUBLE PRECISION)")
+            }
+            ScalarValue::Float32(Some(v)) if v.is_finite() => format!("CAST({v:?} AS REAL)"),
+            ScalarValue::Decimal128(Some(_), _, _) => value.to_string(),
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)) => {
+                if s.contains('\0') {
+                    return None; // PostgreSQL text cannot hold NUL
+                }
+                self.quote_string(s)
+            }
+            ScalarValue::Date32(Some(days)) => format!(
+                "DATE '{}'",
+                as_date::<Date32Type>(*days as i64)?.format("%Y-%m-%d")
+            ),
+            ScalarValue::TimestampMicrosecond(Some(micros), None) => format!(
+                "TIMESTAMP '{}'",
+                as_datetime::<TimestampMicrosecondType>(*micros)?.format("%Y-%m-%d %H:%M:%S%.6f")
+            ),
+            _ => return None,
+        })
+    }
+
+    fn binary_operator(
+        &self,
+        op: &Operator,
+        left: &DataType,
+        right: &DataType,
+    ) -> Option<&'static str> {
+        let both_numeric = numeric(left) && numeric(right);
+        Some(match op {
+            Operator::Eq => "=",
+            Operator::NotEq => "<>",
+            Operator::Lt => "<",
+            Operator::LtEq => "<=",
+            Operator::Gt => ">",
+            Operator::GtEq => ">=",
+            Operator::And => "AND",
+            Operator::Or => "OR",
+            Operator::IsDistinctFrom => "IS DISTINCT FROM",
+            Operator::IsNotDistinctFrom => "IS NOT DISTINCT FROM",
+            Operator::Plus if both_numeric => "+",
+            Operator::Minus if both_numeric => "-",
+            Operator::Multiply if both_numeric => "*",
+            Operator::Divide if both_numeric && !floating(left) && !floating(right) => "/",
+            Operator::Modulo if left.is_integer() && right.is_integer() => "%",
+            Operator::StringConcat if textual(left) && textual(right) => "||",
+            _ => return None,
+        })
+    }
+
+    fn scalar_function(
+        &self,
+        name: &str,
+        args: &[String],
+        arg_types: &[DataType],
+    ) -> Option<String> {
+        let call = |f: &str| format!("{f}({})", args.join(", "));
+        // Positions and lengths are `integer` in PostgreSQL's string functions; DataFusion's
+        // are Int64.
+        let with_int_args = |f: &str| {
+            let args: Vec<String> = args
+                .iter()
+                .zip(arg_types)
+                .map(|(a, t)| match t {
+                    DataType::Int64 | DataType::UInt32 | DataType::UInt64 => {
+                        format!("CAST({a} AS INTEGER)")
+                    }
+                    _ => a.clone(),
+                })
+                .collect();
+            format!("{f}({})", args.join(", "))
+        };
+        let all_float = arg_types.iter().all(floating);
+        Some(match (name, args.len()) {
+            ("abs", 1) if numeric(&arg_types[0]) => call("abs"),
+            ("coalesce", n) if n >= 1 => call("coalesce"),
+            ("nullif", 2) => call("nullif"),
+            ("substr" | "substring", 2 | 3) if textual(&arg_types[0]) => with_int_args("substr"),
+            ("length" | "char_length" | "character_length", 1) if textual(&arg_types[0]) => {
+                call("char_length")
+            }
+            ("octet_length", 1) if textual(&arg_types[0]) => call("octet_length"),
+            ("trim" | "btrim", 1 | 2) => call("btrim"),
+            ("ltrim", 1 | 2) => call("ltrim"),
+            ("rtrim", 1 | 2) => call("rtrim"),
+            ("replace", 3) => call("replace"),
+            ("strpos", 2) => call("strpos"),
+            ("starts_with", 2) => call("starts_with"),
+            ("left" | "right", 2) => with_int_args(name),
+            ("lpad" | "rpad", 2 | 3) => with_int_args(name),
+            ("concat", n) if n >= 1 => call("concat"),
+            ("reverse" | "md5", 1) => call(name),
+            ("sqrt" | "cbrt" | "exp" | "ln" | "log10" | "floor" | "ceil" | "sign", 1)
+                if all_float =>
+            {
+                call(name)
+            }
+            ("power", 2) if all_float => call("power"),
+            ("date_part", 2)
+                if matches!(
+                    arg_types[1],
+                    DataType::Date32 | DataType::Timestamp(_, None)
+                ) =>
+            {
+                let field = unquote(&args[0])?.to_ascii_lowercase();
+                if !matches!(
+                    field.as_str(),
+                    "year" | "quarter" | "month" | "day" | "hour" | "minute" | "dow" | "doy"
+                ) {
+                    return None;
+                }
+                format!("EXTRACT({} FROM {})", field.to_uppercase(), args[1])
+            }
+            ("date_trunc", 2) if matches!(arg_types[1], DataType::Timestamp(_, None)) => {
+                let field = unquote(&args[0])?.to_ascii_lowercase();
+                if !matches!(
+                    field.as_str(),
+                    "year" | "quarter" | "month" | "week" | "day" | "hour" | "minute" | "second"
+                ) {
+                    return None;
+                }
+                call("date_trunc")
+            }
+            _ => return None,
+        })
+    }
+
+    fn aggregate_function(
+        &self,
+        name: &str,
+        distinct: bool,
+        args: &[String],
+        arg_types: &[DataType],
+    ) -> Option<String> {
+        let distinct = if distinct { "DISTINCT " } else { "" };
+        match (name, args) {
+            ("count", [arg]) => Some(format!("count({distinct}{arg})")),
+            ("count", []) if distinct.is_empty() => Some("count(*)".into()),
+            ("sum" | "avg", [arg]) if numeric(&arg_types[0]) => {
+                Some(format!("{name}({distinct}{arg})"))
+            }
+            ("min" | "max", [arg]) => Some(format!("{name}({})", self.collate(arg, &arg_types[0]))),
+            ("stddev" | "stddev_pop" | "var_samp" | "var_pop", [arg])
+                if floating(&arg_types[0]) =>
+            {
+                let function = if name == "stddev" {
+                    "stddev_samp"
+                } else {
+                    name
+                };
+                Some(format!("{function}({distinct}{arg})"))
+            }
+            ("bool_and" | "bool_or", [arg]) => Some(format!("{name}({arg})")),
+            _ => None,
+        }
+    }
+
+    fn window_function(
+        &self,
+        name: &str,
+        args: &[String],
+        _arg_types: &[DataType],
+    ) -> Option<String> {
+        let call = |f: &str| format!("{f}({})", args.join(", "));
+        Some(match (name, args.len()) {
+            ("row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist", 0) => call(name),
+            ("ntile", 1) | ("first_value" | "last_value", 1) | ("nth_value", 2) => call(name),
+            ("lag" | "lead", 1..=3) => call(name),
+            _ => return None,
+        })
+    }
+
+    fn supports_windows(&self) -> bool {
+        true
+    }
+
+    fn cast(&self, expr: &str, from: &DataType, to: &DataType) -> Option<String> {
+        if from == to {
+            return Some(expr.to_string());
+        }
+        let allowed = match to {
+            t if t.is_integer() => from.is_integer() || matches!(from, DataType::Decimal128(..)),
+            DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => numeric(from),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                textual(from) || from.is_integer()
+            }
+            DataType::Timestamp(_, None) => *from == DataType::Date32,
+            _ => false,
+        };
+        // Decimal → integer rounds in PostgreSQL and truncates in DataFusion.
+        if to.is_integer() && matches!(from, DataType::Decimal128(..)) {
+            return None;
+        }
+        if !allowed {
+            return None;
+        }
+        Some(format!("CAST({expr} AS {})", type_name(to)?))
+    }
+
+    fn supports_like(&self, case_insensitive: bool) -> bool {
+        !case_insensitive
+    }
+
+    fn supports_join(&self, join_type: JoinType) -> bool {
+        !matches!(join_type, JoinType::LeftMark | JoinType::RightMark)
+    }
+
+    fn collate(&self, expr: &str, data_type: &DataType) -> String {
+        if textual(data_type) {
+            format!("({expr} COLLATE \"C\")")
+        } else {
+            expr.to_string()
+        }
+    }
+
+    fn can_return(&self, data_type: &DataType) -> bool {
+        match data_type {
+            DataType::Boolean
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(..)
+            | DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::Date32
+            | DataType::Time64(TimeUnit::Microsecond)
+            | DataType::Timestamp(..)
+            | DataType::Interval(IntervalUnit::MonthDayNano) => true,
+            DataType::List(field) => self.can_return(field.data_type()),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_typed_and_quoted() {
+        let d = PostgresDialect;
+        assert_eq!(
+            d.literal(&ScalarValue::Utf8(Some("it's \\ 'x'".into())))
+                .unwrap(),
+            "'it''s \\ ''x'''"
+        );
+        assert_eq!(
+            d.literal(&ScalarValue::Date32(Some(10_000))).unwrap(),
+            "DATE '1997-05-19'"
+        );
+        assert_eq!(
+            d.literal(&ScalarValue::Int64(None)).unwrap(),
+            "CAST(NULL AS BIGINT)"
+        );
+        assert!(d.literal(&ScalarValue::Utf8(Some("a\0b".into()))).is_none());
+        assert_eq!(d.quote_identifier("Mixed\"Case"), "\"Mixed\"\"Case\"");
+    }
+
+    #[test]
+    fn refused_constructs_are_refused() {
+        let d = PostgresDialect;
+        assert!(
+            d.scalar_function("upper", &["x".into()], &[DataType::Utf8])
+                .is_none()
+        );
+        assert!(
+            d.binary_operator(&Operator::Divide, &DataType::Float64, &DataType::Int64)
+                .is_none()
+        );
+        assert!(
+            d.cast("x", &DataType::Float64, &DataType::Int64).is_none(),
+            "float → int rounds in PostgreSQL"
+        );
+        assert!(!d.supports_like(true));
+        assert_eq!(d.collate("x", &DataType::Utf8), "(x COLLATE \"C\")");
+        assert_eq!(d.collate("x", &DataType::Int64), "x");
+    }
+}

@@ -1,0 +1,192 @@
+//! Running one SQL statement in PostgreSQL and streaming its rows as Arrow batches.
+//!
+//! ```text
+//!   DataFusion task                       spawned task (tokio)
+//!   ───────────────                       ───────────────────────────────────────────
+//!   PostgresStream::poll_next ◀─ channel ─ prepare, read rows in binary format, decode
+//!        (bounded, 2 batches)              into builders, send a batch every batch_size rows
+//!   drop(PostgresStream) ── cancel ─────▶  the server stops the statement; the task ends
+//! ```
+//!
+//! The statement is prepared first, so the decoders know each result column's PostgreSQL type;
+//! the rows then arrive in the binary protocol and go straight into Arrow builders for the types
+//! the plan asks for. At most two decoded batches wait in the channel: a slow consumer slows the
+//! reader (and, through TCP, the server) instead of growing memory.
+
+use crate::pool::{Pool, error};
+use crate::types::{Decoder, Raw, Wire};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use flotilla_common::{Error, ErrorKind};
+use futures::{Stream, StreamExt};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{CancelToken, NoTls};
+
+/// Starts `sql` on a pooled connection and returns the stream of its rows with `schema`.
+pub(crate) fn stream(
+    source: &str,
+    pool: &Arc<Pool>,
+    sql: &str,
+    schema: SchemaRef,
+    batch_size: usize,
+) -> DfResult<SendableRecordBatchStream> {
+    let (tx, rx) = mpsc::channel(2);
+    let cancel = Arc::new(Mutex::new(None));
+    let reader = Reader {
+        source: source.to_string(),
+        pool: Arc::clone(pool),
+        sql: sql.to_string(),
+        schema: Arc::clone(&schema),
+        batch_size: batch_size.max(1),
+        cancel: Arc::clone(&cancel),
+    };
+    let task = SpawnedTask::spawn(async move {
+        let source = reader.source.clone();
+        if let Err(e) = reader.run(&tx).await {
+            let _ = tx
+                .send(Err(DataFusionError::External(Box::new(
+                    e.with_source(source),
+                ))))
+                .await;
+        }
+    });
+    Ok(Box::pin(PostgresStream {
+        schema,
+        rx,
+        cancel,
+        _task: task,
+    }))
+}
+
+/// The reading side: runs the statement and sends batches.
+struct Reader {
+    source: String,
+    pool: Arc<Pool>,
+    sql: String,
+    schema: SchemaRef,
+    batch_size: usize,
+    /// Set while the statement runs; the stream cancels through it when dropped early.
+    cancel: Arc<Mutex<Option<CancelToken>>>,
+}
+
+type Sender = mpsc::Sender<DfResult<RecordBatch>>;
+
+impl Reader {
+    async fn run(self, tx: &Sender) -> Result<(), Error> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare(&self.sql)
+            .await
+            .map_err(|e| error(&e, "preparing the query"))?;
+        let columns = statement.columns();
+        if columns.len() != self.schema.fields().len() {
+            return Err(Error::internal(format!(
+                "the query returns {} columns, the plan expects {}",
+                columns.len(),
+                self.schema.fields().len()
+            )));
+        }
+        let mut decoders = Vec::with_capacity(columns.len());
+        for (column, field) in columns.iter().zip(self.schema.fields()) {
+            let decoder = Wire::of(column.type_())
+                .and_then(|wire| Decoder::new(&wire, field.data_type(), self.batch_size))
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "column '{}': PostgreSQL type {} cannot be read as {}",
+                            field.name(),
+                            column.type_(),
+                            field.data_type()
+                        ),
+                    )
+                })?;
+            decoders.push(decoder);
+        }
+        *self.cancel.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.cancel_token());
+        let rows = client
+            .query_raw(&statement, std::iter::empty::<&(dyn ToSql + Sync)>())
+            .await
+            .map_err(|e| error(&e, "running the query"))?;
+        let mut rows = std::pin::pin!(rows);
+        let mut pending = 0;
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(|e| error(&e, "reading rows"))?;
+            for (i, decoder) in decoders.iter_mut().enumerate() {
+                let value: Option<Raw> = row
+                    .try_get(i)
+                    .map_err(|e| Error::internal(format!("column {i}: {e}")))?;
+                decoder.append(value.map(|v| v.0)).map_err(|e| {
+                    Error::invalid(format!("column '{}': {e}", self.schema.field(i).name()))
+                })?;
+            }
+            pending += 1;
+            if pending == self.batch_size {
+                if !self.send(tx, &mut decoders, pending).await {
+                    // The consumer is gone: the stream cancels the statement.
+                    return Ok(());
+                }
+                pending = 0;
+            }
+        }
+        if pending > 0 {
+            self.send(tx, &mut decoders, pending).await;
+        }
+        *self.cancel.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.pool.put(client);
+        Ok(())
+    }
+
+    /// Sends the decoded rows as a batch; false when the receiver is gone.
+    async fn send(&self, tx: &Sender, decoders: &mut [Decoder], rows: usize) -> bool {
+        let columns = decoders.iter_mut().map(Decoder::finish).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)
+            .map_err(DataFusionError::from);
+        tx.send(batch).await.is_ok()
+    }
+}
+
+/// The rows of a running statement.
+struct PostgresStream {
+    schema: SchemaRef,
+    rx: mpsc::Receiver<DfResult<RecordBatch>>,
+    cancel: Arc<Mutex<Option<CancelToken>>>,
+    _task: SpawnedTask<()>,
+}
+
+impl Stream for PostgresStream {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl RecordBatchStream for PostgresStream {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}
+
+impl Drop for PostgresStream {
+    fn drop(&mut self) {
+        // Still running: ask the server to stop the statement (over a new connection, as the
+        // protocol wants), so it does not run on after nobody reads it.
+        let token = self.cancel.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(token) = token
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = token.cancel_query(NoTls).await;
+            });
+        }
+    }
+}

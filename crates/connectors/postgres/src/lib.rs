@@ -1,0 +1,26 @@
+//! PostgreSQL as a Flotilla source.
+//!
+//! ```text
+//!  flotilla.toml [sources.pg] kind = "postgres" ──▶ PostgresSource ──▶ catalog "pg"
+//!     url = "postgresql://user@host:5432/db"          │ schemas/tables/describe: pg_catalog
+//!                                                     │ execute: prepare, then binary rows
+//!                                                     ▼          decoded into Arrow builders
+//!                                                 Pool of tokio-postgres connections
+//! ```
+//!
+//! - [`source`]: discovery (schemas, tables, views, materialized views, partitioned and foreign
+//!   tables; columns and `reltuples` row estimates on first use), identity (host:port, database,
+//!   user — two sources with the same identity join inside PostgreSQL).
+//! - [`dialect`]: the capability model for PostgreSQL.
+//! - [`types`]: type mapping and binary-protocol decoding.
+//! - `exec`: streaming execution with cancellation; `pool`: connections.
+
+pub mod dialect;
+mod exec;
+mod pool;
+pub mod source;
+pub mod types;
+
+pub use dialect::PostgresDialect;
+pub use source::{PostgresOptions, PostgresSource, UnsupportedTypes, check_url};
+pub use types::NumericMapping;

@@ -1,0 +1,253 @@
+//! The PostgreSQL [`Source`]: discovery from the system catalogs, identity and execution.
+
+use crate::dialect::PostgresDialect;
+use crate::pool::{Pool, error};
+use crate::types::{NumericMapping, Wire, numeric_modifier};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::Result as DfResult;
+use datafusion::datasource::TableType;
+use datafusion::execution::SendableRecordBatchStream;
+use flotilla_common::{Error, ErrorKind, Result};
+use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName};
+use std::sync::Arc;
+use tokio_postgres::config::Host;
+
+/// What to do with a column whose type Flotilla cannot read (e.g. `point`, `tsvector`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnsupportedTypes {
+    /// Describing the table fails, naming the column and its type.
+    #[default]
+    Error,
+    /// The column is left out of the table.
+    Skip,
+}
+
+/// Options of a PostgreSQL source beyond its connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostgresOptions {
+    /// The Arrow type of `numeric` columns without a precision (or with more than 38 digits).
+    pub numeric: NumericMapping,
+    /// Columns of types Flotilla cannot read.
+    pub unsupported_types: UnsupportedTypes,
+}
+
+/// One database of a PostgreSQL server, reached with one user.
+#[derive(Debug)]
+pub struct PostgresSource {
+    name: String,
+    pool: Arc<Pool>,
+    identity: SourceIdentity,
+    dialect: PostgresDialect,
+    options: PostgresOptions,
+}
+
+/// Schemas that hold PostgreSQL's own catalogs, never listed.
+const SYSTEM_SCHEMAS: &str = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'";
+
+/// Checks a connection string without connecting; the error says what is wrong.
+pub fn check_url(url: &str) -> std::result::Result<(), String> {
+    url.parse::<tokio_postgres::Config>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl PostgresSource {
+    /// A source `name` for the server and database `url` names: a libpq URL
+    /// (`postgresql://user:password@host:port/database`) or key-value string
+    /// (`host=… user=… dbname=…`). Nothing is connected yet.
+    ///
+    /// # Errors
+    /// When `url` cannot be parsed.
+    pub fn new(name: &str, url: &str, options: PostgresOptions) -> Result<Self> {
+        Self::with_password(name, url, None, options)
+    }
+
+    /// Like [`PostgresSource::new`], with the password given apart from the connection string
+    /// (e.g. from an environment variable).
+    ///
+    /// # Errors
+    /// When `url` cannot be parsed.
+    pub fn with_password(
+        name: &str,
+        url: &str,
+        password: Option<&str>,
+        options: PostgresOptions,
+    ) -> Result<Self> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            Error::invalid(format!("invalid PostgreSQL connection string: {e}")).with_source(name)
+        })?;
+        if let Some(password) = password {
+            config.password(password);
+        }
+        Ok(Self::with_config(name, config, options))
+    }
+
+    fn with_config(name: &str, config: tokio_postgres::Config, options: PostgresOptions) -> Self {
+        let host = match config.get_hosts().first() {
+            Some(Host::Tcp(host)) => host.clone(),
+            #[cfg(unix)]
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = config.get_user().unwrap_or_default().to_string();
+        let identity = SourceIdentity {
+            backend: "postgres".into(),
+            endpoint: format!("{host}:{port}"),
+            database: config.get_dbname().unwrap_or(&user).to_string(),
+            principal: user,
+        };
+        Self {
+            name: name.to_string(),
+            pool: Arc::new(Pool::new(config)),
+            identity,
+            dialect: PostgresDialect,
+            options,
+        }
+    }
+
+    /// How many pooled connections are idle; a finished or cancelled scan leaves its own.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    fn named(&self, e: Error) -> Error {
+        e.with_source(&self.name)
+    }
+
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let client = self.pool.get().await.map_err(|e| self.named(e))?;
+        let rows = client
+            .query(sql, params)
+            .await
+            .map_err(|e| self.named(error(&e, "reading the catalog")))?;
+        self.pool.put(client);
+        Ok(rows)
+    }
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn identity(&self) -> &SourceIdentity {
+        &self.identity
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &self.dialect
+    }
+
+    async fn schemas(&self) -> Result<Vec<String>> {
+        let sql = format!(
+            "SELECT n.nspname::text FROM pg_catalog.pg_namespace n \
+             WHERE {SYSTEM_SCHEMAS} AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1"
+        );
+        let rows = self.rows(&sql, &[]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn tables(&self) -> Result<Vec<TableName>> {
+        let sql = format!(
+            "SELECT n.nspname::text, c.relname::text, c.relkind::text \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND NOT c.relispartition \
+             AND {SYSTEM_SCHEMAS} ORDER BY 1, 2"
+        );
+        let rows = self.rows(&sql, &[]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| TableName {
+                schema: r.get(0),
+                name: r.get(1),
+                table_type: table_type(r.get(2)),
+            })
+            .collect())
+    }
+
+    async fn describe(&self, schema: &str, table: &str) -> Result<Option<RemoteTable>> {
+        let sql = "SELECT c.relkind::text, c.reltuples::float8, a.attname::text, a.atttypmod, \
+                   a.attnotnull \
+                   FROM pg_catalog.pg_class c \
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+                   AND a.attnum > 0 AND NOT a.attisdropped \
+                   WHERE n.nspname = $1 AND c.relname = $2 \
+                   AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY a.attnum";
+        let columns = self.rows(sql, &[&schema, &table]).await?;
+        let Some(first) = columns.first() else {
+            return Ok(None);
+        };
+        let table_type = table_type(first.get(0));
+        let reltuples: f64 = first.get(1);
+        // The column types as the server resolves them (domains, enums, arrays included).
+        let quote = |s: &str| self.dialect.quote_identifier(s);
+        let probe = format!("SELECT * FROM {}.{}", quote(schema), quote(table));
+        let client = self.pool.get().await.map_err(|e| self.named(e))?;
+        let statement = client
+            .prepare(&probe)
+            .await
+            .map_err(|e| self.named(error(&e, &format!("describing {schema}.{table}"))))?;
+        self.pool.put(client);
+        let mut fields = Vec::new();
+        let mut opaque = Vec::new();
+        for (row, column) in columns.iter().zip(statement.columns()) {
+            let name: String = row.get(2);
+            let typmod: i32 = row.get(3);
+            let not_null: bool = row.get(4);
+            let Some(wire) = Wire::of(column.type_()) else {
+                match self.options.unsupported_types {
+                    UnsupportedTypes::Skip => continue,
+                    UnsupportedTypes::Error => {
+                        return Err(self.named(Error::new(
+                            ErrorKind::Unsupported,
+                            format!(
+                                "table {schema}.{table}, column '{name}': type {} is not \
+                                 supported (set unsupported_types = \"skip\" to leave such \
+                                 columns out)",
+                                column.type_()
+                            ),
+                        )));
+                    }
+                }
+            };
+            let data_type = wire.arrow_type(numeric_modifier(typmod), self.options.numeric);
+            fields.push(Field::new(name, data_type, !not_null));
+            opaque.push(wire.is_opaque());
+        }
+        // reltuples is -1 (PostgreSQL 14+) or 0 for a table never vacuumed or analyzed.
+        let row_estimate =
+            (table_type == TableType::Base && reltuples > 0.0).then_some(reltuples as usize);
+        Ok(Some(RemoteTable {
+            schema: schema.to_string(),
+            name: table.to_string(),
+            arrow_schema: Arc::new(Schema::new(fields)),
+            opaque,
+            table_type,
+            row_estimate,
+        }))
+    }
+
+    fn execute(
+        &self,
+        sql: &str,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> DfResult<SendableRecordBatchStream> {
+        crate::exec::stream(&self.name, &self.pool, sql, schema, batch_size)
+    }
+}
+
+fn table_type(relkind: &str) -> TableType {
+    match relkind {
+        "v" | "m" => TableType::View,
+        _ => TableType::Base,
+    }
+}

@@ -1,0 +1,100 @@
+//! Failures around a PostgreSQL source: an unreachable server and a query dropped while the
+//! server is still working on it.
+
+use crate::common::{context, server};
+use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
+use flotilla_federation::{Source, catalog_of};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error_naming_the_source() {
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
+    let source: Arc<dyn Source> =
+        Arc::new(PostgresSource::new("down", &url, PostgresOptions::default()).unwrap());
+    let started = Instant::now();
+    let e = catalog_of(source).await.unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        e.contains("source 'down'") && e.contains("cannot connect"),
+        "{e}"
+    );
+    // A malformed connection string is refused before any connection.
+    let e = PostgresSource::new(
+        "bad",
+        "postgresql://host:notaport/db",
+        PostgresOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("source 'bad'") && e.contains("connection string"),
+        "{e}"
+    );
+}
+
+/// Active statements sent by Flotilla (its connections say `application_name = flotilla`).
+fn active_statements() -> usize {
+    server()
+        .query(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = 'flotilla' AND state = 'active' \
+             AND query LIKE '%CROSS_JOIN_PROBE%'",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_query_stops_the_statement_in_postgres() {
+    let schema = server().load_tpch(0.1).unwrap();
+    let (ctx, source) = context().await;
+    // A cross join of 15 000 × 150 000 rows, counted inside PostgreSQL: runs for minutes.
+    // The literal marks the statement in pg_stat_activity.
+    let sql = format!(
+        "SELECT count(*) FROM pg.{schema}.customer CROSS JOIN pg.{schema}.orders \
+         WHERE c_name <> 'CROSS_JOIN_PROBE'"
+    );
+    let mut stream = ctx.sql(&sql).await.unwrap().execute_stream().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(2), stream.next()).await;
+    assert!(first.is_err(), "the query should still be running");
+    assert_eq!(
+        active_statements(),
+        1,
+        "the statement runs in PostgreSQL: {}",
+        server()
+            .query("SELECT application_name, state, query FROM pg_stat_activity")
+            .unwrap()
+    );
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while active_statements() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the statement still runs 5 s after the query was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The source keeps answering.
+    let batches = ctx
+        .sql(&format!("SELECT count(*) FROM pg.{schema}.region"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(batches[0].num_rows(), 1);
+    assert!(
+        source.idle_connections() >= 1,
+        "the finished query's connection is pooled"
+    );
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the PostgreSQL source against a real PostgreSQL server started by the
+//! test kit.
+
+mod common;
+mod failures;
+mod tpch;
+mod types;
