@@ -95,6 +95,22 @@ pub trait Dialect: Debug + Send + Sync {
         expr.to_string()
     }
 
+    /// `expr` of `data_type` as an operand of an equality, `IN`, `LIKE`, join key, grouping or
+    /// partitioning key: where the database compares text by a case- or accent-insensitive
+    /// collation, or ignores trailing spaces, this must make it compare bytes, as DataFusion
+    /// does. Default: unchanged (byte-wise equality, as PostgreSQL's deterministic collations
+    /// and SQLite's `BINARY` have).
+    fn exact_text(&self, expr: &str, data_type: &DataType) -> String {
+        let _ = data_type;
+        expr.to_string()
+    }
+
+    /// Whether `SELECT DISTINCT` over text columns removes the duplicates DataFusion would
+    /// (false where text is compared by a collation: the cut then leaves DISTINCT to DataFusion).
+    fn distinct_text_is_exact(&self) -> bool {
+        true
+    }
+
     /// The ordering of one sort key, explicit about NULLs.
     fn order_by(&self, expr: &str, asc: bool, nulls_first: bool) -> String {
         format!(

@@ -25,6 +25,8 @@
 //!   scan sends contains them.
 //! - [`exec`]: the logical node and the physical operator; `EXPLAIN` shows the SQL.
 //! - [`config`]: `SET flotilla.federation.pushdown = false` turns pushdown off.
+//! - [`sink`]: Arrow builders that connectors decode values into, converting to the type the
+//!   plan asks for.
 //!
 //! Use it by giving the session a [`FederationPlanner`] and [`FederationConfig`], and registering
 //! each source's catalog from [`catalog_of`].
@@ -34,6 +36,7 @@ pub mod config;
 pub mod dialect;
 pub mod exec;
 pub mod planner;
+pub mod sink;
 pub mod source;
 pub mod sql;
 pub mod table;

@@ -22,7 +22,7 @@
 use crate::dialect::Dialect;
 use crate::source::{RemoteTable, Source, SourceIdentity};
 use crate::table::{FederatedTable, unqualified};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Column, DFSchema, JoinType, NullEquality};
 use datafusion::logical_expr::expr::{
     AggregateFunction, Alias, InList, ScalarFunction, Sort as SortExpr,
@@ -114,6 +114,17 @@ impl<'a> Writer<'a> {
             LogicalPlan::Join(join) => self.join(join)?,
             LogicalPlan::SubqueryAlias(s) => self.plan(&s.input)?,
             LogicalPlan::Distinct(Distinct::All(input)) => {
+                let text = |f: &FieldRef| {
+                    matches!(
+                        f.data_type(),
+                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                    )
+                };
+                if !self.dialect.distinct_text_is_exact()
+                    && input.schema().fields().iter().any(text)
+                {
+                    return None;
+                }
                 let inner = self.plan(input)?;
                 let alias = self.alias();
                 Query {
@@ -306,7 +317,7 @@ impl<'a> Writer<'a> {
             let keys = a
                 .group_expr
                 .iter()
-                .map(|e| self.expr(e, &scope))
+                .map(|e| self.key(e, &scope))
                 .collect::<Option<Vec<_>>>()?;
             sql.push_str(&format!(" GROUP BY {}", keys.join(", ")));
         }
@@ -437,7 +448,7 @@ impl<'a> Writer<'a> {
             let keys = params
                 .partition_by
                 .iter()
-                .map(|e| self.expr(e, scope))
+                .map(|e| self.key(e, scope))
                 .collect::<Option<Vec<_>>>()?;
             over.push(format!("PARTITION BY {}", keys.join(", ")));
         }
@@ -535,7 +546,7 @@ impl<'a> Writer<'a> {
         };
         let mut conditions = Vec::new();
         for (l, r) in &join.on {
-            let (l, r) = (self.expr(l, &scope)?, self.expr(r, &scope)?);
+            let (l, r) = (self.key(l, &scope)?, self.key(r, &scope)?);
             conditions.push(match join.null_equality {
                 NullEquality::NullEqualsNothing => format!("({l} = {r})"),
                 NullEquality::NullEqualsNull => self.dialect.null_safe_equal(&l, &r),
@@ -598,7 +609,7 @@ impl<'a> Writer<'a> {
                     if join.filter.is_some() {
                         return None;
                     }
-                    let (l, r) = (self.expr(l, &scope)?, self.expr(r, &scope)?);
+                    let (l, r) = (self.key(l, &scope)?, self.key(r, &scope)?);
                     format!(
                         "SELECT {} FROM {lf} WHERE {l} {not}IN (SELECT {r} FROM {rf})",
                         self.pass_through(&la, &left)
@@ -676,12 +687,19 @@ impl<'a> Writer<'a> {
                 let (left_type, right_type) = (ty(left)?, ty(right)?);
                 let symbol = self.dialect.binary_operator(op, &left_type, &right_type)?;
                 let (mut l, mut r) = (self.expr(left, scope)?, self.expr(right, scope)?);
-                if matches!(
-                    op,
-                    Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
-                ) {
-                    l = self.dialect.collate(&l, &left_type);
-                    r = self.dialect.collate(&r, &right_type);
+                match op {
+                    Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
+                        l = self.dialect.collate(&l, &left_type);
+                        r = self.dialect.collate(&r, &right_type);
+                    }
+                    Operator::Eq
+                    | Operator::NotEq
+                    | Operator::IsDistinctFrom
+                    | Operator::IsNotDistinctFrom => {
+                        l = self.dialect.exact_text(&l, &left_type);
+                        r = self.dialect.exact_text(&r, &right_type);
+                    }
+                    _ => {}
                 }
                 format!("({l} {symbol} {r})")
             }
@@ -709,11 +727,11 @@ impl<'a> Writer<'a> {
                 }
                 let items = list
                     .iter()
-                    .map(|e| self.expr(e, scope))
+                    .map(|e| self.key(e, scope))
                     .collect::<Option<Vec<_>>>()?;
                 format!(
                     "({} {}IN ({}))",
-                    self.expr(expr, scope)?,
+                    self.key(expr, scope)?,
                     if *negated { "NOT " } else { "" },
                     items.join(", ")
                 )
@@ -725,7 +743,7 @@ impl<'a> Writer<'a> {
                 let escape = like.escape_char.unwrap_or('\\');
                 format!(
                     "({} {}{} {} ESCAPE {})",
-                    self.expr(&like.expr, scope)?,
+                    self.key(&like.expr, scope)?,
                     if like.negated { "NOT " } else { "" },
                     if like.case_insensitive {
                         "ILIKE"
@@ -790,7 +808,7 @@ impl<'a> Writer<'a> {
                 negated,
             }) => format!(
                 "({} {}IN ({}))",
-                self.expr(expr, scope)?,
+                self.key(expr, scope)?,
                 if *negated { "NOT " } else { "" },
                 self.subquery(subquery)?
             ),
@@ -803,6 +821,15 @@ impl<'a> Writer<'a> {
             }
             _ => return None,
         })
+    }
+
+    /// An expression compared for equality (a key): text made to compare as DataFusion does.
+    fn key(&self, expr: &Expr, scope: &Scope) -> Option<String> {
+        let sql = self.expr(expr, scope)?;
+        Some(
+            self.dialect
+                .exact_text(&sql, &expr.get_type(scope.schema()).ok()?),
+        )
     }
 
     /// Function arguments as SQL, with their types (dialects decide by type).

@@ -25,16 +25,9 @@
 //! a `numeric` average into Float64 or a decimal with rounding); anything else is an error that
 //! names the column.
 
-use datafusion::arrow::array::builder::NullBufferBuilder;
-use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
-    IntervalMonthDayNanoBuilder, LargeStringBuilder, ListArray, StringBuilder, StringViewBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondArray, TimestampMillisecondArray,
-    TimestampNanosecondArray, TimestampSecondArray,
-};
-use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, IntervalMonthDayNano, TimeUnit};
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
+use flotilla_federation::sink::{ColumnSink, parse_decimal};
 use std::sync::Arc;
 use tokio_postgres::types::{FromSql, Kind, Type};
 
@@ -134,9 +127,7 @@ impl Wire {
             Wire::Time => DataType::Time64(TimeUnit::Microsecond),
             Wire::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             Wire::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            Wire::Interval => {
-                DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
-            }
+            Wire::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
             Wire::Array(element) => DataType::List(Arc::new(Field::new(
                 "item",
                 element.arrow_type(None, numeric),
@@ -209,289 +200,129 @@ impl<'a> FromSql<'a> for Raw<'a> {
 /// Appends values of one wire type to a builder of one Arrow type.
 pub(crate) struct Decoder {
     wire: Wire,
-    sink: Sink,
-}
-
-enum Sink {
-    Bool(BooleanBuilder),
-    Int16(Int16Builder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Float32(Float32Builder),
-    Float64(Float64Builder),
-    Decimal(Decimal128Builder, u8, i8),
-    Utf8(StringBuilder),
-    LargeUtf8(LargeStringBuilder),
-    Utf8View(StringViewBuilder),
-    Binary(BinaryBuilder),
-    Date32(Date32Builder),
-    Time64(Time64MicrosecondBuilder),
-    /// Timestamps kept as integers in `unit`, typed when finished.
-    Timestamp(Int64Builder, TimeUnit, Option<Arc<str>>),
-    Interval(IntervalMonthDayNanoBuilder),
-    List {
-        field: FieldRef,
-        offsets: Vec<i32>,
-        nulls: NullBufferBuilder,
-        element: Box<Decoder>,
-    },
+    sink: ColumnSink,
 }
 
 impl Decoder {
     /// A decoder from `wire` into `target`, or `None` when there is no faithful conversion.
     pub(crate) fn new(wire: &Wire, target: &DataType, capacity: usize) -> Option<Decoder> {
-        use Wire as W;
-        let numeric_source = matches!(
-            wire,
-            W::Int2 | W::Int4 | W::Int8 | W::Oid | W::Numeric | W::Float4 | W::Float8
-        );
-        let sink = match target {
-            DataType::Boolean if *wire == W::Bool => {
-                Sink::Bool(BooleanBuilder::with_capacity(capacity))
-            }
-            DataType::Int16 | DataType::Int32 | DataType::Int64
-                if matches!(wire, W::Int2 | W::Int4 | W::Int8 | W::Oid | W::Numeric) =>
-            {
-                match target {
-                    DataType::Int16 => Sink::Int16(Int16Builder::with_capacity(capacity)),
-                    DataType::Int32 => Sink::Int32(Int32Builder::with_capacity(capacity)),
-                    _ => Sink::Int64(Int64Builder::with_capacity(capacity)),
-                }
-            }
-            DataType::Float32 if numeric_source => {
-                Sink::Float32(Float32Builder::with_capacity(capacity))
-            }
-            DataType::Float64 if numeric_source => {
-                Sink::Float64(Float64Builder::with_capacity(capacity))
-            }
-            DataType::Decimal128(p, s)
-                if matches!(wire, W::Int2 | W::Int4 | W::Int8 | W::Oid | W::Numeric) =>
-            {
-                Sink::Decimal(
-                    Decimal128Builder::with_capacity(capacity)
-                        .with_precision_and_scale(*p, *s)
-                        .ok()?,
-                    *p,
-                    *s,
-                )
-            }
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                if matches!(
-                    wire,
-                    W::Text | W::Bpchar | W::Char | W::Jsonb | W::Uuid | W::Numeric
-                ) =>
-            {
-                match target {
-                    DataType::Utf8 => Sink::Utf8(StringBuilder::with_capacity(capacity, 0)),
-                    DataType::LargeUtf8 => {
-                        Sink::LargeUtf8(LargeStringBuilder::with_capacity(capacity, 0))
-                    }
-                    _ => Sink::Utf8View(StringViewBuilder::with_capacity(capacity)),
-                }
-            }
-            DataType::Binary if *wire == W::Bytea => {
-                Sink::Binary(BinaryBuilder::with_capacity(capacity, 0))
-            }
-            DataType::Date32 if *wire == W::Date => {
-                Sink::Date32(Date32Builder::with_capacity(capacity))
-            }
-            DataType::Time64(TimeUnit::Microsecond) if *wire == W::Time => {
-                Sink::Time64(Time64MicrosecondBuilder::with_capacity(capacity))
-            }
-            DataType::Timestamp(unit, tz)
-                if matches!(wire, W::Timestamp | W::TimestampTz | W::Date) =>
-            {
-                // A timestamptz is an instant: it needs a zone; a timestamp is wall time.
-                if (*wire == W::TimestampTz) != tz.is_some() {
-                    return None;
-                }
-                Sink::Timestamp(Int64Builder::with_capacity(capacity), *unit, tz.clone())
-            }
-            DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
-                if *wire == W::Interval =>
-            {
-                Sink::Interval(IntervalMonthDayNanoBuilder::with_capacity(capacity))
-            }
-            DataType::List(field) => match wire {
-                W::Array(element) => Sink::List {
-                    field: Arc::clone(field),
-                    offsets: vec![0],
-                    nulls: NullBufferBuilder::new(capacity),
-                    element: Box::new(Decoder::new(element, field.data_type(), capacity)?),
-                },
-                _ => return None,
-            },
-            _ => return None,
-        };
+        if !compatible(wire, target) {
+            return None;
+        }
         Some(Decoder {
             wire: wire.clone(),
-            sink,
+            sink: ColumnSink::new(target, capacity)?,
         })
     }
 
     /// Appends one value (`None` is SQL NULL). The error says what is wrong with the value.
     pub(crate) fn append(&mut self, raw: Option<&[u8]>) -> Result<(), String> {
-        let Some(raw) = raw else {
-            self.append_null();
-            return Ok(());
-        };
-        let wire = &self.wire;
-        match &mut self.sink {
-            Sink::Bool(b) => b.append_value(fixed::<1>(raw)?[0] != 0),
-            Sink::Int16(b) => b.append_value(narrow(integer(wire, raw)?)?),
-            Sink::Int32(b) => b.append_value(narrow(integer(wire, raw)?)?),
-            Sink::Int64(b) => b.append_value(integer(wire, raw)?),
-            Sink::Float32(b) => b.append_value(float(wire, raw)? as f32),
-            Sink::Float64(b) => b.append_value(float(wire, raw)?),
-            Sink::Decimal(b, precision, scale) => {
-                let value = match wire {
-                    Wire::Numeric => numeric_scaled(raw, *scale)?,
-                    _ => scale_integer(integer(wire, raw)?, *scale)?,
-                };
-                if value.unsigned_abs() >= 10u128.pow(u32::from(*precision)) {
-                    return Err(format!(
-                        "{} does not fit decimal({precision},{scale})",
-                        numeric_text(raw).unwrap_or_default()
-                    ));
-                }
-                b.append_value(value)
-            }
-            Sink::Utf8(b) => b.append_value(text(wire, raw)?),
-            Sink::LargeUtf8(b) => b.append_value(text(wire, raw)?),
-            Sink::Utf8View(b) => b.append_value(text(wire, raw)?),
-            Sink::Binary(b) => b.append_value(raw),
-            Sink::Date32(b) => {
-                let days = i32::from_be_bytes(fixed(raw)?);
-                if days == i32::MAX || days == i32::MIN {
-                    return Err("an infinite date has no Arrow value".into());
-                }
-                b.append_value(
-                    days.checked_add(EPOCH_OFFSET_DAYS)
-                        .ok_or("date out of range")?,
-                )
-            }
-            Sink::Time64(b) => b.append_value(i64::from_be_bytes(fixed(raw)?)),
-            Sink::Timestamp(b, unit, _) => {
-                let micros = match wire {
-                    Wire::Date => i64::from(i32::from_be_bytes(fixed(raw)?)) * 86_400_000_000,
-                    _ => i64::from_be_bytes(fixed(raw)?),
-                };
-                if micros == i64::MAX || micros == i64::MIN {
-                    return Err("an infinite timestamp has no Arrow value".into());
-                }
-                let micros = micros
-                    .checked_add(EPOCH_OFFSET_MICROS)
-                    .ok_or("timestamp out of range")?;
-                b.append_value(match unit {
-                    TimeUnit::Second => micros.div_euclid(1_000_000),
-                    TimeUnit::Millisecond => micros.div_euclid(1_000),
-                    TimeUnit::Microsecond => micros,
-                    TimeUnit::Nanosecond => micros
-                        .checked_mul(1_000)
-                        .ok_or("timestamp out of the nanosecond range (1677–2262)")?,
-                })
-            }
-            Sink::Interval(b) => {
-                let bytes: [u8; 16] = fixed(raw)?;
-                let micros = i64::from_be_bytes(bytes[0..8].try_into().unwrap_or_default());
-                let days = i32::from_be_bytes(bytes[8..12].try_into().unwrap_or_default());
-                let months = i32::from_be_bytes(bytes[12..16].try_into().unwrap_or_default());
-                let nanos = micros.checked_mul(1_000).ok_or("interval out of range")?;
-                b.append_value(IntervalMonthDayNano::new(months, days, nanos))
-            }
-            Sink::List {
-                offsets,
-                nulls,
-                element,
-                ..
-            } => {
-                let count = array_elements(raw, |value| element.append(value))?;
-                let last = offsets.last().copied().unwrap_or(0);
-                offsets.push(
-                    last.checked_add(i32::try_from(count).map_err(|_| "array too long")?)
-                        .ok_or("too many array elements in one batch")?,
-                );
-                nulls.append_non_null();
-            }
-        }
-        Ok(())
-    }
-
-    fn append_null(&mut self) {
-        match &mut self.sink {
-            Sink::Bool(b) => b.append_null(),
-            Sink::Int16(b) => b.append_null(),
-            Sink::Int32(b) => b.append_null(),
-            Sink::Int64(b) => b.append_null(),
-            Sink::Float32(b) => b.append_null(),
-            Sink::Float64(b) => b.append_null(),
-            Sink::Decimal(b, ..) => b.append_null(),
-            Sink::Utf8(b) => b.append_null(),
-            Sink::LargeUtf8(b) => b.append_null(),
-            Sink::Utf8View(b) => b.append_null(),
-            Sink::Binary(b) => b.append_null(),
-            Sink::Date32(b) => b.append_null(),
-            Sink::Time64(b) => b.append_null(),
-            Sink::Timestamp(b, ..) => b.append_null(),
-            Sink::Interval(b) => b.append_null(),
-            Sink::List { offsets, nulls, .. } => {
-                offsets.push(offsets.last().copied().unwrap_or(0));
-                nulls.append_null();
-            }
-        }
+        append(&self.wire, &mut self.sink, raw)
     }
 
     /// The values appended since the last call, as an array.
     pub(crate) fn finish(&mut self) -> ArrayRef {
-        match &mut self.sink {
-            Sink::Bool(b) => Arc::new(b.finish()),
-            Sink::Int16(b) => Arc::new(b.finish()),
-            Sink::Int32(b) => Arc::new(b.finish()),
-            Sink::Int64(b) => Arc::new(b.finish()),
-            Sink::Float32(b) => Arc::new(b.finish()),
-            Sink::Float64(b) => Arc::new(b.finish()),
-            // The builder carries its precision and scale.
-            Sink::Decimal(b, ..) => Arc::new(b.finish()),
-            Sink::Utf8(b) => Arc::new(b.finish()),
-            Sink::LargeUtf8(b) => Arc::new(b.finish()),
-            Sink::Utf8View(b) => Arc::new(b.finish()),
-            Sink::Binary(b) => Arc::new(b.finish()),
-            Sink::Date32(b) => Arc::new(b.finish()),
-            Sink::Time64(b) => Arc::new(b.finish()),
-            Sink::Timestamp(b, unit, tz) => {
-                let array = b.finish();
-                let (values, nulls) = (array.values().clone(), array.nulls().cloned());
-                match unit {
-                    TimeUnit::Second => Arc::new(
-                        TimestampSecondArray::new(values, nulls).with_timezone_opt(tz.clone()),
-                    ),
-                    TimeUnit::Millisecond => Arc::new(
-                        TimestampMillisecondArray::new(values, nulls).with_timezone_opt(tz.clone()),
-                    ),
-                    TimeUnit::Microsecond => Arc::new(
-                        TimestampMicrosecondArray::new(values, nulls).with_timezone_opt(tz.clone()),
-                    ),
-                    TimeUnit::Nanosecond => Arc::new(
-                        TimestampNanosecondArray::new(values, nulls).with_timezone_opt(tz.clone()),
-                    ),
-                }
+        self.sink.finish()
+    }
+}
+
+/// Whether values of `wire` keep their meaning as `target`.
+fn compatible(wire: &Wire, target: &DataType) -> bool {
+    use Wire as W;
+    match target {
+        DataType::Boolean => *wire == W::Bool,
+        DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Decimal128(..) => {
+            matches!(wire, W::Int2 | W::Int4 | W::Int8 | W::Oid | W::Numeric)
+        }
+        DataType::Float32 | DataType::Float64 => matches!(
+            wire,
+            W::Int2 | W::Int4 | W::Int8 | W::Oid | W::Numeric | W::Float4 | W::Float8
+        ),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => matches!(
+            wire,
+            W::Text | W::Bpchar | W::Char | W::Jsonb | W::Uuid | W::Numeric
+        ),
+        DataType::Binary => *wire == W::Bytea,
+        DataType::Date32 => *wire == W::Date,
+        DataType::Time64(TimeUnit::Microsecond) => *wire == W::Time,
+        // A timestamptz is an instant: it needs a zone; a timestamp is wall time.
+        DataType::Timestamp(_, tz) => match wire {
+            W::TimestampTz => tz.is_some(),
+            W::Timestamp | W::Date => tz.is_none(),
+            _ => false,
+        },
+        DataType::Interval(IntervalUnit::MonthDayNano) => *wire == W::Interval,
+        DataType::List(field) => match wire {
+            W::Array(element) => compatible(element, field.data_type()),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Decodes one binary-format value of `wire` into `sink`.
+fn append(wire: &Wire, sink: &mut ColumnSink, raw: Option<&[u8]>) -> Result<(), String> {
+    let Some(raw) = raw else {
+        sink.append_null();
+        return Ok(());
+    };
+    match wire {
+        Wire::Bool => sink.append_bool(fixed::<1>(raw)?[0] != 0),
+        Wire::Int2 => sink.append_i64(i64::from(i16::from_be_bytes(fixed(raw)?))),
+        Wire::Int4 => sink.append_i64(i64::from(i32::from_be_bytes(fixed(raw)?))),
+        Wire::Int8 => sink.append_i64(i64::from_be_bytes(fixed(raw)?)),
+        Wire::Oid => sink.append_i64(i64::from(u32::from_be_bytes(fixed(raw)?))),
+        Wire::Float4 => sink.append_f64(f64::from(f32::from_be_bytes(fixed(raw)?))),
+        Wire::Float8 => sink.append_f64(f64::from_be_bytes(fixed(raw)?)),
+        Wire::Numeric => match sink.decimal_scale() {
+            // Round once, straight to the column's scale.
+            Some(scale) => sink.append_decimal(NumericParts::parse(raw)?.scaled(scale)?, scale),
+            None => {
+                let text = numeric_text(raw)?;
+                let (unscaled, scale) =
+                    parse_decimal(&text).ok_or_else(|| format!("{text} is not a number"))?;
+                sink.append_decimal(unscaled, scale)
             }
-            Sink::Interval(b) => Arc::new(b.finish()),
-            Sink::List {
-                field,
-                offsets,
-                nulls,
-                element,
-            } => {
-                let values = element.finish();
-                let taken = std::mem::replace(offsets, vec![0]);
-                Arc::new(ListArray::new(
-                    Arc::clone(field),
-                    OffsetBuffer::new(taken.into()),
-                    values,
-                    nulls.finish(),
-                ))
+        },
+        Wire::Text | Wire::Bpchar | Wire::Char | Wire::Jsonb | Wire::Uuid => {
+            sink.append_str(&text(wire, raw)?)
+        }
+        Wire::Bytea => sink.append_bytes(raw),
+        Wire::Date => {
+            let days = i32::from_be_bytes(fixed(raw)?);
+            if days == i32::MAX || days == i32::MIN {
+                return Err("an infinite date has no Arrow value".into());
             }
+            sink.append_date(
+                days.checked_add(EPOCH_OFFSET_DAYS)
+                    .ok_or("date out of range")?,
+            )
+        }
+        Wire::Time => sink.append_time_micros(i64::from_be_bytes(fixed(raw)?)),
+        Wire::Timestamp | Wire::TimestampTz => {
+            let micros = i64::from_be_bytes(fixed(raw)?);
+            if micros == i64::MAX || micros == i64::MIN {
+                return Err("an infinite timestamp has no Arrow value".into());
+            }
+            sink.append_timestamp_micros(
+                micros
+                    .checked_add(EPOCH_OFFSET_MICROS)
+                    .ok_or("timestamp out of range")?,
+            )
+        }
+        Wire::Interval => {
+            let bytes: [u8; 16] = fixed(raw)?;
+            let micros = i64::from_be_bytes(bytes[0..8].try_into().unwrap_or_default());
+            let days = i32::from_be_bytes(bytes[8..12].try_into().unwrap_or_default());
+            let months = i32::from_be_bytes(bytes[12..16].try_into().unwrap_or_default());
+            sink.append_interval(months, days, micros)
+        }
+        Wire::Array(element) => {
+            let items = sink
+                .list_items()
+                .ok_or("an array value for a column that is not a list")?;
+            let count = array_elements(raw, |value| append(element, items, value))?;
+            sink.end_list(count)
         }
     }
 }
@@ -499,67 +330,6 @@ impl Decoder {
 fn fixed<const N: usize>(raw: &[u8]) -> Result<[u8; N], String> {
     raw.try_into()
         .map_err(|_| format!("expected {N} bytes, got {}", raw.len()))
-}
-
-fn narrow<T: TryFrom<i64>>(value: i64) -> Result<T, String> {
-    T::try_from(value).map_err(|_| format!("{value} is out of range"))
-}
-
-/// An integer value of an integer or (whole) numeric column.
-fn integer(wire: &Wire, raw: &[u8]) -> Result<i64, String> {
-    Ok(match wire {
-        Wire::Int2 => i64::from(i16::from_be_bytes(fixed(raw)?)),
-        Wire::Int4 => i64::from(i32::from_be_bytes(fixed(raw)?)),
-        Wire::Int8 => i64::from_be_bytes(fixed(raw)?),
-        Wire::Oid => i64::from(u32::from_be_bytes(fixed(raw)?)),
-        Wire::Numeric => {
-            let parts = NumericParts::parse(raw)?;
-            if parts.has_fraction() {
-                return Err(format!(
-                    "{} is not a whole number",
-                    numeric_text(raw).unwrap_or_default()
-                ));
-            }
-            i64::try_from(parts.scaled(0)?).map_err(|_| "integer out of range".to_string())?
-        }
-        _ => return Err("not an integer".into()),
-    })
-}
-
-fn float(wire: &Wire, raw: &[u8]) -> Result<f64, String> {
-    Ok(match wire {
-        Wire::Float4 => f64::from(f32::from_be_bytes(fixed(raw)?)),
-        Wire::Float8 => f64::from_be_bytes(fixed(raw)?),
-        Wire::Numeric => numeric_text(raw)?
-            .parse()
-            .map_err(|e| format!("numeric: {e}"))?,
-        _ => integer(wire, raw)? as f64,
-    })
-}
-
-fn scale_integer(value: i64, scale: i8) -> Result<i128, String> {
-    let value = i128::from(value);
-    if scale >= 0 {
-        value
-            .checked_mul(10i128.pow(u32::from(scale.unsigned_abs())))
-            .ok_or_else(|| format!("{value} out of range"))
-    } else {
-        Ok(round_div(
-            value,
-            10i128.pow(u32::from(scale.unsigned_abs())),
-        ))
-    }
-}
-
-/// `value / divisor`, rounded half away from zero.
-fn round_div(value: i128, divisor: i128) -> i128 {
-    let quotient = value / divisor;
-    let remainder = value % divisor;
-    if remainder.abs() * 2 >= divisor {
-        quotient + value.signum()
-    } else {
-        quotient
-    }
 }
 
 fn text<'a>(wire: &Wire, raw: &'a [u8]) -> Result<std::borrow::Cow<'a, str>, String> {
@@ -677,14 +447,6 @@ impl NumericParts {
         })
     }
 
-    /// Whether any digit lies right of the decimal point.
-    fn has_fraction(&self) -> bool {
-        self.digits
-            .iter()
-            .enumerate()
-            .any(|(i, d)| *d != 0 && self.weight - (i as i32) < 0)
-    }
-
     /// The value times 10^`scale`, rounded half away from zero. Only the digits down to the
     /// rounding digit are read, so a value with more digits than 38 still converts when its
     /// rounded value fits.
@@ -769,6 +531,7 @@ fn numeric_text(raw: &[u8]) -> Result<String, String> {
 }
 
 /// `numeric` into a decimal with `scale`.
+#[cfg(test)]
 fn numeric_scaled(raw: &[u8], scale: i8) -> Result<i128, String> {
     NumericParts::parse(raw)?.scaled(scale)
 }
@@ -776,6 +539,7 @@ fn numeric_scaled(raw: &[u8], scale: i8) -> Result<i128, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{Array, ListArray};
 
     /// The binary form of a numeric, as PostgreSQL's `numeric_send` writes it.
     fn numeric(negative: bool, weight: i16, scale: u16, digits: &[u16]) -> Vec<u8> {
@@ -817,8 +581,9 @@ mod tests {
         // 1e8 (trailing zero groups stripped)
         let v = numeric(false, 2, 0, &[1]);
         assert_eq!(numeric_text(&v).unwrap(), "100000000");
-        assert_eq!(integer(&Wire::Numeric, &v).unwrap(), 100_000_000);
-        assert!(integer(&Wire::Numeric, &numeric(false, 0, 1, &[1, 5000])).is_err());
+        let mut d = Decoder::new(&Wire::Numeric, &DataType::Int64, 2).unwrap();
+        d.append(Some(&v)).unwrap();
+        assert!(d.append(Some(&numeric(false, 0, 1, &[1, 5000]))).is_err());
         // 0.00000001
         let v = numeric(false, -2, 8, &[1]);
         assert_eq!(numeric_text(&v).unwrap(), "0.00000001");
@@ -833,7 +598,7 @@ mod tests {
         let mut d = Decoder::new(&Wire::Numeric, &DataType::Decimal128(5, 2), 4).unwrap();
         assert!(d.append(Some(&numeric(false, 0, 2, &[999, 9900]))).is_ok());
         let e = d.append(Some(&numeric(false, 1, 0, &[1, 0]))).unwrap_err();
-        assert!(e.contains("10000 does not fit decimal(5,2)"), "{e}");
+        assert!(e.contains("10000.00 does not fit decimal(5,2)"), "{e}");
     }
 
     #[test]
