@@ -111,6 +111,22 @@ pub trait Dialect: Debug + Send + Sync {
         true
     }
 
+    /// Whether the database runs a semi join written `x IN (SELECT y …)` (and an anti join over
+    /// non-nullable keys written `NOT IN`) better than `[NOT] EXISTS (… WHERE x = y)`: MySQL and
+    /// MariaDB materialize `IN` subqueries into hashed lookups but run `EXISTS` row by row.
+    fn prefers_in_subqueries(&self) -> bool {
+        false
+    }
+
+    /// Whether the database joins efficiently only through an index (no hash join): then a
+    /// join is pushed only when an index can serve it — an inner join when either key column
+    /// is indexed, an outer join when the inner side's is, a correlated `EXISTS` when the
+    /// subquery's is — and otherwise DataFusion joins the two sides (requires sources to report
+    /// [`RemoteTable::indexed`](crate::RemoteTable)).
+    fn join_needs_index(&self) -> bool {
+        false
+    }
+
     /// The ordering of one sort key, explicit about NULLs.
     fn order_by(&self, expr: &str, asc: bool, nulls_first: bool) -> String {
         format!(

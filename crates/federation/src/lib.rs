@@ -46,7 +46,7 @@ pub use config::FederationConfig;
 pub use dialect::Dialect;
 pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};
-pub use source::{RemoteTable, Source, SourceIdentity, TableName};
+pub use source::{RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes};
 pub use table::FederatedTable;
 
 use datafusion::execution::context::SessionContext;

@@ -27,6 +27,7 @@ pub type SinkResult = Result<(), String>;
 
 /// A builder for one result column.
 pub struct ColumnSink {
+    data_type: DataType,
     builder: Builder,
 }
 
@@ -108,7 +109,15 @@ impl ColumnSink {
             },
             _ => return None,
         };
-        Some(Self { builder })
+        Some(Self {
+            data_type: target.clone(),
+            builder,
+        })
+    }
+
+    /// The Arrow type of the column.
+    pub fn data_type(&self) -> &DataType {
+        &self.data_type
     }
 
     /// The scale of the decimal column this sink builds, if it builds one (so a connector can

@@ -24,6 +24,16 @@ pub struct SourceIdentity {
     pub principal: String,
 }
 
+/// What a connector does with a column of a type it cannot read (e.g. PostgreSQL's `point`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnsupportedTypes {
+    /// Describing the table fails, naming the column and its type.
+    #[default]
+    Error,
+    /// The column is left out of the table.
+    Skip,
+}
+
 /// The name of a table or view of a source, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableName {
@@ -48,6 +58,9 @@ pub struct RemoteTable {
     /// DataFusion compares the decoded ones. Such a column may be read and passed through, but
     /// no filter, join key, grouping or function over it is sent to the database.
     pub opaque: Vec<bool>,
+    /// Per column, where the source knows: whether an index starts with it (so the database
+    /// can look rows up by it instead of scanning). `None`: unknown or irrelevant.
+    pub indexed: Option<Vec<bool>>,
     /// Table or view.
     pub table_type: TableType,
     /// An estimate of the row count, where the source knows one cheaply; DataFusion uses it to

@@ -544,6 +544,9 @@ impl<'a> Writer<'a> {
             ],
             merged,
         };
+        if self.dialect.join_needs_index() && !self.index_serves(join) {
+            return None;
+        }
         let mut conditions = Vec::new();
         for (l, r) in &join.on {
             let (l, r) = (self.key(l, &scope)?, self.key(r, &scope)?);
@@ -600,9 +603,22 @@ impl<'a> Writer<'a> {
                 } else {
                     ""
                 };
-                if join.null_aware {
-                    // `x NOT IN (subquery)`: NULLs make the whole predicate unknown, which only
-                    // NOT IN itself expresses.
+                // `x [NOT] IN (subquery)` where the dialect plans it better than EXISTS: for a
+                // semi join always equal; for an anti join only when neither key can be NULL.
+                let in_form = match join.on.as_slice() {
+                    [(l, r)] if join.filter.is_none() => {
+                        let nullable =
+                            |e: &Expr, schema: &DFSchema| e.nullable(schema).unwrap_or(true);
+                        self.dialect.prefers_in_subqueries()
+                            && (join.join_type == JoinType::LeftSemi
+                                || !nullable(l, join.left.schema())
+                                    && !nullable(r, join.right.schema()))
+                    }
+                    _ => false,
+                };
+                if join.null_aware || in_form {
+                    // Null-aware: `x NOT IN (subquery)`, where NULLs make the whole predicate
+                    // unknown, which only NOT IN itself expresses.
                     let [(l, r)] = join.on.as_slice() else {
                         return None;
                     };
@@ -647,6 +663,35 @@ impl<'a> Writer<'a> {
             columns: left.columns.clone(),
             opaque: left.opaque.clone(),
         })
+    }
+
+    /// Whether an index can serve `join` (see [`Dialect::join_needs_index`]).
+    fn index_serves(&self, join: &Join) -> bool {
+        let indexed = |plan: &LogicalPlan, key: &Expr| match key {
+            Expr::Column(c) => plan
+                .schema()
+                .maybe_index_of_column(c)
+                .is_some_and(|i| column_is_indexed(plan, i)),
+            _ => false,
+        };
+        if join.on.is_empty() {
+            // No keys: every engine runs a nested loop.
+            return true;
+        }
+        let left_keys = || join.on.iter().any(|(l, _)| indexed(&join.left, l));
+        let right_keys = || join.on.iter().any(|(_, r)| indexed(&join.right, r));
+        match join.join_type {
+            JoinType::Inner => left_keys() || right_keys(),
+            JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti => {
+                // Semi and anti joins written `IN (subquery)` are materialized and hashed.
+                let in_form = matches!(join.join_type, JoinType::LeftSemi | JoinType::LeftAnti)
+                    && join.on.len() == 1
+                    && join.filter.is_none();
+                in_form || right_keys()
+            }
+            JoinType::Right | JoinType::RightSemi | JoinType::RightAnti => left_keys(),
+            _ => false,
+        }
     }
 
     /// A column reference and whether it is opaque.
@@ -865,6 +910,53 @@ impl<'a> Writer<'a> {
             return None;
         }
         Some(self.plan(&subquery.subquery)?.sql)
+    }
+}
+
+/// Whether output column `i` of `plan` passes a base-table column through unchanged, and an
+/// index starts with that column.
+fn column_is_indexed(plan: &LogicalPlan, i: usize) -> bool {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let Some(table) = FederatedTable::of_scan(scan) else {
+                return false;
+            };
+            let column = match &scan.projection {
+                Some(projection) => projection.get(i).copied(),
+                None => Some(i),
+            };
+            match (&table.remote().indexed, column) {
+                (Some(indexed), Some(c)) => indexed.get(c).copied().unwrap_or(false),
+                _ => false,
+            }
+        }
+        LogicalPlan::Filter(f) => column_is_indexed(&f.input, i),
+        LogicalPlan::Sort(s) => column_is_indexed(&s.input, i),
+        LogicalPlan::Limit(l) => column_is_indexed(&l.input, i),
+        LogicalPlan::SubqueryAlias(a) => column_is_indexed(&a.input, i),
+        LogicalPlan::Projection(p) => {
+            let column = match p.expr.get(i) {
+                Some(Expr::Column(c)) => Some(c),
+                Some(Expr::Alias(Alias { expr, .. })) => match expr.as_ref() {
+                    Expr::Column(c) => Some(c),
+                    _ => None,
+                },
+                _ => None,
+            };
+            column
+                .and_then(|c| p.input.schema().maybe_index_of_column(c))
+                .is_some_and(|j| column_is_indexed(&p.input, j))
+        }
+        LogicalPlan::Join(j) => {
+            let left = j.left.schema().fields().len();
+            match j.join_type {
+                JoinType::LeftSemi | JoinType::LeftAnti => column_is_indexed(&j.left, i),
+                JoinType::RightSemi | JoinType::RightAnti => column_is_indexed(&j.right, i),
+                _ if i < left => column_is_indexed(&j.left, i),
+                _ => column_is_indexed(&j.right, i - left),
+            }
+        }
+        _ => false,
     }
 }
 

@@ -6,6 +6,7 @@
 //! Relative paths are resolved against the directory of the configuration file.
 
 use flotilla_common::Error;
+use flotilla_connectors_mysql::{Flavor, ZeroDates};
 use flotilla_connectors_postgres::{NumericMapping, UnsupportedTypes};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -60,6 +61,15 @@ pub enum SourceConfig {
         delimiter: u8,
         has_header: bool,
     },
+    /// A MySQL, MariaDB or TiDB server (one database of it when the URL names one).
+    Mysql {
+        url: String,
+        password_env: Option<String>,
+        /// Detected from the server's version when `None`.
+        flavor: Option<Flavor>,
+        zero_dates: ZeroDates,
+        unsupported_types: UnsupportedTypes,
+    },
     /// A PostgreSQL database.
     Postgres {
         /// libpq URL or key-value connection string.
@@ -79,6 +89,7 @@ impl SourceConfig {
             SourceConfig::Parquet { .. } => "parquet",
             SourceConfig::Csv { .. } => "csv",
             SourceConfig::Postgres { .. } => "postgres",
+            SourceConfig::Mysql { .. } => "mysql",
         }
     }
 }
@@ -154,6 +165,8 @@ struct RawSource {
     password_env: Option<Spanned<String>>,
     numeric: Option<Spanned<String>>,
     unsupported_types: Option<Spanned<String>>,
+    flavor: Option<Spanned<String>>,
+    zero_dates: Option<Spanned<String>>,
 }
 
 /// The kinds of source and the keys each accepts (besides `kind`).
@@ -164,6 +177,16 @@ const KINDS: &[(&str, &[&str])] = &[
     (
         "postgres",
         &["url", "password_env", "numeric", "unsupported_types"],
+    ),
+    (
+        "mysql",
+        &[
+            "url",
+            "password_env",
+            "flavor",
+            "zero_dates",
+            "unsupported_types",
+        ],
     ),
 ];
 
@@ -226,6 +249,8 @@ impl Config {
                 ("password_env", span_of(&raw_source.password_env)),
                 ("numeric", span_of(&raw_source.numeric)),
                 ("unsupported_types", span_of(&raw_source.unsupported_types)),
+                ("flavor", span_of(&raw_source.flavor)),
+                ("zero_dates", span_of(&raw_source.zero_dates)),
             ];
             for (k, value_span) in present {
                 if let Some(s) = value_span
@@ -241,59 +266,101 @@ impl Config {
                     ));
                 }
             }
-            if kind == "postgres" {
+            if kind == "postgres" || kind == "mysql" {
+                let example = match kind {
+                    "postgres" => "postgresql://user@host:5432/database",
+                    _ => "mysql://user@host:3306/database",
+                };
                 let Some(url) = raw_source.url else {
                     return Err(error(
                         Some(span),
                         format!("sources.{name}"),
-                        "missing key 'url' (e.g. url = \"postgresql://user@host:5432/database\")"
-                            .into(),
+                        format!("missing key 'url' (e.g. url = \"{example}\")"),
                     ));
                 };
-                if let Err(e) = flotilla_connectors_postgres::check_url(url.get_ref()) {
+                let checked = match kind {
+                    "postgres" => flotilla_connectors_postgres::check_url(url.get_ref()),
+                    _ => flotilla_connectors_mysql::check_url(url.get_ref()),
+                };
+                if let Err(e) = checked {
                     return Err(error(
                         Some(url.span()),
                         key("url"),
-                        format!("not a PostgreSQL connection string: {e}"),
+                        format!("not a connection URL like {example}: {e}"),
                     ));
                 }
-                let numeric = match &raw_source.numeric {
-                    None => NumericMapping::default(),
-                    Some(v) => parse_numeric(v.get_ref()).ok_or_else(|| {
-                        error(
+                let choice =
+                    |field: &str, value: &Option<Spanned<String>>, allowed: &[&str]| match value {
+                        Some(v) if !allowed.contains(&v.get_ref().as_str()) => Err(error(
                             Some(v.span()),
-                            key("numeric"),
+                            key(field),
                             format!(
-                                "expected \"float\" or \"decimal(P,S)\" with P ≤ 38, got '{}'",
+                                "expected one of {}, got '{}'",
+                                allowed.join(", "),
                                 v.get_ref()
                             ),
-                        )
-                    })?,
-                };
-                let unsupported_types = match raw_source
-                    .unsupported_types
-                    .as_ref()
-                    .map(|v| (v.get_ref().as_str(), v.span()))
+                        )),
+                        Some(v) => Ok(Some(v.get_ref().clone())),
+                        None => Ok(None),
+                    };
+                let unsupported_types = match choice(
+                    "unsupported_types",
+                    &raw_source.unsupported_types,
+                    &["error", "skip"],
+                )?
+                .as_deref()
                 {
-                    None | Some(("error", _)) => UnsupportedTypes::Error,
-                    Some(("skip", _)) => UnsupportedTypes::Skip,
-                    Some((other, span)) => {
-                        return Err(error(
-                            Some(span),
-                            key("unsupported_types"),
-                            format!("expected \"error\" or \"skip\", got '{other}'"),
-                        ));
-                    }
+                    Some("skip") => UnsupportedTypes::Skip,
+                    _ => UnsupportedTypes::Error,
                 };
-                sources.insert(
-                    name,
+                let url_text = url.into_inner();
+                let password_env = raw_source.password_env.map(|v| v.into_inner());
+                let source = if kind == "postgres" {
+                    let numeric = match &raw_source.numeric {
+                        None => NumericMapping::default(),
+                        Some(v) => parse_numeric(v.get_ref()).ok_or_else(|| {
+                            error(
+                                Some(v.span()),
+                                key("numeric"),
+                                format!(
+                                    "expected \"float\" or \"decimal(P,S)\" with P ≤ 38, got '{}'",
+                                    v.get_ref()
+                                ),
+                            )
+                        })?,
+                    };
                     SourceConfig::Postgres {
-                        url: url.into_inner(),
-                        password_env: raw_source.password_env.map(|v| v.into_inner()),
+                        url: url_text,
+                        password_env,
                         numeric,
                         unsupported_types,
-                    },
-                );
+                    }
+                } else {
+                    let flavor =
+                        match choice("flavor", &raw_source.flavor, &["mysql", "mariadb", "tidb"])?
+                            .as_deref()
+                        {
+                            Some("mysql") => Some(Flavor::MySql),
+                            Some("mariadb") => Some(Flavor::MariaDb),
+                            Some("tidb") => Some(Flavor::TiDb),
+                            _ => None,
+                        };
+                    let zero_dates =
+                        match choice("zero_dates", &raw_source.zero_dates, &["error", "null"])?
+                            .as_deref()
+                        {
+                            Some("null") => ZeroDates::Null,
+                            _ => ZeroDates::Error,
+                        };
+                    SourceConfig::Mysql {
+                        url: url_text,
+                        password_env,
+                        flavor,
+                        zero_dates,
+                        unsupported_types,
+                    }
+                };
+                sources.insert(name, source);
                 continue;
             }
             let Some(raw_path) = raw_source.path else {
@@ -535,6 +602,23 @@ mod tests {
             e.message.contains("not a key of a 'postgres' source"),
             "{e}"
         );
+        let text = "[sources.my]\nkind = \"mysql\"\nurl = \"mysql://u:p@h:3306/shop\"\n\
+                    flavor = \"mariadb\"\nzero_dates = \"null\"\n";
+        assert_eq!(
+            parse(text).unwrap().sources["my"],
+            SourceConfig::Mysql {
+                url: "mysql://u:p@h:3306/shop".into(),
+                password_env: None,
+                flavor: Some(Flavor::MariaDb),
+                zero_dates: ZeroDates::Null,
+                unsupported_types: UnsupportedTypes::Error,
+            }
+        );
+        let e =
+            parse("[sources.my]\nkind = \"mysql\"\nurl = \"mysql://h/d\"\nflavor = \"oracle\"\n")
+                .unwrap_err();
+        assert_eq!(e.key, "sources.my.flavor", "{e}");
+        assert!(e.message.contains("mysql, mariadb, tidb"), "{e}");
         assert_eq!(
             parse_numeric("decimal(20, 4)"),
             Some(NumericMapping::Decimal(20, 4))

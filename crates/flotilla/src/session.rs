@@ -8,6 +8,7 @@
 //! | `parquet` | `public`                                     | one per file or sub-directory   |
 //! | `csv`     | `public`                                     | one per file or sub-directory   |
 //! | `postgres`| the database's schemas (`public`, …)         | tables, views, materialized views, partitioned and foreign tables |
+//! | `mysql`   | the URL's database (or every database)       | tables and views                |
 //!
 //! so a query names `shop.main.orders` or `lake.public.lineitem`. With `[session]
 //! default_catalog` / `default_schema` set, unqualified names resolve there.
@@ -25,6 +26,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 use flotilla_common::{Error, Result};
+use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_federation::{Source, SourceCatalog};
@@ -103,20 +105,31 @@ async fn open_source(
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
         }
+        SourceConfig::Mysql {
+            url,
+            password_env,
+            flavor,
+            zero_dates,
+            unsupported_types,
+        } => {
+            let options = MysqlOptions {
+                flavor: *flavor,
+                zero_dates: *zero_dates,
+                unsupported_types: *unsupported_types,
+            };
+            let password = password_from(password_env.as_deref())?;
+            let source: Arc<dyn Source> =
+                Arc::new(MysqlSource::new(name, url, password.as_deref(), options)?);
+            let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
+            Ok(catalog)
+        }
         SourceConfig::Postgres {
             url,
             password_env,
             numeric,
             unsupported_types,
         } => {
-            let password = match password_env {
-                Some(variable) => Some(std::env::var(variable).map_err(|_| {
-                    Error::invalid(format!(
-                        "password_env: the environment variable {variable} is not set"
-                    ))
-                })?),
-                None => None,
-            };
+            let password = password_from(password_env.as_deref())?;
             let options = PostgresOptions {
                 numeric: *numeric,
                 unsupported_types: *unsupported_types,
@@ -147,6 +160,18 @@ async fn open_source(
             file_catalog(ctx, path, format, ".csv").await
         }
     }
+}
+
+/// The password in the environment variable `variable`, if one is named.
+fn password_from(variable: Option<&str>) -> Result<Option<String>> {
+    let Some(variable) = variable else {
+        return Ok(None);
+    };
+    std::env::var(variable).map(Some).map_err(|_| {
+        Error::invalid(format!(
+            "password_env: the environment variable {variable} is not set"
+        ))
+    })
 }
 
 /// A catalog with one schema, [`FILE_SCHEMA`], holding a listing table per data file or

@@ -11,10 +11,12 @@
 //!   just long enough to clean up.
 //! - [`Postgres::load_tpch`] and [`MariaDb::load_tpch`] load TPC-H at a scale with each server's
 //!   bulk path (`COPY` and `LOAD DATA LOCAL INFILE`), once per scale.
-//! - [`compare`] checks two results row for row.
+//! - [`compare`] checks two results row for row; [`plans`] holds the TPC-H references and plan
+//!   checks the connector tests share.
 
 pub mod compare;
 mod mariadb;
+pub mod plans;
 mod postgres;
 pub mod reaper;
 mod server;

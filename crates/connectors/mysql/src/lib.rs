@@ -1,1 +1,25 @@
+//! MySQL, MariaDB and TiDB as a Flotilla source.
+//!
+//! ```text
+//!  flotilla.toml [sources.my] kind = "mysql" ──▶ MysqlSource ──▶ catalog "my"
+//!     url = "mysql://user:pw@host:3306/db"        │ schemas/tables/describe: information_schema
+//!                                                 │ execute: prepared statement, binary rows
+//!                                                 ▼          decoded into Arrow builders
+//!                                             mysql_async pool (sessions: UTC, strict quoting)
+//! ```
+//!
+//! - [`source`]: discovery, identity (host:port, database, user), the flavor (MySQL, MariaDB or
+//!   TiDB, detected from `VERSION()` on first contact unless configured).
+//! - [`dialect`]: the capability model; text is compared byte-wise whatever the column's
+//!   collation (MySQL's default collations ignore case and trailing spaces, DataFusion does not).
+//! - [`types`]: type mapping and decoding. `exec`: streaming with `KILL QUERY` on drop.
 
+pub mod dialect;
+mod exec;
+pub mod source;
+pub mod types;
+
+pub use dialect::{Flavor, MysqlDialect};
+pub use flotilla_federation::UnsupportedTypes;
+pub use source::{MysqlOptions, MysqlSource, check_url};
+pub use types::ZeroDates;

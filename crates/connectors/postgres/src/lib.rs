@@ -22,5 +22,6 @@ pub mod source;
 pub mod types;
 
 pub use dialect::PostgresDialect;
-pub use source::{PostgresOptions, PostgresSource, UnsupportedTypes, check_url};
+pub use flotilla_federation::UnsupportedTypes;
+pub use source::{PostgresOptions, PostgresSource, check_url};
 pub use types::NumericMapping;

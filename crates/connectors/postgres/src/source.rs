@@ -9,19 +9,11 @@ use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
-use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName};
+use flotilla_federation::{
+    Dialect, RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes,
+};
 use std::sync::Arc;
 use tokio_postgres::config::Host;
-
-/// What to do with a column whose type Flotilla cannot read (e.g. `point`, `tsvector`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum UnsupportedTypes {
-    /// Describing the table fails, naming the column and its type.
-    #[default]
-    Error,
-    /// The column is left out of the table.
-    Skip,
-}
 
 /// Options of a PostgreSQL source beyond its connection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -230,6 +222,7 @@ impl Source for PostgresSource {
             name: table.to_string(),
             arrow_schema: Arc::new(Schema::new(fields)),
             opaque,
+            indexed: None,
             table_type,
             row_estimate,
         }))

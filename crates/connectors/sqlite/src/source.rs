@@ -197,6 +197,7 @@ impl SqliteSource {
             name: table.to_string(),
             arrow_schema: Arc::new(Schema::new(fields)),
             opaque,
+            indexed: None,
             table_type,
         })
     }

@@ -4,3 +4,4 @@ mod cli;
 mod common;
 mod datagen;
 mod federation;
+mod mixed;

@@ -1,0 +1,394 @@
+//! The MySQL dialect, in three flavors: MySQL 8, MariaDB 10.5+, TiDB.
+//!
+//! What differs from DataFusion and how it is handled:
+//! - Text compares by the column's collation, by default case-insensitive and ignoring trailing
+//!   spaces: every text comparison, `IN`, `LIKE`, join, grouping and sort key is converted to
+//!   UTF-8 with a binary no-pad collation (MariaDB `utf8mb4_nopad_bin`, MySQL
+//!   `utf8mb4_0900_bin`; TiDB compares `BINARY` casts). `DISTINCT` over text stays in DataFusion.
+//! - `/` on integers returns a decimal: integer division is written `DIV`. Division by zero
+//!   gives NULL, not an error: floating-point division is not pushed.
+//! - No `NULLS FIRST/LAST`: sort keys are written `(x IS NULL), x`.
+//! - No `IS [NOT] DISTINCT FROM`: `<=>`. No `FULL JOIN`.
+//! - `CONCAT` is NULL when an argument is: DataFusion's `concat` is written `CONCAT_WS('', …)`.
+//! - `LENGTH` counts bytes: `CHAR_LENGTH`. `SUBSTRING` with a negative start counts from the
+//!   end: only pushed with a positive literal start.
+//! - Case mapping (`upper`, `lower`, `ILIKE`), `LOCATE`, regular expressions: refused.
+//!
+//! - MariaDB joins without an index by nested loops (its hash join, `join_cache_level` ≥ 3,
+//!   also replaces primary-key lookups and was measured slower on TPC-H): joins no index can
+//!   serve are left to DataFusion.
+//!
+//! Sessions run with `NO_BACKSLASH_ESCAPES` (string literals are only quote-doubled) and
+//! without `ONLY_FULL_GROUP_BY`, in time zone `+00:00`.
+
+use datafusion::arrow::array::temporal_conversions::{as_date, as_datetime};
+use datafusion::arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::{JoinType, ScalarValue};
+use datafusion::logical_expr::Operator;
+use flotilla_federation::Dialect;
+
+/// Which server speaks the MySQL protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    MySql,
+    MariaDb,
+    TiDb,
+}
+
+impl Flavor {
+    /// The flavor a `SELECT VERSION()` string reports.
+    pub fn from_version(version: &str) -> Flavor {
+        if version.contains("TiDB") {
+            Flavor::TiDb
+        } else if version.contains("MariaDB") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        }
+    }
+
+    /// The dialect of this flavor.
+    pub fn dialect(self) -> &'static MysqlDialect {
+        static MYSQL: MysqlDialect = MysqlDialect(Flavor::MySql);
+        static MARIADB: MysqlDialect = MysqlDialect(Flavor::MariaDb);
+        static TIDB: MysqlDialect = MysqlDialect(Flavor::TiDb);
+        match self {
+            Flavor::MySql => &MYSQL,
+            Flavor::MariaDb => &MARIADB,
+            Flavor::TiDb => &TIDB,
+        }
+    }
+}
+
+/// SQL for one flavor of MySQL.
+#[derive(Debug)]
+pub struct MysqlDialect(pub Flavor);
+
+fn numeric(t: &DataType) -> bool {
+    t.is_numeric() || t.is_null()
+}
+
+fn textual(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// The text of a string literal argument, e.g. `'year'` → `year`.
+fn unquote(sql: &str) -> Option<String> {
+    let inner = sql.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace("''", "'"))
+}
+
+impl Dialect for MysqlDialect {
+    fn name(&self) -> &str {
+        match self.0 {
+            Flavor::MySql => "mysql",
+            Flavor::MariaDb => "mariadb",
+            Flavor::TiDb => "tidb",
+        }
+    }
+
+    fn quote_identifier(&self, identifier: &str) -> String {
+        format!("`{}`", identifier.replace('`', "``"))
+    }
+
+    fn literal(&self, value: &ScalarValue) -> Option<String> {
+        if value.is_null() {
+            return Some("NULL".into());
+        }
+        Some(match value {
+            ScalarValue::Boolean(Some(b)) => (if *b { "TRUE" } else { "FALSE" }).into(),
+            ScalarValue::Int8(Some(v)) => v.to_string(),
+            ScalarValue::Int16(Some(v)) => v.to_string(),
+            ScalarValue::Int32(Some(v)) => v.to_string(),
+            ScalarValue::Int64(Some(v)) => v.to_string(),
+            ScalarValue::UInt8(Some(v)) => v.to_string(),
+            ScalarValue::UInt16(Some(v)) => v.to_string(),
+            ScalarValue::UInt32(Some(v)) => v.to_string(),
+            ScalarValue::UInt64(Some(v)) => v.to_string(),
+            // An exponent makes the literal a DOUBLE (plain digits would be DECIMAL).
+            ScalarValue::Float64(Some(v)) if v.is_finite() => format!("{v:e}"),
+            ScalarValue::Float32(Some(v)) if v.is_finite() => format!("{:e}", *v as f64),
+            ScalarValue::Decimal128(Some(_), _, _) => value.to_string(),
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)) => self.quote_string(s),
+            ScalarValue::Date32(Some(days)) => format!(
+                "DATE '{}'",
+                as_date::<Date32Type>(*days as i64)?.format("%Y-%m-%d")
+            ),
+            ScalarValue::TimestampMicrosecond(Some(micros), None) => format!(
+                "TIMESTAMP '{}'",
+                as_datetime::<TimestampMicrosecondType>(*micros)?.format("%Y-%m-%d %H:%M:%S%.6f")
+            ),
+            _ => return None,
+        })
+    }
+
+    fn binary_operator(
+        &self,
+        op: &Operator,
+        left: &DataType,
+        right: &DataType,
+    ) -> Option<&'static str> {
+        let both_numeric = numeric(left) && numeric(right);
+        let both_integer = left.is_integer() && right.is_integer();
+        Some(match op {
+            Operator::Eq => "=",
+            Operator::NotEq => "<>",
+            Operator::Lt => "<",
+            Operator::LtEq => "<=",
+            Operator::Gt => ">",
+            Operator::GtEq => ">=",
+            Operator::And => "AND",
+            Operator::Or => "OR",
+            Operator::IsNotDistinctFrom => "<=>",
+            Operator::Plus if both_numeric => "+",
+            Operator::Minus if both_numeric => "-",
+            Operator::Multiply if both_numeric => "*",
+            Operator::Divide if both_integer => "DIV",
+            Operator::Divide
+                if matches!(left, DataType::Decimal128(..))
+                    && matches!(
+                        right,
+                        DataType::Decimal128(..) | DataType::Int64 | DataType::Int32
+                    ) =>
+            {
+                "/"
+            }
+            Operator::Modulo if both_integer => "%",
+            _ => return None,
+        })
+    }
+
+    fn scalar_function(
+        &self,
+        name: &str,
+        args: &[String],
+        arg_types: &[DataType],
+    ) -> Option<String> {
+        let call = |f: &str| format!("{f}({})", args.join(", "));
+        let positive_literal = |sql: &str| sql.parse::<i64>().is_ok_and(|v| v > 0);
+        Some(match (name, args.len()) {
+            ("abs", 1) if numeric(&arg_types[0]) => call("ABS"),
+            ("coalesce", n) if n >= 1 => call("COALESCE"),
+            ("nullif", 2) => call("NULLIF"),
+            ("substr" | "substring", 2 | 3)
+                if textual(&arg_types[0]) && positive_literal(&args[1]) =>
+            {
+                call("SUBSTRING")
+            }
+            ("length" | "char_length" | "character_length", 1) if textual(&arg_types[0]) => {
+                call("CHAR_LENGTH")
+            }
+            ("trim" | "btrim", 1) => call("TRIM"),
+            ("ltrim", 1) => call("LTRIM"),
+            ("rtrim", 1) => call("RTRIM"),
+            ("replace", 3) => call("REPLACE"),
+            ("concat", n) if n >= 1 => format!("CONCAT_WS('', {})", args.join(", ")),
+            ("date_part", 2) if arg_types[1] == DataType::Date32 => {
+                let field = unquote(&args[0])?.to_ascii_uppercase();
+                if !matches!(field.as_str(), "YEAR" | "QUARTER" | "MONTH" | "DAY") {
+                    return None;
+                }
+                format!("EXTRACT({field} FROM {})", args[1])
+            }
+            _ => return None,
+        })
+    }
+
+    fn aggregate_function(
+        &self,
+        name: &str,
+        distinct: bool,
+        args: &[String],
+        arg_types: &[DataType],
+    ) -> Option<String> {
+        match (name, args) {
+            ("count", [arg]) if distinct => Some(format!(
+                "COUNT(DISTINCT {})",
+                self.exact_text(arg, &arg_types[0])
+            )),
+            ("count", [arg]) => Some(format!("COUNT({arg})")),
+            ("count", []) if !distinct => Some("COUNT(*)".into()),
+            ("sum" | "avg", [arg]) if numeric(&arg_types[0]) => Some(format!(
+                "{}({}{arg})",
+                name.to_uppercase(),
+                if distinct { "DISTINCT " } else { "" }
+            )),
+            ("min" | "max", [arg]) => Some(format!(
+                "{}({})",
+                name.to_uppercase(),
+                self.collate(arg, &arg_types[0])
+            )),
+            _ => None,
+        }
+    }
+
+    fn window_function(
+        &self,
+        name: &str,
+        args: &[String],
+        _arg_types: &[DataType],
+    ) -> Option<String> {
+        let call = |f: &str| format!("{}({})", f.to_uppercase(), args.join(", "));
+        Some(match (name, args.len()) {
+            ("row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist", 0) => call(name),
+            ("ntile", 1) | ("first_value" | "last_value", 1) | ("nth_value", 2) => call(name),
+            ("lag" | "lead", 1..=3) => call(name),
+            _ => return None,
+        })
+    }
+
+    fn supports_windows(&self) -> bool {
+        true
+    }
+
+    fn cast(&self, expr: &str, from: &DataType, to: &DataType) -> Option<String> {
+        if from == to {
+            return Some(expr.to_string());
+        }
+        Some(match to {
+            DataType::Int64 if from.is_integer() => format!("CAST({expr} AS SIGNED)"),
+            t if t.is_integer() && from.is_integer() => expr.to_string(),
+            DataType::Float64 | DataType::Float32 if numeric(from) => {
+                format!("({expr} + 0e0)")
+            }
+            // Both round half away from zero (floats: from the nearest binary value).
+            DataType::Decimal128(p, s) if numeric(from) => {
+                format!("CAST({expr} AS DECIMAL({p},{s}))")
+            }
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if textual(from) => {
+                expr.to_string()
+            }
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if from.is_integer() => {
+                format!("CAST({expr} AS CHAR)")
+            }
+            DataType::Timestamp(_, None) if *from == DataType::Date32 => {
+                format!("CAST({expr} AS DATETIME(6))")
+            }
+            _ => return None,
+        })
+    }
+
+    fn supports_like(&self, case_insensitive: bool) -> bool {
+        !case_insensitive
+    }
+
+    fn supports_join(&self, join_type: JoinType) -> bool {
+        !matches!(
+            join_type,
+            JoinType::Full | JoinType::LeftMark | JoinType::RightMark
+        )
+    }
+
+    fn null_safe_equal(&self, left: &str, right: &str) -> String {
+        format!("({left} <=> {right})")
+    }
+
+    fn exact_text(&self, expr: &str, data_type: &DataType) -> String {
+        if !textual(data_type) {
+            return expr.to_string();
+        }
+        match self.0 {
+            Flavor::MariaDb => format!("(CONVERT({expr} USING utf8mb4) COLLATE utf8mb4_nopad_bin)"),
+            Flavor::MySql => format!("(CONVERT({expr} USING utf8mb4) COLLATE utf8mb4_0900_bin)"),
+            Flavor::TiDb => format!("CAST({expr} AS BINARY)"),
+        }
+    }
+
+    fn collate(&self, expr: &str, data_type: &DataType) -> String {
+        // The binary collations above order by code point, DataFusion's order.
+        self.exact_text(expr, data_type)
+    }
+
+    fn distinct_text_is_exact(&self) -> bool {
+        false
+    }
+
+    fn prefers_in_subqueries(&self) -> bool {
+        true
+    }
+
+    fn join_needs_index(&self) -> bool {
+        // MySQL 8.0.18+ and TiDB hash-join; MariaDB's default join cache does not.
+        self.0 == Flavor::MariaDb
+    }
+
+    fn order_by(&self, expr: &str, asc: bool, nulls_first: bool) -> String {
+        format!(
+            "({expr} IS NULL) {}, {expr} {}",
+            if nulls_first { "DESC" } else { "ASC" },
+            if asc { "ASC" } else { "DESC" }
+        )
+    }
+
+    fn limit(&self, fetch: Option<usize>, skip: usize) -> String {
+        match (fetch, skip) {
+            (None, 0) => String::new(),
+            (Some(n), 0) => format!(" LIMIT {n}"),
+            (None, m) => format!(" LIMIT 18446744073709551615 OFFSET {m}"),
+            (Some(n), m) => format!(" LIMIT {n} OFFSET {m}"),
+        }
+    }
+
+    fn can_return(&self, data_type: &DataType) -> bool {
+        matches!(
+            data_type,
+            DataType::Boolean
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+                | DataType::Float32
+                | DataType::Float64
+                | DataType::Decimal128(..)
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Binary
+                | DataType::Date32
+                | DataType::Time64(TimeUnit::Microsecond)
+                | DataType::Timestamp(..)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_take_backticks_and_text_compares_bytewise() {
+        let d = Flavor::MariaDb.dialect();
+        assert_eq!(d.quote_identifier("we`ird"), "`we``ird`");
+        assert_eq!(
+            d.literal(&ScalarValue::Utf8(Some("it's \\".into())))
+                .unwrap(),
+            "'it''s \\'"
+        );
+        assert_eq!(
+            d.exact_text("t.`a`", &DataType::Utf8),
+            "(CONVERT(t.`a` USING utf8mb4) COLLATE utf8mb4_nopad_bin)"
+        );
+        assert_eq!(d.exact_text("t.`n`", &DataType::Int64), "t.`n`");
+        assert_eq!(
+            d.binary_operator(&Operator::Divide, &DataType::Int64, &DataType::Int64),
+            Some("DIV")
+        );
+        assert!(
+            d.binary_operator(&Operator::Divide, &DataType::Float64, &DataType::Float64)
+                .is_none()
+        );
+        assert!(!d.supports_join(JoinType::Full));
+        assert_eq!(d.order_by("x", true, false), "(x IS NULL) ASC, x ASC");
+        assert_eq!(
+            Flavor::from_version("10.11.6-MariaDB-0+deb12u1"),
+            Flavor::MariaDb
+        );
+        assert_eq!(Flavor::from_version("8.0.11-TiDB-v7.5.0"), Flavor::TiDb);
+    }
+}

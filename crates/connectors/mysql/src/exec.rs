@@ -1,0 +1,188 @@
+//! Running one SQL statement in MySQL and streaming its rows as Arrow batches.
+//!
+//! The statement is prepared (binary protocol: numbers arrive as numbers, decimals as exact
+//! text), its rows are decoded into builders of the plan's types on a spawned task and sent in
+//! batches through a channel holding at most two. Dropping the stream aborts the task and sends
+//! `KILL QUERY` for the statement's connection from another one, so the server stops working.
+
+use crate::source::{MysqlSource, error, get_connection};
+use crate::types::Decoder;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use flotilla_common::{Error, ErrorKind};
+use futures::{Stream, StreamExt};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Pool, Row};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+type Sender = mpsc::Sender<DfResult<RecordBatch>>;
+
+/// The connection id of a running statement, for `KILL QUERY`.
+type Running = Arc<Mutex<Option<(Pool, u32)>>>;
+
+pub(crate) fn stream(
+    source: &MysqlSource,
+    sql: &str,
+    schema: SchemaRef,
+    batch_size: usize,
+) -> DfResult<SendableRecordBatchStream> {
+    let (tx, rx) = mpsc::channel(2);
+    let running: Running = Arc::new(Mutex::new(None));
+    let reader = Reader {
+        pool: source.pool().clone(),
+        sql: sql.to_string(),
+        schema: Arc::clone(&schema),
+        batch_size: batch_size.max(1),
+        zero_dates: source.zero_dates(),
+        running: Arc::clone(&running),
+    };
+    let name = flotilla_federation::Source::name(source).to_string();
+    let task = SpawnedTask::spawn(async move {
+        if let Err(e) = reader.run(&tx).await {
+            let _ = tx
+                .send(Err(DataFusionError::External(Box::new(
+                    e.with_source(name),
+                ))))
+                .await;
+        }
+    });
+    Ok(Box::pin(MysqlStream {
+        schema,
+        rx,
+        running,
+        _task: task,
+    }))
+}
+
+struct Reader {
+    pool: Pool,
+    sql: String,
+    schema: SchemaRef,
+    batch_size: usize,
+    zero_dates: crate::types::ZeroDates,
+    running: Running,
+}
+
+impl Reader {
+    async fn run(self, tx: &Sender) -> Result<(), Error> {
+        let mut conn = get_connection(&self.pool).await?;
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((self.pool.clone(), conn.id()));
+        let mut result = conn
+            .exec_iter(self.sql.as_str(), ())
+            .await
+            .map_err(|e| error(&e, "running the query"))?;
+        let columns = result.columns().unwrap_or_default();
+        if columns.len() != self.schema.fields().len() {
+            return Err(Error::internal(format!(
+                "the query returns {} columns, the plan expects {}",
+                columns.len(),
+                self.schema.fields().len()
+            )));
+        }
+        let mut decoders = Vec::with_capacity(columns.len());
+        for (column, field) in columns.iter().zip(self.schema.fields()) {
+            let decoder = Decoder::new(
+                column.column_type(),
+                field.data_type(),
+                self.zero_dates,
+                self.batch_size,
+            )
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "column '{}': cannot read {}",
+                        field.name(),
+                        field.data_type()
+                    ),
+                )
+            })?;
+            decoders.push(decoder);
+        }
+        let Some(mut rows) = result
+            .stream::<Row>()
+            .await
+            .map_err(|e| error(&e, "reading rows"))?
+        else {
+            return Ok(());
+        };
+        let mut pending = 0;
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(|e| error(&e, "reading rows"))?;
+            for (i, (decoder, value)) in decoders.iter_mut().zip(row.unwrap()).enumerate() {
+                decoder.append(value).map_err(|e| {
+                    Error::invalid(format!("column '{}': {e}", self.schema.field(i).name()))
+                })?;
+            }
+            pending += 1;
+            if pending == self.batch_size {
+                if !self.send(tx, &mut decoders, pending).await {
+                    return Ok(());
+                }
+                pending = 0;
+            }
+        }
+        drop(rows);
+        drop(result);
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if pending > 0 {
+            self.send(tx, &mut decoders, pending).await;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, tx: &Sender, decoders: &mut [Decoder], rows: usize) -> bool {
+        let columns = decoders.iter_mut().map(Decoder::finish).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)
+            .map_err(DataFusionError::from);
+        tx.send(batch).await.is_ok()
+    }
+}
+
+struct MysqlStream {
+    schema: SchemaRef,
+    rx: mpsc::Receiver<DfResult<RecordBatch>>,
+    running: Running,
+    _task: SpawnedTask<()>,
+}
+
+impl Stream for MysqlStream {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl RecordBatchStream for MysqlStream {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}
+
+impl Drop for MysqlStream {
+    fn drop(&mut self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((pool, id)) = running
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Ok(mut conn) = get_connection(&pool).await {
+                    let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
+                }
+            });
+        }
+    }
+}

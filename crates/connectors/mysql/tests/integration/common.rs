@@ -1,0 +1,34 @@
+//! Helpers shared by the MariaDB tests.
+
+use datafusion::prelude::{SessionConfig, SessionContext};
+use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
+use flotilla_federation::{Source, catalog_of, federated_context};
+use flotilla_testkit::MariaDb;
+pub use flotilla_testkit::plans::{plan_text, pushed_whole, run};
+use std::sync::Arc;
+
+/// The test kit's server, started once per test binary.
+pub fn server() -> &'static MariaDb {
+    flotilla_testkit::mariadb()
+}
+
+/// The server's URL with `database` instead of the default one.
+pub fn url(database: &str) -> String {
+    let url = server().url();
+    let base = url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&url);
+    format!("{base}/{database}")
+}
+
+/// A federated session with the database `database` of the test server as catalog `my`.
+pub async fn context(database: &str) -> (SessionContext, Arc<MysqlSource>) {
+    let ctx = federated_context(SessionConfig::new());
+    let source =
+        Arc::new(MysqlSource::new("my", &url(database), None, MysqlOptions::default()).unwrap());
+    ctx.register_catalog(
+        "my",
+        catalog_of(Arc::clone(&source) as Arc<dyn Source>)
+            .await
+            .unwrap(),
+    );
+    (ctx, source)
+}

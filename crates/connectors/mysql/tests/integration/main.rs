@@ -1,0 +1,7 @@
+//! Integration tests of the MySQL source against a real MariaDB server started by the test kit
+//! (with Debian's default case-insensitive collation).
+
+mod common;
+mod failures;
+mod tpch;
+mod types;

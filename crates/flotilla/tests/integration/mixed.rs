@@ -1,0 +1,65 @@
+//! TPC-H at SF 0.1 across three systems — lineitem in Parquet, orders and customer in
+//! PostgreSQL, the other five tables in MariaDB — answers like DataFusion over Parquet alone.
+
+use datafusion::prelude::SessionConfig;
+use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
+use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
+use flotilla_federation::{Source, catalog_of, federated_context};
+use flotilla_testkit::plans::{
+    plan_text, register_tpch_from, register_tpch_parquet, run, tpch_parquet_context, tpch_query,
+};
+use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
+use std::sync::Arc;
+
+const SCALE: f64 = 0.1;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_across_parquet_postgres_and_mariadb_is_correct() {
+    let reference = tpch_parquet_context(SCALE).await;
+    let postgres = flotilla_testkit::postgres();
+    let mariadb = flotilla_testkit::mariadb();
+    let pg_schema = postgres.load_tpch(SCALE).unwrap();
+    let my_database = mariadb.load_tpch(SCALE).unwrap();
+    let my_url = format!(
+        "{}/{my_database}",
+        mariadb.url().rsplit_once('/').unwrap().0
+    );
+
+    let ctx = federated_context(SessionConfig::new());
+    let pg: Arc<dyn Source> =
+        Arc::new(PostgresSource::new("pg", &postgres.url(), PostgresOptions::default()).unwrap());
+    let my: Arc<dyn Source> =
+        Arc::new(MysqlSource::new("my", &my_url, None, MysqlOptions::default()).unwrap());
+    ctx.register_catalog("pg", catalog_of(pg).await.unwrap());
+    ctx.register_catalog("my", catalog_of(my).await.unwrap());
+    register_tpch_parquet(&ctx, SCALE, &["lineitem"]).await;
+    register_tpch_from(&ctx, &format!("pg.{pg_schema}"), &["orders", "customer"]).await;
+    register_tpch_from(
+        &ctx,
+        &format!("my.{my_database}"),
+        &["part", "partsupp", "supplier", "nation", "region"],
+    )
+    .await;
+
+    for n in 1..=22 {
+        let sql = tpch_query(n);
+        let (expected, _) = run(&reference, &sql).await;
+        let (actual, plan) = run(&ctx, &sql).await;
+        assert_same_rows_with(
+            &expected,
+            &actual,
+            query_is_ordered(&sql),
+            Decimals::LastDigit,
+        );
+        let plan = plan_text(&plan);
+        // Filters reach the database that holds their table.
+        let needles: &[&str] = match n {
+            3 => &["source=pg", "'BUILDING'"],
+            5 => &["source=my", "'ASIA'"],
+            _ => &[],
+        };
+        for needle in needles {
+            assert!(plan.contains(needle), "q{n}: {needle} missing:\n{plan}");
+        }
+    }
+}

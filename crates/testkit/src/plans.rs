@@ -1,0 +1,104 @@
+//! TPC-H references and plan checks shared by the federation tests of every connector.
+
+use crate::reaper;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use flotilla_tpch::{Format, GenerateOptions, Table};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The TPC-H query `n` (1–22) from `tests/tpch/queries`.
+pub fn tpch_query(n: usize) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/tpch/queries")
+        .join(format!("q{n}.sql"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A directory with `<table>.parquet` for TPC-H at `scale`, generated once per test binary.
+pub fn tpch_parquet_dir(scale: f64) -> PathBuf {
+    static DIRS: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    let key = scale.to_string();
+    if let Some((_, dir)) = dirs.iter().find(|(k, _)| *k == key) {
+        return dir.clone();
+    }
+    let dir = reaper::temp_dir("flotilla-tpch-parquet-").expect("a temp dir");
+    let options = GenerateOptions {
+        scale,
+        format: Format::Parquet,
+        out: dir.clone(),
+        tables: vec![],
+    };
+    flotilla_tpch::generate(&options, &|_, _| {}).expect("TPC-H generation");
+    dirs.push((key, dir.clone()));
+    dir
+}
+
+/// DataFusion alone over TPC-H at `scale` in Parquet: the reference answers.
+pub async fn tpch_parquet_context(scale: f64) -> SessionContext {
+    let ctx = SessionContext::new();
+    register_tpch_parquet(&ctx, scale, &Table::ALL.map(|t| t.name())).await;
+    ctx
+}
+
+/// Registers the TPC-H tables `names` at `scale` from Parquet in `ctx`'s default schema.
+pub async fn register_tpch_parquet(ctx: &SessionContext, scale: f64, names: &[&str]) {
+    let dir = tpch_parquet_dir(scale);
+    for name in names {
+        let path = dir.join(format!("{name}.parquet"));
+        ctx.register_parquet(*name, path.to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+    }
+}
+
+/// Registers `catalog.schema.<table>` under the bare table name for each of `names`.
+pub async fn register_tpch_from(ctx: &SessionContext, catalog_schema: &str, names: &[&str]) {
+    for name in names {
+        let provider = ctx
+            .table_provider(format!("{catalog_schema}.{name}"))
+            .await
+            .unwrap_or_else(|e| panic!("{catalog_schema}.{name}: {e}"));
+        ctx.register_table(*name, provider).unwrap();
+    }
+}
+
+/// The physical plan as indented text.
+pub fn plan_text(plan: &Arc<dyn ExecutionPlan>) -> String {
+    displayable(plan.as_ref()).indent(false).to_string()
+}
+
+/// Whether a plan is one federated scan under at most projections (with the round-robin
+/// repartition DataFusion puts below a projection to run it on several cores).
+pub fn pushed_whole(plan: &str) -> bool {
+    let lines: Vec<&str> = plan.lines().map(str::trim).collect();
+    lines
+        .iter()
+        .filter(|l| l.starts_with("FederatedScanExec"))
+        .count()
+        == 1
+        && lines.iter().all(|l| {
+            l.starts_with("FederatedScanExec")
+                || l.starts_with("ProjectionExec")
+                || l.starts_with("CooperativeExec")
+                || l.starts_with("RepartitionExec: partitioning=RoundRobinBatch")
+        })
+}
+
+/// Runs `sql`, returning its batches and physical plan; panics with the query on error.
+pub async fn run(
+    ctx: &SessionContext,
+    sql: &str,
+) -> (
+    Vec<arrow::record_batch::RecordBatch>,
+    Arc<dyn ExecutionPlan>,
+) {
+    let frame = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    let plan = frame.clone().create_physical_plan().await.unwrap();
+    let batches = frame
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    (batches, plan)
+}
