@@ -88,39 +88,65 @@ impl Postgres {
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port()?;
-            let log = dir.join("server.log");
-            let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-            chown_to(&log, "postgres")?;
-            let child = as_server_user(&mut Command::new(bin.join("postgres")))?
-                .arg("-D")
-                .arg(&data)
-                .args(["-p", &port.to_string(), "-k"])
-                .arg(&dir)
-                .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-                .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
-                .stderr(log_file)
-                .process_group(0)
-                .spawn()
-                .map_err(|e| format!("cannot start postgres: {e}"))?;
-            // SIGINT is PostgreSQL's "fast shutdown": clients are disconnected, nothing waits.
-            reaper::stop_at_exit(child.id(), "INT");
-            let server = Postgres {
+            let mut server = Postgres {
                 port,
-                pid: child.id(),
+                pid: 0,
                 dir: dir.clone(),
                 bin: bin.clone(),
                 loads: TpchLoads::default(),
             };
-            match wait_until(Duration::from_secs(30), || {
-                server.query("SELECT 1").map(|_| ())
-            }) {
+            match server.spawn() {
                 Ok(()) => return Ok(server),
-                Err(e) => last_error = format!("{e}\nserver log:\n{}", log_tail(&log)),
+                Err(e) => last_error = e,
             }
         }
         Err(last_error)
+    }
+
+    /// Runs the postmaster on the server's port and data directory and waits until it answers.
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = self.dir.join("server.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| e.to_string())?;
+        chown_to(&log, "postgres")?;
+        let child = as_server_user(&mut Command::new(self.bin.join("postgres")))?
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(&self.dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start postgres: {e}"))?;
+        // SIGINT is PostgreSQL's "fast shutdown": clients are disconnected, nothing waits.
+        reaper::stop_at_exit(child.id(), "INT");
+        self.pid = child.id();
+        wait_until(Duration::from_secs(30), || {
+            self.query("SELECT 1").map(|_| ())
+        })
+        .map_err(|e| format!("{e}\nserver log:\n{}", log_tail(&log)))
+    }
+
+    /// A server of the caller's own, not shared with other tests: one it may stop and restart.
+    pub fn start_private() -> Result<Postgres, String> {
+        Postgres::start().map_err(|e| format!("PostgreSQL test server: {e}"))
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected) and waits until it is gone.
+    pub fn stop(&mut self) -> Result<(), String> {
+        crate::server::stop_process(self.pid, "INT")
+    }
+
+    /// Starts the stopped server again, on the same port with the same data.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.spawn()
     }
 
     /// The TCP port on 127.0.0.1.

@@ -84,3 +84,25 @@ pub(crate) fn log_tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
+
+/// Sends `signal` to process `pid` and waits (up to 30 s) until it has exited.
+pub(crate) fn stop_process(pid: u32, signal: &str) -> Result<(), String> {
+    run(Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string()))?;
+    wait_until(Duration::from_secs(30), || {
+        // `kill -0` fails once the process is gone (or a zombie we do not own is reaped).
+        let alive = Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.split_whitespace().nth(2) == Some("Z"));
+        if alive && !zombie {
+            Err(format!("process {pid} still runs"))
+        } else {
+            Ok(())
+        }
+    })
+}

@@ -98,3 +98,64 @@ async fn dropping_a_query_stops_the_statement_in_postgres() {
         "the finished query's connection is pooled"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_during_a_query_is_a_clear_error_and_the_pool_recovers() {
+    let mut private = flotilla_testkit::Postgres::start_private().unwrap();
+    private
+        .script("CREATE TABLE numbers AS SELECT generate_series(1, 20000) AS n;")
+        .unwrap();
+    let source =
+        Arc::new(PostgresSource::new("pg", &private.url(), PostgresOptions::default()).unwrap());
+    let ctx = flotilla_federation::federated_context(datafusion::prelude::SessionConfig::new());
+    let catalog = catalog_of(Arc::clone(&source) as Arc<dyn Source>)
+        .await
+        .unwrap();
+    ctx.register_catalog("pg", catalog);
+    // 20 000² rows counted inside PostgreSQL: long enough to stop the server under it.
+    let sql = "SELECT count(*) FROM pg.public.numbers a CROSS JOIN pg.public.numbers b";
+    let mut stream = ctx.sql(sql).await.unwrap().execute_stream().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+    assert!(first.is_err(), "the query should still be running");
+    private.stop().unwrap();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an error within seconds, not a hang");
+    let e = match outcome {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(e.contains("source 'pg'"), "{e}");
+    drop(stream);
+    // While it is down: a clear error, quickly.
+    let e = ctx
+        .sql("SELECT count(*) FROM pg.public.numbers")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("source 'pg'") && e.contains("cannot connect"),
+        "{e}"
+    );
+    // After a restart the next query works: stale pooled connections are replaced.
+    private.restart().unwrap();
+    let batches = ctx
+        .sql("SELECT count(*) FROM pg.public.numbers")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let count = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(count, 20_000);
+}
