@@ -1,21 +1,30 @@
-//! `flotilla bench federation`: TPC-H over a SQLite source, three ways, side by side.
+//! `flotilla bench federation`: TPC-H over one database source, three ways, side by side.
 //!
-//! For each query: (1) Flotilla with pushdown, (2) the SQL Flotilla sent, run by SQLite itself
-//! on the same file (the floor for a query pushed whole), (3) Flotilla with pushdown off. Each
-//! timing covers planning and reading every result row; rows transferred count the rows that
-//! crossed from SQLite into Flotilla.
+//! For each query: (1) Flotilla with pushdown, (2) the SQL Flotilla sent, run by the database
+//! itself without converting rows to Arrow (the floor for a query pushed whole), (3) Flotilla
+//! with pushdown off. Each timing covers planning and reading every result row; rows
+//! transferred count the rows that crossed from the database into Flotilla.
+//!
+//! Sources: `sqlite` (the demo's file, generated on first use), `postgres` and `mysql` (a server
+//! given by `--url`; TPC-H is loaded into schema/database `tpch_sf<scale>` with `psql` or the
+//! `mariadb` client when it is not there yet). For the servers, a scan-throughput line follows:
+//! `SELECT * FROM lineitem` into Arrow, beside the server's own fastest export.
 
 use crate::config::{Config, SessionDefaults, SourceConfig};
 use crate::demo;
 use datafusion::execution::context::SessionContext;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use flotilla_common::{Error, Result};
+use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
+use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_federation::FederatedScanExec;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+
+mod load;
 
 /// One query's measurements.
 struct Row {
@@ -62,22 +71,51 @@ fn query_text(n: usize) -> Result<String> {
     Ok(text.to_string())
 }
 
-async fn context(sqlite: &Path, pushdown: bool) -> Result<SessionContext> {
+/// The database a benchmark runs against.
+#[derive(Debug, Clone)]
+pub enum BenchSource {
+    Sqlite,
+    Postgres { url: String },
+    Mysql { url: String },
+}
+
+impl BenchSource {
+    fn label(&self) -> &'static str {
+        match self {
+            BenchSource::Sqlite => "SQLite",
+            BenchSource::Postgres { .. } => "PostgreSQL",
+            BenchSource::Mysql { .. } => "MySQL",
+        }
+    }
+}
+
+/// The benchmark's source opened once more, to run SQL natively.
+enum Native {
+    Sqlite(SqliteSource),
+    Postgres(PostgresSource),
+    Mysql(Box<MysqlSource>),
+}
+
+impl Native {
+    async fn run(&self, sql: &str) -> Result<u64> {
+        match self {
+            Native::Sqlite(s) => s.run_natively(sql),
+            Native::Postgres(s) => s.run_natively(sql).await,
+            Native::Mysql(s) => s.run_natively(sql).await,
+        }
+    }
+}
+
+async fn context(source: &SourceConfig, schema: &str, pushdown: bool) -> Result<SessionContext> {
     let mut config = Config {
         session: SessionDefaults {
-            default_catalog: Some("shop".into()),
-            default_schema: Some("main".into()),
+            default_catalog: Some("db".into()),
+            default_schema: Some(schema.into()),
         },
         pushdown,
         ..Config::default()
     };
-    config.sources.insert(
-        "shop".into(),
-        SourceConfig::Sqlite {
-            path: sqlite.to_path_buf(),
-            attach: vec![],
-        },
-    );
+    config.sources.insert("db".into(), source.clone());
     crate::session::build_context(&config).await
 }
 
@@ -146,9 +184,10 @@ fn count_nodes(plan: &Arc<dyn ExecutionPlan>, n: &mut usize) {
     }
 }
 
-/// Runs the benchmark at `scale` over the demo cache, printing a table to `out`. Each
-/// measurement is the best of `repeat` runs (the first also warms caches).
+/// Runs the benchmark at `scale` against `source`, printing a table to `out`. Each measurement
+/// is the best of `repeat` runs (the first also warms caches); generated data goes to `cache`.
 pub async fn federation(
+    source: &BenchSource,
     cache: &Path,
     scale: f64,
     queries: &[usize],
@@ -156,15 +195,52 @@ pub async fn federation(
     out: &mut dyn Write,
 ) -> Result<()> {
     let repeat = repeat.max(1);
-    let config = demo::prepare(cache, scale)?;
-    let sqlite = config
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("sqlite")
-        .join(flotilla_tpch::SQLITE_FILE_NAME);
-    let with_pushdown = context(&sqlite, true).await?;
-    let without = context(&sqlite, false).await?;
-    let native = SqliteSource::open("shop", &sqlite)?;
+    let schema = format!("tpch_sf{}", scale.to_string().replace('.', "_"));
+    let (config, native, schema) = match source {
+        BenchSource::Sqlite => {
+            let config = demo::prepare(cache, scale)?;
+            let sqlite = config
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("sqlite")
+                .join(flotilla_tpch::SQLITE_FILE_NAME);
+            let native = Native::Sqlite(SqliteSource::open("db", &sqlite)?);
+            let config = SourceConfig::Sqlite {
+                path: sqlite,
+                attach: vec![],
+            };
+            (config, native, "main".to_string())
+        }
+        BenchSource::Postgres { url } => {
+            let native = PostgresSource::new("db", url, PostgresOptions::default())?;
+            load::ensure_postgres(&native, url, cache, scale, &schema).await?;
+            let config = SourceConfig::Postgres {
+                url: url.clone(),
+                password_env: None,
+                numeric: Default::default(),
+                unsupported_types: Default::default(),
+            };
+            (config, Native::Postgres(native), schema)
+        }
+        BenchSource::Mysql { url } => {
+            let native = MysqlSource::new("db", url, None, MysqlOptions::default())?;
+            load::ensure_mysql(&native, cache, scale, &schema).await?;
+            // The source reads the benchmark's database.
+            let url = load::with_database(url, &schema);
+            let native = MysqlSource::new("db", &url, None, MysqlOptions::default())?;
+            let config = SourceConfig::Mysql {
+                url,
+                password_env: None,
+                flavor: None,
+                zero_dates: Default::default(),
+                unsupported_types: Default::default(),
+            };
+            (config, Native::Mysql(Box::new(native)), schema)
+        }
+    };
+    let with_pushdown = context(&config, &schema, true).await?;
+    let without = context(&config, &schema, false).await?;
+    let label = source.label();
     let mut rows = Vec::new();
     for &n in queries {
         let sql = query_text(n)?;
@@ -172,11 +248,11 @@ pub async fn federation(
         let (flotilla, plan, rows_pushdown) = measure(&with_pushdown, &sql, repeat).await?;
         let native_seconds = match whole_query_sql(&plan) {
             Some(pushed) => {
-                eprint!("sqlite… ");
+                eprint!("{label}… ");
                 let mut best = f64::INFINITY;
                 for _ in 0..repeat {
                     let started = Instant::now();
-                    native.run_natively(&pushed)?;
+                    native.run(&pushed).await?;
                     best = best.min(started.elapsed().as_secs_f64());
                 }
                 Some(best)
@@ -196,14 +272,88 @@ pub async fn federation(
             rows_no_pushdown,
         });
     }
-    print_table(scale, repeat, &rows, out)
+    print_table(label, scale, repeat, &rows, out)?;
+    match (&native, source) {
+        (Native::Postgres(pg), _) => {
+            scan_throughput_postgres(&with_pushdown, pg, &schema, out).await
+        }
+        (Native::Mysql(my), _) => scan_throughput_mysql(&with_pushdown, my, &schema, out).await,
+        _ => Ok(()),
+    }
 }
 
-fn print_table(scale: f64, repeat: usize, rows: &[Row], out: &mut dyn Write) -> Result<()> {
+/// Rows per second of `SELECT * FROM lineitem` into Arrow through Flotilla.
+async fn flotilla_scan(ctx: &SessionContext) -> Result<(usize, f64)> {
+    eprint!("scan: Flotilla… ");
+    let (seconds, _, rows) = measure_once(ctx, "SELECT * FROM lineitem").await?;
+    Ok((rows, seconds))
+}
+
+async fn scan_throughput_postgres(
+    ctx: &SessionContext,
+    pg: &PostgresSource,
+    schema: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (rows, flotilla) = flotilla_scan(ctx).await?;
+    eprint!("COPY binary… ");
+    let started = Instant::now();
+    let bytes = pg
+        .copy_out_bytes(&format!("SELECT * FROM {schema}.lineitem"))
+        .await?;
+    let copy = started.elapsed().as_secs_f64();
+    eprintln!("done");
     writeln!(
         out,
-        "TPC-H SF {scale} over SQLite, best of {repeat}: (1) Flotilla with pushdown, \
-         (2) SQLite running the SQL of (1), (3) Flotilla without pushdown"
+        "scan of lineitem ({rows} rows): Flotilla into Arrow {:.0} rows/s ({flotilla:.2} s); \
+         COPY … TO STDOUT (FORMAT binary) {:.0} rows/s ({copy:.2} s, {} MB); ratio {:.2}",
+        rows as f64 / flotilla,
+        rows as f64 / copy,
+        bytes / 1_000_000,
+        flotilla / copy
+    )?;
+    Ok(())
+}
+
+async fn scan_throughput_mysql(
+    ctx: &SessionContext,
+    my: &MysqlSource,
+    schema: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (rows, flotilla) = flotilla_scan(ctx).await?;
+    eprint!("mariadb --quick… ");
+    let started = Instant::now();
+    load::mysql_client(my)?
+        .args(["--quick", "-N", "-e"])
+        .arg(format!("SELECT * FROM {schema}.lineitem"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| Error::unavailable(format!("cannot run the mariadb client: {e}")))?;
+    let client = started.elapsed().as_secs_f64();
+    eprintln!("done");
+    writeln!(
+        out,
+        "scan of lineitem ({rows} rows): Flotilla into Arrow {:.0} rows/s ({flotilla:.2} s); \
+         mariadb --quick > /dev/null {:.0} rows/s ({client:.2} s); ratio {:.2}",
+        rows as f64 / flotilla,
+        rows as f64 / client,
+        flotilla / client
+    )?;
+    Ok(())
+}
+
+fn print_table(
+    label: &str,
+    scale: f64,
+    repeat: usize,
+    rows: &[Row],
+    out: &mut dyn Write,
+) -> Result<()> {
+    writeln!(
+        out,
+        "TPC-H SF {scale} over {label}, best of {repeat}: (1) Flotilla with pushdown, \
+         (2) {label} running the SQL of (1), (3) Flotilla without pushdown"
     )?;
     writeln!(
         out,
@@ -232,7 +382,7 @@ fn print_table(scale: f64, repeat: usize, rows: &[Row], out: &mut dyn Write) -> 
     let total = |f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>();
     writeln!(
         out,
-        "total: (1) {:.3} s, (3) {:.3} s, (1)/(3) {:.2}; rows from SQLite (1) {} vs (3) {}",
+        "total: (1) {:.3} s, (3) {:.3} s, (1)/(3) {:.2}; rows from {label} (1) {} vs (3) {}",
         total(|r| r.flotilla),
         total(|r| r.no_pushdown),
         total(|r| r.flotilla) / total(|r| r.no_pushdown),

@@ -92,11 +92,15 @@ enum BenchCommand {
     /// TPC-H over a federated source: with pushdown, the source running the pushed SQL itself,
     /// and without pushdown, side by side.
     ///
-    /// Example: flotilla bench federation --source sqlite --scale 1
+    /// Examples: flotilla bench federation --source sqlite --scale 1
+    ///           flotilla bench federation --source postgres --url postgresql://me@localhost/db
     Federation {
-        /// The kind of source to benchmark (sqlite).
+        /// The kind of source to benchmark: sqlite, postgres or mysql.
         #[arg(long, default_value = "sqlite")]
         source: String,
+        /// The server, for postgres and mysql (TPC-H is loaded into tpch_sf<scale> if missing).
+        #[arg(long)]
+        url: Option<String>,
         /// TPC-H scale factor; the data is generated into the cache on first use.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
@@ -173,17 +177,34 @@ async fn run_command(command: Command) -> Result<()> {
             benchmark:
                 BenchCommand::Federation {
                     source,
+                    url,
                     scale,
                     queries,
                     cache_dir,
                     repeat,
                 },
         } => {
-            if source != "sqlite" {
-                return Err(Error::invalid(format!(
-                    "no federation benchmark for source kind '{source}' yet (sqlite)"
-                )));
-            }
+            let source = match (source.as_str(), url) {
+                ("sqlite", None) => flotilla::bench::BenchSource::Sqlite,
+                ("postgres", Some(url)) => flotilla::bench::BenchSource::Postgres { url },
+                ("mysql", Some(url)) => flotilla::bench::BenchSource::Mysql { url },
+                ("sqlite", Some(_)) => {
+                    return Err(Error::invalid(
+                        "--url is for postgres and mysql; the sqlite benchmark uses the demo data",
+                    ));
+                }
+                ("postgres" | "mysql", None) => {
+                    return Err(Error::invalid(format!(
+                        "--source {source} needs --url (the server to benchmark, e.g. \
+                         postgresql://user@host:5432/database or mysql://user:pw@host:3306/db)"
+                    )));
+                }
+                (other, _) => {
+                    return Err(Error::invalid(format!(
+                        "no federation benchmark for source kind '{other}' (sqlite, postgres, mysql)"
+                    )));
+                }
+            };
             let queries = if queries.is_empty() {
                 (1..=22).collect()
             } else {
@@ -191,7 +212,7 @@ async fn run_command(command: Command) -> Result<()> {
             };
             let cache = cache_dir.unwrap_or_else(demo::default_cache_dir);
             let mut out = std::io::stdout().lock();
-            flotilla::bench::federation(&cache, scale, &queries, repeat, &mut out).await
+            flotilla::bench::federation(&source, &cache, scale, &queries, repeat, &mut out).await
         }
         Command::Datagen {
             benchmark:

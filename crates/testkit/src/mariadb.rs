@@ -1,9 +1,9 @@
 //! A throwaway MariaDB server.
 
 use crate::server::{chown_to, free_port, is_root, log_tail, output, run, wait_until};
-use crate::tpch::{TpchLoads, create_table_sql, tpch_csv_dir, tpch_schema_name};
+use crate::tpch::{TpchLoads, tpch_csv_dir, tpch_schema_name};
 use crate::{SETUP_HINT, reaper};
-use flotilla_tpch::Table;
+use flotilla_tpch::load::{Server, load_script};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -182,18 +182,7 @@ impl MariaDb {
         self.loads.once(scale, || {
             let csv = tpch_csv_dir(scale)?;
             let db = tpch_schema_name(scale);
-            let mut sql = format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; ");
-            for table in Table::ALL {
-                sql.push_str(&create_table_sql(&db, table, mariadb_type)?);
-                sql.push_str("; ");
-                sql.push_str(&format!(
-                    "LOAD DATA LOCAL INFILE '{}' INTO TABLE {db}.{} CHARACTER SET utf8mb4 \
-                     FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' \
-                     LINES TERMINATED BY '\\n' IGNORE 1 LINES; ",
-                    csv.join(format!("{}.csv", table.name())).display(),
-                    table.name()
-                ));
-            }
+            let mut sql = load_script(Server::MariaDb, &db, &csv)?;
             sql.push_str("SHOW WARNINGS;");
             let warnings = self.query(&sql)?;
             if !warnings.trim().is_empty() {
@@ -202,17 +191,4 @@ impl MariaDb {
             Ok(db)
         })
     }
-}
-
-fn mariadb_type(data_type: &arrow::datatypes::DataType) -> Option<String> {
-    use arrow::datatypes::DataType as T;
-    Some(match data_type {
-        T::Int64 => "BIGINT".into(),
-        T::Int32 => "INT".into(),
-        T::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
-        T::Date32 => "DATE".into(),
-        T::Utf8 | T::Utf8View => "VARCHAR(255)".into(),
-        T::Float64 => "DOUBLE".into(),
-        _ => return None,
-    })
 }

@@ -1,9 +1,9 @@
 //! A throwaway PostgreSQL server.
 
 use crate::server::{chown_to, free_port, is_root, log_tail, output, user_ids, wait_until};
-use crate::tpch::{TpchLoads, create_table_sql, tpch_csv_dir, tpch_schema_name};
+use crate::tpch::{TpchLoads, tpch_csv_dir, tpch_schema_name};
 use crate::{SETUP_HINT, reaper};
-use flotilla_tpch::Table;
+use flotilla_tpch::load::{Server, load_script};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -230,36 +230,11 @@ impl Postgres {
         self.loads.once(scale, || {
             let csv = tpch_csv_dir(scale)?;
             let schema = tpch_schema_name(scale);
-            let mut script = format!(
-                "BEGIN;\nDROP SCHEMA IF EXISTS {schema} CASCADE;\nCREATE SCHEMA {schema};\n"
-            );
-            for table in Table::ALL {
-                script.push_str(&create_table_sql(&schema, table, postgres_type)?);
-                script.push_str(";\n");
-                script.push_str(&format!(
-                    "\\copy {schema}.{} FROM '{}' WITH (FORMAT csv, HEADER true)\n",
-                    table.name(),
-                    csv.join(format!("{}.csv", table.name())).display()
-                ));
-            }
-            script.push_str("COMMIT;\nANALYZE;\n");
+            let script = load_script(Server::Postgres, &schema, &csv)?;
             self.script(&script)?;
             Ok(schema)
         })
     }
-}
-
-fn postgres_type(data_type: &arrow::datatypes::DataType) -> Option<String> {
-    use arrow::datatypes::DataType as T;
-    Some(match data_type {
-        T::Int64 => "BIGINT".into(),
-        T::Int32 => "INTEGER".into(),
-        T::Decimal128(p, s) => format!("NUMERIC({p},{s})"),
-        T::Date32 => "DATE".into(),
-        T::Utf8 | T::Utf8View => "TEXT".into(),
-        T::Float64 => "DOUBLE PRECISION".into(),
-        _ => return None,
-    })
 }
 
 /// Runs `command` as the `postgres` system user when the tests run as root (PostgreSQL refuses

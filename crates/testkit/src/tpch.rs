@@ -1,8 +1,7 @@
 //! TPC-H data for the servers: CSV files generated once per scale per test binary.
 
 use crate::reaper;
-use arrow::datatypes::DataType;
-use flotilla_tpch::{Format, GenerateOptions, Table};
+use flotilla_tpch::{Format, GenerateOptions};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -52,27 +51,6 @@ pub fn tpch_csv_dir(scale: f64) -> Result<PathBuf, String> {
     );
     dirs.push((key, dir.clone()));
     Ok(dir)
-}
-
-/// `CREATE TABLE schema.table (...)` with the column types `column_type` gives and the primary
-/// key.
-pub(crate) fn create_table_sql(
-    schema: &str,
-    table: Table,
-    column_type: fn(&DataType) -> Option<String>,
-) -> Result<String, String> {
-    let mut columns = Vec::new();
-    for field in table.schema().fields() {
-        let declared = column_type(field.data_type())
-            .ok_or_else(|| format!("no column type for {}", field.data_type()))?;
-        columns.push(format!("{} {declared} NOT NULL", field.name()));
-    }
-    columns.push(format!("PRIMARY KEY ({})", table.primary_key().join(", ")));
-    Ok(format!(
-        "CREATE TABLE {schema}.{} ({})",
-        table.name(),
-        columns.join(", ")
-    ))
 }
 
 /// Remembers which scales a server has loaded, so each is loaded once.

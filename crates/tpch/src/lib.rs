@@ -11,6 +11,7 @@
 //! Generation is deterministic: the same scale factor always gives the same rows.
 
 mod csv;
+pub mod load;
 mod parquet;
 mod sqlite;
 

@@ -51,6 +51,8 @@ pub struct MysqlSource {
     database: Option<String>,
     flavor: OnceLock<Flavor>,
     options: MysqlOptions,
+    /// The connection options (for [`MysqlSource::connection_parts`]).
+    pool_opts: OptsBuilder,
 }
 
 /// Checks a connection URL without connecting; the error says what is wrong.
@@ -96,12 +98,49 @@ impl MysqlSource {
         }
         Ok(Self {
             name: name.to_string(),
-            pool: Pool::new(builder),
+            pool: Pool::new(builder.clone()),
+            pool_opts: builder,
             identity,
             database,
             flavor,
             options,
         })
+    }
+
+    /// Runs `sql` in the server over the text protocol (as its command-line client does) and
+    /// counts the rows without decoding them into Arrow (for benchmarks).
+    pub async fn run_natively(&self, sql: &str) -> Result<u64> {
+        use futures::StreamExt;
+        let mut conn = self.connection().await?;
+        let mut result = conn
+            .query_iter(sql)
+            .await
+            .map_err(|e| self.named(error(&e, "running the query")))?;
+        let mut count = 0;
+        if let Some(mut rows) = result
+            .stream::<Row>()
+            .await
+            .map_err(|e| self.named(error(&e, "reading rows")))?
+        {
+            while let Some(row) = rows.next().await {
+                row.map_err(|e| self.named(error(&e, "reading rows")))?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// `host`, `port`, `user`, `password` and `database` of the connection, for command-line
+    /// tools.
+    pub fn connection_parts(&self) -> (String, u16, String, Option<String>, Option<String>) {
+        let opts = Opts::from(self.pool_opts.clone());
+        (
+            opts.ip_or_hostname().to_string(),
+            opts.tcp_port(),
+            opts.user().unwrap_or_default().to_string(),
+            opts.pass().map(str::to_string),
+            opts.db_name().map(str::to_string),
+        )
     }
 
     pub(crate) fn pool(&self) -> &Pool {

@@ -99,6 +99,48 @@ impl PostgresSource {
         }
     }
 
+    /// Runs `sql` in PostgreSQL and counts the rows without decoding them into Arrow: the
+    /// floor a pushed query can reach (for benchmarks).
+    pub async fn run_natively(&self, sql: &str) -> Result<u64> {
+        use futures::StreamExt;
+        let client = self.pool.get().await.map_err(|e| self.named(e))?;
+        let rows = client
+            .query_raw(
+                sql,
+                std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+            )
+            .await
+            .map_err(|e| self.named(error(&e, "running the query")))?;
+        let mut rows = std::pin::pin!(rows);
+        let mut count = 0;
+        while let Some(row) = rows.next().await {
+            row.map_err(|e| self.named(error(&e, "reading rows")))?;
+            count += 1;
+        }
+        self.pool.put(client);
+        Ok(count)
+    }
+
+    /// Runs `COPY (query) TO STDOUT (FORMAT binary)` and returns the bytes received: the
+    /// fastest way PostgreSQL can ship rows (for benchmarks).
+    pub async fn copy_out_bytes(&self, query: &str) -> Result<u64> {
+        use futures::StreamExt;
+        let client = self.pool.get().await.map_err(|e| self.named(e))?;
+        let copy = client
+            .copy_out(&format!("COPY ({query}) TO STDOUT (FORMAT binary)"))
+            .await
+            .map_err(|e| self.named(error(&e, "starting COPY")))?;
+        let mut copy = std::pin::pin!(copy);
+        let mut bytes = 0;
+        while let Some(chunk) = copy.next().await {
+            bytes += chunk
+                .map_err(|e| self.named(error(&e, "reading COPY")))?
+                .len() as u64;
+        }
+        self.pool.put(client);
+        Ok(bytes)
+    }
+
     /// How many pooled connections are idle; a finished or cancelled scan leaves its own.
     pub fn idle_connections(&self) -> usize {
         self.pool.idle_count()
