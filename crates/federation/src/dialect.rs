@@ -151,3 +151,18 @@ pub trait Dialect: Debug + Send + Sync {
     /// Whether a pushed query may produce a column of this type (the connector can decode it).
     fn can_return(&self, data_type: &DataType) -> bool;
 }
+
+/// The SQL-standard window functions (ranking, offset and value functions) as most databases
+/// spell them: `name(args)`, or `None` for another function or arity.
+pub fn standard_window_function(name: &str, args: &[String]) -> Option<String> {
+    let known = matches!(
+        (name, args.len()),
+        (
+            "row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist",
+            0
+        ) | ("ntile" | "first_value" | "last_value", 1)
+            | ("nth_value", 2)
+            | ("lag" | "lead", 1..=3)
+    );
+    known.then(|| format!("{name}({})", args.join(", ")))
+}

@@ -25,6 +25,8 @@
 //!   scan sends contains them.
 //! - [`exec`]: the logical node and the physical operator; `EXPLAIN` shows the SQL.
 //! - [`config`]: `SET flotilla.federation.pushdown = false` turns pushdown off.
+//! - [`stream`]: the stream of a remote statement's batches, with a bounded channel and a stop
+//!   action on drop, shared by the connectors.
 //! - [`sink`]: Arrow builders that connectors decode values into, converting to the type the
 //!   plan asks for.
 //!
@@ -39,6 +41,7 @@ pub mod planner;
 pub mod sink;
 pub mod source;
 pub mod sql;
+pub mod stream;
 pub mod table;
 
 pub use catalog::{SourceCatalog, catalog_of};

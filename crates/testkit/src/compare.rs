@@ -408,6 +408,48 @@ pub fn query_is_ordered(sql: &str) -> bool {
     words.windows(2).any(|w| w == ["order", "by"])
 }
 
+/// Checks each column of `batches` (concatenated) against its expected name, Arrow type and
+/// values as Arrow displays them (`""` for NULL); panics listing every difference.
+pub fn assert_columns(
+    batches: &[arrow::record_batch::RecordBatch],
+    expected: &[(&str, arrow::datatypes::DataType, &[&str])],
+) {
+    use arrow::array::Array;
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap();
+    assert_eq!(batch.num_columns(), expected.len(), "column count");
+    let options = FormatOptions::default();
+    let mut problems = Vec::new();
+    for (i, (name, data_type, values)) in expected.iter().enumerate() {
+        let field = batch.schema().field(i).clone();
+        assert_eq!(field.name(), name);
+        if field.data_type() != data_type {
+            problems.push(format!(
+                "{name}: type {} (expected {data_type})",
+                field.data_type()
+            ));
+            continue;
+        }
+        let column = batch.column(i);
+        assert_eq!(column.len(), values.len(), "{name}: row count");
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &options).unwrap();
+        for (row, value) in values.iter().enumerate() {
+            let actual = if column.is_null(row) {
+                String::new()
+            } else {
+                formatter.value(row).to_string()
+            };
+            if actual != *value {
+                problems.push(format!(
+                    "{name} row {}: {actual:?} (expected {value:?})",
+                    row + 1
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

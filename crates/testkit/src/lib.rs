@@ -23,8 +23,8 @@ mod server;
 mod tpch;
 
 pub use compare::{
-    Decimals, assert_same_rows, assert_same_rows_with, compare_batches, compare_batches_with,
-    query_is_ordered,
+    Decimals, assert_columns, assert_same_rows, assert_same_rows_with, compare_batches,
+    compare_batches_with, query_is_ordered,
 };
 pub use mariadb::{MariaDb, mariadb, try_mariadb};
 pub use postgres::{Postgres, postgres, try_postgres};

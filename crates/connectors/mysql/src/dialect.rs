@@ -230,13 +230,7 @@ impl Dialect for MysqlDialect {
         args: &[String],
         _arg_types: &[DataType],
     ) -> Option<String> {
-        let call = |f: &str| format!("{}({})", f.to_uppercase(), args.join(", "));
-        Some(match (name, args.len()) {
-            ("row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist", 0) => call(name),
-            ("ntile", 1) | ("first_value" | "last_value", 1) | ("nth_value", 2) => call(name),
-            ("lag" | "lead", 1..=3) => call(name),
-            _ => return None,
-        })
+        flotilla_federation::dialect::standard_window_function(name, args)
     }
 
     fn supports_windows(&self) -> bool {

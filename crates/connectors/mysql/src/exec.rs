@@ -8,20 +8,15 @@
 use crate::source::{MysqlSource, error, get_connection};
 use crate::types::Decoder;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::{DataFusionError, Result as DfResult};
-use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind};
-use futures::{Stream, StreamExt};
+use flotilla_federation::stream::{BatchSender, RemoteStream, batch, channel};
+use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, Row};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use tokio::sync::mpsc;
-
-type Sender = mpsc::Sender<DfResult<RecordBatch>>;
 
 /// The connection id of a running statement, for `KILL QUERY`.
 type Running = Arc<Mutex<Option<(Pool, u32)>>>;
@@ -32,7 +27,7 @@ pub(crate) fn stream(
     schema: SchemaRef,
     batch_size: usize,
 ) -> DfResult<SendableRecordBatchStream> {
-    let (tx, rx) = mpsc::channel(2);
+    let (tx, rx) = channel();
     let running: Running = Arc::new(Mutex::new(None));
     let reader = Reader {
         pool: source.pool().clone(),
@@ -52,12 +47,18 @@ pub(crate) fn stream(
                 .await;
         }
     });
-    Ok(Box::pin(MysqlStream {
-        schema,
-        rx,
-        running,
-        _task: task,
-    }))
+    Ok(Box::pin(RemoteStream::new(schema, rx, task, move || {
+        let running = running.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((pool, id)) = running
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Ok(mut conn) = get_connection(&pool).await {
+                    let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
+                }
+            });
+        }
+    })))
 }
 
 struct Reader {
@@ -70,7 +71,7 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(self, tx: &Sender) -> Result<(), Error> {
+    async fn run(self, tx: &BatchSender) -> Result<(), Error> {
         let mut conn = get_connection(&self.pool).await?;
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((self.pool.clone(), conn.id()));
@@ -138,51 +139,8 @@ impl Reader {
         Ok(())
     }
 
-    async fn send(&self, tx: &Sender, decoders: &mut [Decoder], rows: usize) -> bool {
+    async fn send(&self, tx: &BatchSender, decoders: &mut [Decoder], rows: usize) -> bool {
         let columns = decoders.iter_mut().map(Decoder::finish).collect();
-        let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)
-            .map_err(DataFusionError::from);
-        tx.send(batch).await.is_ok()
-    }
-}
-
-struct MysqlStream {
-    schema: SchemaRef,
-    rx: mpsc::Receiver<DfResult<RecordBatch>>,
-    running: Running,
-    _task: SpawnedTask<()>,
-}
-
-impl Stream for MysqlStream {
-    type Item = DfResult<RecordBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-impl RecordBatchStream for MysqlStream {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-}
-
-impl Drop for MysqlStream {
-    fn drop(&mut self) {
-        let running = self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some((pool, id)) = running
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move {
-                if let Ok(mut conn) = get_connection(&pool).await {
-                    let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
-                }
-            });
-        }
+        tx.send(batch(&self.schema, columns, rows)).await.is_ok()
     }
 }

@@ -3,9 +3,9 @@
 //! ```text
 //!   DataFusion task                       spawned task (tokio)
 //!   ───────────────                       ───────────────────────────────────────────
-//!   PostgresStream::poll_next ◀─ channel ─ prepare, read rows in binary format, decode
+//!   RemoteStream::poll_next ◀── channel ─ prepare, read rows in binary format, decode
 //!        (bounded, 2 batches)              into builders, send a batch every batch_size rows
-//!   drop(PostgresStream) ── cancel ─────▶  the server stops the statement; the task ends
+//!   drop(RemoteStream) ── cancel ───────▶  the server stops the statement; the task ends
 //! ```
 //!
 //! The statement is prepared first, so the decoders know each result column's PostgreSQL type;
@@ -16,16 +16,13 @@
 use crate::pool::{Pool, error};
 use crate::types::{Decoder, Raw, Wire};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::{DataFusionError, Result as DfResult};
-use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind};
-use futures::{Stream, StreamExt};
-use std::pin::Pin;
+use flotilla_federation::stream::{BatchSender, RemoteStream, batch, channel};
+use futures::StreamExt;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{CancelToken, NoTls};
 
@@ -37,7 +34,7 @@ pub(crate) fn stream(
     schema: SchemaRef,
     batch_size: usize,
 ) -> DfResult<SendableRecordBatchStream> {
-    let (tx, rx) = mpsc::channel(2);
+    let (tx, rx) = channel();
     let cancel = Arc::new(Mutex::new(None));
     let reader = Reader {
         source: source.to_string(),
@@ -57,12 +54,18 @@ pub(crate) fn stream(
                 .await;
         }
     });
-    Ok(Box::pin(PostgresStream {
-        schema,
-        rx,
-        cancel,
-        _task: task,
-    }))
+    Ok(Box::pin(RemoteStream::new(schema, rx, task, move || {
+        // Still running: ask the server to stop the statement (over a new connection, as the
+        // protocol wants), so it does not run on after nobody reads it.
+        let token = cancel.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(token) = token
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = token.cancel_query(NoTls).await;
+            });
+        }
+    })))
 }
 
 /// The reading side: runs the statement and sends batches.
@@ -76,10 +79,8 @@ struct Reader {
     cancel: Arc<Mutex<Option<CancelToken>>>,
 }
 
-type Sender = mpsc::Sender<DfResult<RecordBatch>>;
-
 impl Reader {
-    async fn run(self, tx: &Sender) -> Result<(), Error> {
+    async fn run(self, tx: &BatchSender) -> Result<(), Error> {
         let client = self.pool.get().await?;
         let statement = client
             .prepare(&self.sql)
@@ -145,48 +146,8 @@ impl Reader {
     }
 
     /// Sends the decoded rows as a batch; false when the receiver is gone.
-    async fn send(&self, tx: &Sender, decoders: &mut [Decoder], rows: usize) -> bool {
+    async fn send(&self, tx: &BatchSender, decoders: &mut [Decoder], rows: usize) -> bool {
         let columns = decoders.iter_mut().map(Decoder::finish).collect();
-        let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)
-            .map_err(DataFusionError::from);
-        tx.send(batch).await.is_ok()
-    }
-}
-
-/// The rows of a running statement.
-struct PostgresStream {
-    schema: SchemaRef,
-    rx: mpsc::Receiver<DfResult<RecordBatch>>,
-    cancel: Arc<Mutex<Option<CancelToken>>>,
-    _task: SpawnedTask<()>,
-}
-
-impl Stream for PostgresStream {
-    type Item = DfResult<RecordBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-impl RecordBatchStream for PostgresStream {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-}
-
-impl Drop for PostgresStream {
-    fn drop(&mut self) {
-        // Still running: ask the server to stop the statement (over a new connection, as the
-        // protocol wants), so it does not run on after nobody reads it.
-        let token = self.cancel.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(token) = token
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move {
-                let _ = token.cancel_query(NoTls).await;
-            });
-        }
+        tx.send(batch(&self.schema, columns, rows)).await.is_ok()
     }
 }

@@ -1,11 +1,11 @@
 //! Running one SQL statement in SQLite and streaming its rows as Arrow batches.
 //!
 //! ```text
-//!   DataFusion task                         blocking thread (spawn_blocking)
+//!   DataFusion task (RemoteStream)          blocking thread (spawn_blocking)
 //!   ───────────────                         ─────────────────────────────────
-//!   SqliteStream::poll_next ◀── channel ─── step rows, decode into builders,
+//!   RemoteStream::poll_next ◀── channel ─── step rows, decode into builders,
 //!        (bounded, 2 batches)               send a batch every `batch_size` rows
-//!   drop(SqliteStream) ──── interrupt ───▶  statement ends with SQLITE_INTERRUPT
+//!   drop(RemoteStream) ──── interrupt ───▶  statement ends with SQLITE_INTERRUPT
 //! ```
 //!
 //! At most two decoded batches wait in the channel, so a slow consumer slows the reader instead
@@ -17,16 +17,12 @@ use crate::pool::Pool;
 use crate::types::{ColumnBuilder, ColumnType};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::{DataFusionError, Result, exec_datafusion_err};
-use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
-use futures::Stream;
+use datafusion::execution::SendableRecordBatchStream;
+use flotilla_federation::stream::{BatchSender, RemoteStream, batch, channel};
 use rusqlite::InterruptHandle;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use tokio::sync::mpsc;
 
 /// Starts `sql` on a pooled connection and returns the stream of its rows with `schema`.
 pub(crate) fn stream(
@@ -53,7 +49,7 @@ pub(crate) fn stream(
         .get()
         .map_err(|e| exec_datafusion_err!("source '{source}': cannot open SQLite: {e}"))?;
     let interrupt = Arc::new(Mutex::new(Some(conn.get_interrupt_handle())));
-    let (tx, rx) = mpsc::channel(2);
+    let (tx, rx) = channel();
     let reader = Reader {
         source: source.to_string(),
         pool: Arc::clone(pool),
@@ -64,12 +60,15 @@ pub(crate) fn stream(
         interrupt: Arc::clone(&interrupt),
     };
     let task = SpawnedTask::spawn_blocking(move || reader.run(conn, tx));
-    Ok(Box::pin(SqliteStream {
-        schema,
-        rx,
-        interrupt,
-        _task: task,
-    }))
+    Ok(Box::pin(RemoteStream::new(schema, rx, task, move || {
+        // Holding the lock while interrupting: the reader cannot hand the connection to
+        // another statement in between. `None` means the statement already ended.
+        if let Ok(handle) = interrupt.lock()
+            && let Some(handle) = handle.as_ref()
+        {
+            handle.interrupt();
+        }
+    })))
 }
 
 /// The blocking side: runs the statement and sends batches.
@@ -83,10 +82,8 @@ struct Reader {
     interrupt: Arc<Mutex<Option<InterruptHandle>>>,
 }
 
-type Sender = mpsc::Sender<Result<RecordBatch>>;
-
 impl Reader {
-    fn run(self, conn: rusqlite::Connection, tx: Sender) {
+    fn run(self, conn: rusqlite::Connection, tx: BatchSender) {
         if let Err(e) = self.read(&conn, &tx) {
             // The receiver may be gone (query cancelled); then nobody needs the error.
             let _ = tx.blocking_send(Err(e));
@@ -98,7 +95,7 @@ impl Reader {
         }
     }
 
-    fn read(&self, conn: &rusqlite::Connection, tx: &Sender) -> Result<()> {
+    fn read(&self, conn: &rusqlite::Connection, tx: &BatchSender) -> Result<()> {
         let sqlite_err = |e: rusqlite::Error| {
             DataFusionError::Execution(format!(
                 "source '{}': SQLite: {e} (query: {})",
@@ -140,7 +137,7 @@ impl Reader {
     }
 
     /// Sends the buffered rows; `false` when the consumer has gone away.
-    fn send(&self, builders: &mut [ColumnBuilder], rows: usize, tx: &Sender) -> Result<bool> {
+    fn send(&self, builders: &mut [ColumnBuilder], rows: usize, tx: &BatchSender) -> Result<bool> {
         let columns = builders
             .iter_mut()
             .zip(self.schema.fields())
@@ -159,43 +156,6 @@ impl Reader {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        // The row count matters when no column is selected (`SELECT count(*)`).
-        let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
-        Ok(tx.blocking_send(Ok(batch)).is_ok())
-    }
-}
-
-/// The async side: receives batches; interrupts the statement when dropped early.
-struct SqliteStream {
-    schema: SchemaRef,
-    rx: mpsc::Receiver<Result<RecordBatch>>,
-    interrupt: Arc<Mutex<Option<InterruptHandle>>>,
-    _task: SpawnedTask<()>,
-}
-
-impl Stream for SqliteStream {
-    type Item = Result<RecordBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-impl RecordBatchStream for SqliteStream {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-}
-
-impl Drop for SqliteStream {
-    fn drop(&mut self) {
-        // Holding the lock while interrupting: the reader cannot hand the connection to another
-        // statement in between. `None` means the statement already ended.
-        if let Ok(handle) = self.interrupt.lock()
-            && let Some(handle) = handle.as_ref()
-        {
-            handle.interrupt();
-        }
+        Ok(tx.blocking_send(batch(&self.schema, columns, rows)).is_ok())
     }
 }

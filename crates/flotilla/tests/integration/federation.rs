@@ -7,6 +7,7 @@ use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_federation::{Source, catalog_of, federated_context};
+use flotilla_testkit::plans::pushed_whole;
 use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
 use flotilla_tpch::{Format, GenerateOptions, Table};
 use std::path::PathBuf;
@@ -114,22 +115,6 @@ fn remote_sql(plan: &str) -> Vec<String> {
                 .map(|(_, sql)| sql.to_string())
         })
         .collect()
-}
-
-/// Whether the plan is one federated scan, under at most projections (and DataFusion's
-/// cooperative-scheduling wrapper).
-fn pushed_whole(plan: &str) -> bool {
-    let lines: Vec<&str> = plan.lines().map(str::trim).collect();
-    lines
-        .iter()
-        .filter(|l| l.starts_with("FederatedScanExec"))
-        .count()
-        == 1
-        && lines.iter().all(|l| {
-            l.starts_with("FederatedScanExec")
-                || l.starts_with("ProjectionExec")
-                || l.starts_with("CooperativeExec")
-        })
 }
 
 async fn check_equal(ctx: &SessionContext, reference: &SessionContext, sql: &str) -> String {

@@ -3,7 +3,6 @@
 
 use crate::common::{context, run, server};
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use std::sync::Arc;
 
 const SETUP: &str = r#"
@@ -139,38 +138,11 @@ async fn every_mapped_type_round_trips_with_nulls_and_extremes() {
         ("mood", DataType::Utf8, ["happy", "sad", ""]),
         ("pos", DataType::Int32, ["7", "1", ""]),
     ];
-    let batch = datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
-    assert_eq!(batch.num_rows(), 3);
-    assert_eq!(batch.num_columns(), expected.len());
-    let options = FormatOptions::default();
-    let mut problems = Vec::new();
-    for (i, (name, data_type, values)) in expected.iter().enumerate() {
-        let field = batch.schema().field(i).clone();
-        assert_eq!(field.name(), name);
-        if field.data_type() != data_type {
-            problems.push(format!(
-                "{name}: type {} (expected {data_type})",
-                field.data_type()
-            ));
-            continue;
-        }
-        let column = batch.column(i);
-        let formatter = ArrayFormatter::try_new(column.as_ref(), &options).unwrap();
-        for (row, value) in values.iter().enumerate() {
-            let actual = if column.is_null(row) {
-                String::new()
-            } else {
-                formatter.value(row).to_string()
-            };
-            if actual != *value {
-                problems.push(format!(
-                    "{name} row {}: {actual:?} (expected {value:?})",
-                    row + 1
-                ));
-            }
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let expected: Vec<(&str, DataType, &[&str])> = expected
+        .iter()
+        .map(|(name, data_type, values)| (*name, data_type.clone(), &values[..]))
+        .collect();
+    flotilla_testkit::assert_columns(&batches, &expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
