@@ -84,7 +84,7 @@ impl BenchSource {
         match self {
             BenchSource::Sqlite => "SQLite",
             BenchSource::Postgres { .. } => "PostgreSQL",
-            BenchSource::Mysql { .. } => "MySQL",
+            BenchSource::Mysql { .. } => "MySQL/MariaDB",
         }
     }
 }

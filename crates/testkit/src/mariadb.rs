@@ -21,6 +21,7 @@ pub struct MariaDb {
     port: u16,
     pid: u32,
     dir: PathBuf,
+    binary: PathBuf,
     loads: TpchLoads,
 }
 
@@ -72,69 +73,103 @@ impl MariaDb {
             command.arg("--user=mysql");
         }
         run(&mut command)?;
-        let socket = data.join("mysqld.sock");
         let mut last_error = String::new();
         for _ in 0..3 {
-            let port = free_port()?;
-            let log = dir.join("server.log");
-            let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-            let mut command = Command::new(&server);
-            command
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", data.display()))
-                .arg(format!("--port={port}"))
-                .arg("--bind-address=127.0.0.1")
-                .arg(format!("--socket={}", socket.display()))
-                .arg(format!("--pid-file={}", data.join("mysqld.pid").display()))
-                .args(["--local-infile=1", "--skip-name-resolve", "--skip-log-bin"])
-                .args([
-                    "--innodb-buffer-pool-size=256M",
-                    "--innodb-flush-log-at-trx-commit=0",
-                ])
-                // Debian's default: case-insensitive and blank-padded, as most servers are, so
-                // connector tests meet the comparisons they must get right.
-                .args([
-                    "--character-set-server=utf8mb4",
-                    "--collation-server=utf8mb4_general_ci",
-                ]);
-            if is_root() {
-                command.arg("--user=mysql");
-            }
-            let child = command
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
-                .stderr(log_file)
-                .process_group(0)
-                .spawn()
-                .map_err(|e| format!("cannot start mariadbd: {e}"))?;
-            reaper::stop_at_exit(child.id(), "TERM");
-            let server = MariaDb {
-                port,
-                pid: child.id(),
+            let mut server = MariaDb {
+                port: free_port()?,
+                pid: 0,
                 dir: dir.clone(),
+                binary: server.clone(),
                 loads: TpchLoads::default(),
             };
-            let root = |sql: &str| {
-                output(
-                    Command::new("mariadb")
-                        .arg("--no-defaults")
-                        .arg(format!("--socket={}", socket.display()))
-                        .args(["-uroot", "-N", "-B", "-e", sql]),
-                )
-            };
-            match wait_until(Duration::from_secs(30), || root("SELECT 1").map(|_| ())) {
+            match server.spawn() {
                 Ok(()) => {
-                    root(&format!(
+                    server.root(&format!(
                         "CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; \
                          GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%'; \
                          CREATE DATABASE flotilla;"
                     ))?;
                     return Ok(server);
                 }
-                Err(e) => last_error = format!("{e}\nserver log:\n{}", log_tail(&log)),
+                Err(e) => last_error = e,
             }
         }
         Err(last_error)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("data").join("mysqld.sock")
+    }
+
+    /// Runs SQL as root over the socket.
+    fn root(&self, sql: &str) -> Result<String, String> {
+        output(
+            Command::new("mariadb")
+                .arg("--no-defaults")
+                .arg(format!("--socket={}", self.socket().display()))
+                .args(["-uroot", "-N", "-B", "-e", sql]),
+        )
+    }
+
+    /// Runs mariadbd on the server's port and data directory and waits until it answers.
+    fn spawn(&mut self) -> Result<(), String> {
+        let data = self.dir.join("data");
+        let log = self.dir.join("server.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| e.to_string())?;
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg(format!("--pid-file={}", data.join("mysqld.pid").display()))
+            .args(["--local-infile=1", "--skip-name-resolve", "--skip-log-bin"])
+            .args([
+                "--innodb-buffer-pool-size=256M",
+                "--innodb-flush-log-at-trx-commit=0",
+            ])
+            // Debian's default: case-insensitive and blank-padded, as most servers are, so
+            // connector tests meet the comparisons they must get right.
+            .args([
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_general_ci",
+            ]);
+        if is_root() {
+            command.arg("--user=mysql");
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start mariadbd: {e}"))?;
+        reaper::stop_at_exit(child.id(), "TERM");
+        self.pid = child.id();
+        wait_until(Duration::from_secs(30), || {
+            self.root("SELECT 1").map(|_| ())
+        })
+        .map_err(|e| format!("{e}\nserver log:\n{}", log_tail(&log)))
+    }
+
+    /// A server of the caller's own, not shared with other tests: one it may stop and restart.
+    pub fn start_private() -> Result<MariaDb, String> {
+        MariaDb::start().map_err(|e| format!("MariaDB test server: {e}"))
+    }
+
+    /// Stops the server and waits until it is gone.
+    pub fn stop(&mut self) -> Result<(), String> {
+        crate::server::stop_process(self.pid, "TERM")
+    }
+
+    /// Starts the stopped server again, on the same port with the same data.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.spawn()
     }
 
     /// The TCP port on 127.0.0.1.

@@ -89,3 +89,55 @@ async fn dropping_a_query_kills_the_statement_in_mariadb() {
         .unwrap();
     assert_eq!(batches[0].num_rows(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_during_a_query_is_a_clear_error_and_the_pool_recovers() {
+    let mut private = flotilla_testkit::MariaDb::start_private().unwrap();
+    private
+        .query(
+            "USE flotilla; CREATE TABLE numbers (n INT PRIMARY KEY); \
+             INSERT INTO numbers SELECT seq FROM seq_1_to_20000;",
+        )
+        .unwrap();
+    let source: Arc<dyn Source> =
+        Arc::new(MysqlSource::new("my", &private.url(), None, MysqlOptions::default()).unwrap());
+    let ctx = flotilla_federation::federated_context(datafusion::prelude::SessionConfig::new());
+    ctx.register_catalog("my", catalog_of(source).await.unwrap());
+    // 20 000² rows counted inside MariaDB: long enough to stop the server under it.
+    let sql = "SELECT count(*) FROM my.flotilla.numbers a CROSS JOIN my.flotilla.numbers b";
+    let mut stream = ctx.sql(sql).await.unwrap().execute_stream().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+    assert!(first.is_err(), "the query should still be running");
+    private.stop().unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an error within seconds, not a hang");
+    let e = match outcome {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert!(e.contains("source 'my'"), "{e}");
+    drop(stream);
+    let count = || async {
+        ctx.sql("SELECT count(*) FROM my.flotilla.numbers")
+            .await
+            .unwrap()
+            .collect()
+            .await
+    };
+    let e = count().await.unwrap_err().to_string();
+    assert!(
+        e.contains("source 'my'") && e.contains("cannot connect"),
+        "{e}"
+    );
+    // After a restart the next query works: the pool replaces its broken connections.
+    private.restart().unwrap();
+    let batches = count().await.unwrap();
+    let value = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(value, 20_000);
+}
