@@ -63,16 +63,25 @@ impl MariaDb {
         let dir = reaper::temp_dir("flotilla-mariadb-").map_err(|e| e.to_string())?;
         let data = dir.join("data");
         std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+        // Each server's temporary tables in its own directory: two servers bootstrapping at
+        // once in /tmp were seen to trip over each other.
+        std::fs::create_dir(dir.join("tmp")).map_err(|e| e.to_string())?;
         chown_to(&dir, "mysql")?;
         let mut command = Command::new(&install);
         command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .env("TMPDIR", dir.join("tmp"));
         if is_root() {
             command.arg("--user=mysql");
         }
-        run(&mut command)?;
+        {
+            // One bootstrap at a time in this process.
+            static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+            run(&mut command)?;
+        }
         let mut last_error = String::new();
         for _ in 0..3 {
             let mut server = MariaDb {
@@ -128,6 +137,7 @@ impl MariaDb {
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", self.socket().display()))
             .arg(format!("--pid-file={}", data.join("mysqld.pid").display()))
+            .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
             .args(["--local-infile=1", "--skip-name-resolve", "--skip-log-bin"])
             .args([
                 "--innodb-buffer-pool-size=256M",
