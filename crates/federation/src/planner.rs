@@ -118,10 +118,14 @@ fn common_source(children: &[(LogicalPlan, Option<Arc<dyn Source>>)]) -> Option<
         .then(|| Arc::clone(first))
 }
 
-/// The estimated rows of a scan that reads a whole table (no filters).
+/// The estimated rows of a scan that reads a whole table (no filters), also under an alias or
+/// a projection (neither changes the row count).
 fn whole_table_rows(plan: &LogicalPlan) -> Option<usize> {
-    let LogicalPlan::TableScan(scan) = plan else {
-        return None;
+    let scan = match plan {
+        LogicalPlan::SubqueryAlias(alias) => return whole_table_rows(&alias.input),
+        LogicalPlan::Projection(projection) => return whole_table_rows(&projection.input),
+        LogicalPlan::TableScan(scan) => scan,
+        _ => return None,
     };
     if !scan.filters.is_empty() {
         return None;

@@ -63,3 +63,59 @@ async fn tpch_across_parquet_postgres_and_mariadb_is_correct() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_estimates_from_both_servers_put_the_small_table_on_the_build_side() {
+    let postgres = flotilla_testkit::postgres();
+    let mariadb = flotilla_testkit::mariadb();
+    let pg_schema = postgres.load_tpch(SCALE).unwrap();
+    let my_database = mariadb.load_tpch(SCALE).unwrap();
+    let my_url = format!(
+        "{}/{my_database}",
+        mariadb.url().rsplit_once('/').unwrap().0
+    );
+    let ctx = federated_context(SessionConfig::new());
+    let pg: Arc<dyn Source> =
+        Arc::new(PostgresSource::new("pg", &postgres.url(), PostgresOptions::default()).unwrap());
+    let my: Arc<dyn Source> =
+        Arc::new(MysqlSource::new("my", &my_url, None, MysqlOptions::default()).unwrap());
+    ctx.register_catalog("pg", catalog_of(pg).await.unwrap());
+    ctx.register_catalog("my", catalog_of(my).await.unwrap());
+    // Written big table first, both ways round: the estimates (pg_class.reltuples, TABLE_ROWS)
+    // must make DataFusion build its hash table from the small side.
+    for (sql, small) in [
+        (
+            format!(
+                "SELECT count(*) FROM pg.{pg_schema}.orders o \
+                 JOIN my.{my_database}.supplier s ON o.o_custkey = s.s_suppkey"
+            ),
+            "`supplier`",
+        ),
+        (
+            format!(
+                "SELECT count(*) FROM my.{my_database}.partsupp ps \
+                 JOIN pg.{pg_schema}.customer c ON ps.ps_suppkey = c.c_custkey"
+            ),
+            "\"customer\"",
+        ),
+    ] {
+        let (_, plan) = run(&ctx, &sql).await;
+        let plan = datafusion::physical_plan::displayable(plan.as_ref())
+            .set_show_statistics(true)
+            .indent(false)
+            .to_string();
+        let join = plan
+            .lines()
+            .position(|l| l.trim_start().starts_with("HashJoinExec"))
+            .unwrap_or_else(|| panic!("no hash join:\n{plan}"));
+        let build_scan = plan
+            .lines()
+            .skip(join + 1)
+            .find(|l| l.contains("FederatedScanExec"))
+            .unwrap();
+        assert!(
+            build_scan.contains(small),
+            "the build side (first child) should read {small}:\n{plan}"
+        );
+    }
+}
