@@ -74,7 +74,7 @@ impl SourceCatalog {
         Ok(())
     }
 
-    /// How many tables have been described so far (for tests and `\d` output).
+    /// How many tables have been described (and cached) so far.
     pub fn described_count(&self) -> usize {
         let listing = self.shared.read();
         listing

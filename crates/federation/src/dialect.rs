@@ -166,3 +166,19 @@ pub fn standard_window_function(name: &str, args: &[String]) -> Option<String> {
     );
     known.then(|| format!("{name}({})", args.join(", ")))
 }
+
+/// The comparison and boolean operators, which every SQL database spells alike (`=`, `<>`,
+/// `<`, `<=`, `>`, `>=`, `AND`, `OR`); `None` for any other operator.
+pub fn comparison_or_logic(op: &Operator) -> Option<&'static str> {
+    Some(match op {
+        Operator::Eq => "=",
+        Operator::NotEq => "<>",
+        Operator::Lt => "<",
+        Operator::LtEq => "<=",
+        Operator::Gt => ">",
+        Operator::GtEq => ">=",
+        Operator::And => "AND",
+        Operator::Or => "OR",
+        _ => return None,
+    })
+}

@@ -43,7 +43,13 @@ enum Builder {
     UInt64(UInt64Builder),
     Float32(Float32Builder),
     Float64(Float64Builder),
-    Decimal(Decimal128Builder, u8, i8),
+    Decimal {
+        builder: Decimal128Builder,
+        precision: u8,
+        scale: i8,
+        /// 10^precision: every value's magnitude must stay below it.
+        limit: u128,
+    },
     Utf8(StringBuilder),
     LargeUtf8(LargeStringBuilder),
     Utf8View(StringViewBuilder),
@@ -78,13 +84,14 @@ impl ColumnSink {
             DataType::UInt64 => Builder::UInt64(UInt64Builder::with_capacity(capacity)),
             DataType::Float32 => Builder::Float32(Float32Builder::with_capacity(capacity)),
             DataType::Float64 => Builder::Float64(Float64Builder::with_capacity(capacity)),
-            DataType::Decimal128(p, s) => Builder::Decimal(
-                Decimal128Builder::with_capacity(capacity)
+            DataType::Decimal128(p, s) => Builder::Decimal {
+                builder: Decimal128Builder::with_capacity(capacity)
                     .with_precision_and_scale(*p, *s)
                     .ok()?,
-                *p,
-                *s,
-            ),
+                precision: *p,
+                scale: *s,
+                limit: 10u128.checked_pow(u32::from(*p))?,
+            },
             DataType::Utf8 => Builder::Utf8(StringBuilder::with_capacity(capacity, 0)),
             DataType::LargeUtf8 => {
                 Builder::LargeUtf8(LargeStringBuilder::with_capacity(capacity, 0))
@@ -124,14 +131,9 @@ impl ColumnSink {
     /// round its decimals once, to the right scale).
     pub fn decimal_scale(&self) -> Option<i8> {
         match &self.builder {
-            Builder::Decimal(_, _, scale) => Some(*scale),
+            Builder::Decimal { scale, .. } => Some(*scale),
             _ => None,
         }
-    }
-
-    /// Whether the sink builds a timestamp column with a time zone (an instant).
-    pub fn is_zoned_timestamp(&self) -> bool {
-        matches!(&self.builder, Builder::Timestamp(_, _, Some(_)))
     }
 
     /// The sink of a list column's items.
@@ -155,7 +157,7 @@ impl ColumnSink {
             Builder::UInt64(b) => b.append_null(),
             Builder::Float32(b) => b.append_null(),
             Builder::Float64(b) => b.append_null(),
-            Builder::Decimal(b, ..) => b.append_null(),
+            Builder::Decimal { builder, .. } => builder.append_null(),
             Builder::Utf8(b) => b.append_null(),
             Builder::LargeUtf8(b) => b.append_null(),
             Builder::Utf8View(b) => b.append_null(),
@@ -209,7 +211,7 @@ impl ColumnSink {
                 1 => b.append_value(true),
                 _ => return Err(format!("{value} is not a boolean")),
             },
-            Builder::Decimal(..) => return self.append_decimal(value, 0),
+            Builder::Decimal { .. } => return self.append_decimal(value, 0),
             _ => return Err(format!("the integer {value} has no {} form", self.kind())),
         }
         Ok(())
@@ -230,17 +232,18 @@ impl ColumnSink {
     pub fn append_decimal(&mut self, unscaled: i128, scale: i8) -> SinkResult {
         let text = || decimal_text(unscaled, scale);
         match &mut self.builder {
-            Builder::Decimal(b, precision, target) => {
-                let value = rescale(unscaled, scale, *target).ok_or_else(|| {
-                    format!("{} does not fit decimal({precision},{target})", text())
-                })?;
-                if value.unsigned_abs() >= 10u128.pow(u32::from(*precision)) {
-                    return Err(format!(
-                        "{} does not fit decimal({precision},{target})",
-                        text()
-                    ));
-                }
-                b.append_value(value);
+            Builder::Decimal {
+                builder,
+                precision,
+                scale: target,
+                limit,
+            } => {
+                let value = rescale(unscaled, scale, *target)
+                    .filter(|v| v.unsigned_abs() < *limit)
+                    .ok_or_else(|| {
+                        format!("{} does not fit decimal({precision},{target})", text())
+                    })?;
+                builder.append_value(value);
             }
             Builder::Float32(_) | Builder::Float64(_) => {
                 let value: f64 = text().parse().map_err(|e| format!("{}: {e}", text()))?;
@@ -358,7 +361,7 @@ impl ColumnSink {
             Builder::Float32(b) => Arc::new(b.finish()),
             Builder::Float64(b) => Arc::new(b.finish()),
             // The builder carries its precision and scale.
-            Builder::Decimal(b, ..) => Arc::new(b.finish()),
+            Builder::Decimal { builder, .. } => Arc::new(builder.finish()),
             Builder::Utf8(b) => Arc::new(b.finish()),
             Builder::LargeUtf8(b) => Arc::new(b.finish()),
             Builder::Utf8View(b) => Arc::new(b.finish()),
@@ -416,7 +419,7 @@ impl ColumnSink {
             | Builder::UInt32(_)
             | Builder::UInt64(_) => "integer",
             Builder::Float32(_) | Builder::Float64(_) => "floating-point",
-            Builder::Decimal(..) => "decimal",
+            Builder::Decimal { .. } => "decimal",
             Builder::Utf8(_) | Builder::LargeUtf8(_) | Builder::Utf8View(_) => "text",
             Builder::Binary(_) => "binary",
             Builder::Date32(_) => "date",

@@ -132,15 +132,10 @@ impl Dialect for MysqlDialect {
     ) -> Option<&'static str> {
         let both_numeric = numeric(left) && numeric(right);
         let both_integer = left.is_integer() && right.is_integer();
+        if let Some(symbol) = flotilla_federation::dialect::comparison_or_logic(op) {
+            return Some(symbol);
+        }
         Some(match op {
-            Operator::Eq => "=",
-            Operator::NotEq => "<>",
-            Operator::Lt => "<",
-            Operator::LtEq => "<=",
-            Operator::Gt => ">",
-            Operator::GtEq => ">=",
-            Operator::And => "AND",
-            Operator::Or => "OR",
             Operator::IsNotDistinctFrom => "<=>",
             Operator::Plus if both_numeric => "+",
             Operator::Minus if both_numeric => "-",

@@ -52,7 +52,7 @@ pub struct MysqlSource {
     flavor: OnceLock<Flavor>,
     options: MysqlOptions,
     /// The connection options (for [`MysqlSource::connection_parts`]).
-    pool_opts: OptsBuilder,
+    opts: OptsBuilder,
 }
 
 /// Checks a connection URL without connecting; the error says what is wrong.
@@ -99,7 +99,7 @@ impl MysqlSource {
         Ok(Self {
             name: name.to_string(),
             pool: Pool::new(builder.clone()),
-            pool_opts: builder,
+            opts: builder,
             identity,
             database,
             flavor,
@@ -130,16 +130,14 @@ impl MysqlSource {
         Ok(count)
     }
 
-    /// `host`, `port`, `user`, `password` and `database` of the connection, for command-line
-    /// tools.
-    pub fn connection_parts(&self) -> (String, u16, String, Option<String>, Option<String>) {
-        let opts = Opts::from(self.pool_opts.clone());
+    /// `host`, `port`, `user` and `password` of the connection, for command-line tools.
+    pub fn connection_parts(&self) -> (String, u16, String, Option<String>) {
+        let opts = Opts::from(self.opts.clone());
         (
             opts.ip_or_hostname().to_string(),
             opts.tcp_port(),
             opts.user().unwrap_or_default().to_string(),
             opts.pass().map(str::to_string),
-            opts.db_name().map(str::to_string),
         )
     }
 

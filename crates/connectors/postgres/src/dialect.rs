@@ -118,15 +118,10 @@ impl Dialect for PostgresDialect {
         right: &DataType,
     ) -> Option<&'static str> {
         let both_numeric = numeric(left) && numeric(right);
+        if let Some(symbol) = flotilla_federation::dialect::comparison_or_logic(op) {
+            return Some(symbol);
+        }
         Some(match op {
-            Operator::Eq => "=",
-            Operator::NotEq => "<>",
-            Operator::Lt => "<",
-            Operator::LtEq => "<=",
-            Operator::Gt => ">",
-            Operator::GtEq => ">=",
-            Operator::And => "AND",
-            Operator::Or => "OR",
             Operator::IsDistinctFrom => "IS DISTINCT FROM",
             Operator::IsNotDistinctFrom => "IS NOT DISTINCT FROM",
             Operator::Plus if both_numeric => "+",

@@ -409,12 +409,13 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A `numeric` value as sent: base-10000 digits, the weight of the first, sign, display scale.
-struct NumericParts {
+/// A `numeric` value as sent: base-10000 digits (borrowed, big-endian u16 each), the weight of
+/// the first, sign, display scale. Parsed per value, so it allocates nothing.
+struct NumericParts<'a> {
     negative: bool,
     weight: i32,
     display_scale: u16,
-    digits: Vec<u16>,
+    digit_bytes: &'a [u8],
 }
 
 const NUMERIC_NEGATIVE: u16 = 0x4000;
@@ -422,8 +423,8 @@ const NUMERIC_NAN: u16 = 0xC000;
 const NUMERIC_PLUS_INFINITY: u16 = 0xD000;
 const NUMERIC_MINUS_INFINITY: u16 = 0xF000;
 
-impl NumericParts {
-    fn parse(raw: &[u8]) -> Result<Self, String> {
+impl<'a> NumericParts<'a> {
+    fn parse(raw: &'a [u8]) -> Result<Self, String> {
         let mut reader = Reader(raw);
         let count = reader.u16()?;
         let weight = i32::from(reader.u16()? as i16);
@@ -436,15 +437,20 @@ impl NumericParts {
             }
             _ => {}
         }
-        let digits = (0..count)
-            .map(|_| reader.u16())
-            .collect::<Result<Vec<_>, _>>()?;
+        let digit_bytes = reader.take(2 * usize::from(count))?;
         Ok(NumericParts {
             negative: sign == NUMERIC_NEGATIVE,
             weight,
             display_scale,
-            digits,
+            digit_bytes,
         })
+    }
+
+    /// The base-10000 digits, most significant first.
+    fn digits(&self) -> impl ExactSizeIterator<Item = u16> + '_ {
+        self.digit_bytes
+            .chunks_exact(2)
+            .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
     }
 
     /// The value times 10^`scale`, rounded half away from zero. Only the digits down to the
@@ -457,7 +463,7 @@ impl NumericParts {
         // The base-10 exponent of the last digit taken into the mantissa.
         let mut last_exponent = None;
         let mut round_up = false;
-        'groups: for (i, group) in self.digits.iter().enumerate() {
+        'groups: for (i, group) in self.digits().enumerate() {
             let group_exponent = 4 * (self.weight - i as i32);
             for k in 0..4 {
                 let exponent = group_exponent + 3 - k;
@@ -494,7 +500,7 @@ fn numeric_text(raw: &[u8]) -> Result<String, String> {
     let parts = NumericParts::parse(raw)?;
     let mut integer = String::new();
     let mut fraction = String::new();
-    for (i, digit) in parts.digits.iter().enumerate() {
+    for (i, digit) in parts.digits().enumerate() {
         let position = parts.weight - i as i32;
         if position >= 0 {
             integer.push_str(&format!("{digit:04}"));
@@ -508,7 +514,7 @@ fn numeric_text(raw: &[u8]) -> Result<String, String> {
     }
     // Zero groups between the last digit and the point that were stripped.
     if parts.weight >= 0 {
-        let groups_written = parts.digits.len().min(parts.weight as usize + 1);
+        let groups_written = parts.digits().len().min(parts.weight as usize + 1);
         for _ in groups_written..=(parts.weight as usize) {
             integer.push_str("0000");
         }

@@ -79,15 +79,10 @@ impl Dialect for SqliteDialect {
         right: &DataType,
     ) -> Option<&'static str> {
         let both_numeric = numeric(left) && numeric(right);
+        if let Some(symbol) = flotilla_federation::dialect::comparison_or_logic(op) {
+            return Some(symbol);
+        }
         Some(match op {
-            Operator::Eq => "=",
-            Operator::NotEq => "<>",
-            Operator::Lt => "<",
-            Operator::LtEq => "<=",
-            Operator::Gt => ">",
-            Operator::GtEq => ">=",
-            Operator::And => "AND",
-            Operator::Or => "OR",
             Operator::IsDistinctFrom => "IS NOT",
             Operator::IsNotDistinctFrom => "IS",
             Operator::Plus if both_numeric => "+",

@@ -103,7 +103,7 @@ pub async fn ensure_mysql(my: &MysqlSource, cache: &Path, scale: f64, schema: &s
 
 /// The `mariadb` (or `mysql`) command-line client connected as the source is.
 pub fn mysql_client(my: &MysqlSource) -> Result<Command> {
-    let (host, port, user, password, _) = my.connection_parts();
+    let (host, port, user, password) = my.connection_parts();
     let program = ["mariadb", "mysql"]
         .into_iter()
         .find(|p| Command::new(p).arg("--version").output().is_ok())

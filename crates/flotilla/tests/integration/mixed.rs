@@ -1,7 +1,7 @@
 //! TPC-H at SF 0.1 across three systems — lineitem in Parquet, orders and customer in
 //! PostgreSQL, the other five tables in MariaDB — answers like DataFusion over Parquet alone.
 
-use datafusion::prelude::SessionConfig;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_federation::{Source, catalog_of, federated_context};
@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 const SCALE: f64 = 0.1;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tpch_across_parquet_postgres_and_mariadb_is_correct() {
-    let reference = tpch_parquet_context(SCALE).await;
+/// A federated session with the test kit's PostgreSQL as catalog `pg` and its MariaDB (the TPC-H
+/// database) as catalog `my`, TPC-H at [`SCALE`] loaded in both; returns the session, the
+/// PostgreSQL schema and the MariaDB database.
+async fn two_servers() -> (SessionContext, String, String) {
     let postgres = flotilla_testkit::postgres();
     let mariadb = flotilla_testkit::mariadb();
     let pg_schema = postgres.load_tpch(SCALE).unwrap();
@@ -24,7 +25,6 @@ async fn tpch_across_parquet_postgres_and_mariadb_is_correct() {
         "{}/{my_database}",
         mariadb.url().rsplit_once('/').unwrap().0
     );
-
     let ctx = federated_context(SessionConfig::new());
     let pg: Arc<dyn Source> =
         Arc::new(PostgresSource::new("pg", &postgres.url(), PostgresOptions::default()).unwrap());
@@ -32,6 +32,13 @@ async fn tpch_across_parquet_postgres_and_mariadb_is_correct() {
         Arc::new(MysqlSource::new("my", &my_url, None, MysqlOptions::default()).unwrap());
     ctx.register_catalog("pg", catalog_of(pg).await.unwrap());
     ctx.register_catalog("my", catalog_of(my).await.unwrap());
+    (ctx, pg_schema, my_database)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_across_parquet_postgres_and_mariadb_is_correct() {
+    let reference = tpch_parquet_context(SCALE).await;
+    let (ctx, pg_schema, my_database) = two_servers().await;
     register_tpch_parquet(&ctx, SCALE, &["lineitem"]).await;
     register_tpch_from(&ctx, &format!("pg.{pg_schema}"), &["orders", "customer"]).await;
     register_tpch_from(
@@ -66,21 +73,7 @@ async fn tpch_across_parquet_postgres_and_mariadb_is_correct() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_estimates_from_both_servers_put_the_small_table_on_the_build_side() {
-    let postgres = flotilla_testkit::postgres();
-    let mariadb = flotilla_testkit::mariadb();
-    let pg_schema = postgres.load_tpch(SCALE).unwrap();
-    let my_database = mariadb.load_tpch(SCALE).unwrap();
-    let my_url = format!(
-        "{}/{my_database}",
-        mariadb.url().rsplit_once('/').unwrap().0
-    );
-    let ctx = federated_context(SessionConfig::new());
-    let pg: Arc<dyn Source> =
-        Arc::new(PostgresSource::new("pg", &postgres.url(), PostgresOptions::default()).unwrap());
-    let my: Arc<dyn Source> =
-        Arc::new(MysqlSource::new("my", &my_url, None, MysqlOptions::default()).unwrap());
-    ctx.register_catalog("pg", catalog_of(pg).await.unwrap());
-    ctx.register_catalog("my", catalog_of(my).await.unwrap());
+    let (ctx, pg_schema, my_database) = two_servers().await;
     // Written big table first, both ways round: the estimates (pg_class.reltuples, TABLE_ROWS)
     // must make DataFusion build its hash table from the small side.
     for (sql, small) in [

@@ -1,7 +1,7 @@
 //! Every PostgreSQL type Flotilla maps, read through a federated scan: the Arrow type of each
 //! column, and each value (NULLs and extremes included) as Arrow displays it.
 
-use crate::common::{context, run, server};
+use crate::common::{context, plan_text, pushed_whole, run, server};
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 use std::sync::Arc;
 
@@ -172,9 +172,15 @@ async fn filters_on_mapped_types_are_pushed_and_agree() {
             1,
         ),
     ] {
-        let (batches, _) = run(&ctx, sql).await;
+        let (batches, plan) = run(&ctx, sql).await;
         let count: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert_eq!(count, rows, "{sql}");
+        // The filter runs in PostgreSQL: one scan carrying a WHERE, nothing filtering above it.
+        let plan = plan_text(&plan);
+        assert!(
+            pushed_whole(&plan) && plan.contains(" WHERE "),
+            "{sql}\n{plan}"
+        );
     }
 }
 
