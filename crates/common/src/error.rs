@@ -158,6 +158,14 @@ impl From<DataFusionError> for Error {
     }
 }
 
+impl From<Error> for tonic::Status {
+    /// The status a remote client sees: the code of the error's kind and its message for people
+    /// (never a Debug dump).
+    fn from(e: Error) -> Self {
+        tonic::Status::new(e.kind().grpc_code(), e.to_string())
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         let kind = match e.kind() {
@@ -214,5 +222,12 @@ mod tests {
         let e: Error = ours.into_datafusion().into();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert_eq!(e.to_string(), "source 'pg': connection refused");
+    }
+
+    #[test]
+    fn statuses_carry_the_kind_and_the_message() {
+        let status: tonic::Status = Error::not_found("table t does not exist").into();
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert_eq!(status.message(), "table t does not exist");
     }
 }

@@ -1,6 +1,28 @@
 //! The Arrow Flight SQL service of a Flotilla node.
 //!
-//! This crate will own the Flight SQL service over a session provider: statements planned once,
-//! prepared statements, updates, metadata, sessions and auth (see `ARCHITECTURE.md`). It is
-//! empty until the Flight SQL issue lands; it exists now so that its place in the dependency
-//! graph is checked from the start.
+//! Any Flight SQL client (ADBC, JDBC, pyarrow, the Rust client) connects to a node and browses
+//! its catalogs, runs queries and updates, and uses prepared statements. The pieces:
+//!
+//! - [`session`]: a client's session ([`SessionProvider`] makes its DataFusion session;
+//!   [`SharedCatalogs`] shares the node's sources between sessions, giving each its own options
+//!   and temporary tables), credentials and the bearer token.
+//! - `layer`: admits every call into a session before a handler runs, and hands new tokens back.
+//! - `service`: the Flight SQL commands. A query is planned once, in `GetFlightInfo`; its ticket
+//!   names the plan, and `DoGet` streams it.
+//! - `registry`: tickets waiting for `DoGet`, queries streaming (cancellable), prepared statements.
+//! - `metadata`: catalogs, schemas, tables, SqlInfo, XDBC types.
+//! - [`FlightSqlServer`]: runs it all on a TCP listener with graceful shutdown.
+//!
+//! This crate knows nothing of databases or distribution: it serves whatever catalogs the
+//! sessions it is given have.
+
+mod layer;
+mod metadata;
+mod registry;
+mod server;
+mod service;
+pub mod session;
+
+pub use registry::RegistryLimits;
+pub use server::FlightSqlServer;
+pub use session::{SessionLimits, SessionProvider, SharedCatalogs, User};

@@ -1,4 +1,4 @@
-//! `flotilla.toml`: the sources a node serves, and session defaults.
+//! `flotilla.toml`: the sources a node serves, session defaults, and how `flotilla serve` serves.
 //!
 //! Every key is documented in `docs/configuration.md`. Reading is strict: an unknown key, a
 //! missing file or a bad value is an error that names the file, the line and the key's path,
@@ -23,6 +23,8 @@ pub struct Config {
     pub session: SessionDefaults,
     /// `[federation] pushdown`: push sub-plans down to the sources (default true).
     pub pushdown: bool,
+    /// `[server]`: how `flotilla serve` listens and whom it lets in.
+    pub server: ServerConfig,
 }
 
 impl Default for Config {
@@ -31,8 +33,32 @@ impl Default for Config {
             sources: BTreeMap::new(),
             session: SessionDefaults::default(),
             pushdown: true,
+            server: ServerConfig::default(),
         }
     }
+}
+
+/// The default address of `flotilla serve`: loopback only, so an open server (no users) is not
+/// reachable from other machines unless someone asks for it.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// `[server]`: the Flight SQL server of `flotilla serve`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerConfig {
+    /// `listen = "host:port"` (default [`DEFAULT_LISTEN`]; `--listen` overrides it).
+    pub listen: Option<String>,
+    /// `[[server.users]]`: who may connect. None: the server is open.
+    pub users: Vec<UserConfig>,
+    /// `session_idle_timeout = seconds`: idle sessions are dropped after this (default 1800).
+    pub session_idle_timeout: Option<u64>,
+}
+
+/// `[[server.users]] name = "…", password_env = "VARIABLE"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConfig {
+    pub name: String,
+    /// The environment variable that holds the password (never the password itself).
+    pub password_env: String,
 }
 
 /// Defaults applied to every session.
@@ -138,6 +164,24 @@ struct RawConfig {
     session: RawSession,
     #[serde(default)]
     federation: RawFederation,
+    #[serde(default)]
+    server: RawServer,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    #[serde(default)]
+    users: Vec<RawUser>,
+    session_idle_timeout: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    password_env: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -431,6 +475,19 @@ impl Config {
                 default_schema: raw.session.default_schema,
             },
             pushdown: raw.federation.pushdown.unwrap_or(true),
+            server: ServerConfig {
+                listen: raw.server.listen,
+                users: raw
+                    .server
+                    .users
+                    .into_iter()
+                    .map(|u| UserConfig {
+                        name: u.name,
+                        password_env: u.password_env,
+                    })
+                    .collect(),
+                session_idle_timeout: raw.server.session_idle_timeout,
+            },
         })
     }
 }
@@ -548,6 +605,24 @@ mod tests {
         let e = Config::parse(text, "f.toml", dir.path()).unwrap_err();
         assert_eq!(e.key, "sources.s.attach.old", "{e}");
         assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+    }
+
+    #[test]
+    fn the_server_section_lists_users_by_password_variable() {
+        let config = parse(
+            "[server]\nlisten = \"0.0.0.0:9000\"\n[[server.users]]\nname = \"ana\"\npassword_env = \"ANA_PW\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(
+            config.server.users,
+            vec![UserConfig {
+                name: "ana".into(),
+                password_env: "ANA_PW".into()
+            }]
+        );
+        let e = parse("[[server.users]]\nname = \"ana\"\npassword = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("password"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!                                          │    parquet / csv → DataFusion listing tables
 //!                                          ▼
 //!                 run::run_sql (CLI `sql`, REPL, `demo`) ──▶ output::Printer
+//!                 serve::serve (CLI `serve`) ──▶ flotilla-flightsql, one session per client
 //! ```
 //!
 //! The binary (`src/main.rs`) is a thin layer of argument parsing over these modules; the
@@ -20,6 +21,7 @@ pub mod output;
 pub mod progress;
 pub mod repl;
 pub mod run;
+pub mod serve;
 pub mod session;
 
 pub use config::{Config, SourceConfig};

@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use flotilla::config::Config;
 use flotilla::output::OutputFormat;
-use flotilla::{datagen, demo, repl, run, session};
+use flotilla::{datagen, demo, repl, run, serve, session};
 use flotilla_common::{Error, Result};
 use flotilla_tpch::{Format, GenerateOptions, Table};
 use std::io::IsTerminal;
@@ -38,6 +38,17 @@ enum Command {
     ///   flotilla sql -f report.sql --format csv > report.csv
     ///   flotilla sql                      (interactive; \? for help)
     Sql(SqlArgs),
+    /// Serve Arrow Flight SQL over the configured sources, so ADBC, JDBC, pyarrow and other
+    /// Flight SQL clients can browse and query them.
+    ///
+    /// Listens on 127.0.0.1:50051 unless `[server] listen` or --listen says otherwise. Stops
+    /// on ctrl-c or SIGTERM, letting running queries finish for up to 30 s.
+    ///
+    /// Examples:
+    ///   flotilla serve --config flotilla.toml
+    ///   flotilla serve --listen 0.0.0.0:50051     (with [[server.users]] configured)
+    ///   python -c "import adbc_driver_flightsql.dbapi as f; print(f.connect('grpc://127.0.0.1:50051').cursor().execute('SELECT 1').fetchall())"
+    Serve(ServeArgs),
     /// Run the embedded demo: TPC-H data in SQLite and Parquet, queried as one.
     ///
     /// The first run generates TPC-H SF 0.1 into a cache directory (as Parquet files and as one
@@ -74,6 +85,17 @@ struct SqlArgs {
     /// SQL to run (one or more statements separated by ';'). Without it and without -f, an
     /// interactive shell starts.
     query: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The configuration file (as for `flotilla sql`).
+    #[arg(long, short = 'c', env = "FLOTILLA_CONFIG")]
+    config: Option<PathBuf>,
+    /// The address to listen on, host:port (port 0 picks a free port). Default: `[server]
+    /// listen`, else 127.0.0.1:50051.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -169,6 +191,17 @@ fn main() -> ExitCode {
 async fn run_command(command: Command) -> Result<()> {
     match command {
         Command::Sql(args) => sql(args).await,
+        Command::Serve(args) => {
+            let config = load_config(args.config)?;
+            serve::serve(&config, args.listen.as_deref(), |address, notes| {
+                eprintln!(
+                    "flotilla: serving Arrow Flight SQL on grpc://{address} ({} source(s); {})",
+                    config.sources.len(),
+                    notes.join("; ")
+                );
+            })
+            .await
+        }
         Command::Demo(args) => {
             let cache = args.cache_dir.unwrap_or_else(demo::default_cache_dir);
             demo::run(&cache, args.scale, &mut std::io::stdout().lock()).await
@@ -234,14 +267,19 @@ async fn run_command(command: Command) -> Result<()> {
     }
 }
 
-async fn sql(args: SqlArgs) -> Result<()> {
-    let config = match args.config {
+/// The configuration at `path`, else ./flotilla.toml if it exists, else no sources.
+fn load_config(path: Option<PathBuf>) -> Result<Config> {
+    Ok(match path {
         Some(path) => Config::load(&path)?,
         None if std::path::Path::new("flotilla.toml").is_file() => {
             Config::load(std::path::Path::new("flotilla.toml"))?
         }
         None => Config::default(),
-    };
+    })
+}
+
+async fn sql(args: SqlArgs) -> Result<()> {
+    let config = load_config(args.config)?;
     let ctx = session::build_context(&config).await?;
     let mut stdout = std::io::stdout().lock();
     let mut ran = false;

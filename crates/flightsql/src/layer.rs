@@ -1,0 +1,88 @@
+//! The tower layer in front of the Flight service: admits each call into a session (or refuses
+//! it before any handler runs) and returns the token of a new session in the response's
+//! `authorization` header.
+//!
+//! It is a layer rather than code in each handler because several Flight SQL handlers (updates,
+//! prepared statement actions) return plain values, not responses with headers, and because a
+//! refused call must not reach any handler at all.
+
+use crate::session::Sessions;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// The gRPC path prefix of the Flight service; other services on the same port (the
+/// distributed worker service) are passed through untouched.
+const FLIGHT_PATH: &str = "/arrow.flight.protocol.FlightService/";
+
+/// Wraps a service in [`SessionService`].
+#[derive(Clone)]
+pub(crate) struct SessionLayer {
+    pub sessions: Arc<Sessions>,
+}
+
+impl<S> tower_layer::Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            sessions: Arc::clone(&self.sessions),
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub(crate) struct SessionService<S> {
+    inner: S,
+    sessions: Arc<Sessions>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B, R> tower_service::Service<http::Request<B>> for SessionService<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<R>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The ready service handles this call; a clone waits for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if !request.uri().path().starts_with(FLIGHT_PATH) {
+            return Box::pin(inner.call(request));
+        }
+        let admitted = match self.sessions.admit(request.headers()) {
+            Ok(admitted) => admitted,
+            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+        };
+        request.extensions_mut().insert(admitted.session);
+        let new_token = admitted.new_token;
+        Box::pin(async move {
+            let mut response = inner.call(request).await?;
+            if let Some(token) = new_token
+                && let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            {
+                response
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, value);
+            }
+            Ok(response)
+        })
+    }
+}

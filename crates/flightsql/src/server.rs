@@ -1,0 +1,113 @@
+//! Running the service: a tonic server with the session layer, on a TCP listener, until a
+//! shutdown signal.
+
+use crate::layer::SessionLayer;
+use crate::registry::{Registry, RegistryLimits};
+use crate::service::FlotillaFlightSql;
+use crate::session::{SessionLimits, SessionProvider, Sessions, User};
+use arrow_flight::flight_service_server::FlightServiceServer;
+use flotilla_common::{Error, Result};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// The largest gRPC message a client may send or receive (a DoPut batch, a result batch).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A Flight SQL server over the sessions of a [`SessionProvider`].
+///
+/// ```no_run
+/// # async fn example(ctx: datafusion::prelude::SessionContext) -> flotilla_common::Result<()> {
+/// use flotilla_flightsql::{FlightSqlServer, SharedCatalogs};
+/// use std::sync::Arc;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
+/// FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
+///     .serve(listener, std::future::pending()) // or a shutdown signal
+///     .await
+/// # }
+/// ```
+pub struct FlightSqlServer {
+    provider: Arc<dyn SessionProvider>,
+    users: Vec<User>,
+    session_limits: SessionLimits,
+    registry_limits: RegistryLimits,
+    drain_timeout: Duration,
+}
+
+impl FlightSqlServer {
+    /// An open server (no users) with default limits.
+    pub fn new(provider: Arc<dyn SessionProvider>) -> Self {
+        Self {
+            provider,
+            users: Vec::new(),
+            session_limits: SessionLimits::default(),
+            registry_limits: RegistryLimits::default(),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Only these users may connect (Basic credentials, then the bearer token returned).
+    pub fn with_users(mut self, users: Vec<User>) -> Self {
+        self.users = users;
+        self
+    }
+
+    /// How many sessions to keep and for how long.
+    pub fn with_session_limits(mut self, limits: SessionLimits) -> Self {
+        self.session_limits = limits;
+        self
+    }
+
+    /// How long tickets and prepared statements live.
+    pub fn with_registry_limits(mut self, limits: RegistryLimits) -> Self {
+        self.registry_limits = limits;
+        self
+    }
+
+    /// How long running calls may go on after the shutdown signal before they are dropped.
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Serves Flight SQL on `listener` until `shutdown` completes; then stops accepting
+    /// connections and lets running calls finish for up to the drain timeout.
+    ///
+    /// # Errors
+    /// When the server cannot run (the listener fails).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let sessions = Arc::new(Sessions::new(
+            self.provider,
+            self.users,
+            self.session_limits,
+        ));
+        let service = FlotillaFlightSql::new(Registry::new(self.registry_limits))?;
+        let service = FlightServiceServer::new(service)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let signalled = Arc::new(Notify::new());
+        let notify = Arc::clone(&signalled);
+        let signal = async move {
+            shutdown.await;
+            notify.notify_one();
+        };
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let server = tonic::transport::Server::builder()
+            .layer(SessionLayer { sessions })
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, signal);
+        tokio::pin!(server);
+        let drain = self.drain_timeout;
+        tokio::select! {
+            served = &mut server => served.map_err(|e| Error::unavailable(format!("the Flight SQL server stopped: {e}"))),
+            () = async { signalled.notified().await; tokio::time::sleep(drain).await; } => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,684 @@
+//! The Flight SQL commands: statements, prepared statements, updates, metadata and cancel.
+//!
+//! A query is planned exactly once, by `GetFlightInfo`: the physical plan is kept under the
+//! handle the ticket carries, and `DoGet` executes that plan, so the schema in the `FlightInfo`
+//! is the schema of the stream. Results stream through `FlightDataEncoder` batch by batch; an
+//! error in the middle of a stream reaches the client as the stream's status.
+//!
+//! Errors map to gRPC codes by their [`flotilla_common::ErrorKind`]: bad SQL is
+//! `InvalidArgument`, an unknown table `NotFound`, an unreachable database `Unavailable`, a
+//! memory limit `ResourceExhausted`.
+
+use crate::metadata;
+use crate::registry::{Cancellable, Cancelled, Prepared, Registry};
+use crate::session::{Session, no_session};
+use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
+};
+use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast;
+use futures::stream::{self, BoxStream};
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::sync::Arc;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The Flight SQL service of a node. Build one with [`crate::FlightSqlServer`].
+pub struct FlotillaFlightSql {
+    pub(crate) registry: Registry,
+    sql_info: SqlInfoData,
+    xdbc_types: XdbcTypeInfoData,
+}
+
+type DoGetStream = <FlotillaFlightSql as FlightService>::DoGetStream;
+
+/// A DataFusion or Flotilla error as the status a client sees.
+fn status(e: impl Into<flotilla_common::Error>) -> Status {
+    Status::from(e.into())
+}
+
+/// The session the layer admitted this call into.
+fn session_of<T>(request: &Request<T>) -> Result<Arc<Session>, Status> {
+    request
+        .extensions()
+        .get::<Arc<Session>>()
+        .cloned()
+        .ok_or_else(no_session)
+}
+
+/// An Arrow schema as the IPC bytes Flight SQL messages carry.
+fn schema_bytes(schema: &Schema) -> Result<prost::bytes::Bytes, Status> {
+    let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?;
+    Ok(message.0)
+}
+
+/// Streams record batches as Flight data, sending the schema first even when there are none.
+fn flight_stream(
+    schema: SchemaRef,
+    batches: impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static,
+) -> BoxStream<'static, Result<FlightData, Status>> {
+    FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .with_dictionary_handling(DictionaryHandling::Resend)
+        .build(batches.map_err(|s| FlightError::Tonic(Box::new(s))))
+        .map_err(Status::from)
+        .boxed()
+}
+
+/// One batch as a DoGet response.
+fn one_batch(batch: RecordBatch) -> Response<DoGetStream> {
+    let schema = batch.schema();
+    Response::new(flight_stream(schema, stream::iter([Ok(batch)])))
+}
+
+/// A FlightInfo whose one ticket is `ticket` (a metadata command, answered by DoGet as is).
+fn info_for(
+    ticket: Any,
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket.encode_to_vec()));
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
+        .with_endpoint(endpoint)
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+/// The number of rows a DML statement reports (the sum of its `count` column).
+fn rows_affected(batches: &[RecordBatch]) -> i64 {
+    let mut total = 0u64;
+    for batch in batches {
+        if let Some(counts) = batch
+            .column_by_name("count")
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        {
+            total += counts.iter().flatten().sum::<u64>();
+        }
+    }
+    i64::try_from(total).unwrap_or(i64::MAX)
+}
+
+/// Whether a plan returns rows to read (a query) rather than changing something.
+fn returns_rows(plan: &LogicalPlan) -> bool {
+    !matches!(
+        plan,
+        LogicalPlan::Dml(_)
+            | LogicalPlan::Ddl(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_)
+    )
+}
+
+impl FlotillaFlightSql {
+    pub(crate) fn new(registry: Registry) -> flotilla_common::Result<Self> {
+        Ok(Self {
+            registry,
+            sql_info: metadata::sql_info()?,
+            xdbc_types: metadata::xdbc_type_info()?,
+        })
+    }
+
+    /// Plans a logical plan physically in `session` and returns the FlightInfo of its ticket.
+    async fn plan_query(
+        &self,
+        session: Arc<Session>,
+        plan: LogicalPlan,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let frame = session
+            .context()
+            .execute_logical_plan(plan)
+            .await
+            .map_err(status)?;
+        let physical: Arc<dyn ExecutionPlan> =
+            frame.create_physical_plan().await.map_err(status)?;
+        let schema = physical.schema();
+        let handle = self.registry.plan(physical, session);
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into(),
+        };
+        let info = info_for(ticket.as_any(), &schema, descriptor)?;
+        Ok(info.map(|i| i.with_ordered(true)))
+    }
+
+    /// Runs a statement that changes something and returns how many rows it changed (0 for
+    /// DDL and `SET`).
+    async fn run_update(&self, session: &Session, plan: LogicalPlan) -> Result<i64, Status> {
+        if returns_rows(&plan) {
+            return Err(Status::invalid_argument(
+                "this statement returns rows: run it as a query (executeQuery), not as an update",
+            ));
+        }
+        let counts = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
+        let frame = session
+            .context()
+            .execute_logical_plan(plan)
+            .await
+            .map_err(status)?;
+        let batches = frame.collect().await.map_err(status)?;
+        Ok(if counts { rows_affected(&batches) } else { 0 })
+    }
+
+    /// The logical plan of `sql` in `session`. JDBC-style `?` parameters become `$1`, `$2`, …
+    /// in the order they appear (DataFusion numbers only `$n` parameters).
+    async fn logical_plan(&self, session: &Session, sql: &str) -> Result<LogicalPlan, Status> {
+        let state = session.context().state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect).map_err(status)?;
+        if let DFStatement::Statement(inner) = &mut statement {
+            number_placeholders(inner);
+        }
+        state.statement_to_plan(statement).await.map_err(status)
+    }
+}
+
+/// The rows of parameter values a client sent with DoPut, each row one execution.
+async fn parameter_rows(
+    request: Request<PeekableFlightDataStream>,
+    prepared: &Prepared,
+) -> Result<Vec<Vec<ScalarValue>>, Status> {
+    // A message with only the command descriptor (no IPC message) carries no parameters;
+    // clients send one to run with what they bound before.
+    let data = request
+        .into_inner()
+        .try_filter(|d| futures::future::ready(!d.data_header.is_empty()))
+        .map_err(FlightError::from);
+    let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data);
+    let expected = prepared.parameters.fields().len();
+    let mut rows = Vec::new();
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(|e| {
+            Status::invalid_argument(format!("the parameter data could not be read: {e}"))
+        })?;
+        if batch.num_columns() != expected {
+            return Err(Status::invalid_argument(format!(
+                "the statement has {expected} parameter(s); the bound data has {} column(s)",
+                batch.num_columns()
+            )));
+        }
+        for row in 0..batch.num_rows() {
+            let values = batch
+                .columns()
+                .iter()
+                .map(|column| ScalarValue::try_from_array(column, row))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(status)?;
+            rows.push(values);
+        }
+    }
+    Ok(rows)
+}
+
+/// Renames each `?` placeholder to `$1`, `$2`, … in order.
+fn number_placeholders(statement: &mut ast::Statement) {
+    let mut count = 0;
+    let _ = ast::visit_expressions_mut(statement, |expr| {
+        if let ast::Expr::Value(value) = expr
+            && let ast::Value::Placeholder(name) = &mut value.value
+            && name == "?"
+        {
+            count += 1;
+            *name = format!("${count}");
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// The statement handle a ticket carries, as text.
+fn handle_text(bytes: &[u8]) -> Result<&str, Status> {
+    std::str::from_utf8(bytes).map_err(|_| Status::not_found("unknown ticket"))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FlotillaFlightSql {
+    type FlightService = FlotillaFlightSql;
+
+    /// The layer has already checked the credentials and opened the session; the handshake
+    /// returns its token (in the `authorization` header and as the payload).
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let session = session_of(&request)?;
+        let token = session.token().to_string();
+        let reply = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into_bytes().into(),
+        };
+        let mut response: Response<
+            Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
+        > = Response::new(Box::pin(stream::iter([Ok(reply)])));
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            response.metadata_mut().insert("authorization", value);
+        }
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let session = session_of(&request)?;
+        let plan = self.logical_plan(&session, &query.query).await?;
+        self.plan_query(session, plan, request.into_inner()).await
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
+        let plan = prepared.plan_with(None)?;
+        let session = Arc::clone(&prepared.session);
+        self.plan_query(session, plan, request.into_inner()).await
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let handle = handle_text(&ticket.statement_handle)?;
+        let (query, cancel) = self.registry.start(handle)?;
+        let schema = query.plan.schema();
+        let batches = execute_stream(query.plan, query.session.context().task_ctx())
+            .map_err(status)?
+            .map_err(status);
+        let flight = flight_stream(schema, batches);
+        Ok(Response::new(Box::pin(Cancellable::new(flight, cancel))))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = session_of(&request)?;
+        let plan = self.logical_plan(&session, &command.query).await?;
+        self.run_update(&session, plan).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let session = session_of(&request)?;
+        let plan = self.logical_plan(&session, &query.query).await?;
+        let prepared = Prepared::new(session, plan).map_err(status)?;
+        let dataset_schema = schema_bytes(&prepared.dataset_schema())?;
+        let parameter_schema = schema_bytes(&prepared.parameters)?;
+        let handle = self.registry.prepare(prepared);
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema,
+            parameter_schema,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        // Closing twice is harmless; clients close on every code path.
+        self.registry
+            .close_prepared(&query.prepared_statement_handle);
+        Ok(())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        // Clients bind through this command for updates too (several rows: one execution
+        // each), so every row is kept; a query checks for exactly one when it runs.
+        let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
+        let rows = parameter_rows(request, &prepared).await?;
+        if !rows.is_empty() {
+            prepared.bind(rows);
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
+        let mut rows = parameter_rows(request, &prepared).await?;
+        if rows.is_empty() {
+            rows = prepared.bound_rows();
+        }
+        let session = Arc::clone(&prepared.session);
+        if rows.is_empty() {
+            return self.run_update(&session, prepared.plan_with(None)?).await;
+        }
+        let mut total = 0i64;
+        for row in rows {
+            let plan = prepared.plan_with(Some(row))?;
+            total = total.saturating_add(self.run_update(&session, plan).await?);
+        }
+        Ok(total)
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder().schema();
+        info_for(query.as_any(), &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        _query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = session_of(&request)?;
+        let batch = metadata::catalogs(session.context()).map_err(status)?;
+        Ok(one_batch(batch))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        info_for(query.as_any(), &schema, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = session_of(&request)?;
+        let batch = metadata::db_schemas(session.context(), &query).map_err(status)?;
+        Ok(one_batch(batch))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = metadata::tables_schema(&query);
+        info_for(query.as_any(), &schema, request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = session_of(&request)?;
+        let batch = metadata::tables(session.context(), &query)
+            .await
+            .map_err(status)?;
+        Ok(one_batch(batch))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder().schema();
+        info_for(query.as_any(), &schema, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        for table_type in metadata::TABLE_TYPES {
+            builder.append(table_type);
+        }
+        Ok(one_batch(builder.build().map_err(status_arrow)?))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = self.sql_info.schema();
+        info_for(query.as_any(), &schema, request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let batch = query
+            .into_builder(&self.sql_info)
+            .build()
+            .map_err(status_arrow)?;
+        Ok(one_batch(batch))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = self.xdbc_types.schema();
+        info_for(query.as_any(), &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let batch = query
+            .into_builder(&self.xdbc_types)
+            .build()
+            .map_err(status_arrow)?;
+        Ok(one_batch(batch))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info_for(
+            query.as_any(),
+            &metadata::PRIMARY_KEYS_SCHEMA,
+            request.into_inner(),
+        )
+    }
+
+    /// Keys are not known for federated tables: the answer is empty, with the right schema.
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let schema = Arc::clone(&metadata::PRIMARY_KEYS_SCHEMA);
+        Ok(one_batch(RecordBatch::new_empty(schema)))
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info_for(
+            query.as_any(),
+            &metadata::FOREIGN_KEYS_SCHEMA,
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let schema = Arc::clone(&metadata::FOREIGN_KEYS_SCHEMA);
+        Ok(one_batch(RecordBatch::new_empty(schema)))
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info_for(
+            query.as_any(),
+            &metadata::FOREIGN_KEYS_SCHEMA,
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let schema = Arc::clone(&metadata::FOREIGN_KEYS_SCHEMA);
+        Ok(one_batch(RecordBatch::new_empty(schema)))
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info_for(
+            query.as_any(),
+            &metadata::FOREIGN_KEYS_SCHEMA,
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let schema = Arc::clone(&metadata::FOREIGN_KEYS_SCHEMA);
+        Ok(one_batch(RecordBatch::new_empty(schema)))
+    }
+
+    /// The deprecated Flight SQL cancel: cancels the query of each ticket in the FlightInfo.
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let info = FlightInfo::decode(query.info)
+            .map_err(|e| Status::invalid_argument(format!("malformed FlightInfo: {e}")))?;
+        let outcome = self.cancel_info(&info)?;
+        Ok(ActionCancelQueryResult {
+            result: outcome as i32,
+        })
+    }
+
+    /// `CancelFlightInfo` (the Flight action that replaced CancelQuery); other actions are
+    /// unknown.
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let action = request.into_inner();
+        if action.r#type != "CancelFlightInfo" {
+            return Err(Status::invalid_argument(format!(
+                "unknown action '{}'",
+                action.r#type
+            )));
+        }
+        let cancel = CancelFlightInfoRequest::decode(action.body).map_err(|e| {
+            Status::invalid_argument(format!("malformed CancelFlightInfoRequest: {e}"))
+        })?;
+        let info = cancel.info.ok_or_else(|| {
+            Status::invalid_argument("CancelFlightInfoRequest without a FlightInfo")
+        })?;
+        let status = self.cancel_info(&info)?;
+        let result = CancelFlightInfoResult {
+            status: status as i32,
+        };
+        let body = arrow_flight::Result {
+            body: result.encode_to_vec().into(),
+        };
+        Ok(Response::new(Box::pin(stream::iter([Ok(body)]))))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+fn status_arrow(e: FlightError) -> Status {
+    Status::internal(format!("building a metadata result: {e}"))
+}
+
+impl FlotillaFlightSql {
+    /// Cancels the query behind every statement ticket of `info`.
+    fn cancel_info(&self, info: &FlightInfo) -> Result<CancelStatus, Status> {
+        let mut outcome = CancelStatus::NotCancellable;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let Ok(any) = Any::decode(ticket.ticket.clone()) else {
+                continue;
+            };
+            let Ok(Some(statement)) = any.unpack::<TicketStatementQuery>() else {
+                continue;
+            };
+            let handle = handle_text(&statement.statement_handle)?;
+            match self.registry.cancel(handle) {
+                Cancelled::BeforeStart | Cancelled::WhileRunning => {
+                    outcome = CancelStatus::Cancelled;
+                }
+                Cancelled::Unknown => {}
+            }
+        }
+        Ok(outcome)
+    }
+}

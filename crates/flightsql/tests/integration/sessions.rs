@@ -1,0 +1,92 @@
+//! Sessions: options and temporary tables belong to one client; users and tokens.
+
+use crate::common;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use flotilla_flightsql::{RegistryLimits, User};
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_sees_only_its_own_options_and_tables() {
+    let server = common::start().await;
+    let mut ana = common::client(server.addr).await;
+    let mut bob = common::client(server.addr).await;
+    common::query(&mut ana, "SET datafusion.execution.batch_size = 1111").await;
+    common::query(&mut bob, "SET datafusion.execution.batch_size = 2222").await;
+    let show = "SHOW datafusion.execution.batch_size";
+    assert_eq!(
+        common::rows(&common::query(&mut ana, show).await),
+        ["datafusion.execution.batch_size|1111"]
+    );
+    assert_eq!(
+        common::rows(&common::query(&mut bob, show).await),
+        ["datafusion.execution.batch_size|2222"]
+    );
+
+    ana.execute_update("CREATE TABLE mine AS SELECT 1 AS a".into(), None)
+        .await
+        .expect_err("the default schema is the shared tpch one: no CREATE there");
+    ana.execute_update(
+        "CREATE TABLE datafusion.public.mine AS SELECT 1 AS a".into(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        common::rows(&common::query(&mut ana, "SELECT a FROM datafusion.public.mine").await),
+        ["1"]
+    );
+    let error = bob
+        .execute("SELECT a FROM datafusion.public.mine".into(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(&error), Code::NotFound, "{error}");
+}
+
+fn users() -> Vec<User> {
+    vec![User {
+        name: "ana".into(),
+        password: "s3cret".into(),
+    }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_users_only_their_credentials_get_in() {
+    let server = common::start_with(users(), RegistryLimits::default()).await;
+
+    let mut nobody = FlightSqlServiceClient::new(common::channel(server.addr).await);
+    let error = nobody.execute("SELECT 1".into(), None).await.unwrap_err();
+    assert_eq!(common::code(&error), Code::Unauthenticated, "{error}");
+
+    let mut wrong = FlightSqlServiceClient::new(common::channel(server.addr).await);
+    for (user, password) in [("ana", "guess"), ("eve", "s3cret"), ("ana", "")] {
+        let error = wrong
+            .handshake(user, password)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("wrong user name or password"), "{error}");
+    }
+
+    let mut forged = FlightSqlServiceClient::new(common::channel(server.addr).await);
+    forged.set_token("0123456789abcdef".into());
+    let error = forged.execute("SELECT 1".into(), None).await.unwrap_err();
+    assert_eq!(common::code(&error), Code::Unauthenticated, "{error}");
+
+    let mut ana = FlightSqlServiceClient::new(common::channel(server.addr).await);
+    ana.handshake("ana", "s3cret").await.unwrap();
+    assert!(ana.token().is_some());
+    let rows = common::rows(&common::query(&mut ana, "SELECT count(*) FROM region").await);
+    assert_eq!(rows, ["5"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_server_gives_clients_without_tokens_a_session_per_call() {
+    let server = common::start().await;
+    // No handshake: the client never sends a token, so each call is its own session, and a
+    // SET does not outlive its call.
+    let mut client = FlightSqlServiceClient::new(common::channel(server.addr).await);
+    common::query(&mut client, "SET datafusion.execution.batch_size = 1111").await;
+    let rows =
+        common::rows(&common::query(&mut client, "SHOW datafusion.execution.batch_size").await);
+    assert_eq!(rows, ["datafusion.execution.batch_size|8192"]);
+}

@@ -1,0 +1,98 @@
+//! `flotilla serve`: the node's Arrow Flight SQL server over its configured sources.
+//!
+//! Sessions share the sources (one connection pool per database for the whole node); each
+//! client session has its own options and temporary tables (see `flotilla_flightsql::session`).
+
+use crate::config::{Config, DEFAULT_LISTEN};
+use crate::session;
+use flotilla_common::{Error, Result};
+use flotilla_flightsql::{FlightSqlServer, SessionLimits, SharedCatalogs, User};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Serves Flight SQL until ctrl-c or SIGTERM. `listen` overrides the configured address;
+/// `ready` is told the bound address (port 0 picks a free port).
+///
+/// # Errors
+/// When a source cannot be opened, a user's password variable is not set, or the address
+/// cannot be bound.
+pub async fn serve(
+    config: &Config,
+    listen: Option<&str>,
+    ready: impl FnOnce(SocketAddr, &[String]),
+) -> Result<()> {
+    let address = listen
+        .or(config.server.listen.as_deref())
+        .unwrap_or(DEFAULT_LISTEN);
+    let users = config
+        .server
+        .users
+        .iter()
+        .map(|u| {
+            let password = std::env::var(&u.password_env).map_err(|_| {
+                Error::invalid(format!(
+                    "server.users: the password of user '{}' is read from the environment \
+                     variable {}, which is not set",
+                    u.name, u.password_env
+                ))
+            })?;
+            Ok(User {
+                name: u.name.clone(),
+                password,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ctx = session::build_context(config).await?;
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| Error::unavailable(format!("cannot listen on {address}: {e}")))?;
+    let bound = listener.local_addr()?;
+    let mut notes = Vec::new();
+    if users.is_empty() {
+        notes.push("open: no [[server.users]] configured".to_string());
+        if !bound.ip().is_loopback() {
+            notes.push(format!(
+                "WARNING: listening on {} without users lets anyone who can reach it query every \
+                 source",
+                bound.ip()
+            ));
+        }
+    } else {
+        notes.push(format!("{} user(s)", users.len()));
+    }
+    ready(bound, &notes);
+    let mut limits = SessionLimits::default();
+    if let Some(seconds) = config.server.session_idle_timeout {
+        limits.idle_timeout = Duration::from_secs(seconds);
+    }
+    FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
+        .with_users(users)
+        .with_session_limits(limits)
+        .serve(listener, shutdown_signal())
+        .await
+}
+
+/// Completes on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    () = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => interrupt.await,
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await;
+    eprintln!("flotilla: shutting down; running queries have 30 s to finish");
+}
