@@ -4,7 +4,7 @@
 # (used by scripts/check-deps.py). Idempotent: does nothing when everything is there.
 set -euo pipefail
 
-packages=(postgresql postgresql-client mariadb-server mariadb-client python3)
+packages=(postgresql postgresql-client mariadb-server mariadb-client python3 python3-venv)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -37,4 +37,14 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+# The Python Flight SQL clients, in a virtual environment the test kit finds at the same path
+# (crates/testkit/src/clients.rs). Versions are pinned: ADBC checks result schemas exactly.
+venv="${FLOTILLA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/flotilla/venv}"
+python_packages=(adbc-driver-manager==1.13.0 adbc-driver-flightsql==1.13.0 pyarrow==26.0.1)
+if ! "$venv/bin/python" -c 'import adbc_driver_flightsql.dbapi, pyarrow.flight' 2>/dev/null; then
+  echo "setup: creating $venv with ${python_packages[*]}"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"
+fi
+
 echo "setup: PostgreSQL $(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1), $(mariadbd --version 2>/dev/null | awk '{print $3}' || echo 'no MariaDB'), $(cargo --version)"

@@ -7,6 +7,8 @@
 //!   [`SharedCatalogs`] shares the node's sources between sessions, giving each its own options
 //!   and temporary tables), credentials and the bearer token.
 //! - `layer`: admits every call into a session before a handler runs, and hands new tokens back.
+//! - `clean`: the Flight service clients reach (arrow-flight's dispatch, with readable errors
+//!   for undecodable requests).
 //! - `service`: the Flight SQL commands. A query is planned once, in `GetFlightInfo`; its ticket
 //!   names the plan, and `DoGet` streams it.
 //! - `registry`: tickets waiting for `DoGet`, queries streaming (cancellable), prepared statements.
@@ -16,6 +18,7 @@
 //! This crate knows nothing of databases or distribution: it serves whatever catalogs the
 //! sessions it is given have.
 
+mod clean;
 mod layer;
 mod metadata;
 mod registry;

@@ -400,7 +400,14 @@ const DATETIME_FUNCTIONS: &[&str] = &[
 pub(crate) fn xdbc_type_info() -> Result<XdbcTypeInfoData> {
     let mut builder = XdbcTypeInfoDataBuilder::new();
     // name, type, column size, literal prefix, case sensitive, unsigned
-    type Row = (&'static str, XdbcDataType, Option<i32>, Option<&'static str>, bool, bool);
+    type Row = (
+        &'static str,
+        XdbcDataType,
+        Option<i32>,
+        Option<&'static str>,
+        bool,
+        bool,
+    );
     let types: &[Row] = &[
         (
             "BOOLEAN",

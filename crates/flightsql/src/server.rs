@@ -1,6 +1,7 @@
 //! Running the service: a tonic server with the session layer, on a TCP listener, until a
 //! shutdown signal.
 
+use crate::clean::CleanErrors;
 use crate::layer::SessionLayer;
 use crate::registry::{Registry, RegistryLimits};
 use crate::service::FlotillaFlightSql;
@@ -88,7 +89,7 @@ impl FlightSqlServer {
             self.session_limits,
         ));
         let service = FlotillaFlightSql::new(Registry::new(self.registry_limits))?;
-        let service = FlightServiceServer::new(service)
+        let service = FlightServiceServer::new(CleanErrors(Arc::new(service)))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let signalled = Arc::new(Notify::new());

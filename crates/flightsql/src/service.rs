@@ -36,6 +36,7 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -154,13 +155,21 @@ impl FlotillaFlightSql {
         plan: LogicalPlan,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
+        // A change sent as a query (DB-API `execute`, JDBC `executeQuery`) runs now, like DDL,
+        // not when (or if) the client fetches its row count.
+        let changes = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
         let frame = session
             .context()
             .execute_logical_plan(plan)
             .await
             .map_err(status)?;
-        let physical: Arc<dyn ExecutionPlan> =
-            frame.create_physical_plan().await.map_err(status)?;
+        let physical: Arc<dyn ExecutionPlan> = if changes {
+            let schema = frame.schema().inner().clone();
+            let counts = frame.collect().await.map_err(status)?;
+            MemorySourceConfig::try_new_exec(&[counts], schema, None).map_err(status)?
+        } else {
+            frame.create_physical_plan().await.map_err(status)?
+        };
         let schema = physical.schema();
         let handle = self.registry.plan(physical, session);
         let ticket = TicketStatementQuery {

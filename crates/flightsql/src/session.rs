@@ -329,9 +329,13 @@ impl Sessions {
     /// an open server, which takes any credentials).
     fn check_basic(&self, encoded: &str) -> Result<Option<String>, Status> {
         let bad = || Status::unauthenticated("malformed Basic credentials");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| bad())?;
+        // Padded or not: Go's Flight client (under ADBC) sends unpadded base64.
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = engine.decode(encoded).map_err(|_| bad())?;
         let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
         let (name, password) = decoded.split_once(':').ok_or_else(bad)?;
         if self.users.is_empty() {

@@ -13,7 +13,9 @@
 //!   bulk path (`COPY` and `LOAD DATA LOCAL INFILE`), once per scale.
 //! - [`compare`] checks two results row for row; [`plans`] holds the TPC-H references and plan
 //!   checks the connector tests share.
+//! - [`clients::python`] is the Python with the ADBC and pyarrow Flight SQL clients.
 
+pub mod clients;
 pub mod compare;
 mod mariadb;
 pub mod plans;

@@ -4,4 +4,5 @@ mod cli;
 mod common;
 mod datagen;
 mod federation;
+mod flightsql;
 mod mixed;

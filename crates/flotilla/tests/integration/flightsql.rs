@@ -1,0 +1,266 @@
+//! `flotilla serve` driven by real Python clients: ADBC's Flight SQL driver (what pandas,
+//! Polars and DBeaver-style tools use) and plain pyarrow.flight. The client script is
+//! `tests/python/flight_sql_client.py`; it prints what it saw as JSON and writes result tables
+//! as Arrow IPC files, which are compared here row for row with DataFusion on the same Parquet.
+
+use crate::common;
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use flotilla_testkit::{compare_batches, query_is_ordered};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// A running `flotilla serve`; stopped when the test binary exits.
+struct Served {
+    uri: String,
+    child: Child,
+}
+
+/// Starts `flotilla serve` over the demo data (SF 0.01) with `extra` appended to its config.
+fn serve(extra: &str, env: &[(&str, &str)]) -> Served {
+    let data = common::demo_data();
+    let dir = tempfile::tempdir().unwrap().keep();
+    flotilla_testkit::reaper::remove_at_exit(&dir);
+    let config = dir.join("flotilla.toml");
+    let text = format!(
+        "[session]\ndefault_catalog = \"lake\"\ndefault_schema = \"public\"\n\n\
+         [sources.shop]\nkind = \"sqlite\"\npath = \"{}\"\n\n\
+         [sources.lake]\nkind = \"parquet\"\npath = \"{}\"\n\n{extra}",
+        data.join("sqlite/tpch.sqlite").display(),
+        data.join("parquet").display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("flotilla serve starts");
+    flotilla_testkit::reaper::stop_at_exit(child.id(), "TERM");
+    let stderr = child.stderr.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = received
+            .recv_timeout(Duration::from_secs(60))
+            .expect("flotilla serve says where it listens within a minute");
+        if let Some(rest) = line.split("serving Arrow Flight SQL on ").nth(1) {
+            let uri = rest.split_whitespace().next().unwrap().to_string();
+            return Served { uri, child };
+        }
+    }
+}
+
+/// One open server shared by the tests of this module.
+fn open_server() -> &'static Served {
+    static SERVER: OnceLock<Served> = OnceLock::new();
+    SERVER.get_or_init(|| serve("", &[]))
+}
+
+/// Runs a check of the client script; returns its JSON and the directory of its files.
+fn client(check: &str, uri: &str, extra: &[&str]) -> (Value, PathBuf) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/flight_sql_client.py");
+    let out = tempfile::tempdir().unwrap().keep();
+    flotilla_testkit::reaper::remove_at_exit(&out);
+    let output = Command::new(flotilla_testkit::clients::python())
+        .arg(&script)
+        .args([check, uri, out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .expect("python runs");
+    let (stdout, stderr) = common::text(&output);
+    assert!(
+        output.status.success(),
+        "{check} failed:\n{stdout}\n{stderr}"
+    );
+    let value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{check}: not JSON ({e}):\n{stdout}\n{stderr}"));
+    (value, out)
+}
+
+fn read_arrow(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap();
+    FileReader::try_new(file, None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+async fn local_context() -> SessionContext {
+    let ctx = SessionContext::new();
+    let dir = common::demo_data().join("parquet");
+    for table in [
+        "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
+    ] {
+        let path = dir.join(format!("{table}.parquet"));
+        ctx.register_parquet(table, path.to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+    }
+    ctx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adbc_tpch_results_equal_local_results() {
+    let server = open_server();
+    let (counts, dir) = client("tpch", &server.uri, &[]);
+    let local = local_context().await;
+    for n in [1, 3] {
+        let sql = common::tpch_query(n);
+        let expected = local.sql(&sql).await.unwrap().collect().await.unwrap();
+        let actual = read_arrow(&dir.join(format!("q{n}.arrow")));
+        assert_eq!(
+            counts[format!("q{n}")].as_u64(),
+            Some(expected.iter().map(|b| b.num_rows() as u64).sum()),
+            "q{n}"
+        );
+        if let Err(diff) = compare_batches(&expected, &actual, query_is_ordered(&sql)) {
+            panic!("q{n} over ADBC: {diff}");
+        }
+    }
+}
+
+#[test]
+fn adbc_get_objects_lists_every_source_with_columns() {
+    let (tree, _) = client("objects", &open_server().uri, &[]);
+    for (catalog, schema) in [("shop", "main"), ("lake", "public")] {
+        let tables = tree[catalog][schema]
+            .as_object()
+            .unwrap_or_else(|| panic!("{catalog}.{schema} missing: {tree}"));
+        assert_eq!(tables.len(), 8, "{catalog}.{schema}: {tables:?}");
+        let lineitem = tables["lineitem"].as_array().unwrap();
+        assert_eq!(lineitem.len(), 16, "{catalog} lineitem columns");
+        assert_eq!(lineitem[0], "l_orderkey");
+    }
+    assert!(tree["datafusion"]["public"].is_object(), "{tree}");
+}
+
+#[test]
+fn adbc_get_info_names_the_server() {
+    let (info, _) = client("info", &open_server().uri, &[]);
+    assert_eq!(info["vendor_name"], "Flotilla", "{info}");
+    assert_eq!(info["vendor_version"], env!("CARGO_PKG_VERSION"), "{info}");
+}
+
+#[test]
+fn adbc_prepared_statements_take_parameters() {
+    let (result, _) = client("prepared", &open_server().uri, &[]);
+    assert_eq!(
+        result["names"],
+        serde_json::json!(["CANADA", "GERMANY", "UNITED STATES"])
+    );
+    // The same count straight from SQLite's copy of the data (an independent path).
+    let out = common::flotilla(&[
+        "sql",
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        common::demo_data().join("flotilla.toml").to_str().unwrap(),
+        "SELECT count(*) AS n FROM shop.main.lineitem WHERE l_quantity > 45 AND l_returnflag = 'R'",
+    ]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let expected: u64 = stdout.lines().nth(1).unwrap().trim().parse().unwrap();
+    assert_eq!(result["count"].as_u64(), Some(expected));
+}
+
+#[test]
+fn adbc_updates_report_row_counts() {
+    let (result, _) = client("update", &open_server().uri, &[]);
+    assert_eq!(result["created"], 0, "{result}");
+    assert_eq!(result["inserted"], 5, "{result}");
+    assert_eq!(result["as_query"], 3, "{result}");
+    assert_eq!(result["after_many"], 5, "{result}");
+}
+
+#[test]
+fn adbc_connections_have_their_own_sessions() {
+    let (result, _) = client("sessions", &open_server().uri, &[]);
+    assert_eq!(result["a"], "1111", "{result}");
+    assert_eq!(result["b"], "2222", "{result}");
+}
+
+#[test]
+fn adbc_errors_are_clear_and_the_connection_survives() {
+    let (result, _) = client("errors", &open_server().uri, &[]);
+    let syntax = result["syntax"].as_str().unwrap();
+    assert!(
+        syntax.contains("INVALID_ARGUMENT") && syntax.contains("SELEC"),
+        "{syntax}"
+    );
+    let unknown = result["unknown"].as_str().unwrap();
+    assert!(
+        unknown.contains("NOT_FOUND") && unknown.contains("no_such_table"),
+        "{unknown}"
+    );
+    assert_eq!(result["after"], 42);
+}
+
+#[test]
+fn adbc_cancel_stops_a_running_query() {
+    let (result, _) = client("cancel", &open_server().uri, &[]);
+    let error = result["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {result}"));
+    assert!(error.to_lowercase().contains("cancel"), "{error}");
+    assert!(result["seconds"].as_f64().unwrap() < 10.0, "{result}");
+    assert_eq!(result["after"], 7);
+}
+
+#[test]
+fn pyarrow_flight_runs_a_statement_without_a_flight_sql_library() {
+    let (result, dir) = client("pyarrow", &open_server().uri, &[]);
+    assert_eq!(
+        result["schema"],
+        serde_json::json!(["r_regionkey", "r_name"])
+    );
+    assert_eq!(result["rows"], 5);
+    let bad = result["bad_ticket"].as_str().unwrap();
+    assert!(bad.contains("invalid argument"), "{bad}");
+    let batches = read_arrow(&dir.join("pyarrow.arrow"));
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 5);
+}
+
+#[test]
+fn with_users_only_valid_credentials_get_in() {
+    let server = serve(
+        "[[server.users]]\nname = \"ana\"\npassword_env = \"FLOTILLA_TEST_ANA\"\n",
+        &[("FLOTILLA_TEST_ANA", "s3cret")],
+    );
+    let (ok, _) = client("auth", &server.uri, &["ana", "s3cret"]);
+    assert_eq!(ok["rows"], 5, "{ok}");
+    let (wrong, _) = client("auth", &server.uri, &["ana", "nope"]);
+    let error = wrong["error"].as_str().unwrap();
+    assert!(error.contains("UNAUTHENTICATED"), "{error}");
+    let (none, _) = client("auth", &server.uri, &[]);
+    let error = none["error"].as_str().unwrap();
+    assert!(error.contains("UNAUTHENTICATED"), "{error}");
+    drop(server);
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
