@@ -24,6 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod flightsql;
 mod load;
 
 /// One query's measurements.

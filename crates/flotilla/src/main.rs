@@ -136,6 +136,31 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2)]
         repeat: usize,
     },
+    /// `flotilla serve` as its clients see it: SELECT * FROM lineitem to a Python ADBC client
+    /// beside pyarrow reading the Parquet file locally, and per-call latency of SELECT 1 and a
+    /// point lookup, sequential and with concurrent clients.
+    ///
+    /// Example: flotilla bench flightsql --scale 1
+    Flightsql(FlightSqlBench),
+}
+
+#[derive(Args)]
+struct FlightSqlBench {
+    /// TPC-H scale factor of the data served (generated into the cache on first use).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Calls per latency measurement.
+    #[arg(long, default_value_t = 1000)]
+    calls: usize,
+    /// Concurrent clients in the second latency measurement.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Runs per throughput measurement; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Where generated data is cached (as for `flotilla demo`).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -246,6 +271,18 @@ async fn run_command(command: Command) -> Result<()> {
             let cache = cache_dir.unwrap_or_else(demo::default_cache_dir);
             let mut out = std::io::stdout().lock();
             flotilla::bench::federation(&source, &cache, scale, &queries, repeat, &mut out).await
+        }
+        Command::Bench {
+            benchmark: BenchCommand::Flightsql(args),
+        } => {
+            let options = flotilla::bench::flightsql::Options {
+                scale: args.scale,
+                cache: args.cache_dir.unwrap_or_else(demo::default_cache_dir),
+                calls: args.calls,
+                clients: args.clients,
+                repeat: args.repeat,
+            };
+            flotilla::bench::flightsql::run(&options, &mut std::io::stdout().lock()).await
         }
         Command::Datagen {
             benchmark:

@@ -35,7 +35,7 @@ fn serve(extra: &str, env: &[(&str, &str)]) -> Served {
         data.join("parquet").display(),
     );
     std::fs::write(&config, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+    let child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .args([
             "serve",
             "--config",
@@ -49,7 +49,12 @@ fn serve(extra: &str, env: &[(&str, &str)]) -> Served {
         .spawn()
         .expect("flotilla serve starts");
     flotilla_testkit::reaper::stop_at_exit(child.id(), "TERM");
-    let stderr = child.stderr.take().unwrap();
+    // Owned by `Served` from here on, so a failed start still kills and reaps the child.
+    let mut served = Served {
+        uri: String::new(),
+        child,
+    };
+    let stderr = served.child.stderr.take().unwrap();
     let (lines, received) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -63,8 +68,8 @@ fn serve(extra: &str, env: &[(&str, &str)]) -> Served {
             .recv_timeout(Duration::from_secs(60))
             .expect("flotilla serve says where it listens within a minute");
         if let Some(rest) = line.split("serving Arrow Flight SQL on ").nth(1) {
-            let uri = rest.split_whitespace().next().unwrap().to_string();
-            return Served { uri, child };
+            served.uri = rest.split_whitespace().next().unwrap().to_string();
+            return served;
         }
     }
 }
@@ -262,5 +267,37 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_flight_sql_benchmark_runs_and_reports_its_figures() {
+    let cache = &common::demo_cache().0;
+    let out = common::flotilla(&[
+        "bench",
+        "flightsql",
+        "--scale",
+        "0.01",
+        "--calls",
+        "20",
+        "--clients",
+        "4",
+        "--repeat",
+        "1",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Throughput of SELECT * FROM lineitem (60175 rows"),
+        "{stdout}"
+    );
+    for line in [
+        "SELECT 1, 1 client",
+        "SELECT 1, 4 clients",
+        "point lookup (SQLite, by key), 4 clients",
+    ] {
+        assert!(stdout.contains(line), "{line} missing:\n{stdout}");
     }
 }

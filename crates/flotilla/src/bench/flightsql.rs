@@ -1,0 +1,294 @@
+//! `flotilla bench flightsql`: what a client of `flotilla serve` gets.
+//!
+//! 1. Throughput: `SELECT * FROM lineitem` (Parquet) to a Python ADBC client, MB/s and rows/s,
+//!    beside pyarrow reading the same Parquet file locally (the upper bound).
+//! 2. Latency: `SELECT 1` and a point lookup (`shop.main.orders` by key, pushed into SQLite),
+//!    with the Rust Flight SQL client: N sequential calls, then the same N spread over 16
+//!    concurrent clients; p50/p99 per call and calls per second.
+//!
+//! The server runs in this process on a loopback port, over the demo's data at `--scale`.
+
+use crate::config::{Config, SessionDefaults};
+use crate::{demo, session};
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use flotilla_common::{Error, Result};
+use flotilla_flightsql::{FlightSqlServer, SharedCatalogs};
+use futures::TryStreamExt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// The Python client script, written to a temp file when the benchmark runs.
+const THROUGHPUT_SCRIPT: &str = include_str!("flight_sql_throughput.py");
+
+/// What the benchmark measures.
+pub struct Options {
+    pub scale: f64,
+    pub cache: PathBuf,
+    /// Calls per latency measurement.
+    pub calls: usize,
+    /// Concurrent clients in the second latency measurement.
+    pub clients: usize,
+    /// Runs per throughput measurement (the best is reported).
+    pub repeat: usize,
+}
+
+/// Runs the benchmark and prints its figures to `out`.
+///
+/// # Errors
+/// When the data cannot be prepared, the server cannot start, a call fails, or the Python
+/// clients are not installed (the message names `scripts/setup.sh`).
+pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
+    let config_path = demo::prepare(&options.cache, options.scale)?;
+    let mut config = Config::load(&config_path)?;
+    config.session = SessionDefaults {
+        default_catalog: Some("lake".into()),
+        default_schema: Some("public".into()),
+    };
+    let ctx = session::build_context(&config).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)));
+    let serving = tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+
+    writeln!(
+        out,
+        "Flight SQL benchmark: TPC-H SF {} from {}, server grpc://{addr}",
+        options.scale,
+        config_path.parent().unwrap_or(Path::new(".")).display()
+    )?;
+    let parquet = config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("parquet")
+        .join("lineitem.parquet");
+    throughput(addr, &parquet, options.repeat, out)?;
+    latency(addr, options, out).await?;
+
+    let _ = stop.send(());
+    let _ = serving.await;
+    Ok(())
+}
+
+/// The Python interpreter of the client virtual environment (see `scripts/setup.sh`).
+fn python() -> Result<PathBuf> {
+    let venv = match std::env::var_os("FLOTILLA_VENV") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from(".cache"))
+            .join("flotilla")
+            .join("venv"),
+    };
+    let python = venv.join("bin").join("python");
+    if python.is_file() {
+        Ok(python)
+    } else {
+        Err(Error::not_found(format!(
+            "the Python Flight SQL clients are not installed ({} is missing): run `bash \
+             scripts/setup.sh`, which creates that environment with ADBC and pyarrow",
+            python.display()
+        )))
+    }
+}
+
+fn throughput(addr: SocketAddr, parquet: &Path, repeat: usize, out: &mut dyn Write) -> Result<()> {
+    let python = python()?;
+    let dir = std::env::temp_dir().join(format!("flotilla-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("flight_sql_throughput.py");
+    std::fs::write(&script, THROUGHPUT_SCRIPT)?;
+    eprintln!("throughput: SELECT * FROM lineitem over ADBC, and pyarrow reading the file…");
+    let output = std::process::Command::new(python)
+        .arg(&script)
+        .arg(format!("grpc://{addr}"))
+        .arg(parquet)
+        .arg(repeat.max(1).to_string())
+        .output()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(Error::internal(format!(
+            "the Python client failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let figures: std::collections::HashMap<String, f64> = serde_json::from_str(stdout.trim())
+        .map_err(|e| Error::internal(format!("the Python client printed {stdout}: {e}")))?;
+    let get = |key: &str| figures.get(key).copied().unwrap_or(f64::NAN);
+    // MB/s of both rows is over the same size: the table as pyarrow reads it from Parquet (the
+    // server's string views make its own Arrow size larger for the same data).
+    let mb = get("local_bytes") / 1e6;
+    writeln!(
+        out,
+        "\nThroughput of SELECT * FROM lineitem ({} rows, {mb:.0} MB as pyarrow reads it), best \
+         of {repeat}:",
+        get("rows")
+    )?;
+    writeln!(
+        out,
+        "  {:<34} {:>8} {:>10} {:>14}",
+        "", "seconds", "MB/s", "rows/s"
+    )?;
+    for (label, seconds, rows) in [
+        ("Flotilla → ADBC (Python)", get("adbc_s"), get("rows")),
+        (
+            "pyarrow reading the Parquet file",
+            get("local_s"),
+            get("local_rows"),
+        ),
+    ] {
+        writeln!(
+            out,
+            "  {label:<34} {seconds:>8.2} {:>10.0} {:>14.0}",
+            mb / seconds,
+            rows / seconds
+        )?;
+    }
+    writeln!(
+        out,
+        "  ratio (ADBC time / local read time): {:.2}",
+        get("adbc_s") / get("local_s")
+    )?;
+    writeln!(
+        out,
+        "  ADBC SELECT 1, 200 sequential calls: p50 {:.2} ms, p99 {:.2} ms",
+        get("adbc_select1_p50_ms"),
+        get("adbc_select1_p99_ms")
+    )?;
+    Ok(())
+}
+
+async fn client(addr: SocketAddr) -> Result<FlightSqlServiceClient<Channel>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .map_err(|e| Error::internal(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| Error::unavailable(format!("connecting to {addr}: {e}")))?;
+    let mut client = FlightSqlServiceClient::new(channel);
+    client
+        .handshake("", "")
+        .await
+        .map_err(|e| Error::unavailable(format!("handshake: {e}")))?;
+    Ok(client)
+}
+
+/// One call: plan (GetFlightInfo) and fetch (DoGet) every row.
+async fn call(client: &mut FlightSqlServiceClient<Channel>, sql: String) -> Result<Duration> {
+    let started = Instant::now();
+    let info = client
+        .execute(sql, None)
+        .await
+        .map_err(|e| Error::internal(format!("GetFlightInfo: {e}")))?;
+    for endpoint in info.endpoint {
+        let Some(ticket) = endpoint.ticket else {
+            continue;
+        };
+        let stream = client
+            .do_get(ticket)
+            .await
+            .map_err(|e| Error::internal(format!("DoGet: {e}")))?;
+        let _batches: Vec<_> = stream
+            .try_collect()
+            .await
+            .map_err(|e| Error::internal(format!("DoGet: {e}")))?;
+    }
+    Ok(started.elapsed())
+}
+
+/// The SQL of call `i` of a kind.
+fn statement(kind: &str, i: usize) -> String {
+    match kind {
+        "SELECT 1" => "SELECT 1".to_string(),
+        // Keys 1..=4 of every 32 exist in TPC-H orders; 7 × i lands on many of them.
+        _ => format!(
+            "SELECT o_orderkey, o_totalprice, o_orderdate FROM shop.main.orders WHERE o_orderkey = {}",
+            (i * 7) % 6000 * 32 + 1
+        ),
+    }
+}
+
+async fn latency(addr: SocketAddr, options: &Options, out: &mut dyn Write) -> Result<()> {
+    let calls = options.calls.max(1);
+    let clients = options.clients.max(1);
+    writeln!(
+        out,
+        "\nLatency per call (GetFlightInfo + DoGet), Rust Flight SQL client, {calls} calls:"
+    )?;
+    writeln!(
+        out,
+        "  {:<44} {:>9} {:>9} {:>10}",
+        "", "p50 ms", "p99 ms", "calls/s"
+    )?;
+    for kind in ["SELECT 1", "point lookup (SQLite, by key)"] {
+        // Sequential.
+        eprintln!("latency: {kind}, {calls} sequential calls…");
+        let mut one = client(addr).await?;
+        call(&mut one, statement(kind, 0)).await?; // warm-up
+        let started = Instant::now();
+        let mut times = Vec::with_capacity(calls);
+        for i in 0..calls {
+            times.push(call(&mut one, statement(kind, i)).await?);
+        }
+        report(
+            out,
+            &format!("{kind}, 1 client"),
+            &mut times,
+            started.elapsed(),
+        )?;
+
+        // Concurrent.
+        eprintln!("latency: {kind}, {calls} calls from {clients} clients…");
+        let mut tasks = Vec::new();
+        let started = Instant::now();
+        for c in 0..clients {
+            let mut each = client(addr).await?;
+            let share = calls / clients + usize::from(c < calls % clients);
+            let kind = kind.to_string();
+            tasks.push(tokio::spawn(async move {
+                let mut times = Vec::with_capacity(share);
+                for i in 0..share {
+                    times.push(call(&mut each, statement(&kind, i * clients + c)).await?);
+                }
+                Ok::<_, Error>(times)
+            }));
+        }
+        let mut times = Vec::with_capacity(calls);
+        for task in tasks {
+            times.extend(
+                task.await
+                    .map_err(|e| Error::internal(format!("a client task failed: {e}")))??,
+            );
+        }
+        report(
+            out,
+            &format!("{kind}, {clients} clients"),
+            &mut times,
+            started.elapsed(),
+        )?;
+    }
+    Ok(())
+}
+
+fn report(out: &mut dyn Write, label: &str, times: &mut [Duration], wall: Duration) -> Result<()> {
+    times.sort();
+    let at = |q: f64| {
+        let index = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
+        times[index].as_secs_f64() * 1000.0
+    };
+    writeln!(
+        out,
+        "  {label:<44} {:>9.2} {:>9.2} {:>10.0}",
+        at(0.5),
+        at(0.99),
+        times.len() as f64 / wall.as_secs_f64()
+    )?;
+    Ok(())
+}
