@@ -13,14 +13,18 @@
 //!   names the plan, and `DoGet` streams it.
 //! - `registry`: tickets waiting for `DoGet`, queries streaming (cancellable), prepared statements.
 //! - `metadata`: catalogs, schemas, tables, SqlInfo, XDBC types.
+//! - `ingest`: bulk ingestion (`adbc_ingest`) into session tables or writable catalogs.
+//! - `options`: Flight session options, mapped to the session's DataFusion configuration.
 //! - [`FlightSqlServer`]: runs it all on a TCP listener with graceful shutdown.
 //!
 //! This crate knows nothing of databases or distribution: it serves whatever catalogs the
 //! sessions it is given have.
 
 mod clean;
+mod ingest;
 mod layer;
 mod metadata;
+mod options;
 mod registry;
 mod server;
 mod service;

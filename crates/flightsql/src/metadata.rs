@@ -227,8 +227,7 @@ pub(crate) static FOREIGN_KEYS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// What the server says about itself in GetSqlInfo. Every value is true of this server: SQL is
-/// DataFusion's, there are no transactions, cancellation works, and bulk ingestion is not yet
-/// offered.
+/// DataFusion's, there are no transactions, cancellation and bulk ingestion work.
 pub(crate) fn sql_info() -> Result<SqlInfoData> {
     let mut info = SqlInfoDataBuilder::new();
     info.append(SqlInfo::FlightSqlServerName, "Flotilla");
@@ -241,7 +240,7 @@ pub(crate) fn sql_info() -> Result<SqlInfoData> {
     // SqlSupportedTransaction::None
     info.append(SqlInfo::FlightSqlServerTransaction, 0i32);
     info.append(SqlInfo::FlightSqlServerCancel, true);
-    info.append(SqlInfo::FlightSqlServerBulkIngestion, false);
+    info.append(SqlInfo::FlightSqlServerBulkIngestion, true);
     info.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
     info.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);
     info.append(SqlInfo::FlightSqlServerTransactionTimeout, 0i32);

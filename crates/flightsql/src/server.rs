@@ -88,7 +88,8 @@ impl FlightSqlServer {
             self.users,
             self.session_limits,
         ));
-        let service = FlotillaFlightSql::new(Registry::new(self.registry_limits))?;
+        let service =
+            FlotillaFlightSql::new(Registry::new(self.registry_limits), Arc::clone(&sessions))?;
         let service = FlightServiceServer::new(CleanErrors(Arc::new(service)))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -11,7 +11,8 @@
 
 use crate::metadata;
 use crate::registry::{Cancellable, Cancelled, Prepared, Registry};
-use crate::session::{Session, no_session};
+use crate::session::{Session, Sessions, no_session};
+use crate::{ingest, options};
 use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -23,11 +24,12 @@ use arrow_flight::sql::{
     CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
     CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
     CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
@@ -52,6 +54,7 @@ use tonic::{Request, Response, Status, Streaming};
 /// The Flight SQL service of a node. Build one with [`crate::FlightSqlServer`].
 pub struct FlotillaFlightSql {
     pub(crate) registry: Registry,
+    sessions: Arc<Sessions>,
     sql_info: SqlInfoData,
     xdbc_types: XdbcTypeInfoData,
 }
@@ -140,9 +143,13 @@ fn returns_rows(plan: &LogicalPlan) -> bool {
 }
 
 impl FlotillaFlightSql {
-    pub(crate) fn new(registry: Registry) -> flotilla_common::Result<Self> {
+    pub(crate) fn new(
+        registry: Registry,
+        sessions: Arc<Sessions>,
+    ) -> flotilla_common::Result<Self> {
         Ok(Self {
             registry,
+            sessions,
             sql_info: metadata::sql_info()?,
             xdbc_types: metadata::xdbc_type_info()?,
         })
@@ -630,33 +637,79 @@ impl FlightSqlService for FlotillaFlightSql {
         })
     }
 
-    /// `CancelFlightInfo` (the Flight action that replaced CancelQuery); other actions are
-    /// unknown.
+    /// The Flight actions beyond Flight SQL's: `CancelFlightInfo` (which replaced
+    /// CancelQuery) and the session actions.
     async fn do_action_fallback(
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let session = session_of(&request)?;
         let action = request.into_inner();
-        if action.r#type != "CancelFlightInfo" {
-            return Err(Status::invalid_argument(format!(
-                "unknown action '{}'",
-                action.r#type
-            )));
-        }
-        let cancel = CancelFlightInfoRequest::decode(action.body).map_err(|e| {
-            Status::invalid_argument(format!("malformed CancelFlightInfoRequest: {e}"))
-        })?;
-        let info = cancel.info.ok_or_else(|| {
-            Status::invalid_argument("CancelFlightInfoRequest without a FlightInfo")
-        })?;
-        let status = self.cancel_info(&info)?;
-        let result = CancelFlightInfoResult {
-            status: status as i32,
+        let kind = action.r#type.clone();
+        let malformed = |e: prost::DecodeError| {
+            Status::invalid_argument(format!("malformed {kind} request: {e}"))
+        };
+        let answer = match action.r#type.as_str() {
+            "CancelFlightInfo" => {
+                let cancel = CancelFlightInfoRequest::decode(action.body).map_err(malformed)?;
+                let info = cancel.info.ok_or_else(|| {
+                    Status::invalid_argument("CancelFlightInfoRequest without a FlightInfo")
+                })?;
+                let status = self.cancel_info(&info)?;
+                CancelFlightInfoResult {
+                    status: status as i32,
+                }
+                .encode_to_vec()
+            }
+            "SetSessionOptions" => {
+                let set =
+                    options::SetSessionOptionsRequest::decode(action.body).map_err(malformed)?;
+                options::set(&session, set).encode_to_vec()
+            }
+            "GetSessionOptions" => options::get(&session).encode_to_vec(),
+            "CloseSession" => {
+                self.sessions.close(session.token());
+                options::CloseSessionResult { status: 1 }.encode_to_vec()
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown action '{other}' (the server knows the Flight SQL actions, \
+                     CancelFlightInfo, SetSessionOptions, GetSessionOptions and CloseSession)"
+                )));
+            }
         };
         let body = arrow_flight::Result {
-            body: result.encode_to_vec().into(),
+            body: answer.into(),
         };
         Ok(Response::new(Box::pin(stream::iter([Ok(body)]))))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        let actions = [
+            ("CancelFlightInfo", "Cancel the queries of a FlightInfo"),
+            (
+                "SetSessionOptions",
+                "Set options of this session (its DataFusion configuration)",
+            ),
+            ("GetSessionOptions", "The options of this session"),
+            ("CloseSession", "End this session"),
+        ];
+        let actions = actions.into_iter().map(|(name, description)| {
+            Ok(ActionType {
+                r#type: name.to_string(),
+                description: description.to_string(),
+            })
+        });
+        Some(actions.collect())
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = session_of(&request)?;
+        ingest::ingest(&session, command, request).await
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -378,6 +378,11 @@ impl Sessions {
         })
     }
 
+    /// Ends the session named by `token` (its options, tables and token are forgotten).
+    pub fn close(&self, token: &str) {
+        lock(&self.live).remove(token);
+    }
+
     fn sweep(&self) {
         let due = {
             let mut last = lock(&self.last_sweep);

@@ -90,3 +90,104 @@ async fn an_open_server_gives_clients_without_tokens_a_session_per_call() {
         common::rows(&common::query(&mut client, "SHOW datafusion.execution.batch_size").await);
     assert_eq!(rows, ["datafusion.execution.batch_size|8192"]);
 }
+
+/// Runs a Flight action and returns its one result body.
+async fn action(
+    addr: std::net::SocketAddr,
+    token: &str,
+    kind: &str,
+    body: Vec<u8>,
+) -> prost::bytes::Bytes {
+    let mut raw = common::raw(addr).await;
+    let mut request = tonic::Request::new(arrow_flight::Action::new(kind, body));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let mut results = raw.do_action(request).await.unwrap().into_inner();
+    futures::StreamExt::next(&mut results)
+        .await
+        .unwrap()
+        .unwrap()
+        .body
+}
+
+/// `SessionOptionValue` with a string (field 1) or an sfixed64 (field 3), encoded by hand so
+/// the test does not share the server's message definitions.
+fn option_value(value: Result<&str, i64>) -> Vec<u8> {
+    match value {
+        Ok(text) => {
+            let mut out = vec![0x0a, text.len() as u8];
+            out.extend_from_slice(text.as_bytes());
+            out
+        }
+        Err(number) => {
+            let mut out = vec![0x19];
+            out.extend_from_slice(&number.to_le_bytes());
+            out
+        }
+    }
+}
+
+/// A `SetSessionOptionsRequest` with one map entry per option.
+fn set_request(options: &[(&str, Result<&str, i64>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in options {
+        let value = option_value(*value);
+        let mut entry = vec![0x0a, name.len() as u8];
+        entry.extend_from_slice(name.as_bytes());
+        entry.push(0x12);
+        entry.push(value.len() as u8);
+        entry.extend_from_slice(&value);
+        out.push(0x0a);
+        out.push(entry.len() as u8);
+        out.extend_from_slice(&entry);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_options_set_get_and_close() {
+    let server = common::start().await;
+    let mut client = common::client(server.addr).await;
+    let token = client.token().unwrap().clone();
+    let result = action(
+        server.addr,
+        &token,
+        "SetSessionOptions",
+        set_request(&[
+            ("datafusion.execution.batch_size", Err(1234)),
+            ("no.such.option", Ok("x")),
+            ("datafusion.execution.target_partitions", Ok("many")),
+        ]),
+    )
+    .await;
+    // The errors map names the two bad options: 1 = invalid name, 2 = invalid value.
+    let text = String::from_utf8_lossy(&result);
+    assert!(text.contains("no.such.option"), "{text:?}");
+    assert!(
+        text.contains("datafusion.execution.target_partitions"),
+        "{text:?}"
+    );
+    assert!(!text.contains("batch_size"), "{text:?}");
+    let show = "SHOW datafusion.execution.batch_size";
+    assert_eq!(
+        common::rows(&common::query(&mut client, show).await),
+        ["datafusion.execution.batch_size|1234"]
+    );
+    let options = action(server.addr, &token, "GetSessionOptions", vec![]).await;
+    let text = String::from_utf8_lossy(&options);
+    assert!(text.contains("datafusion.execution.batch_size"), "{text:?}");
+    assert!(text.contains("1234"), "{text:?}");
+
+    let closed = action(server.addr, &token, "CloseSession", vec![]).await;
+    assert_eq!(
+        closed.as_ref(),
+        [0x08, 0x01],
+        "CloseSessionResult{{status: CLOSED}}"
+    );
+    // The token no longer names a session: an open server starts a fresh one.
+    assert_eq!(
+        common::rows(&common::query(&mut client, show).await),
+        ["datafusion.execution.batch_size|8192"]
+    );
+}

@@ -1,6 +1,9 @@
 //! Prepared statements with parameters, and updates (DDL and DML) with their row counts.
 
 use crate::common;
+use arrow_flight::sql::{
+    CommandStatementIngest, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
+};
 use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -112,4 +115,117 @@ async fn updates_report_rows_and_queries_are_not_updates() {
         .unwrap_err();
     assert_eq!(common::code(&error), Code::InvalidArgument, "{error}");
     assert!(common::message(&error).contains("query"), "{error}");
+}
+
+fn ingest_command(
+    table: &str,
+    if_exists: TableExistsOption,
+    temporary: bool,
+) -> CommandStatementIngest {
+    CommandStatementIngest {
+        table_definition_options: Some(TableDefinitionOptions {
+            if_not_exist: TableNotExistOption::Create.into(),
+            if_exists: if_exists.into(),
+        }),
+        table: table.into(),
+        schema: (!temporary).then(|| "public".into()),
+        catalog: (!temporary).then(|| "datafusion".into()),
+        temporary,
+        transaction_id: None,
+        options: Default::default(),
+    }
+}
+
+fn keys(values: Vec<i64>) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("k", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+    ]);
+    let names: Vec<String> = values.iter().map(|v| format!("n{v}")).collect();
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Int64Array::from(values)),
+            Arc::new(StringArray::from(names)),
+        ],
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_creates_appends_replaces_and_refuses() {
+    let server = common::start().await;
+    let mut client = common::client(server.addr).await;
+    let batches = vec![Ok(keys(vec![1, 2, 3])), Ok(keys(vec![4, 5]))];
+    let written = client
+        .execute_ingest(
+            ingest_command("loaded", TableExistsOption::Fail, false),
+            futures::stream::iter(batches),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, 5);
+    let count = "SELECT count(*), sum(k) FROM datafusion.public.loaded";
+    assert_eq!(
+        common::rows(&common::query(&mut client, count).await),
+        ["5|15"]
+    );
+
+    let again = client
+        .execute_ingest(
+            ingest_command("loaded", TableExistsOption::Fail, false),
+            futures::stream::iter(vec![Ok(keys(vec![9]))]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(&again), Code::AlreadyExists, "{again}");
+
+    let appended = client
+        .execute_ingest(
+            ingest_command("loaded", TableExistsOption::Append, false),
+            futures::stream::iter(vec![Ok(keys(vec![10, 20]))]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(appended, 2);
+    assert_eq!(
+        common::rows(&common::query(&mut client, count).await),
+        ["7|45"]
+    );
+
+    let replaced = client
+        .execute_ingest(
+            ingest_command("loaded", TableExistsOption::Replace, false),
+            futures::stream::iter(vec![Ok(keys(vec![100]))]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced, 1);
+    assert_eq!(
+        common::rows(&common::query(&mut client, count).await),
+        ["1|100"]
+    );
+
+    // Temporary tables land in the session's own catalog; other sessions do not see them.
+    client
+        .execute_ingest(
+            ingest_command("scratch", TableExistsOption::Fail, true),
+            futures::stream::iter(vec![Ok(keys(vec![7]))]),
+        )
+        .await
+        .unwrap();
+    let mut other = common::client(server.addr).await;
+    let sql = "SELECT k FROM datafusion.public.scratch";
+    assert_eq!(common::rows(&common::query(&mut client, sql).await), ["7"]);
+    let error = other.execute(sql.into(), None).await.unwrap_err();
+    assert_eq!(common::code(&error), Code::NotFound, "{error}");
+
+    // The shared TPC-H catalog takes no new tables.
+    let mut shared = ingest_command("nation2", TableExistsOption::Fail, false);
+    shared.catalog = Some("tpch".into());
+    let error = client
+        .execute_ingest(shared, futures::stream::iter(vec![Ok(keys(vec![1]))]))
+        .await
+        .unwrap_err();
+    assert!(common::message(&error).contains("shared"), "{error}");
 }

@@ -198,6 +198,18 @@ fn adbc_updates_report_row_counts() {
 }
 
 #[test]
+fn adbc_ingest_creates_and_appends() {
+    let (result, _) = client("ingest", &open_server().uri, &[]);
+    assert_eq!(result["created"], 3, "{result}");
+    assert_eq!(result["appended"], 2, "{result}");
+    assert_eq!(result["count"], 5, "{result}");
+    assert_eq!(result["sum"], 9, "{result}");
+    assert_eq!(result["names"], 4, "NULLs arrive as NULLs: {result}");
+    let again = result["again"].as_str().unwrap();
+    assert!(again.contains("ALREADY_EXISTS"), "{again}");
+}
+
+#[test]
 fn adbc_connections_have_their_own_sessions() {
     let (result, _) = client("sessions", &open_server().uri, &[]);
     assert_eq!(result["a"], "1111", "{result}");

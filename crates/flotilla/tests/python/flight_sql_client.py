@@ -107,6 +107,26 @@ def check_update(uri, out):
             "as_query": as_query, "after_many": after_many}
 
 
+def check_ingest(uri, out):
+    data = pyarrow.table({"k": pyarrow.array([1, 2, 3], pyarrow.int64()),
+                          "name": ["a", "b", None]})
+    with connect(uri) as conn, conn.cursor() as cur:
+        created = cur.adbc_ingest("ingested", data, mode="create", catalog_name="datafusion",
+                                  db_schema_name="public")
+        appended = cur.adbc_ingest("ingested", data.slice(0, 2), mode="append",
+                                   catalog_name="datafusion", db_schema_name="public")
+        cur.execute("SELECT count(*), sum(k), count(name) FROM datafusion.public.ingested")
+        count, total, names = cur.fetchall()[0]
+        try:
+            cur.adbc_ingest("ingested", data, mode="create", catalog_name="datafusion",
+                            db_schema_name="public")
+            again = None
+        except Exception as e:
+            again = f"{type(e).__name__}: {e}"
+    return {"created": created, "appended": appended, "count": count, "sum": total,
+            "names": names, "again": again}
+
+
 def check_sessions(uri, out):
     with connect(uri) as a, connect(uri) as b, a.cursor() as ca, b.cursor() as cb:
         ca.execute("SET datafusion.execution.batch_size = 1111")
