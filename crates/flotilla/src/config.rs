@@ -105,6 +105,17 @@ pub enum SourceConfig {
         numeric: NumericMapping,
         unsupported_types: UnsupportedTypes,
     },
+    /// A remote Arrow Flight SQL endpoint (another Flotilla node, InfluxDB 3, Dremio, …).
+    FlightSql {
+        /// `grpc://host:port`.
+        url: String,
+        /// The remote catalog to expose (default: the endpoint's only one).
+        catalog: Option<String>,
+        /// The user to sign in as (none: no handshake).
+        user: Option<String>,
+        /// An environment variable holding the password.
+        password_env: Option<String>,
+    },
 }
 
 impl SourceConfig {
@@ -116,6 +127,7 @@ impl SourceConfig {
             SourceConfig::Csv { .. } => "csv",
             SourceConfig::Postgres { .. } => "postgres",
             SourceConfig::Mysql { .. } => "mysql",
+            SourceConfig::FlightSql { .. } => "flightsql",
         }
     }
 }
@@ -211,6 +223,8 @@ struct RawSource {
     unsupported_types: Option<Spanned<String>>,
     flavor: Option<Spanned<String>>,
     zero_dates: Option<Spanned<String>>,
+    catalog: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
 }
 
 /// The kinds of source and the keys each accepts (besides `kind`).
@@ -232,6 +246,7 @@ const KINDS: &[(&str, &[&str])] = &[
             "unsupported_types",
         ],
     ),
+    ("flightsql", &["url", "catalog", "user", "password_env"]),
 ];
 
 impl Config {
@@ -295,6 +310,8 @@ impl Config {
                 ("unsupported_types", span_of(&raw_source.unsupported_types)),
                 ("flavor", span_of(&raw_source.flavor)),
                 ("zero_dates", span_of(&raw_source.zero_dates)),
+                ("catalog", span_of(&raw_source.catalog)),
+                ("user", span_of(&raw_source.user)),
             ];
             for (k, value_span) in present {
                 if let Some(s) = value_span
@@ -309,6 +326,26 @@ impl Config {
                         ),
                     ));
                 }
+            }
+            if kind == "flightsql" {
+                let Some(url) = raw_source.url else {
+                    return Err(error(
+                        Some(span),
+                        format!("sources.{name}"),
+                        "missing key 'url' (e.g. url = \"grpc://other-node:50051\")".into(),
+                    ));
+                };
+                if let Err(e) = flotilla_connectors_flightsql::check_url(url.get_ref()) {
+                    return Err(error(Some(url.span()), key("url"), e.to_string()));
+                }
+                let source = SourceConfig::FlightSql {
+                    url: url.into_inner(),
+                    catalog: raw_source.catalog.map(|v| v.into_inner()),
+                    user: raw_source.user.map(|v| v.into_inner()),
+                    password_env: raw_source.password_env.map(|v| v.into_inner()),
+                };
+                sources.insert(name, source);
+                continue;
             }
             if kind == "postgres" || kind == "mysql" {
                 let example = match kind {

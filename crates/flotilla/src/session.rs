@@ -9,6 +9,7 @@
 //! | `csv`     | `public`                                     | one per file or sub-directory   |
 //! | `postgres`| the database's schemas (`public`, …)         | tables, views, materialized views, partitioned and foreign tables |
 //! | `mysql`   | the URL's database (or every database)       | tables and views                |
+//! | `flightsql` | the remote catalog's schemas               | the remote tables and views     |
 //!
 //! so a query names `shop.main.orders` or `lake.public.lineitem`. With `[session]
 //! default_catalog` / `default_schema` set, unqualified names resolve there.
@@ -26,6 +27,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 use flotilla_common::{Error, Result};
+use flotilla_connectors_flightsql::{FlightSqlOptions, FlightSqlSource};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
@@ -140,6 +142,22 @@ async fn open_source(
                 password.as_deref(),
                 options,
             )?);
+            let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
+            Ok(catalog)
+        }
+        SourceConfig::FlightSql {
+            url,
+            catalog,
+            user,
+            password_env,
+        } => {
+            let options = FlightSqlOptions {
+                catalog: catalog.clone(),
+                user: user.clone(),
+                password: password_from(password_env.as_deref())?,
+            };
+            let source: Arc<dyn Source> =
+                Arc::new(FlightSqlSource::connect(name, url, options).await?);
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
         }

@@ -313,3 +313,60 @@ fn the_flight_sql_benchmark_runs_and_reports_its_figures() {
         assert!(stdout.contains(line), "{line} missing:\n{stdout}");
     }
 }
+
+/// `flotilla sql` with `config` (a file in a temp dir) and `sql`, as CSV.
+fn sql_csv(config: &str, sql: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flotilla.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = common::flotilla(&[
+        "sql",
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        path.to_str().unwrap(),
+        sql,
+    ]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{sql}\n{stderr}");
+    stdout
+}
+
+#[test]
+fn a_node_federates_another_node_over_flight_sql() {
+    let b = open_server();
+    let data = common::demo_data();
+    let a_config = format!(
+        "[sources.b]\nkind = \"flightsql\"\nurl = \"{}\"\ncatalog = \"lake\"\n\n\
+         [sources.shop]\nkind = \"sqlite\"\npath = \"{}\"\n",
+        b.uri,
+        data.join("sqlite/tpch.sqlite").display()
+    );
+    // Node B's Parquet lineitem joined with node A's own SQLite orders.
+    let query = |lineitem: &str| {
+        format!(
+            "SELECT o.o_orderpriority, count(*) AS n, sum(l.l_quantity) AS q \
+             FROM {lineitem} l JOIN shop.main.orders o ON l.l_orderkey = o.o_orderkey \
+             WHERE l.l_shipdate >= DATE '1995-01-01' GROUP BY 1 ORDER BY 1"
+        )
+    };
+    let through_b = sql_csv(&a_config, &query("b.public.lineitem"));
+    let local_config = std::fs::read_to_string(data.join("flotilla.toml"))
+        .unwrap()
+        .replace("path = \"", &format!("path = \"{}/", data.display()));
+    let direct = sql_csv(&local_config, &query("lake.public.lineitem"));
+    assert_eq!(through_b, direct);
+    assert!(through_b.lines().count() == 6, "{through_b}");
+
+    // EXPLAIN shows what node B was sent: the filter and the needed columns only.
+    let plan = sql_csv(
+        &a_config,
+        &format!("EXPLAIN {}", query("b.public.lineitem")),
+    );
+    assert!(plan.contains("FederatedScanExec: source=b"), "{plan}");
+    assert!(
+        plan.contains("1995-01-01"),
+        "the filter goes to node B:\n{plan}"
+    );
+}
