@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tonic::transport::{Identity, ServerTlsConfig};
 
 /// The largest gRPC message a client may send or receive (a DoPut batch, a result batch).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -35,6 +36,8 @@ pub struct FlightSqlServer {
     session_limits: SessionLimits,
     registry_limits: RegistryLimits,
     drain_timeout: Duration,
+    /// PEM certificate chain and private key: serve TLS.
+    tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl FlightSqlServer {
@@ -46,7 +49,14 @@ impl FlightSqlServer {
             session_limits: SessionLimits::default(),
             registry_limits: RegistryLimits::default(),
             drain_timeout: Duration::from_secs(30),
+            tls: None,
         }
+    }
+
+    /// Serve TLS with this certificate chain and private key (both PEM).
+    pub fn with_tls(mut self, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Self {
+        self.tls = Some((cert_pem, key_pem));
+        self
     }
 
     /// Only these users may connect (Basic credentials, then the bearer token returned).
@@ -101,7 +111,14 @@ impl FlightSqlServer {
         };
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some((cert, key)) = self.tls {
+            let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+            builder = builder.tls_config(tls).map_err(|e| {
+                Error::invalid(format!("the TLS certificate or key is unusable: {e}"))
+            })?;
+        }
+        let server = builder
             .layer(SessionLayer { sessions })
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, signal);

@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub users: Vec<UserConfig>,
     /// `session_idle_timeout = seconds`: idle sessions are dropped after this (default 1800).
     pub session_idle_timeout: Option<u64>,
+    /// `tls_cert` and `tls_key`: serve TLS with this certificate chain and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// `[[server.users]] name = "…", password_env = "VARIABLE"`.
@@ -115,6 +117,8 @@ pub enum SourceConfig {
         user: Option<String>,
         /// An environment variable holding the password.
         password_env: Option<String>,
+        /// For `grpc+tls://`: a CA certificate file to trust instead of the system's.
+        tls_root_cert: Option<PathBuf>,
     },
 }
 
@@ -187,6 +191,8 @@ struct RawServer {
     #[serde(default)]
     users: Vec<RawUser>,
     session_idle_timeout: Option<u64>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +231,7 @@ struct RawSource {
     zero_dates: Option<Spanned<String>>,
     catalog: Option<Spanned<String>>,
     user: Option<Spanned<String>>,
+    tls_root_cert: Option<Spanned<String>>,
 }
 
 /// The kinds of source and the keys each accepts (besides `kind`).
@@ -246,7 +253,10 @@ const KINDS: &[(&str, &[&str])] = &[
             "unsupported_types",
         ],
     ),
-    ("flightsql", &["url", "catalog", "user", "password_env"]),
+    (
+        "flightsql",
+        &["url", "catalog", "user", "password_env", "tls_root_cert"],
+    ),
 ];
 
 impl Config {
@@ -312,6 +322,7 @@ impl Config {
                 ("zero_dates", span_of(&raw_source.zero_dates)),
                 ("catalog", span_of(&raw_source.catalog)),
                 ("user", span_of(&raw_source.user)),
+                ("tls_root_cert", span_of(&raw_source.tls_root_cert)),
             ];
             for (k, value_span) in present {
                 if let Some(s) = value_span
@@ -338,7 +349,22 @@ impl Config {
                 if let Err(e) = flotilla_connectors_flightsql::check_url(url.get_ref()) {
                     return Err(error(Some(url.span()), key("url"), e.to_string()));
                 }
+                let tls_root_cert = match raw_source.tls_root_cert {
+                    None => None,
+                    Some(file) => {
+                        let path = base.join(file.get_ref());
+                        if !path.is_file() {
+                            return Err(error(
+                                Some(file.span()),
+                                key("tls_root_cert"),
+                                format!("{} does not exist", path.display()),
+                            ));
+                        }
+                        Some(path)
+                    }
+                };
                 let source = SourceConfig::FlightSql {
+                    tls_root_cert,
                     url: url.into_inner(),
                     catalog: raw_source.catalog.map(|v| v.into_inner()),
                     user: raw_source.user.map(|v| v.into_inner()),
@@ -505,6 +531,33 @@ impl Config {
             };
             sources.insert(name, source);
         }
+        let tls = match (raw.server.tls_cert, raw.server.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let mut paths = Vec::new();
+                for (name, file) in [("tls_cert", cert), ("tls_key", key)] {
+                    let path = base.join(file.get_ref());
+                    if !path.is_file() {
+                        return Err(error(
+                            Some(file.span()),
+                            format!("server.{name}"),
+                            format!("{} does not exist", path.display()),
+                        ));
+                    }
+                    paths.push(path);
+                }
+                let key = paths.pop();
+                let cert = paths.pop();
+                cert.zip(key)
+            }
+            (Some(only), None) | (None, Some(only)) => {
+                return Err(error(
+                    Some(only.span()),
+                    "server".into(),
+                    "TLS needs both tls_cert and tls_key".into(),
+                ));
+            }
+        };
         Ok(Config {
             sources,
             session: SessionDefaults {
@@ -524,6 +577,7 @@ impl Config {
                     })
                     .collect(),
                 session_idle_timeout: raw.server.session_idle_timeout,
+                tls,
             },
         })
     }

@@ -220,7 +220,7 @@ async fn run_command(command: Command) -> Result<()> {
             let config = load_config(args.config)?;
             serve::serve(&config, args.listen.as_deref(), |address, notes| {
                 eprintln!(
-                    "flotilla: serving Arrow Flight SQL on grpc://{address} ({} source(s); {})",
+                    "flotilla: serving Arrow Flight SQL on {address} ({} source(s); {})",
                     config.sources.len(),
                     notes.join("; ")
                 );

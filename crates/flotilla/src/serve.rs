@@ -7,13 +7,12 @@ use crate::config::{Config, DEFAULT_LISTEN};
 use crate::session;
 use flotilla_common::{Error, Result};
 use flotilla_flightsql::{FlightSqlServer, SessionLimits, SharedCatalogs, User};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Serves Flight SQL until ctrl-c or SIGTERM. `listen` overrides the configured address;
-/// `ready` is told the bound address (port 0 picks a free port).
+/// `ready` is told the URI clients connect to (port 0 picks a free port) and notes on access.
 ///
 /// # Errors
 /// When a source cannot be opened, a user's password variable is not set, or the address
@@ -21,7 +20,7 @@ use tokio::net::TcpListener;
 pub async fn serve(
     config: &Config,
     listen: Option<&str>,
-    ready: impl FnOnce(SocketAddr, &[String]),
+    ready: impl FnOnce(&str, &[String]),
 ) -> Result<()> {
     let address = listen
         .or(config.server.listen.as_deref())
@@ -62,16 +61,26 @@ pub async fn serve(
     } else {
         notes.push(format!("{} user(s)", users.len()));
     }
-    ready(bound, &notes);
+    let scheme = if config.server.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    ready(&format!("{scheme}://{bound}"), &notes);
     let mut limits = SessionLimits::default();
     if let Some(seconds) = config.server.session_idle_timeout {
         limits.idle_timeout = Duration::from_secs(seconds);
     }
-    FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
+    let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
         .with_users(users)
-        .with_session_limits(limits)
-        .serve(listener, shutdown_signal())
-        .await
+        .with_session_limits(limits);
+    if let Some((cert, key)) = &config.server.tls {
+        let read = |path: &std::path::PathBuf| {
+            std::fs::read(path).map_err(|e| Error::from(e).with_source(path.display().to_string()))
+        };
+        server = server.with_tls(read(cert)?, read(key)?);
+    }
+    server.serve(listener, shutdown_signal()).await
 }
 
 /// Completes on ctrl-c or SIGTERM.

@@ -150,8 +150,17 @@ async fn open_source(
             catalog,
             user,
             password_env,
+            tls_root_cert,
         } => {
+            let tls_root_cert = match tls_root_cert {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|e| Error::from(e).with_source(path.display().to_string()))?,
+                ),
+                None => None,
+            };
             let options = FlightSqlOptions {
+                tls_root_cert,
                 catalog: catalog.clone(),
                 user: user.clone(),
                 password: password_from(password_env.as_deref())?,

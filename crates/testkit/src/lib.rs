@@ -14,6 +14,7 @@
 //! - [`compare`] checks two results row for row; [`plans`] holds the TPC-H references and plan
 //!   checks the connector tests share.
 //! - [`clients::python`] is the Python with the ADBC and pyarrow Flight SQL clients.
+//! - [`tls::test_pki`] makes a CA and a server certificate for TLS tests.
 
 pub mod clients;
 pub mod compare;
@@ -22,6 +23,7 @@ pub mod plans;
 mod postgres;
 pub mod reaper;
 mod server;
+pub mod tls;
 mod tpch;
 
 pub use compare::{

@@ -21,7 +21,7 @@ use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableNam
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// The session catalog every Flotilla node lists; it holds a session's own tables, never
 /// anything another node should federate.
@@ -36,6 +36,8 @@ pub struct FlightSqlOptions {
     /// Basic credentials for the handshake; the bearer token returned is used on every call.
     pub user: Option<String>,
     pub password: Option<String>,
+    /// For `grpc+tls://` URLs: the CA certificate (PEM) to trust instead of the system's.
+    pub tls_root_cert: Option<Vec<u8>>,
 }
 
 /// A remote Flight SQL endpoint as a source. Its schemas are the schemas of one remote
@@ -80,9 +82,9 @@ fn error(source: &str, what: &str, e: FlightError) -> Error {
     Error::new(kind, format!("{what}: {message}")).with_source(source)
 }
 
-/// `grpc://host:port` (or `grpc+tcp://`, `http://`) as the URI tonic connects to, and
-/// `host:port`.
-fn endpoint_of(url: &str) -> Result<(String, String)> {
+/// `grpc://host:port` (or `grpc+tcp://`, `http://`; `grpc+tls://`, `https://` with TLS) as the
+/// URI tonic connects to, `host:port`, and whether to use TLS.
+fn endpoint_of(url: &str) -> Result<(String, String, bool)> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| Error::invalid(format!("'{url}' is not a URL like grpc://host:50051")))?;
@@ -91,13 +93,12 @@ fn endpoint_of(url: &str) -> Result<(String, String)> {
         return Err(Error::invalid(format!("'{url}' names no host")));
     }
     match scheme {
-        "grpc" | "grpc+tcp" | "http" => Ok((format!("http://{authority}"), authority.to_string())),
-        "grpc+tls" | "https" => Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("'{url}': TLS to Flight SQL endpoints is not supported yet"),
-        )),
+        "grpc" | "grpc+tcp" | "http" => {
+            Ok((format!("http://{authority}"), authority.to_string(), false))
+        }
+        "grpc+tls" | "https" => Ok((format!("https://{authority}"), authority.to_string(), true)),
         other => Err(Error::invalid(format!(
-            "'{url}': unknown scheme '{other}' (use grpc://host:port)"
+            "'{url}': unknown scheme '{other}' (use grpc://host:port or grpc+tls://host:port)"
         ))),
     }
 }
@@ -118,9 +119,24 @@ impl FlightSqlSource {
     /// When the endpoint cannot be reached, refuses the credentials, or the catalog is
     /// ambiguous or unknown; the error names the source.
     pub async fn connect(name: &str, url: &str, options: FlightSqlOptions) -> Result<Self> {
-        let (uri, authority) = endpoint_of(url).map_err(|e| e.with_source(name))?;
-        let channel = Endpoint::from_shared(uri)
-            .map_err(|e| Error::invalid(format!("'{url}': {e}")).with_source(name))?
+        let (uri, authority, tls) = endpoint_of(url).map_err(|e| e.with_source(name))?;
+        let mut endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| Error::invalid(format!("'{url}': {e}")).with_source(name))?;
+        if tls {
+            let host = authority
+                .rsplit_once(':')
+                .map_or(authority.as_str(), |(host, _)| host)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let config = match &options.tls_root_cert {
+                Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                None => ClientTlsConfig::new().with_native_roots(),
+            };
+            endpoint = endpoint
+                .tls_config(config.domain_name(host))
+                .map_err(|e| Error::invalid(format!("TLS for '{url}': {e}")).with_source(name))?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect()

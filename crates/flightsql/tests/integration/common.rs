@@ -46,13 +46,29 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(users: Vec<User>, limits: RegistryLimits) -> TestServer {
+    start_server(users, limits, None).await
+}
+
+/// A server speaking TLS with `cert` and `key` (PEM).
+pub async fn start_tls(cert: Vec<u8>, key: Vec<u8>) -> TestServer {
+    start_server(Vec::new(), RegistryLimits::default(), Some((cert, key))).await
+}
+
+async fn start_server(
+    users: Vec<User>,
+    limits: RegistryLimits,
+    tls: Option<(Vec<u8>, Vec<u8>)>,
+) -> TestServer {
     let ctx = tpch_context().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
+    let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
         .with_users(users)
         .with_registry_limits(limits);
+    if let Some((cert, key)) = tls {
+        server = server.with_tls(cert, key);
+    }
     tokio::spawn(async move {
         server
             .serve(listener, async {

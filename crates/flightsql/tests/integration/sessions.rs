@@ -191,3 +191,41 @@ async fn session_options_set_get_and_close() {
         ["datafusion.execution.batch_size|8192"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_clients_that_trust_the_ca_get_in_and_plain_text_does_not() {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+    let pki = flotilla_testkit::tls::test_pki();
+    let server = common::start_tls(
+        std::fs::read(&pki.server_cert).unwrap(),
+        std::fs::read(&pki.server_key).unwrap(),
+    )
+    .await;
+    let ca = Certificate::from_pem(std::fs::read(&pki.ca_cert).unwrap());
+    let channel = Channel::from_shared(format!("https://localhost:{}", server.addr.port()))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(ca)
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.handshake("", "").await.unwrap();
+    let rows = common::rows(&common::query(&mut client, "SELECT count(*) FROM region").await);
+    assert_eq!(rows, ["5"]);
+
+    // A client speaking plain HTTP/2 to the TLS port gets nowhere.
+    let plain = Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await;
+    if let Ok(plain) = plain {
+        let mut plain = FlightSqlServiceClient::new(plain);
+        assert!(plain.execute("SELECT 1".into(), None).await.is_err());
+    }
+}

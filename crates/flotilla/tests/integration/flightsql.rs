@@ -259,6 +259,36 @@ fn pyarrow_flight_runs_a_statement_without_a_flight_sql_library() {
 }
 
 #[test]
+fn tls_serves_clients_that_trust_its_certificate() {
+    let pki = flotilla_testkit::tls::test_pki();
+    let server = serve(
+        &format!(
+            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            pki.server_cert.display(),
+            pki.server_key.display()
+        ),
+        &[],
+    );
+    assert!(server.uri.starts_with("grpc+tls://"), "{}", server.uri);
+    let uri = server.uri.replace("127.0.0.1", "localhost");
+    let (result, _) = client("tls", &uri, &[pki.ca_cert.to_str().unwrap()]);
+    assert_eq!(result["trusted"], 5, "{result}");
+    let untrusted = result["untrusted"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{result}"));
+    assert!(untrusted.contains("certificate"), "{untrusted}");
+
+    // Another node federating to this one over TLS.
+    let a_config = format!(
+        "[sources.b]\nkind = \"flightsql\"\nurl = \"{uri}\"\ncatalog = \"lake\"\n\
+         tls_root_cert = \"{}\"\n",
+        pki.ca_cert.display()
+    );
+    let out = sql_csv(&a_config, "SELECT count(*) AS n FROM b.public.nation");
+    assert_eq!(out.lines().nth(1), Some("25"), "{out}");
+}
+
+#[test]
 fn with_users_only_valid_credentials_get_in() {
     let server = serve(
         "[[server.users]]\nname = \"ana\"\npassword_env = \"FLOTILLA_TEST_ANA\"\n",

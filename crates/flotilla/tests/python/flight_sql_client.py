@@ -183,6 +183,23 @@ def check_auth(uri, out, user=None, password=None):
         return {"rows": None, "error": f"{type(e).__name__}: {e}"}
 
 
+def check_tls(uri, out, root_cert):
+    with open(root_cert) as f:
+        pem = f.read()
+    kwargs = {"db_kwargs": {"adbc.flight.sql.client_option.tls_root_certs": pem}}
+    with flight_sql.connect(uri, **kwargs) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM region")
+        trusted = cur.fetchall()[0][0]
+    try:
+        with flight_sql.connect(uri) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        untrusted = None
+    except Exception as e:
+        untrusted = f"{type(e).__name__}: {e}"
+    return {"trusted": trusted, "untrusted": untrusted}
+
+
 def varint(n):
     out = bytearray()
     while True:

@@ -99,6 +99,7 @@ async fn credentials_and_catalogs_are_checked_with_clear_errors() {
         user: Some("a".into()),
         password: Some("pw".into()),
         catalog: Some("nowhere".into()),
+        ..Default::default()
     };
     let error = FlightSqlSource::connect("b", &url, right)
         .await
@@ -111,7 +112,7 @@ async fn credentials_and_catalogs_are_checked_with_clear_errors() {
     let ok = FlightSqlOptions {
         user: Some("a".into()),
         password: Some("pw".into()),
-        catalog: None,
+        ..Default::default()
     };
     let a = node_a(addr, ok).await;
     let rows = a

@@ -1,0 +1,98 @@
+//! Throwaway TLS certificates made with the `openssl` command: a CA, and a server certificate
+//! it signs for `localhost` and 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Files of a test PKI.
+pub struct TestPki {
+    /// The CA certificate clients trust (PEM).
+    pub ca_cert: PathBuf,
+    /// The server certificate (PEM), for `localhost` and 127.0.0.1.
+    pub server_cert: PathBuf,
+    /// The server's private key (PEM).
+    pub server_key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command runs (Debian package `openssl`)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA and a server certificate in a new temp dir (removed when the test binary exits).
+pub fn test_pki() -> TestPki {
+    let dir = crate::reaper::temp_dir("flotilla-tls-").expect("a temp dir");
+    let days = "2";
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            days,
+            "-subj",
+            "/CN=Flotilla test CA",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .expect("writing the extensions file");
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            days,
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    TestPki {
+        ca_cert: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+    }
+}
