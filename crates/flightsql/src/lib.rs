@@ -15,6 +15,7 @@
 //! - `metadata`: catalogs, schemas, tables, SqlInfo, XDBC types.
 //! - `ingest`: bulk ingestion (`adbc_ingest`) into session tables or writable catalogs.
 //! - `options`: Flight session options, mapped to the session's DataFusion configuration.
+//! - [`password`]: users' passwords, plain or PBKDF2-hashed.
 //! - [`FlightSqlServer`]: runs it all on a TCP listener with graceful shutdown.
 //!
 //! This crate knows nothing of databases or distribution: it serves whatever catalogs the
@@ -25,11 +26,13 @@ mod ingest;
 mod layer;
 mod metadata;
 mod options;
+pub mod password;
 mod registry;
 mod server;
 mod service;
 pub mod session;
 
+pub use password::Password;
 pub use registry::RegistryLimits;
 pub use server::FlightSqlServer;
 pub use session::{SessionLimits, SessionProvider, SharedCatalogs, User};

@@ -12,6 +12,7 @@
 //! `Unauthenticated` and nothing runs. With no users the server is open: a call without a token,
 //! or with the token of a session that expired, simply gets a new session.
 
+use crate::password::Password;
 use base64::Engine;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
@@ -241,8 +242,8 @@ impl Default for SessionLimits {
 pub struct User {
     /// The user name clients send.
     pub name: String,
-    /// The password.
-    pub password: String,
+    /// The password to check.
+    pub password: Password,
 }
 
 impl std::fmt::Debug for User {
@@ -345,7 +346,7 @@ impl Sessions {
             .users
             .iter()
             .find(|u| u.name == name)
-            .is_some_and(|u| constant_time_eq(u.password.as_bytes(), password.as_bytes()));
+            .is_some_and(|u| u.password.matches(password));
         if known {
             Ok(Some(name.to_string()))
         } else {
@@ -411,11 +412,6 @@ pub(crate) fn new_token() -> String {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     )
-}
-
-/// Compares two secrets in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The error for a session that must exist but does not (a handler called outside the layer).

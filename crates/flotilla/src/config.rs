@@ -55,12 +55,20 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-/// `[[server.users]] name = "…", password_env = "VARIABLE"`.
+/// `[[server.users]] name = "…"` with `password_env = "VARIABLE"` or `password_hash = "…"`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserConfig {
     pub name: String,
-    /// The environment variable that holds the password (never the password itself).
-    pub password_env: String,
+    pub password: UserPassword,
+}
+
+/// Where a user's password comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserPassword {
+    /// The environment variable that holds it (never the password itself in the file).
+    Env(String),
+    /// A hash from `flotilla hash-password`.
+    Hash(flotilla_flightsql::Password),
 }
 
 /// Defaults applied to every session.
@@ -199,7 +207,8 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawUser {
     name: String,
-    password_env: String,
+    password_env: Option<String>,
+    password_hash: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -531,6 +540,32 @@ impl Config {
             };
             sources.insert(name, source);
         }
+        let mut users = Vec::new();
+        for (i, user) in raw.server.users.into_iter().enumerate() {
+            let key = format!("server.users[{i}]");
+            let password = match (user.password_env, user.password_hash) {
+                (Some(variable), None) => UserPassword::Env(variable),
+                (None, Some(hash)) => UserPassword::Hash(
+                    flotilla_flightsql::Password::parse_hash(hash.get_ref()).map_err(
+                        |message| error(Some(hash.span()), format!("{key}.password_hash"), message),
+                    )?,
+                ),
+                _ => {
+                    return Err(error(
+                        None,
+                        key,
+                        format!(
+                            "user '{}' needs exactly one of password_env or password_hash",
+                            user.name
+                        ),
+                    ));
+                }
+            };
+            users.push(UserConfig {
+                name: user.name,
+                password,
+            });
+        }
         let tls = match (raw.server.tls_cert, raw.server.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
@@ -567,15 +602,7 @@ impl Config {
             pushdown: raw.federation.pushdown.unwrap_or(true),
             server: ServerConfig {
                 listen: raw.server.listen,
-                users: raw
-                    .server
-                    .users
-                    .into_iter()
-                    .map(|u| UserConfig {
-                        name: u.name,
-                        password_env: u.password_env,
-                    })
-                    .collect(),
+                users,
                 session_idle_timeout: raw.server.session_idle_timeout,
                 tls,
             },
@@ -709,11 +736,24 @@ mod tests {
             config.server.users,
             vec![UserConfig {
                 name: "ana".into(),
-                password_env: "ANA_PW".into()
+                password: UserPassword::Env("ANA_PW".into())
             }]
         );
         let e = parse("[[server.users]]\nname = \"ana\"\npassword = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("password"), "{e}");
+        let hash = flotilla_flightsql::password::hash("pw", 1000);
+        let config = parse(&format!(
+            "[[server.users]]\nname = \"bo\"\npassword_hash = \"{hash}\"\n"
+        ))
+        .unwrap();
+        let UserPassword::Hash(password) = &config.server.users[0].password else {
+            panic!("a hash");
+        };
+        assert!(password.matches("pw"));
+        let e = parse("[[server.users]]\nname = \"bo\"\npassword_hash = \"sha1$x\"\n").unwrap_err();
+        assert!(e.to_string().contains("password_hash"), "{e}");
+        let e = parse("[[server.users]]\nname = \"bo\"\n").unwrap_err();
+        assert!(e.to_string().contains("exactly one"), "{e}");
     }
 
     #[test]

@@ -49,6 +49,15 @@ enum Command {
     ///   flotilla serve --listen 0.0.0.0:50051     (with [[server.users]] configured)
     ///   python -c "import adbc_driver_flightsql.dbapi as f; print(f.connect('grpc://127.0.0.1:50051').cursor().execute('SELECT 1').fetchall())"
     Serve(ServeArgs),
+    /// Hash a password for `[[server.users]] password_hash` (PBKDF2-HMAC-SHA256, random salt).
+    ///
+    /// Reads the password from standard input (one line), prints the hash.
+    /// Example: flotilla hash-password < password.txt
+    HashPassword {
+        /// PBKDF2 iterations (more is slower to check and to guess).
+        #[arg(long, default_value_t = flotilla_flightsql::password::DEFAULT_ITERATIONS)]
+        iterations: u32,
+    },
     /// Run the embedded demo: TPC-H data in SQLite and Parquet, queried as one.
     ///
     /// The first run generates TPC-H SF 0.1 into a cache directory (as Parquet files and as one
@@ -216,6 +225,21 @@ fn main() -> ExitCode {
 async fn run_command(command: Command) -> Result<()> {
     match command {
         Command::Sql(args) => sql(args).await,
+        Command::HashPassword { iterations } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err(Error::invalid(
+                    "no password on standard input (e.g. flotilla hash-password < file)",
+                ));
+            }
+            println!(
+                "{}",
+                flotilla_flightsql::password::hash(password, iterations.max(1))
+            );
+            Ok(())
+        }
         Command::Serve(args) => {
             let config = load_config(args.config)?;
             serve::serve(&config, args.listen.as_deref(), |address, notes| {

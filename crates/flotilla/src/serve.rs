@@ -3,7 +3,7 @@
 //! Sessions share the sources (one connection pool per database for the whole node); each
 //! client session has its own options and temporary tables (see `flotilla_flightsql::session`).
 
-use crate::config::{Config, DEFAULT_LISTEN};
+use crate::config::{Config, DEFAULT_LISTEN, UserPassword};
 use crate::session;
 use flotilla_common::{Error, Result};
 use flotilla_flightsql::{FlightSqlServer, SessionLimits, SharedCatalogs, User};
@@ -30,13 +30,18 @@ pub async fn serve(
         .users
         .iter()
         .map(|u| {
-            let password = std::env::var(&u.password_env).map_err(|_| {
-                Error::invalid(format!(
-                    "server.users: the password of user '{}' is read from the environment \
-                     variable {}, which is not set",
-                    u.name, u.password_env
-                ))
-            })?;
+            let password = match &u.password {
+                UserPassword::Hash(hash) => hash.clone(),
+                UserPassword::Env(variable) => std::env::var(variable)
+                    .map_err(|_| {
+                        Error::invalid(format!(
+                            "server.users: the password of user '{}' is read from the \
+                             environment variable {variable}, which is not set",
+                            u.name
+                        ))
+                    })?
+                    .into(),
+            };
             Ok(User {
                 name: u.name.clone(),
                 password,

@@ -290,12 +290,39 @@ fn tls_serves_clients_that_trust_its_certificate() {
 
 #[test]
 fn with_users_only_valid_credentials_get_in() {
+    // Bo's password is stored as a hash made by `flotilla hash-password`.
+    let mut hasher = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["hash-password", "--iterations", "1000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = hasher.stdin.take().unwrap();
+        stdin.write_all(b"b0's pass\n").unwrap();
+    }
+    let hashed = hasher.wait_with_output().unwrap();
+    assert!(hashed.status.success());
+    let hash = String::from_utf8(hashed.stdout).unwrap();
+    assert!(hash.starts_with("pbkdf2-sha256$1000$"), "{hash}");
     let server = serve(
-        "[[server.users]]\nname = \"ana\"\npassword_env = \"FLOTILLA_TEST_ANA\"\n",
+        &format!(
+            "[[server.users]]\nname = \"ana\"\npassword_env = \"FLOTILLA_TEST_ANA\"\n\n\
+             [[server.users]]\nname = \"bo\"\npassword_hash = \"{}\"\n",
+            hash.trim()
+        ),
         &[("FLOTILLA_TEST_ANA", "s3cret")],
     );
     let (ok, _) = client("auth", &server.uri, &["ana", "s3cret"]);
     assert_eq!(ok["rows"], 5, "{ok}");
+    let (ok, _) = client("auth", &server.uri, &["bo", "b0's pass"]);
+    assert_eq!(ok["rows"], 5, "{ok}");
+    let (wrong, _) = client("auth", &server.uri, &["bo", "s3cret"]);
+    assert!(
+        wrong["error"].as_str().unwrap().contains("UNAUTHENTICATED"),
+        "{wrong}"
+    );
     let (wrong, _) = client("auth", &server.uri, &["ana", "nope"]);
     let error = wrong["error"].as_str().unwrap();
     assert!(error.contains("UNAUTHENTICATED"), "{error}");
