@@ -427,3 +427,25 @@ fn a_node_federates_another_node_over_flight_sql() {
         "the filter goes to node B:\n{plan}"
     );
 }
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = serve("", &[]);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            assert!(exit.success(), "exit status {exit}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "flotilla serve still runs 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
