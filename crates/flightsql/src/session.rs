@@ -224,7 +224,8 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct SessionLimits {
     /// A session unused for this long is dropped (with its prepared statements and tables).
     pub idle_timeout: Duration,
-    /// At most this many live sessions; a new client beyond it gets `ResourceExhausted`.
+    /// At most this many live sessions; beyond it, a new session replaces the least recently
+    /// used one.
     pub max_sessions: usize,
 }
 
@@ -357,11 +358,20 @@ impl Sessions {
     fn open(&self, user: Option<String>) -> Result<Admitted, Status> {
         if lock(&self.live).len() >= self.limits.max_sessions {
             self.sweep_now();
-            if lock(&self.live).len() >= self.limits.max_sessions {
-                return Err(Status::resource_exhausted(format!(
-                    "this node already has {} sessions; try again when some expire",
-                    self.limits.max_sessions
-                )));
+            // Still full: the least recently used session makes room. Refusing instead would
+            // let clients that never keep their token (every call a new session) lock everyone
+            // out of an open server until sessions expire.
+            let mut live = lock(&self.live);
+            while live.len() >= self.limits.max_sessions.max(1) {
+                let now = Instant::now();
+                let oldest = live
+                    .iter()
+                    .max_by_key(|(_, s)| s.idle_for(now))
+                    .map(|(token, _)| token.clone());
+                match oldest {
+                    Some(token) => live.remove(&token),
+                    None => break,
+                };
             }
         }
         let ctx = self.provider.new_session().map_err(Status::from)?;

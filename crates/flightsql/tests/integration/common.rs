@@ -6,7 +6,7 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use flotilla_flightsql::{FlightSqlServer, RegistryLimits, SharedCatalogs, User};
+use flotilla_flightsql::{FlightSqlServer, RegistryLimits, SessionLimits, SharedCatalogs, User};
 use futures::TryStreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,18 +46,30 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(users: Vec<User>, limits: RegistryLimits) -> TestServer {
-    start_server(users, limits, None).await
+    start_server(users, limits, None, SessionLimits::default()).await
+}
+
+/// A server keeping at most `limits.max_sessions` sessions.
+pub async fn start_limited(limits: SessionLimits) -> TestServer {
+    start_server(Vec::new(), RegistryLimits::default(), None, limits).await
 }
 
 /// A server speaking TLS with `cert` and `key` (PEM).
 pub async fn start_tls(cert: Vec<u8>, key: Vec<u8>) -> TestServer {
-    start_server(Vec::new(), RegistryLimits::default(), Some((cert, key))).await
+    start_server(
+        Vec::new(),
+        RegistryLimits::default(),
+        Some((cert, key)),
+        SessionLimits::default(),
+    )
+    .await
 }
 
 async fn start_server(
     users: Vec<User>,
     limits: RegistryLimits,
     tls: Option<(Vec<u8>, Vec<u8>)>,
+    session_limits: SessionLimits,
 ) -> TestServer {
     let ctx = tpch_context().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -65,7 +77,8 @@ async fn start_server(
     let (stop, stopped) = oneshot::channel::<()>();
     let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
         .with_users(users)
-        .with_registry_limits(limits);
+        .with_registry_limits(limits)
+        .with_session_limits(session_limits);
     if let Some((cert, key)) = tls {
         server = server.with_tls(cert, key);
     }

@@ -229,3 +229,29 @@ async fn tls_clients_that_trust_the_ca_get_in_and_plain_text_does_not() {
         assert!(plain.execute("SELECT 1".into(), None).await.is_err());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_makes_room_by_dropping_the_least_recently_used_session() {
+    let limits = flotilla_flightsql::SessionLimits {
+        max_sessions: 2,
+        ..Default::default()
+    };
+    let server = common::start_limited(limits).await;
+    let show = "SHOW datafusion.execution.batch_size";
+    let mut first = common::client(server.addr).await;
+    common::query(&mut first, "SET datafusion.execution.batch_size = 1111").await;
+    let mut second = common::client(server.addr).await;
+    common::query(&mut second, "SET datafusion.execution.batch_size = 2222").await;
+    // A burst of clients that never keep a token: each call is a new session.
+    for _ in 0..10 {
+        let mut anonymous = FlightSqlServiceClient::new(common::channel(server.addr).await);
+        common::query(&mut anonymous, "SELECT 1").await;
+    }
+    // Everyone is still served; the oldest sessions were replaced, so their options are gone.
+    assert_eq!(
+        common::rows(&common::query(&mut first, show).await),
+        ["datafusion.execution.batch_size|8192"]
+    );
+    let rows = common::rows(&common::query(&mut first, "SELECT 2").await);
+    assert_eq!(rows, ["2"]);
+}
