@@ -55,6 +55,28 @@ impl ErrorKind {
             ErrorKind::Internal => tonic::Code::Internal,
         }
     }
+
+    /// The kind of error a gRPC status from a remote node or endpoint reports (the inverse of
+    /// [`ErrorKind::grpc_code`]; codes without a kind of their own are internal errors).
+    pub fn from_grpc_code(code: tonic::Code) -> Self {
+        match code {
+            tonic::Code::InvalidArgument
+            | tonic::Code::OutOfRange
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::AlreadyExists => ErrorKind::InvalidArgument,
+            tonic::Code::NotFound => ErrorKind::NotFound,
+            tonic::Code::Unauthenticated => ErrorKind::Unauthenticated,
+            tonic::Code::PermissionDenied => ErrorKind::PermissionDenied,
+            tonic::Code::ResourceExhausted => ErrorKind::ResourceExhausted,
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => ErrorKind::Unavailable,
+            tonic::Code::Cancelled | tonic::Code::Aborted => ErrorKind::Cancelled,
+            tonic::Code::Unimplemented => ErrorKind::Unsupported,
+            tonic::Code::Ok
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+            | tonic::Code::DataLoss => ErrorKind::Internal,
+        }
+    }
 }
 
 /// An error with a kind, a message for people, and optionally the source it concerns.
@@ -222,6 +244,24 @@ mod tests {
         let e: Error = ours.into_datafusion().into();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert_eq!(e.to_string(), "source 'pg': connection refused");
+    }
+
+    #[test]
+    fn every_kind_survives_a_round_trip_through_its_grpc_code() {
+        use ErrorKind::*;
+        for kind in [
+            InvalidArgument,
+            NotFound,
+            Unauthenticated,
+            PermissionDenied,
+            ResourceExhausted,
+            Unavailable,
+            Cancelled,
+            Unsupported,
+            Internal,
+        ] {
+            assert_eq!(ErrorKind::from_grpc_code(kind.grpc_code()), kind);
+        }
     }
 
     #[test]

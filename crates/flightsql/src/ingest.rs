@@ -12,6 +12,7 @@
 //! A table without a catalog goes to the session's default catalog and schema; `temporary`
 //! tables always go to the session's own catalog ([`crate::session::SESSION_CATALOG`]).
 
+use crate::service::status;
 use crate::session::{SESSION_CATALOG, Session};
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
@@ -25,10 +26,6 @@ use datafusion::datasource::MemTable;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use tonic::{Request, Status};
-
-fn status(e: impl Into<flotilla_common::Error>) -> Status {
-    Status::from(e.into())
-}
 
 /// Loads the rows of an ingest request; returns how many were written.
 pub(crate) async fn ingest(

@@ -62,7 +62,7 @@ pub struct FlotillaFlightSql {
 type DoGetStream = <FlotillaFlightSql as FlightService>::DoGetStream;
 
 /// A DataFusion or Flotilla error as the status a client sees.
-fn status(e: impl Into<flotilla_common::Error>) -> Status {
+pub(crate) fn status(e: impl Into<flotilla_common::Error>) -> Status {
     Status::from(e.into())
 }
 

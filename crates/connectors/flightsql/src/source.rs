@@ -63,20 +63,10 @@ impl std::fmt::Debug for FlightSqlSource {
 /// A client error as a Flotilla error of the right kind, naming the source.
 fn error(source: &str, what: &str, e: FlightError) -> Error {
     let (kind, message) = match e {
-        FlightError::Tonic(status) => {
-            let kind = match status.code() {
-                tonic::Code::InvalidArgument => ErrorKind::InvalidArgument,
-                tonic::Code::NotFound => ErrorKind::NotFound,
-                tonic::Code::Unauthenticated => ErrorKind::Unauthenticated,
-                tonic::Code::PermissionDenied => ErrorKind::PermissionDenied,
-                tonic::Code::ResourceExhausted => ErrorKind::ResourceExhausted,
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => ErrorKind::Unavailable,
-                tonic::Code::Cancelled => ErrorKind::Cancelled,
-                tonic::Code::Unimplemented => ErrorKind::Unsupported,
-                _ => ErrorKind::Internal,
-            };
-            (kind, status.message().to_string())
-        }
+        FlightError::Tonic(status) => (
+            ErrorKind::from_grpc_code(status.code()),
+            status.message().to_string(),
+        ),
         other => (ErrorKind::Internal, other.to_string()),
     };
     Error::new(kind, format!("{what}: {message}")).with_source(source)
