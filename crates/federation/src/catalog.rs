@@ -18,8 +18,8 @@ use flotilla_common::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-/// A source's tables as DataFusion catalog → schemas → tables.
-#[derive(Debug)]
+/// A source's tables as DataFusion catalog → schemas → tables. Clones share one listing.
+#[derive(Debug, Clone)]
 pub struct SourceCatalog {
     shared: Arc<Shared>,
 }
@@ -72,6 +72,27 @@ impl SourceCatalog {
         let listing = list(self.shared.source.as_ref()).await?;
         *self.shared.write() = listing;
         Ok(())
+    }
+
+    /// The table `schema.name`, described (from the cache or the source); `None` when the
+    /// source has no such table.
+    ///
+    /// # Errors
+    /// When the source cannot be reached or the table cannot be described.
+    pub async fn table_in(&self, schema: &str, name: &str) -> Result<Option<Arc<FederatedTable>>> {
+        self.shared.table(schema, name).await
+    }
+
+    /// Whether the source has the schema `name` (as last listed).
+    pub fn has_schema(&self, name: &str) -> bool {
+        self.shared.read().schemas.contains_key(name)
+    }
+
+    /// The names of the source's schemas, comma-separated (for messages).
+    pub fn schema_names_joined(&self) -> String {
+        let listing = self.shared.read();
+        let names: Vec<&str> = listing.schemas.keys().map(String::as_str).collect();
+        names.join(", ")
     }
 
     /// How many tables have been described (and cached) so far.

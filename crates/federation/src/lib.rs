@@ -27,6 +27,8 @@
 //! - [`config`]: `SET flotilla.federation.pushdown = false` turns pushdown off.
 //! - [`stream`]: the stream of a remote statement's batches, with a bounded channel and a stop
 //!   action on drop, shared by the connectors.
+//! - [`write`]: `INSERT INTO` and `CREATE TABLE … AS` into a source, through
+//!   [`Source::write`]; [`execute_logical_plan`] runs statements with that.
 //! - [`sink`]: Arrow builders that connectors decode values into, converting to the type the
 //!   plan asks for.
 //!
@@ -43,14 +45,16 @@ pub mod source;
 pub mod sql;
 pub mod stream;
 pub mod table;
+pub mod write;
 
 pub use catalog::{SourceCatalog, catalog_of};
 pub use config::FederationConfig;
 pub use dialect::Dialect;
 pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};
-pub use source::{RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes};
+pub use source::{RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes, WriteTarget};
 pub use table::FederatedTable;
+pub use write::{FederatedSink, execute_logical_plan, sql};
 
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::SessionStateBuilder;

@@ -6,7 +6,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
-use flotilla_common::Result;
+use flotilla_common::{Error, ErrorKind, Result};
 use std::fmt::Debug;
 
 /// Which database a source reaches, as a structured value. Two sources with equal identities see
@@ -68,6 +68,30 @@ pub struct RemoteTable {
     pub row_estimate: Option<usize>,
 }
 
+/// The table rows written to a source go into.
+#[derive(Debug, Clone)]
+pub enum WriteTarget {
+    /// An existing table as described; the rows have its Arrow schema.
+    Append(RemoteTable),
+    /// A table the write creates, with a column of the database's closest type for each field
+    /// of `columns`; the rows have that schema.
+    Create {
+        schema: String,
+        name: String,
+        columns: SchemaRef,
+    },
+}
+
+impl WriteTarget {
+    /// `schema.table` as the user would write it.
+    pub fn display_name(&self) -> String {
+        match self {
+            WriteTarget::Append(table) => format!("{}.{}", table.schema, table.name),
+            WriteTarget::Create { schema, name, .. } => format!("{schema}.{name}"),
+        }
+    }
+}
+
 /// A database Flotilla can send SQL to. Connectors implement it; the engine knows no database.
 #[async_trait]
 pub trait Source: Debug + Send + Sync {
@@ -97,4 +121,19 @@ pub trait Source: Debug + Send + Sync {
         schema: SchemaRef,
         batch_size: usize,
     ) -> DfResult<SendableRecordBatchStream>;
+
+    /// Writes every row of `data` into `target` atomically: all rows land, or — on any error,
+    /// including one from `data` itself — none do and a table being created does not remain.
+    /// Returns the number of rows written. Sources that cannot write keep this default.
+    async fn write(&self, target: WriteTarget, data: SendableRecordBatchStream) -> Result<u64> {
+        drop(data);
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "cannot write to {}: this source is read-only",
+                target.display_name()
+            ),
+        )
+        .with_source(self.name()))
+    }
 }

@@ -1,14 +1,17 @@
 //! `FederatedTable`: a remote table as a DataFusion table.
 
 use crate::exec::FederatedScanExec;
-use crate::source::{RemoteTable, Source};
+use crate::source::{RemoteTable, Source, WriteTarget};
 use crate::sql::Writer;
+use crate::write::FederatedSink;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema, Result as DfResult, internal_err};
+use datafusion::common::{Column, DFSchema, Result as DfResult, internal_err, not_impl_err};
+use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::{DefaultTableSource, TableType};
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableScan};
 use datafusion::physical_plan::ExecutionPlan;
@@ -113,6 +116,28 @@ impl TableProvider for FederatedTable {
             query.sql,
             schema,
         )))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return not_impl_err!(
+                "source '{}': only INSERT INTO (append) is supported for {}.{}, not {insert_op}",
+                self.source.name(),
+                self.remote.schema,
+                self.remote.name
+            );
+        }
+        let sink = FederatedSink::new(
+            Arc::clone(&self.source),
+            WriteTarget::Append(self.remote.clone()),
+            Arc::clone(&self.remote.arrow_schema),
+        );
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 
     fn supports_filters_pushdown(

@@ -39,7 +39,7 @@ use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
@@ -131,6 +131,16 @@ fn rows_affected(batches: &[RecordBatch]) -> i64 {
     i64::try_from(total).unwrap_or(i64::MAX)
 }
 
+/// Whether a plan writes rows and reports how many (INSERT, COPY, CREATE TABLE … AS).
+fn writes_rows(plan: &LogicalPlan) -> bool {
+    matches!(
+        plan,
+        LogicalPlan::Dml(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_))
+    )
+}
+
 /// Whether a plan returns rows to read (a query) rather than changing something.
 fn returns_rows(plan: &LogicalPlan) -> bool {
     !matches!(
@@ -164,10 +174,8 @@ impl FlotillaFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         // A change sent as a query (DB-API `execute`, JDBC `executeQuery`) runs now, like DDL,
         // not when (or if) the client fetches its row count.
-        let changes = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
-        let frame = session
-            .context()
-            .execute_logical_plan(plan)
+        let changes = writes_rows(&plan);
+        let frame = flotilla_federation::execute_logical_plan(session.context(), plan)
             .await
             .map_err(status)?;
         let physical: Arc<dyn ExecutionPlan> = if changes {
@@ -194,10 +202,8 @@ impl FlotillaFlightSql {
                 "this statement returns rows: run it as a query (executeQuery), not as an update",
             ));
         }
-        let counts = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
-        let frame = session
-            .context()
-            .execute_logical_plan(plan)
+        let counts = writes_rows(&plan);
+        let frame = flotilla_federation::execute_logical_plan(session.context(), plan)
             .await
             .map_err(status)?;
         let batches = frame.collect().await.map_err(status)?;

@@ -32,7 +32,7 @@ pub async fn run_statement(
     printer: &mut Printer<'_>,
 ) -> Result<usize> {
     let plan = ctx.state().statement_to_plan(statement).await?;
-    let frame = ctx.execute_logical_plan(plan).await?;
+    let frame = flotilla_federation::execute_logical_plan(ctx, plan).await?;
     let mut stream = frame.execute_stream().await?;
     printer.begin(stream.schema())?;
     let mut rows = 0;

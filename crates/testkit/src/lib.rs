@@ -14,6 +14,8 @@
 //! - [`compare`] checks two results row for row; [`plans`] holds the TPC-H references and plan
 //!   checks the connector tests share.
 //! - [`clients::python`] is the Python with the ADBC and pyarrow Flight SQL clients.
+//! - [`writes`] holds the write checks (copies, type round-trips, atomicity) every writable
+//!   connector runs.
 //! - [`tls::test_pki`] makes a CA and a server certificate for TLS tests.
 
 pub mod clients;
@@ -25,6 +27,7 @@ pub mod reaper;
 mod server;
 pub mod tls;
 mod tpch;
+pub mod writes;
 
 pub use compare::{
     Decimals, assert_columns, assert_same_rows, assert_same_rows_with, compare_batches,

@@ -213,6 +213,7 @@ impl MariaDb {
                 .args([
                     "--local-infile=1",
                     "--connect-timeout=5",
+                    "--default-character-set=utf8mb4",
                     "-N",
                     "-B",
                     "-e",

@@ -9,7 +9,7 @@ use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
 use flotilla_federation::{
-    Dialect, RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes,
+    Dialect, RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes, WriteTarget,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
@@ -351,6 +351,12 @@ impl Source for MysqlSource {
         batch_size: usize,
     ) -> DfResult<SendableRecordBatchStream> {
         crate::exec::stream(self, sql, schema, batch_size)
+    }
+
+    async fn write(&self, target: WriteTarget, data: SendableRecordBatchStream) -> Result<u64> {
+        crate::write::write(self, &target, data)
+            .await
+            .map_err(|e| self.named(e))
     }
 }
 

@@ -14,12 +14,15 @@
 //! - [`dialect`]: the capability model for PostgreSQL.
 //! - [`types`]: type mapping and binary-protocol decoding.
 //! - `exec`: streaming execution with cancellation; `pool`: connections.
+//! - `write`: `INSERT INTO` / `CREATE TABLE … AS` through `COPY … FROM STDIN (FORMAT binary)`
+//!   in one transaction.
 
 pub mod dialect;
 mod exec;
 mod pool;
 pub mod source;
 pub mod types;
+mod write;
 
 pub use dialect::PostgresDialect;
 pub use flotilla_federation::UnsupportedTypes;

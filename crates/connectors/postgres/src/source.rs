@@ -10,7 +10,7 @@ use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
 use flotilla_federation::{
-    Dialect, RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes,
+    Dialect, RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes, WriteTarget,
 };
 use std::sync::Arc;
 use tokio_postgres::config::Host;
@@ -277,6 +277,12 @@ impl Source for PostgresSource {
         batch_size: usize,
     ) -> DfResult<SendableRecordBatchStream> {
         crate::exec::stream(&self.name, &self.pool, sql, schema, batch_size)
+    }
+
+    async fn write(&self, target: WriteTarget, data: SendableRecordBatchStream) -> Result<u64> {
+        crate::write::write(&self.pool, &target, data)
+            .await
+            .map_err(|e| self.named(e))
     }
 }
 

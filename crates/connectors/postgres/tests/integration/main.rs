@@ -5,3 +5,4 @@ mod common;
 mod failures;
 mod tpch;
 mod types;
+mod writes;

@@ -1,0 +1,416 @@
+//! Writing rows into MySQL/MariaDB: multi-row `INSERT … VALUES (?, …), (?, …)` prepared
+//! statements in one transaction.
+//!
+//! `CREATE TABLE … AS` creates the table first (DDL commits by itself in MySQL), then inserts in
+//! a transaction, and drops the table again when anything fails, so no half-written table is
+//! left. Created columns:
+//!
+//! | Arrow | column created as |
+//! | --- | --- |
+//! | Boolean | `BOOLEAN` |
+//! | Int8 … Int64, UInt8 … UInt64 | `TINYINT` … `BIGINT` (`UNSIGNED`) |
+//! | Float16, Float32 / Float64 | `FLOAT` / `DOUBLE` |
+//! | Decimal(p, s), p ≤ 65 | `DECIMAL(p,s)` |
+//! | Utf8, LargeUtf8, Utf8View, Null | `LONGTEXT` in utf8mb4 with the binary collation (compares like DataFusion) |
+//! | Binary, LargeBinary, BinaryView, FixedSizeBinary | `LONGBLOB` |
+//! | Date32, Date64 / Time32, Time64 | `DATE` / `TIME(6)` |
+//! | Timestamp (UTC for zoned ones; sessions run in UTC) | `DATETIME(6)` |
+//!
+//! A field that is not nullable gets `NOT NULL`.
+
+use crate::source::{MysqlSource, error};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int64Type, SchemaRef,
+    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, UInt64Type,
+};
+use datafusion::execution::SendableRecordBatchStream;
+use flotilla_common::{Error, ErrorKind, Result};
+use flotilla_federation::{Dialect, Source, WriteTarget};
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, TxOpts, Value};
+
+/// At most this many rows go into one `INSERT`.
+const MAX_ROWS_PER_INSERT: usize = 2_000;
+/// MySQL numbers placeholders with 16 bits.
+const MAX_PLACEHOLDERS: usize = 65_535;
+/// An `INSERT` is sent once its values reach about this size (below the server's default
+/// `max_allowed_packet` of 16 MiB).
+const MAX_INSERT_BYTES: usize = 4 << 20;
+
+/// Writes `data` into `target`; returns the rows written.
+pub(crate) async fn write(
+    source: &MysqlSource,
+    target: &WriteTarget,
+    data: SendableRecordBatchStream,
+) -> Result<u64> {
+    let mut conn = source.connection().await?;
+    // The flavor is known once connected.
+    let dialect = Source::dialect(source);
+    let (schema, table, columns) = match target {
+        WriteTarget::Append(table) => (&table.schema, &table.name, &table.arrow_schema),
+        WriteTarget::Create {
+            schema,
+            name,
+            columns,
+        } => (schema, name, columns),
+    };
+    let qualified = format!(
+        "{}.{}",
+        dialect.quote_identifier(schema),
+        dialect.quote_identifier(table)
+    );
+    let column_list = columns
+        .fields()
+        .iter()
+        .map(|f| dialect.quote_identifier(f.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let into = format!("{qualified} ({column_list})");
+    let WriteTarget::Create { columns, .. } = target else {
+        return insert(&mut conn, &into, columns, data).await;
+    };
+    let ddl = create_table_sql(dialect, &qualified, columns)?;
+    conn.query_drop(&ddl)
+        .await
+        .map_err(|e| error(&e, &format!("creating table {schema}.{table}")))?;
+    match insert(&mut conn, &into, columns, data).await {
+        Ok(written) => Ok(written),
+        Err(e) => {
+            // MySQL commits DDL at once: take the table away again.
+            let dropped = conn.query_drop(format!("DROP TABLE {qualified}")).await;
+            Err(match dropped {
+                Ok(()) => e,
+                Err(drop_error) => Error::new(
+                    e.kind(),
+                    format!(
+                        "{}; the new table {schema}.{table} could not be dropped again: {}",
+                        e.message(),
+                        error(&drop_error, "dropping").message()
+                    ),
+                ),
+            })
+        }
+    }
+}
+
+/// Inserts every row of `data` into `into` (`table (columns)`) in one transaction.
+async fn insert(
+    conn: &mut Conn,
+    into: &str,
+    columns: &SchemaRef,
+    mut data: SendableRecordBatchStream,
+) -> Result<u64> {
+    let width = columns.fields().len().max(1);
+    let rows_per_insert = MAX_ROWS_PER_INSERT.min(MAX_PLACEHOLDERS / width).max(1);
+    let row_placeholders = format!("({})", vec!["?"; width].join(", "));
+    let statement = |rows: usize| {
+        format!(
+            "INSERT INTO {into} VALUES {}",
+            vec![row_placeholders.as_str(); rows].join(", ")
+        )
+    };
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .await
+        .map_err(|e| error(&e, "starting a transaction"))?;
+    let mut pending: Vec<Value> = Vec::with_capacity(rows_per_insert * width);
+    let mut pending_rows = 0;
+    let mut pending_bytes = 0;
+    let mut written = 0u64;
+    let outcome: Result<()> = async {
+        while let Some(batch) = data.next().await {
+            let batch = batch.map_err(Error::from)?;
+            let values = batch_values(&batch, columns)?;
+            for row in 0..batch.num_rows() {
+                for column in &values {
+                    let value = column.value(row)?;
+                    pending_bytes += value_size(&value);
+                    pending.push(value);
+                }
+                pending_rows += 1;
+                if pending_rows == rows_per_insert || pending_bytes >= MAX_INSERT_BYTES {
+                    let params = std::mem::take(&mut pending);
+                    tx.exec_drop(statement(pending_rows), params)
+                        .await
+                        .map_err(|e| error(&e, "inserting rows"))?;
+                    written += tx.affected_rows();
+                    pending_rows = 0;
+                    pending_bytes = 0;
+                }
+            }
+        }
+        if pending_rows > 0 {
+            tx.exec_drop(statement(pending_rows), std::mem::take(&mut pending))
+                .await
+                .map_err(|e| error(&e, "inserting rows"))?;
+            written += tx.affected_rows();
+        }
+        Ok(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            tx.commit().await.map_err(|e| error(&e, "committing"))?;
+            Ok(written)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// `CREATE TABLE` for `columns`.
+fn create_table_sql(dialect: &dyn Dialect, qualified: &str, columns: &SchemaRef) -> Result<String> {
+    let definitions = columns
+        .fields()
+        .iter()
+        .map(|field| {
+            let ty = column_type(field.data_type()).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "column '{}': no MySQL type for Arrow type {}",
+                        field.name(),
+                        field.data_type()
+                    ),
+                )
+            })?;
+            let not_null = if field.is_nullable() { "" } else { " NOT NULL" };
+            Ok(format!(
+                "{} {ty}{not_null}",
+                dialect.quote_identifier(field.name())
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(format!(
+        "CREATE TABLE {qualified} ({})",
+        definitions.join(", ")
+    ))
+}
+
+/// The MySQL column type for values of `data_type`.
+fn column_type(data_type: &DataType) -> Option<String> {
+    use DataType as D;
+    Some(match data_type {
+        D::Boolean => "BOOLEAN".into(),
+        D::Int8 => "TINYINT".into(),
+        D::Int16 => "SMALLINT".into(),
+        D::Int32 => "INT".into(),
+        D::Int64 => "BIGINT".into(),
+        D::UInt8 => "TINYINT UNSIGNED".into(),
+        D::UInt16 => "SMALLINT UNSIGNED".into(),
+        D::UInt32 => "INT UNSIGNED".into(),
+        D::UInt64 => "BIGINT UNSIGNED".into(),
+        D::Float16 | D::Float32 => "FLOAT".into(),
+        D::Float64 => "DOUBLE".into(),
+        D::Decimal32(p, s) | D::Decimal64(p, s) | D::Decimal128(p, s) | D::Decimal256(p, s)
+            if *p <= 65 && (0..=30).contains(s) =>
+        {
+            format!("DECIMAL({p},{s})")
+        }
+        D::Utf8 | D::LargeUtf8 | D::Utf8View | D::Null => {
+            "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin".into()
+        }
+        D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_) => "LONGBLOB".into(),
+        D::Date32 | D::Date64 => "DATE".into(),
+        D::Time32(_) | D::Time64(_) => "TIME(6)".into(),
+        D::Timestamp(..) => "DATETIME(6)".into(),
+        D::Dictionary(_, value) => return column_type(value),
+        _ => return None,
+    })
+}
+
+/// One column of a batch, in the form its values are sent in.
+enum Values {
+    Signed(ArrayRef),
+    Unsigned(ArrayRef),
+    Float(ArrayRef),
+    Double(ArrayRef),
+    Decimal(ArrayRef),
+    Text(ArrayRef),
+    Bytes(ArrayRef),
+    Date(ArrayRef),
+    Time(ArrayRef),
+    Timestamp(ArrayRef),
+    Bool(ArrayRef),
+    Null,
+}
+
+/// The columns of `batch` cast to the forms values are sent in.
+fn batch_values(batch: &RecordBatch, columns: &SchemaRef) -> Result<Vec<Values>> {
+    batch
+        .columns()
+        .iter()
+        .zip(columns.fields())
+        .map(|(column, field)| {
+            values(column).map_err(|e| Error::invalid(format!("column '{}': {e}", field.name())))
+        })
+        .collect()
+}
+
+fn values(column: &ArrayRef) -> std::result::Result<Values, String> {
+    use DataType as D;
+    let to = |t: DataType| cast(column, &t).map_err(|e| e.to_string());
+    Ok(match column.data_type() {
+        D::Null => Values::Null,
+        D::Boolean => Values::Bool(column.clone()),
+        D::Int8 | D::Int16 | D::Int32 | D::Int64 => Values::Signed(to(D::Int64)?),
+        D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => Values::Unsigned(to(D::UInt64)?),
+        D::Float16 | D::Float32 => Values::Float(to(D::Float32)?),
+        D::Float64 => Values::Double(column.clone()),
+        D::Decimal32(p, s) | D::Decimal64(p, s) => Values::Decimal(to(D::Decimal128(*p, *s))?),
+        D::Decimal128(..) => Values::Decimal(column.clone()),
+        D::Decimal256(_, s) => Values::Decimal(to(D::Decimal128(38, *s))?),
+        D::Utf8 | D::LargeUtf8 | D::Utf8View | D::Dictionary(..) => Values::Text(to(D::Utf8)?),
+        D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_) => {
+            Values::Bytes(to(D::Binary)?)
+        }
+        D::Date32 | D::Date64 => Values::Date(to(D::Date32)?),
+        D::Time32(_) | D::Time64(_) => Values::Time(to(D::Time64(TimeUnit::Microsecond))?),
+        // Zoned instants keep their UTC value: sessions run with time_zone = '+00:00'.
+        D::Timestamp(_, zone) => {
+            Values::Timestamp(to(D::Timestamp(TimeUnit::Microsecond, zone.clone()))?)
+        }
+        other => return Err(format!("cannot write values of type {other} to MySQL")),
+    })
+}
+
+impl Values {
+    fn value(&self, row: usize) -> Result<Value> {
+        let array = match self {
+            Values::Null => return Ok(Value::NULL),
+            Values::Signed(a)
+            | Values::Unsigned(a)
+            | Values::Float(a)
+            | Values::Double(a)
+            | Values::Decimal(a)
+            | Values::Text(a)
+            | Values::Bytes(a)
+            | Values::Date(a)
+            | Values::Time(a)
+            | Values::Timestamp(a)
+            | Values::Bool(a) => a,
+        };
+        if array.is_null(row) {
+            return Ok(Value::NULL);
+        }
+        Ok(match self {
+            Values::Null => Value::NULL,
+            Values::Bool(a) => Value::Int(i64::from(a.as_boolean().value(row))),
+            Values::Signed(a) => Value::Int(a.as_primitive::<Int64Type>().value(row)),
+            Values::Unsigned(a) => Value::UInt(a.as_primitive::<UInt64Type>().value(row)),
+            Values::Float(a) => Value::Float(a.as_primitive::<Float32Type>().value(row)),
+            Values::Double(a) => Value::Double(a.as_primitive::<Float64Type>().value(row)),
+            Values::Decimal(a) => {
+                let decimals = a.as_primitive::<Decimal128Type>();
+                Value::Bytes(decimals.value_as_string(row).into_bytes())
+            }
+            Values::Text(a) => Value::Bytes(a.as_string::<i32>().value(row).as_bytes().to_vec()),
+            Values::Bytes(a) => Value::Bytes(a.as_binary::<i32>().value(row).to_vec()),
+            Values::Date(a) => {
+                let (y, m, d) = civil_from_days(a.as_primitive::<Date32Type>().value(row));
+                let year = u16::try_from(y)
+                    .map_err(|_| Error::invalid(format!("year {y} is outside MySQL's dates")))?;
+                Value::Date(year, m, d, 0, 0, 0, 0)
+            }
+            Values::Time(a) => {
+                let micros = a.as_primitive::<Time64MicrosecondType>().value(row);
+                let negative = micros < 0;
+                let micros = micros.unsigned_abs();
+                let seconds = micros / 1_000_000;
+                Value::Time(
+                    negative,
+                    (seconds / 86_400) as u32,
+                    ((seconds / 3_600) % 24) as u8,
+                    ((seconds / 60) % 60) as u8,
+                    (seconds % 60) as u8,
+                    (micros % 1_000_000) as u32,
+                )
+            }
+            Values::Timestamp(a) => {
+                let micros = a.as_primitive::<TimestampMicrosecondType>().value(row);
+                let days = micros.div_euclid(86_400_000_000);
+                let of_day = micros.rem_euclid(86_400_000_000);
+                let (y, m, d) = civil_from_days(i32::try_from(days).unwrap_or(i32::MAX));
+                let year = u16::try_from(y).map_err(|_| {
+                    Error::invalid(format!("year {y} is outside MySQL's datetimes"))
+                })?;
+                let seconds = of_day / 1_000_000;
+                Value::Date(
+                    year,
+                    m,
+                    d,
+                    (seconds / 3_600) as u8,
+                    ((seconds / 60) % 60) as u8,
+                    (seconds % 60) as u8,
+                    (of_day % 1_000_000) as u32,
+                )
+            }
+        })
+    }
+}
+
+/// Roughly how many bytes a value takes in an `INSERT`.
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::Bytes(b) => b.len() + 9,
+        _ => 9,
+    }
+}
+
+/// Year, month and day of a count of days since 1970-01-01 (proleptic Gregorian).
+fn civil_from_days(days: i32) -> (i32, u8, u8) {
+    // Howard Hinnant's algorithm, in 400-year eras starting in March.
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year as i32, month as u8, day as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_federation::sink::days_from_civil;
+
+    #[test]
+    fn civil_dates_round_trip() {
+        for (y, m, d) in [
+            (1970, 1, 1),
+            (2000, 2, 29),
+            (1969, 12, 31),
+            (1, 1, 1),
+            (9999, 12, 31),
+        ] {
+            let days = days_from_civil(y, m, d);
+            assert_eq!(civil_from_days(days), (y, m as u8, d as u8));
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn created_column_types_follow_arrow_types() {
+        assert_eq!(column_type(&DataType::UInt64).unwrap(), "BIGINT UNSIGNED");
+        assert_eq!(
+            column_type(&DataType::Decimal128(15, 2)).unwrap(),
+            "DECIMAL(15,2)"
+        );
+        assert!(column_type(&DataType::Decimal256(70, 2)).is_none());
+        assert!(column_type(&DataType::Duration(TimeUnit::Second)).is_none());
+    }
+}
