@@ -2,7 +2,7 @@
 //!
 //! DataFusion routes `SET <prefix>.<key> = <value>` to the extension registered under the first
 //! word of the key, so this extension owns the whole `flotilla` prefix and answers to
-//! `federation.pushdown`.
+//! `federation.pushdown` and `federation.join_key_pushdown`.
 
 use datafusion::common::{Result, plan_err};
 use datafusion::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
@@ -14,15 +14,33 @@ pub struct FederationConfig {
     /// `flotilla.federation.pushdown`: push sub-plans down to the sources. `false` reads every
     /// remote table whole and leaves all the work to DataFusion (for comparison and debugging).
     pub pushdown: bool,
+    /// `flotilla.federation.join_key_pushdown`: when a hash join has built its (small) side, send
+    /// its join keys to the other side's database as `key IN (…)` and a key range, added to
+    /// that side's SQL. The keys come from DataFusion's join dynamic filter, so its bounds
+    /// apply: above `datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values`
+    /// distinct keys only the range is sent.
+    pub join_key_pushdown: bool,
 }
 
 impl Default for FederationConfig {
     fn default() -> Self {
-        Self { pushdown: true }
+        Self {
+            pushdown: true,
+            join_key_pushdown: true,
+        }
     }
 }
 
 const PUSHDOWN_KEY: &str = "federation.pushdown";
+const JOIN_KEY_PUSHDOWN_KEY: &str = "federation.join_key_pushdown";
+
+fn boolean(key: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" => Ok(false),
+        other => plan_err!("flotilla.{key} takes true or false, not '{other}'"),
+    }
+}
 
 impl ExtensionOptions for FederationConfig {
     fn as_any(&self) -> &dyn Any {
@@ -39,16 +57,12 @@ impl ExtensionOptions for FederationConfig {
 
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
-            PUSHDOWN_KEY => match value.trim().to_ascii_lowercase().as_str() {
-                "true" | "on" | "1" => self.pushdown = true,
-                "false" | "off" | "0" => self.pushdown = false,
-                other => {
-                    return plan_err!("flotilla.{PUSHDOWN_KEY} takes true or false, not '{other}'");
-                }
-            },
+            PUSHDOWN_KEY => self.pushdown = boolean(key, value)?,
+            JOIN_KEY_PUSHDOWN_KEY => self.join_key_pushdown = boolean(key, value)?,
             _ => {
                 return plan_err!(
-                    "unknown option 'flotilla.{key}' (known: flotilla.{PUSHDOWN_KEY})"
+                    "unknown option 'flotilla.{key}' (known: flotilla.{PUSHDOWN_KEY}, \
+                     flotilla.{JOIN_KEY_PUSHDOWN_KEY})"
                 );
             }
         }
@@ -56,11 +70,19 @@ impl ExtensionOptions for FederationConfig {
     }
 
     fn entries(&self) -> Vec<ConfigEntry> {
-        vec![ConfigEntry {
-            key: format!("flotilla.{PUSHDOWN_KEY}"),
-            value: Some(self.pushdown.to_string()),
-            description: "Push sub-plans down to the sources; false reads remote tables whole.",
-        }]
+        vec![
+            ConfigEntry {
+                key: format!("flotilla.{PUSHDOWN_KEY}"),
+                value: Some(self.pushdown.to_string()),
+                description: "Push sub-plans down to the sources; false reads remote tables whole.",
+            },
+            ConfigEntry {
+                key: format!("flotilla.{JOIN_KEY_PUSHDOWN_KEY}"),
+                value: Some(self.join_key_pushdown.to_string()),
+                description: "Send the keys of a hash join's built side to the other side's \
+                              database as key IN (...) and a key range.",
+            },
+        ]
     }
 }
 

@@ -6,6 +6,7 @@
 //!                  │ metrics: output_rows, bytes_received, elapsed_compute (EXPLAIN ANALYZE)
 //! ```
 
+use crate::keys::OutputColumns;
 use crate::source::Source;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -14,6 +15,7 @@ use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchemaRef, Result, Statistics, internal_err};
+use datafusion::config::ConfigOptions;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{
     Expr, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
@@ -21,19 +23,23 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::StatisticsArgs;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -45,6 +51,8 @@ pub struct FederatedScan {
     pub schema: DFSchemaRef,
     /// Estimated rows, when the scan reads a whole table.
     pub row_estimate: Option<usize>,
+    /// The names of `sql`'s result columns (for conditions added around it).
+    pub columns: Option<OutputColumns>,
 }
 
 impl PartialEq for FederatedScan {
@@ -123,10 +131,12 @@ impl ExtensionPlanner for FederatedScanPlanner {
             return Ok(None);
         };
         let schema = Arc::new(scan.schema.as_arrow().clone());
-        Ok(Some(Arc::new(
-            FederatedScanExec::new(Arc::clone(&scan.source), scan.sql.clone(), schema)
-                .with_row_estimate(scan.row_estimate),
-        )))
+        let mut exec = FederatedScanExec::new(Arc::clone(&scan.source), scan.sql.clone(), schema)
+            .with_row_estimate(scan.row_estimate);
+        if let Some(columns) = &scan.columns {
+            exec = exec.with_output_columns(columns.clone());
+        }
+        Ok(Some(Arc::new(exec)))
     }
 }
 
@@ -140,6 +150,12 @@ pub struct FederatedScanExec {
     metrics: ExecutionPlanMetricsSet,
     /// Estimated output rows, when known (a whole remote table).
     row_estimate: Option<usize>,
+    /// The names of `sql`'s result columns, when known: join keys can then be added.
+    output: Option<OutputColumns>,
+    /// Dynamic filters of hash joins above (see [`crate::keys`]).
+    join_filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// The statement sent with the join keys, once sent (for `EXPLAIN ANALYZE`).
+    sent: Arc<Mutex<Option<String>>>,
 }
 
 impl FederatedScanExec {
@@ -156,7 +172,36 @@ impl FederatedScanExec {
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
             row_estimate: None,
+            output: None,
+            join_filters: Vec::new(),
+            sent: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Names the result columns of the SQL, so join keys can be added around it.
+    pub fn with_output_columns(mut self, columns: OutputColumns) -> Self {
+        self.output = (columns.names.len() == self.schema().fields().len()).then_some(columns);
+        self
+    }
+
+    /// The dynamic filters of hash joins this scan adds to its SQL when it starts.
+    pub fn join_filters(&self) -> &[Arc<dyn PhysicalExpr>] {
+        &self.join_filters
+    }
+
+    /// This scan with `filters` as its join filters.
+    pub fn with_join_filters(&self, filters: Vec<Arc<dyn PhysicalExpr>>) -> Self {
+        let mut scan =
+            FederatedScanExec::new(Arc::clone(&self.source), self.sql.clone(), self.schema())
+                .with_row_estimate(self.row_estimate);
+        scan.output = self.output.clone();
+        scan.join_filters = filters;
+        scan
+    }
+
+    /// The statement with join keys, if one was sent.
+    pub fn sent_sql(&self) -> Option<String> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Tells DataFusion's planner about how many rows the scan returns.
@@ -185,15 +230,63 @@ impl DisplayAs for FederatedScanExec {
                     "FederatedScanExec: source={}, sql={}",
                     self.source.name(),
                     self.sql
-                )
+                )?;
+                if !self.join_filters.is_empty() {
+                    let filters: Vec<String> =
+                        self.join_filters.iter().map(|e| e.to_string()).collect();
+                    write!(f, ", join_keys=[{}]", filters.join(", "))?;
+                }
+                if let Some(sent) = self.sent_sql() {
+                    write!(f, ", sent={sent}")?;
+                }
+                Ok(())
             }
             DisplayFormatType::TreeRender => {
                 writeln!(f, "source={}", self.source.name())?;
-                write!(f, "sql={}", self.sql)
+                write!(f, "sql={}", self.sql)?;
+                if !self.join_filters.is_empty() {
+                    write!(f, "\njoin_keys=yes")?;
+                }
+                Ok(())
             }
         }
     }
 }
+
+impl FederatedScanExec {
+    /// A stream that waits for the join filters, then sends the SQL with the join keys added.
+    fn keyed_stream(
+        &self,
+        columns: &OutputColumns,
+        batch_size: usize,
+    ) -> SendableRecordBatchStream {
+        let source = Arc::clone(&self.source);
+        let schema = self.schema();
+        let sql = self.sql.clone();
+        let columns = columns.clone();
+        let filters = self.join_filters.clone();
+        let sent = Arc::clone(&self.sent);
+        let start = async move {
+            // The build side finishing is what makes the filter complete; if that never happens
+            // (a plan shape DataFusion finishes differently), the scan goes ahead without keys.
+            let waited = tokio::time::timeout(KEY_WAIT, crate::keys::wait_for(&filters)).await;
+            let restricted = waited.ok().and_then(|()| {
+                crate::keys::restricted_sql(source.as_ref(), &sql, &schema, &columns, &filters)
+            });
+            let statement = restricted.unwrap_or(sql);
+            *sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(statement.clone());
+            source.execute(&statement, Arc::clone(&schema), batch_size)
+        };
+        let schema = self.schema();
+        Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::once(start).try_flatten(),
+        ))
+    }
+}
+
+/// How long a scan waits for a hash join's build side before it reads without the join keys.
+const KEY_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl ExecutionPlan for FederatedScanExec {
     fn name(&self) -> &'static str {
@@ -210,9 +303,49 @@ impl ExecutionPlan for FederatedScanExec {
 
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
+        // A hash join computes its dynamic filter only when its probe side shows it.
+        for filter in &self.join_filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
         Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let filters: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
+            .parent_filters
+            .into_iter()
+            .map(|f| f.filter)
+            .collect();
+        // Nothing is applied exactly here: the operators above keep filtering.
+        let unsupported = vec![PushedDown::No; filters.len()];
+        let dynamic: Vec<_> = if phase == FilterPushdownPhase::Post && self.output.is_some() {
+            filters
+                .into_iter()
+                .filter(crate::keys::is_dynamic)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if dynamic.is_empty() {
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
+                unsupported,
+            ));
+        }
+        let mut kept = self.join_filters.clone();
+        kept.extend(dynamic);
+        Ok(FilterPushdownPropagation {
+            filters: unsupported,
+            updated_node: Some(Arc::new(self.with_join_filters(kept))),
+        })
     }
 
     fn with_new_children(
@@ -237,7 +370,12 @@ impl ExecutionPlan for FederatedScanExec {
             return internal_err!("FederatedScanExec has one partition; asked for {partition}");
         }
         let batch_size = context.session_config().batch_size();
-        let inner = self.source.execute(&self.sql, self.schema(), batch_size)?;
+        let inner = match &self.output {
+            Some(columns) if !self.join_filters.is_empty() => {
+                self.keyed_stream(columns, batch_size)
+            }
+            _ => self.source.execute(&self.sql, self.schema(), batch_size)?,
+        };
         Ok(Box::pin(MeteredStream {
             inner,
             baseline: BaselineMetrics::new(&self.metrics, partition),

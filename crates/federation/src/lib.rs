@@ -24,6 +24,8 @@
 //! - [`table`]: the table provider for remote tables; filters are `Exact` only when the SQL the
 //!   scan sends contains them.
 //! - [`exec`]: the logical node and the physical operator; `EXPLAIN` shows the SQL.
+//! - [`keys`]: join-key pushdown: a hash join's built keys added to the other side's SQL as
+//!   `key IN (…)` and a key range once the build side is done.
 //! - [`config`]: `SET flotilla.federation.pushdown = false` turns pushdown off.
 //! - [`stream`]: the stream of a remote statement's batches, with a bounded channel and a stop
 //!   action on drop, shared by the connectors.
@@ -39,6 +41,7 @@ pub mod catalog;
 pub mod config;
 pub mod dialect;
 pub mod exec;
+pub mod keys;
 pub mod planner;
 pub mod sink;
 pub mod source;
@@ -61,10 +64,12 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use std::sync::Arc;
 
-/// Adds federation to a session being built: the [`FederationPlanner`] and the
-/// `flotilla.federation.*` options. Everything else stays vanilla DataFusion.
+/// Adds federation to a session being built: the [`FederationPlanner`], the join-key pushdown
+/// rule ([`keys::JoinKeyPushdown`]) and the `flotilla.federation.*` options. Everything else stays vanilla DataFusion.
 pub fn with_federation(builder: SessionStateBuilder) -> SessionStateBuilder {
-    builder.with_query_planner(Arc::new(FederationPlanner))
+    builder
+        .with_query_planner(Arc::new(FederationPlanner))
+        .with_physical_optimizer_rule(Arc::new(keys::JoinKeyPushdown))
 }
 
 /// A session context with federation, from `config` (with the default `flotilla.federation`

@@ -12,6 +12,7 @@
 //! federated scan. If the root belongs to a source, the whole query is one federated scan.
 
 use crate::exec::{FederatedScan, FederatedScanPlanner};
+use crate::keys::OutputColumns;
 use crate::source::Source;
 use crate::sql::Writer;
 use crate::table::FederatedTable;
@@ -144,6 +145,10 @@ fn wrap(plan: LogicalPlan, source: &Arc<dyn Source>) -> Result<LogicalPlan> {
                 sql: query.sql,
                 schema: Arc::clone(plan.schema()),
                 row_estimate: whole_table_rows(&plan),
+                columns: Some(OutputColumns {
+                    names: query.columns,
+                    opaque: query.opaque,
+                }),
             }),
         })),
         None => Ok(plan),

@@ -1,6 +1,7 @@
 //! `FederatedTable`: a remote table as a DataFusion table.
 
 use crate::exec::FederatedScanExec;
+use crate::keys::OutputColumns;
 use crate::source::{RemoteTable, Source, WriteTarget};
 use crate::sql::Writer;
 use crate::write::FederatedSink;
@@ -111,11 +112,13 @@ impl TableProvider for FederatedTable {
             Some(p) => Arc::new(self.remote.arrow_schema.project(p)?),
             None => Arc::clone(&self.remote.arrow_schema),
         };
-        Ok(Arc::new(FederatedScanExec::new(
-            Arc::clone(&self.source),
-            query.sql,
-            schema,
-        )))
+        Ok(Arc::new(
+            FederatedScanExec::new(Arc::clone(&self.source), query.sql, schema)
+                .with_output_columns(OutputColumns {
+                    names: query.columns,
+                    opaque: query.opaque,
+                }),
+        ))
     }
 
     async fn insert_into(

@@ -57,6 +57,7 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     }
     let federation = flotilla_federation::FederationConfig {
         pushdown: config.pushdown,
+        ..Default::default()
     };
     let ctx =
         flotilla_federation::federated_context(session_config.with_option_extension(federation));
