@@ -232,12 +232,15 @@ impl DisplayAs for FederatedScanExec {
                     self.sql
                 )?;
                 if !self.join_filters.is_empty() {
-                    let filters: Vec<String> =
-                        self.join_filters.iter().map(|e| e.to_string()).collect();
+                    let filters: Vec<String> = self
+                        .join_filters
+                        .iter()
+                        .map(|e| shortened(&e.to_string(), 300))
+                        .collect();
                     write!(f, ", join_keys=[{}]", filters.join(", "))?;
                 }
                 if let Some(sent) = self.sent_sql() {
-                    write!(f, ", sent={sent}")?;
+                    write!(f, ", sent={}", shortened(&sent, 2_000))?;
                 }
                 Ok(())
             }
@@ -282,6 +285,14 @@ impl FederatedScanExec {
             schema,
             futures::stream::once(start).try_flatten(),
         ))
+    }
+}
+
+/// `text` cut after `max` characters (a join's IN list may hold thousands of keys).
+fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{} … ({} characters)", &text[..end], text.chars().count()),
+        None => text.to_string(),
     }
 }
 

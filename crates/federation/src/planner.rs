@@ -119,20 +119,36 @@ fn common_source(children: &[(LogicalPlan, Option<Arc<dyn Source>>)]) -> Option<
         .then(|| Arc::clone(first))
 }
 
-/// The estimated rows of a scan that reads a whole table (no filters), also under an alias or
-/// a projection (neither changes the row count).
-fn whole_table_rows(plan: &LogicalPlan) -> Option<usize> {
-    let scan = match plan {
-        LogicalPlan::SubqueryAlias(alias) => return whole_table_rows(&alias.input),
-        LogicalPlan::Projection(projection) => return whole_table_rows(&projection.input),
-        LogicalPlan::TableScan(scan) => scan,
-        _ => return None,
+/// Of the rows a filter reads, the share it is taken to keep (DataFusion's own default guess,
+/// `datafusion.physical_optimizer.default_filter_selectivity`).
+const FILTER_SELECTIVITY: f64 = 0.2;
+
+/// The estimated rows of a sub-plan over one table: the table's estimate, a fifth of it per
+/// filter, capped by a limit; projections and aliases keep the count. `None` for anything else
+/// (joins, aggregates) or a table without an estimate. An estimate, even a rough one, lets
+/// DataFusion put a filtered small table on the build side of a join instead of a big one.
+fn estimated_rows(plan: &LogicalPlan) -> Option<usize> {
+    let scale = |rows: usize, filters: usize| {
+        (rows as f64 * FILTER_SELECTIVITY.powi(filters as i32)).ceil() as usize
     };
-    if !scan.filters.is_empty() {
-        return None;
+    match plan {
+        LogicalPlan::SubqueryAlias(alias) => estimated_rows(&alias.input),
+        LogicalPlan::Projection(projection) => estimated_rows(&projection.input),
+        LogicalPlan::Filter(filter) => Some(scale(estimated_rows(&filter.input)?, 1)),
+        LogicalPlan::Limit(limit) => {
+            let rows = estimated_rows(&limit.input)?;
+            Some(match limit.get_fetch_type() {
+                Ok(datafusion::logical_expr::FetchType::Literal(Some(fetch))) => fetch.min(rows),
+                _ => rows,
+            })
+        }
+        LogicalPlan::TableScan(scan) => {
+            let rows = FederatedTable::of_scan(scan)?.remote().row_estimate?;
+            let rows = scale(rows, scan.filters.len().min(1));
+            Some(scan.fetch.map_or(rows, |fetch| fetch.min(rows)))
+        }
+        _ => None,
     }
-    let rows = FederatedTable::of_scan(scan)?.remote().row_estimate?;
-    Some(scan.fetch.map_or(rows, |fetch| fetch.min(rows)))
 }
 
 /// Replaces `plan` (which runs whole in `source`) by a federated scan of its SQL. A plan the
@@ -144,7 +160,7 @@ fn wrap(plan: LogicalPlan, source: &Arc<dyn Source>) -> Result<LogicalPlan> {
                 source: Arc::clone(source),
                 sql: query.sql,
                 schema: Arc::clone(plan.schema()),
-                row_estimate: whole_table_rows(&plan),
+                row_estimate: estimated_rows(&plan),
                 columns: Some(OutputColumns {
                     names: query.columns,
                     opaque: query.opaque,

@@ -102,3 +102,62 @@ pub async fn run(
         .unwrap_or_else(|e| panic!("{e}\n{sql}"));
     (batches, plan)
 }
+
+/// What one federated scan did while a query ran.
+#[derive(Debug, Clone)]
+pub struct ScanReport {
+    /// The statement it sent: with join keys when it added them, else its own SQL.
+    pub sent: String,
+    /// The rows it received.
+    pub rows: usize,
+}
+
+/// Runs `sql`; returns its rows, the plan as text before running, and a report of each federated
+/// scan (depth first) after running.
+pub async fn run_with_scans(
+    ctx: &SessionContext,
+    sql: &str,
+) -> (
+    Vec<arrow::record_batch::RecordBatch>,
+    String,
+    Vec<ScanReport>,
+) {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+        .create_physical_plan()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    let before = plan_text(&plan);
+    let rows = datafusion::physical_plan::collect(Arc::clone(&plan), ctx.task_ctx())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    let mut reports = Vec::new();
+    if std::env::var_os("FLOTILLA_DEBUG_PLAN").is_some() {
+        eprintln!("{}", plan_text(&plan));
+    }
+    collect_scans(&plan, &mut reports);
+    (rows, before, reports)
+}
+
+fn collect_scans(plan: &Arc<dyn ExecutionPlan>, reports: &mut Vec<ScanReport>) {
+    if plan.name() == "FederatedScanExec" {
+        let line = displayable(plan.as_ref()).one_line().to_string();
+        let sent = match line.split_once(", sent=") {
+            Some((_, sent)) => sent.trim_end().to_string(),
+            None => line
+                .split_once(", sql=")
+                .map(|(_, sql)| sql.trim_end().to_string())
+                .unwrap_or(line),
+        };
+        let rows = plan
+            .metrics()
+            .and_then(|m| m.output_rows())
+            .unwrap_or_default();
+        reports.push(ScanReport { sent, rows });
+    }
+    for child in plan.children() {
+        collect_scans(child, reports);
+    }
+}

@@ -6,7 +6,8 @@ use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_federation::{Source, catalog_of, federated_context};
 use flotilla_testkit::plans::{
-    plan_text, register_tpch_from, register_tpch_parquet, run, tpch_parquet_context, tpch_query,
+    plan_text, register_tpch_from, register_tpch_parquet, run, run_with_scans,
+    tpch_parquet_context, tpch_query,
 };
 use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
 use std::sync::Arc;
@@ -111,4 +112,42 @@ async fn row_estimates_from_both_servers_put_the_small_table_on_the_build_side()
             "the build side (first child) should read {small}:\n{plan}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selective_cross_database_join_sends_mariadb_keys_to_postgres() {
+    let (ctx, pg_schema, my_database) = two_servers().await;
+    // One nation from MariaDB; its customers from PostgreSQL.
+    let sql = format!(
+        "SELECT c_custkey, c_name, n_name FROM my.{my_database}.nation \
+         JOIN pg.{pg_schema}.customer ON c_nationkey = n_nationkey WHERE n_name = 'GERMANY'"
+    );
+    let (with_keys, plan, scans) = run_with_scans(&ctx, &sql).await;
+    assert!(plan.contains("join_keys=[DynamicFilter"), "{plan}");
+    let customer = scans
+        .iter()
+        .find(|s| s.sent.contains("\"customer\""))
+        .unwrap_or_else(|| panic!("{scans:?}"));
+    // GERMANY is nation 7 in TPC-H.
+    assert!(
+        customer
+            .sent
+            .contains("(\"c_nationkey\" IN (CAST(7 AS BIGINT)))"),
+        "{}",
+        customer.sent
+    );
+    let result_rows: usize = with_keys.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(customer.rows, result_rows);
+    assert!(result_rows > 0 && result_rows < 15_000 / 10);
+
+    ctx.sql("SET flotilla.federation.join_key_pushdown = false")
+        .await
+        .unwrap();
+    let (without_keys, _, scans) = run_with_scans(&ctx, &sql).await;
+    let customer = scans
+        .iter()
+        .find(|s| s.sent.contains("\"customer\""))
+        .unwrap();
+    assert_eq!(customer.rows, 15_000);
+    flotilla_testkit::assert_same_rows(&with_keys, &without_keys, false);
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod failures;
+mod joins;
 mod tpch;
 mod types;
 mod writes;

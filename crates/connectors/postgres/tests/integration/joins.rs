@@ -4,51 +4,9 @@
 use crate::common::{context, server};
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
-use datafusion::prelude::SessionContext;
-use flotilla_federation::FederatedScanExec;
 use flotilla_testkit::assert_same_rows;
+use flotilla_testkit::plans::run_with_scans;
 use std::sync::Arc;
-
-/// The federated scans of `plan`, depth first.
-fn scans(plan: &Arc<dyn ExecutionPlan>) -> Vec<&FederatedScanExec> {
-    let mut found = Vec::new();
-    if let Some(scan) = plan.downcast_ref::<FederatedScanExec>() {
-        found.push(scan);
-    }
-    for child in plan.children() {
-        found.extend(scans(child));
-    }
-    found
-}
-
-/// Runs `sql`; returns its rows, the plan text before running, the SQL each scan sent, and the
-/// rows each scan received.
-async fn run(ctx: &SessionContext, sql: &str) -> (Vec<RecordBatch>, String, Vec<(String, usize)>) {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    let text = displayable(plan.as_ref()).indent(false).to_string();
-    let rows = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
-    let sent = scans(&plan)
-        .into_iter()
-        .map(|scan| {
-            let received = scan
-                .metrics()
-                .and_then(|m| m.output_rows())
-                .unwrap_or_default();
-            (
-                scan.sent_sql().unwrap_or_else(|| scan.sql().to_string()),
-                received,
-            )
-        })
-        .collect();
-    (rows, text, sent)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selective_join_sends_its_keys_to_postgres() {
@@ -68,25 +26,26 @@ async fn a_selective_join_sends_its_keys_to_postgres() {
         "SELECT o_orderkey, o_custkey, o_totalprice FROM wanted \
          JOIN pg.{schema}.orders ON o_custkey = custkey"
     );
-    let (with_keys, plan, sent) = run(&ctx, &sql).await;
+    let (with_keys, plan, scans) = run_with_scans(&ctx, &sql).await;
     assert!(plan.contains("join_keys=[DynamicFilter"), "{plan}");
-    let (orders_sql, received) = &sent[0];
+    let orders = &scans[0];
     assert!(
-        orders_sql.contains(
+        orders.sent.contains(
             "(\"o_custkey\" IN (CAST(7 AS BIGINT), CAST(4999 AS BIGINT), CAST(14998 AS BIGINT)))"
-        ) && orders_sql.contains("(\"o_custkey\" >= CAST(7 AS BIGINT))"),
-        "{orders_sql}"
+        ) && orders.sent.contains("(\"o_custkey\" >= CAST(7 AS BIGINT))"),
+        "{}",
+        orders.sent
     );
     // Only the orders of those three customers came over, not 150,000.
-    let expected_rows: usize = with_keys.iter().map(RecordBatch::num_rows).sum();
-    assert!(expected_rows > 0);
-    assert_eq!(*received, expected_rows);
+    let result_rows: usize = with_keys.iter().map(RecordBatch::num_rows).sum();
+    assert!(result_rows > 0);
+    assert_eq!(orders.rows, result_rows);
 
     ctx.sql("SET flotilla.federation.join_key_pushdown = false")
         .await
         .unwrap();
-    let (without_keys, plan, sent) = run(&ctx, &sql).await;
+    let (without_keys, plan, scans) = run_with_scans(&ctx, &sql).await;
     assert!(!plan.contains("join_keys"), "{plan}");
-    assert_eq!(sent[0].1, 150_000);
+    assert_eq!(scans[0].rows, 150_000);
     assert_same_rows(&with_keys, &without_keys, false);
 }
