@@ -20,6 +20,11 @@ pub struct FederationConfig {
     /// apply: above `datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values`
     /// distinct keys only the range is sent.
     pub join_key_pushdown: bool,
+    /// `flotilla.federation.partition_rows`: a scan of a remote table estimated at more rows
+    /// than this, with an integer leading primary-key column, is read as several key ranges in
+    /// parallel — one per this many rows, up to `datafusion.execution.target_partitions`. 0
+    /// never splits.
+    pub partition_rows: usize,
 }
 
 impl Default for FederationConfig {
@@ -27,12 +32,14 @@ impl Default for FederationConfig {
         Self {
             pushdown: true,
             join_key_pushdown: true,
+            partition_rows: 500_000,
         }
     }
 }
 
 const PUSHDOWN_KEY: &str = "federation.pushdown";
 const JOIN_KEY_PUSHDOWN_KEY: &str = "federation.join_key_pushdown";
+const PARTITION_ROWS_KEY: &str = "federation.partition_rows";
 
 fn boolean(key: &str, value: &str) -> Result<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -59,10 +66,20 @@ impl ExtensionOptions for FederationConfig {
         match key {
             PUSHDOWN_KEY => self.pushdown = boolean(key, value)?,
             JOIN_KEY_PUSHDOWN_KEY => self.join_key_pushdown = boolean(key, value)?,
+            PARTITION_ROWS_KEY => {
+                self.partition_rows = match value.trim().replace('_', "").parse() {
+                    Ok(rows) => rows,
+                    Err(_) => {
+                        return plan_err!(
+                            "flotilla.{key} takes a row count (0 to never split), not '{value}'"
+                        );
+                    }
+                }
+            }
             _ => {
                 return plan_err!(
                     "unknown option 'flotilla.{key}' (known: flotilla.{PUSHDOWN_KEY}, \
-                     flotilla.{JOIN_KEY_PUSHDOWN_KEY})"
+                     flotilla.{JOIN_KEY_PUSHDOWN_KEY}, flotilla.{PARTITION_ROWS_KEY})"
                 );
             }
         }
@@ -81,6 +98,12 @@ impl ExtensionOptions for FederationConfig {
                 value: Some(self.join_key_pushdown.to_string()),
                 description: "Send the keys of a hash join's built side to the other side's \
                               database as key IN (...) and a key range.",
+            },
+            ConfigEntry {
+                key: format!("flotilla.{PARTITION_ROWS_KEY}"),
+                value: Some(self.partition_rows.to_string()),
+                description: "Read a big remote table as key ranges in parallel, one per this \
+                              many rows (0: never).",
             },
         ]
     }

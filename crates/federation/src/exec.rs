@@ -7,7 +7,7 @@
 //! ```
 
 use crate::keys::OutputColumns;
-use crate::source::Source;
+use crate::source::{Source, SplitKey};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -36,6 +36,7 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use futures::{Stream, StreamExt, TryStreamExt};
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
@@ -53,6 +54,9 @@ pub struct FederatedScan {
     pub row_estimate: Option<usize>,
     /// The names of `sql`'s result columns (for conditions added around it).
     pub columns: Option<OutputColumns>,
+    /// The key of the one table read, when it can be read in ranges, and the position of the
+    /// key among the result columns.
+    pub split: Option<(SplitKey, usize)>,
 }
 
 impl PartialEq for FederatedScan {
@@ -124,7 +128,7 @@ impl ExtensionPlanner for FederatedScanPlanner {
         node: &dyn UserDefinedLogicalNode,
         _logical_inputs: &[&LogicalPlan],
         _physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn Session,
+        session: &dyn Session,
         _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let Some(scan) = node.as_any().downcast_ref::<FederatedScan>() else {
@@ -134,6 +138,16 @@ impl ExtensionPlanner for FederatedScanPlanner {
         let mut exec = FederatedScanExec::new(Arc::clone(&scan.source), scan.sql.clone(), schema)
             .with_row_estimate(scan.row_estimate);
         if let Some(columns) = &scan.columns {
+            if let Some((key, i)) = &scan.split {
+                let n = crate::split::partition_count(session.config_options(), scan.row_estimate);
+                exec = exec.with_partitions(crate::split::split_statements(
+                    scan.source.as_ref(),
+                    &scan.sql,
+                    &columns.names[*i],
+                    key,
+                    n,
+                ));
+            }
             exec = exec.with_output_columns(columns.clone());
         }
         Ok(Some(Arc::new(exec)))
@@ -154,8 +168,11 @@ pub struct FederatedScanExec {
     output: Option<OutputColumns>,
     /// Dynamic filters of hash joins above (see [`crate::keys`]).
     join_filters: Vec<Arc<dyn PhysicalExpr>>,
-    /// The statement sent with the join keys, once sent (for `EXPLAIN ANALYZE`).
-    sent: Arc<Mutex<Option<String>>>,
+    /// One statement per partition when the scan reads key ranges in parallel (each `sql`
+    /// restricted to one range); empty: one partition running `sql`.
+    partitions: Vec<String>,
+    /// The statements sent with join keys, by partition, once sent (for `EXPLAIN ANALYZE`).
+    sent: Arc<Mutex<BTreeMap<usize, String>>>,
 }
 
 impl FederatedScanExec {
@@ -174,8 +191,31 @@ impl FederatedScanExec {
             row_estimate: None,
             output: None,
             join_filters: Vec::new(),
-            sent: Arc::new(Mutex::new(None)),
+            partitions: Vec::new(),
+            sent: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// Reads in parallel: one partition per statement (each `sql` restricted to a key range).
+    pub fn with_partitions(mut self, partitions: Vec<String>) -> Self {
+        if partitions.len() > 1 {
+            let properties = PlanProperties::new(
+                EquivalenceProperties::new(self.schema()),
+                Partitioning::UnknownPartitioning(partitions.len()),
+                EmissionType::Incremental,
+                Boundedness::Bounded,
+            );
+            self.properties = Arc::new(properties);
+            self.partitions = partitions;
+        }
+        self
+    }
+
+    /// The statement partition `partition` runs.
+    fn statement(&self, partition: usize) -> &str {
+        self.partitions
+            .get(partition)
+            .map_or(self.sql.as_str(), String::as_str)
     }
 
     /// Names the result columns of the SQL, so join keys can be added around it.
@@ -196,12 +236,13 @@ impl FederatedScanExec {
                 .with_row_estimate(self.row_estimate);
         scan.output = self.output.clone();
         scan.join_filters = filters;
-        scan
+        scan.with_partitions(self.partitions.clone())
     }
 
-    /// The statement with join keys, if one was sent.
+    /// The statements with join keys, if sent (partitions separated by ` | `).
     pub fn sent_sql(&self) -> Option<String> {
-        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        (!sent.is_empty()).then(|| sent.values().cloned().collect::<Vec<_>>().join(" | "))
     }
 
     /// Tells DataFusion's planner about how many rows the scan returns.
@@ -231,6 +272,14 @@ impl DisplayAs for FederatedScanExec {
                     self.source.name(),
                     self.sql
                 )?;
+                if self.partitions.len() > 1 {
+                    let ranges: Vec<&str> = self
+                        .partitions
+                        .iter()
+                        .map(|p| p.rsplit_once(" WHERE ").map_or(p.as_str(), |(_, r)| r))
+                        .collect();
+                    write!(f, ", partitions=[{}]", ranges.join("; "))?;
+                }
                 if !self.join_filters.is_empty() {
                     let filters: Vec<String> = self
                         .join_filters
@@ -260,12 +309,13 @@ impl FederatedScanExec {
     /// A stream that waits for the join filters, then sends the SQL with the join keys added.
     fn keyed_stream(
         &self,
+        partition: usize,
         columns: &OutputColumns,
         batch_size: usize,
     ) -> SendableRecordBatchStream {
         let source = Arc::clone(&self.source);
         let schema = self.schema();
-        let sql = self.sql.clone();
+        let sql = self.statement(partition).to_string();
         let columns = columns.clone();
         let filters = self.join_filters.clone();
         let sent = Arc::clone(&self.sent);
@@ -277,7 +327,9 @@ impl FederatedScanExec {
                 crate::keys::restricted_sql(source.as_ref(), &sql, &schema, &columns, &filters)
             });
             let statement = restricted.unwrap_or(sql);
-            *sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(statement.clone());
+            sent.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(partition, statement.clone());
             source.execute(&statement, Arc::clone(&schema), batch_size)
         };
         let schema = self.schema();
@@ -377,15 +429,20 @@ impl ExecutionPlan for FederatedScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("FederatedScanExec has one partition; asked for {partition}");
+        let count = self.partitions.len().max(1);
+        if partition >= count {
+            return internal_err!(
+                "FederatedScanExec has {count} partitions; asked for {partition}"
+            );
         }
         let batch_size = context.session_config().batch_size();
         let inner = match &self.output {
             Some(columns) if !self.join_filters.is_empty() => {
-                self.keyed_stream(columns, batch_size)
+                self.keyed_stream(partition, columns, batch_size)
             }
-            _ => self.source.execute(&self.sql, self.schema(), batch_size)?,
+            _ => self
+                .source
+                .execute(self.statement(partition), self.schema(), batch_size)?,
         };
         Ok(Box::pin(MeteredStream {
             inner,

@@ -146,6 +146,7 @@ pub(crate) fn restricted_sql(
         indexed: None,
         table_type: TableType::Temporary,
         row_estimate: None,
+        split_key: None,
     };
     let mut conditions = Vec::new();
     for filter in filters {

@@ -24,6 +24,7 @@
 //! - [`table`]: the table provider for remote tables; filters are `Exact` only when the SQL the
 //!   scan sends contains them.
 //! - [`exec`]: the logical node and the physical operator; `EXPLAIN` shows the SQL.
+//! - [`split`]: big scans of one table read as key ranges in parallel.
 //! - [`keys`]: join-key pushdown: a hash join's built keys added to the other side's SQL as
 //!   `key IN (…)` and a key range once the build side is done.
 //! - [`config`]: `SET flotilla.federation.pushdown = false` turns pushdown off.
@@ -45,6 +46,7 @@ pub mod keys;
 pub mod planner;
 pub mod sink;
 pub mod source;
+pub mod split;
 pub mod sql;
 pub mod stream;
 pub mod table;
@@ -55,7 +57,9 @@ pub use config::FederationConfig;
 pub use dialect::Dialect;
 pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};
-pub use source::{RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes, WriteTarget};
+pub use source::{
+    RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes, WriteTarget,
+};
 pub use table::FederatedTable;
 pub use write::{FederatedSink, execute_logical_plan, sql};
 

@@ -66,6 +66,38 @@ pub struct RemoteTable {
     /// An estimate of the row count, where the source knows one cheaply; DataFusion uses it to
     /// order joins (the smaller side builds the hash table).
     pub row_estimate: Option<usize>,
+    /// An integer column that leads the primary key, with its range: a big scan of the table is
+    /// split into key ranges read in parallel. `None` where there is none (or the table is small).
+    pub split_key: Option<SplitKey>,
+}
+
+/// An indexed integer column and the smallest and largest values it held when described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitKey {
+    pub column: String,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl SplitKey {
+    /// `n` half-open ranges covering every value: the first has no lower bound and the last no
+    /// upper bound (so rows added outside `min..=max` since are still read); `None` stands for
+    /// no bound. Fewer than `n` when the range has fewer values.
+    pub fn ranges(&self, n: usize) -> Vec<(Option<i64>, Option<i64>)> {
+        let width = i128::from(self.max) - i128::from(self.min) + 1;
+        let n = (n as i128).clamp(1, width.max(1));
+        let bounds: Vec<i64> = (1..n)
+            .map(|i| (i128::from(self.min) + width * i / n) as i64)
+            .collect();
+        let mut ranges = Vec::with_capacity(n as usize);
+        let mut low = None;
+        for bound in bounds {
+            ranges.push((low, Some(bound)));
+            low = Some(bound);
+        }
+        ranges.push((low, None));
+        ranges
+    }
 }
 
 /// The table rows written to a source go into.

@@ -112,12 +112,37 @@ impl TableProvider for FederatedTable {
             Some(p) => Arc::new(self.remote.arrow_schema.project(p)?),
             None => Arc::clone(&self.remote.arrow_schema),
         };
+        // A big read of the table goes in key ranges, in parallel.
+        let partitions = match (&self.remote.split_key, limit) {
+            (Some(key), None) => {
+                let rows = self.remote.row_estimate.map(|rows| {
+                    if filters.is_empty() {
+                        rows
+                    } else {
+                        rows.div_ceil(5)
+                    }
+                });
+                let n = crate::split::partition_count(state.config_options(), rows);
+                match schema.index_of(&key.column) {
+                    Ok(i) if n > 1 => crate::split::split_statements(
+                        self.source.as_ref(),
+                        &query.sql,
+                        &query.columns[i],
+                        key,
+                        n,
+                    ),
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        };
         Ok(Arc::new(
             FederatedScanExec::new(Arc::clone(&self.source), query.sql, schema)
                 .with_output_columns(OutputColumns {
                     names: query.columns,
                     opaque: query.opaque,
-                }),
+                })
+                .with_partitions(partitions),
         ))
     }
 

@@ -444,6 +444,7 @@ impl Source for FlightSqlSource {
                     indexed: None,
                     table_type: table_type(types.value(row)),
                     row_estimate: None,
+                    split_key: None,
                 }));
             }
         }

@@ -9,7 +9,8 @@ use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
 use flotilla_federation::{
-    Dialect, RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes, WriteTarget,
+    Dialect, RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes,
+    WriteTarget,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
@@ -28,6 +29,9 @@ const SESSION_SETUP: [&str; 3] = [
     "SET SESSION time_zone = '+00:00'",
     "SET SESSION div_precision_increment = 30",
 ];
+
+/// Tables with fewer estimated rows get no split key (they are never read in parts).
+const SPLIT_MIN_ROWS: usize = 100_000;
 
 /// Schemas that hold the server's own catalogs, never listed.
 const SYSTEM_SCHEMAS: &str = "('mysql', 'information_schema', 'performance_schema', 'sys')";
@@ -175,6 +179,43 @@ impl MysqlSource {
         conn.exec(sql, params)
             .await
             .map_err(|e| self.named(error(&e, "reading information_schema")))
+    }
+
+    /// The signed integer column leading the primary key of `schema.table`, with its range.
+    async fn split_key(&self, schema: &str, table: &str) -> Result<Option<SplitKey>> {
+        let key = self
+            .rows(
+                "SELECT c.COLUMN_NAME FROM information_schema.STATISTICS s \
+                 JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA \
+                 AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME \
+                 WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.INDEX_NAME = 'PRIMARY' \
+                 AND s.SEQ_IN_INDEX = 1 AND c.DATA_TYPE IN ('tinyint', 'smallint', 'mediumint', \
+                 'int', 'bigint') AND c.COLUMN_TYPE NOT LIKE '%unsigned%'",
+                vec![schema.into(), table.into()],
+            )
+            .await?;
+        let Some(column) = key.first().map(|r| text(r, 0)) else {
+            return Ok(None);
+        };
+        let dialect = Source::dialect(self);
+        let quoted = dialect.quote_identifier(&column);
+        let sql = format!(
+            "SELECT CAST(MIN({quoted}) AS SIGNED), CAST(MAX({quoted}) AS SIGNED) FROM {}.{}",
+            dialect.quote_identifier(schema),
+            dialect.quote_identifier(table)
+        );
+        let range = self.rows(&sql, vec![]).await?;
+        let bound = |i| {
+            range
+                .first()
+                .and_then(|r| r.get_opt::<Option<i64>, _>(i))
+                .and_then(std::result::Result::ok)
+                .flatten()
+        };
+        Ok(match (bound(0), bound(1)) {
+            (Some(min), Some(max)) => Some(SplitKey { column, min, max }),
+            _ => None,
+        })
     }
 
     /// `AND <column> = ?` limiting a catalog query to the URL's database, with its parameter.
@@ -330,6 +371,14 @@ impl Source for MysqlSource {
             fields.push(Field::new(name, arrow, nullable == "YES"));
             opaque.push(is_opaque);
         }
+        // InnoDB's TABLE_ROWS is an estimate, which is all the planner wants.
+        let row_estimate = table_rows
+            .filter(|_| table_type == TableType::Base)
+            .map(|r| r as usize);
+        let split_key = match row_estimate {
+            Some(rows) if rows >= SPLIT_MIN_ROWS => self.split_key(schema, table).await?,
+            _ => None,
+        };
         Ok(Some(RemoteTable {
             schema: schema.to_string(),
             name: table.to_string(),
@@ -337,10 +386,8 @@ impl Source for MysqlSource {
             opaque,
             indexed: Some(indexed),
             table_type,
-            // InnoDB's TABLE_ROWS is an estimate, which is all the planner wants.
-            row_estimate: table_rows
-                .filter(|_| table_type == TableType::Base)
-                .map(|r| r as usize),
+            row_estimate,
+            split_key,
         }))
     }
 

@@ -10,7 +10,8 @@ use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
 use flotilla_federation::{
-    Dialect, RemoteTable, Source, SourceIdentity, TableName, UnsupportedTypes, WriteTarget,
+    Dialect, RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes,
+    WriteTarget,
 };
 use std::sync::Arc;
 use tokio_postgres::config::Host;
@@ -33,6 +34,9 @@ pub struct PostgresSource {
     dialect: PostgresDialect,
     options: PostgresOptions,
 }
+
+/// Tables with fewer estimated rows get no split key (they are never read in parts).
+const SPLIT_MIN_ROWS: usize = 100_000;
 
 /// Schemas that hold PostgreSQL's own catalogs, never listed.
 const SYSTEM_SCHEMAS: &str = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'";
@@ -150,6 +154,40 @@ impl PostgresSource {
         e.with_source(&self.name)
     }
 
+    /// The integer column leading the primary key of `schema.table`, with its range.
+    async fn split_key(&self, schema: &str, table: &str) -> Result<Option<SplitKey>> {
+        let key = self
+            .rows(
+                "SELECT a.attname::text FROM pg_catalog.pg_index i \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid \
+                 AND a.attnum = i.indkey[0] \
+                 WHERE i.indrelid = to_regclass(format('%I.%I', $1::text, $2::text)) \
+                 AND i.indisprimary AND a.atttypid IN (20, 21, 23)",
+                &[&schema, &table],
+            )
+            .await?;
+        let Some(column) = key.first().map(|r| r.get::<_, String>(0)) else {
+            return Ok(None);
+        };
+        let quote = |s: &str| self.dialect.quote_identifier(s);
+        let sql = format!(
+            "SELECT min({c})::int8, max({c})::int8 FROM {}.{}",
+            quote(schema),
+            quote(table),
+            c = quote(&column)
+        );
+        let range = self.rows(&sql, &[]).await?;
+        let Some(row) = range.first() else {
+            return Ok(None);
+        };
+        Ok(
+            match (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
+                (Some(min), Some(max)) => Some(SplitKey { column, min, max }),
+                _ => None,
+            },
+        )
+    }
+
     async fn rows(
         &self,
         sql: &str,
@@ -259,7 +297,12 @@ impl Source for PostgresSource {
         // reltuples is -1 (PostgreSQL 14+) or 0 for a table never vacuumed or analyzed.
         let row_estimate =
             (table_type == TableType::Base && reltuples > 0.0).then_some(reltuples as usize);
+        let split_key = match row_estimate {
+            Some(rows) if rows >= SPLIT_MIN_ROWS => self.split_key(schema, table).await?,
+            _ => None,
+        };
         Ok(Some(RemoteTable {
+            split_key,
             schema: schema.to_string(),
             name: table.to_string(),
             arrow_schema: Arc::new(Schema::new(fields)),

@@ -199,6 +199,7 @@ impl SqliteSource {
             opaque,
             indexed: None,
             table_type,
+            split_key: None,
         })
     }
 }

@@ -48,7 +48,12 @@ async fn tpch_across_parquet_postgres_and_mariadb_is_correct() {
         &["part", "partsupp", "supplier", "nation", "region"],
     )
     .await;
+    // Every remote table big enough to have a split key is read in key ranges.
+    ctx.sql("SET flotilla.federation.partition_rows = 20000")
+        .await
+        .unwrap();
 
+    let mut split = Vec::new();
     for n in 1..=22 {
         let sql = tpch_query(n);
         let (expected, _) = run(&reference, &sql).await;
@@ -69,7 +74,12 @@ async fn tpch_across_parquet_postgres_and_mariadb_is_correct() {
         for needle in needles {
             assert!(plan.contains(needle), "q{n}: {needle} missing:\n{plan}");
         }
+        if plan.contains("partitions=[") {
+            split.push(n);
+        }
     }
+    // orders (150,000 rows in PostgreSQL) is read in key ranges wherever it is read whole.
+    assert!(split.len() >= 5, "queries with split scans: {split:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,10 @@ async fn tpch_in_mariadb_is_correct_and_pushed_whole_where_mariadb_can() {
     let reference = tpch_parquet_context(SCALE).await;
     let database = server().load_tpch(SCALE).unwrap();
     let (ctx, _) = context(&database).await;
+    // What is not pushed whole reads lineitem and orders in key ranges.
+    ctx.sql("SET flotilla.federation.partition_rows = 100000")
+        .await
+        .unwrap();
     register_tpch_from(
         &ctx,
         &format!("my.{database}"),

@@ -49,3 +49,39 @@ async fn a_selective_join_sends_its_keys_to_postgres() {
     assert_eq!(scans[0].rows, 150_000);
     assert_same_rows(&with_keys, &without_keys, false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_scan_is_read_in_key_ranges_in_parallel() {
+    let schema = server().load_tpch(0.1).unwrap();
+    let (ctx, _) = context().await;
+    let reference = flotilla_testkit::plans::tpch_parquet_context(0.1).await;
+    for set in [
+        "SET flotilla.federation.partition_rows = 10000",
+        "SET datafusion.execution.target_partitions = 2",
+    ] {
+        ctx.sql(set).await.unwrap();
+    }
+    let query = |table: &str| {
+        format!(
+            "SELECT o_orderkey, o_custkey, o_totalprice FROM {table} \
+             WHERE o_orderstatus = 'F'"
+        )
+    };
+    let (rows, plan, scans) = run_with_scans(&ctx, &query(&format!("pg.{schema}.orders"))).await;
+    // 30,000 rows estimated (a fifth of 150,000), one range per 10,000, two cores: 2 ranges
+    // split at the middle of o_orderkey's 1..=600,000.
+    assert!(
+        plan.contains(
+            "partitions=[\"o_orderkey\" < CAST(300001 AS BIGINT); \
+             \"o_orderkey\" >= CAST(300001 AS BIGINT)]"
+        ),
+        "{plan}"
+    );
+    let (expected, _) = flotilla_testkit::plans::run(&reference, &query("orders")).await;
+    assert_same_rows(&expected, &rows, false);
+    let received: usize = scans.iter().map(|s| s.rows).sum();
+    assert_eq!(
+        received,
+        expected.iter().map(RecordBatch::num_rows).sum::<usize>()
+    );
+}
