@@ -220,6 +220,7 @@ pub async fn federation(
                 password_env: None,
                 numeric: Default::default(),
                 unsupported_types: Default::default(),
+                tls_root_cert: None,
             };
             (config, Native::Postgres(native), schema)
         }
@@ -235,6 +236,7 @@ pub async fn federation(
                 flavor: None,
                 zero_dates: Default::default(),
                 unsupported_types: Default::default(),
+                tls_root_cert: None,
             };
             (config, Native::Mysql(Box::new(native)), schema)
         }

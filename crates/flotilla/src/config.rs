@@ -105,6 +105,8 @@ pub enum SourceConfig {
         flavor: Option<Flavor>,
         zero_dates: ZeroDates,
         unsupported_types: UnsupportedTypes,
+        /// A CA certificate file to check the server's certificate against (turns TLS on).
+        tls_root_cert: Option<PathBuf>,
     },
     /// A PostgreSQL database.
     Postgres {
@@ -114,6 +116,9 @@ pub enum SourceConfig {
         password_env: Option<String>,
         numeric: NumericMapping,
         unsupported_types: UnsupportedTypes,
+        /// A CA certificate file to check the server's certificate against (turns TLS on
+        /// unless the URL says `sslmode=disable`).
+        tls_root_cert: Option<PathBuf>,
     },
     /// A remote Arrow Flight SQL endpoint (another Flotilla node, InfluxDB 3, Dremio, …).
     FlightSql {
@@ -250,7 +255,13 @@ const KINDS: &[(&str, &[&str])] = &[
     ("csv", &["path", "delimiter", "has_header"]),
     (
         "postgres",
-        &["url", "password_env", "numeric", "unsupported_types"],
+        &[
+            "url",
+            "password_env",
+            "numeric",
+            "unsupported_types",
+            "tls_root_cert",
+        ],
     ),
     (
         "mysql",
@@ -260,6 +271,7 @@ const KINDS: &[(&str, &[&str])] = &[
             "flavor",
             "zero_dates",
             "unsupported_types",
+            "tls_root_cert",
         ],
     ),
     (
@@ -302,6 +314,22 @@ impl Config {
             let span = raw_source.span();
             let raw_source = raw_source.into_inner();
             let key = |k: &str| format!("sources.{name}.{k}");
+            // A file the source reads (`tls_root_cert`), relative to the config file.
+            let existing_file = |file: &Option<Spanned<String>>| match file {
+                None => Ok(None),
+                Some(file) => {
+                    let path = base.join(file.get_ref());
+                    if path.is_file() {
+                        Ok(Some(path))
+                    } else {
+                        Err(error(
+                            Some(file.span()),
+                            key("tls_root_cert"),
+                            format!("{} does not exist", path.display()),
+                        ))
+                    }
+                }
+            };
             let kind = raw_source.kind.get_ref().as_str();
             let Some((_, allowed)) = KINDS.iter().find(|(k, _)| *k == kind) else {
                 let kinds: Vec<_> = KINDS.iter().map(|(k, _)| *k).collect();
@@ -358,20 +386,7 @@ impl Config {
                 if let Err(e) = flotilla_connectors_flightsql::check_url(url.get_ref()) {
                     return Err(error(Some(url.span()), key("url"), e.to_string()));
                 }
-                let tls_root_cert = match raw_source.tls_root_cert {
-                    None => None,
-                    Some(file) => {
-                        let path = base.join(file.get_ref());
-                        if !path.is_file() {
-                            return Err(error(
-                                Some(file.span()),
-                                key("tls_root_cert"),
-                                format!("{} does not exist", path.display()),
-                            ));
-                        }
-                        Some(path)
-                    }
-                };
+                let tls_root_cert = existing_file(&raw_source.tls_root_cert)?;
                 let source = SourceConfig::FlightSql {
                     tls_root_cert,
                     url: url.into_inner(),
@@ -431,6 +446,7 @@ impl Config {
                 };
                 let url_text = url.into_inner();
                 let password_env = raw_source.password_env.map(|v| v.into_inner());
+                let tls_root_cert = existing_file(&raw_source.tls_root_cert)?;
                 let source = if kind == "postgres" {
                     let numeric = match &raw_source.numeric {
                         None => NumericMapping::default(),
@@ -450,6 +466,7 @@ impl Config {
                         password_env,
                         numeric,
                         unsupported_types,
+                        tls_root_cert,
                     }
                 } else {
                     let flavor =
@@ -474,6 +491,7 @@ impl Config {
                         flavor,
                         zero_dates,
                         unsupported_types,
+                        tls_root_cert,
                     }
                 };
                 sources.insert(name, source);
@@ -786,8 +804,15 @@ mod tests {
                 password_env: Some("PG_PASS".into()),
                 numeric: NumericMapping::Float,
                 unsupported_types: UnsupportedTypes::Skip,
+                tls_root_cert: None,
             }
         );
+        let e = parse(
+            "[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\ntls_root_cert = \"nowhere.pem\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sources.pg.tls_root_cert", "{e}");
+        assert!(e.message.contains("does not exist"), "{e}");
         let e = parse("[sources.pg]\nkind = \"postgres\"\n").unwrap_err();
         assert!(e.message.contains("missing key 'url'"), "{e}");
         let e = parse("[sources.pg]\nkind = \"postgres\"\nurl = \"postgresql://h:port/d\"\n")
@@ -818,6 +843,7 @@ mod tests {
                 flavor: Some(Flavor::MariaDb),
                 zero_dates: ZeroDates::Null,
                 unsupported_types: UnsupportedTypes::Error,
+                tls_root_cert: None,
             }
         );
         let e =

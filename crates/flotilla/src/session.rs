@@ -114,11 +114,13 @@ async fn open_source(
             flavor,
             zero_dates,
             unsupported_types,
+            tls_root_cert,
         } => {
             let options = MysqlOptions {
                 flavor: *flavor,
                 zero_dates: *zero_dates,
                 unsupported_types: *unsupported_types,
+                tls_root_cert: tls_root_cert.clone(),
             };
             let password = password_from(password_env.as_deref())?;
             let source: Arc<dyn Source> =
@@ -131,11 +133,13 @@ async fn open_source(
             password_env,
             numeric,
             unsupported_types,
+            tls_root_cert,
         } => {
             let password = password_from(password_env.as_deref())?;
             let options = PostgresOptions {
                 numeric: *numeric,
                 unsupported_types: *unsupported_types,
+                tls_root_cert: tls_root_cert.clone(),
             };
             let source: Arc<dyn Source> = Arc::new(PostgresSource::with_password(
                 name,

@@ -23,6 +23,8 @@ pub struct MariaDb {
     dir: PathBuf,
     binary: PathBuf,
     loads: TpchLoads,
+    /// The certificate and key the server offers TLS with, once [`MariaDb::enable_tls`] ran.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The server of this test binary, started on first use.
@@ -90,6 +92,7 @@ impl MariaDb {
                 dir: dir.clone(),
                 binary: server.clone(),
                 loads: TpchLoads::default(),
+                tls: None,
             };
             match server.spawn() {
                 Ok(()) => {
@@ -149,6 +152,11 @@ impl MariaDb {
                 "--character-set-server=utf8mb4",
                 "--collation-server=utf8mb4_general_ci",
             ]);
+        if let Some((cert, key)) = &self.tls {
+            command
+                .arg(format!("--ssl-cert={}", cert.display()))
+                .arg(format!("--ssl-key={}", key.display()));
+        }
         if is_root() {
             command.arg("--user=mysql");
         }
@@ -170,6 +178,21 @@ impl MariaDb {
     /// A server of the caller's own, not shared with other tests: one it may stop and restart.
     pub fn start_private() -> Result<MariaDb, String> {
         MariaDb::start().map_err(|e| format!("MariaDB test server: {e}"))
+    }
+
+    /// Restarts the server offering TLS with `pki`'s server certificate (clients that do not
+    /// ask for TLS keep connecting in plain text).
+    pub fn enable_tls(&mut self, pki: &crate::tls::TestPki) -> Result<(), String> {
+        let dir = self.dir.join("tls");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let cert = dir.join("server.crt");
+        let key = dir.join("server.key");
+        std::fs::copy(&pki.server_cert, &cert).map_err(|e| e.to_string())?;
+        std::fs::copy(&pki.server_key, &key).map_err(|e| e.to_string())?;
+        chown_to(&dir, "mysql")?;
+        self.stop()?;
+        self.tls = Some((cert, key));
+        self.spawn()
     }
 
     /// Stops the server and waits until it is gone.

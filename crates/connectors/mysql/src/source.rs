@@ -37,12 +37,16 @@ const SPLIT_MIN_ROWS: usize = 100_000;
 const SYSTEM_SCHEMAS: &str = "('mysql', 'information_schema', 'performance_schema', 'sys')";
 
 /// Options of a MySQL source beyond its connection.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct MysqlOptions {
     /// The server kind; detected from `VERSION()` when `None`.
     pub flavor: Option<Flavor>,
     pub zero_dates: ZeroDates,
     pub unsupported_types: UnsupportedTypes,
+    /// A CA certificate (PEM) to check the server's certificate against: connections then
+    /// require TLS. (Without it, `?require_ssl=true` in the URL requires TLS checked against the
+    /// bundled web roots.)
+    pub tls_root_cert: Option<std::path::PathBuf>,
 }
 
 /// A MySQL, MariaDB or TiDB server (one database of it when the URL names one).
@@ -95,6 +99,11 @@ impl MysqlSource {
             .prefer_socket(false);
         if let Some(password) = password {
             builder = builder.pass(Some(password));
+        }
+        if let Some(root) = &options.tls_root_cert {
+            builder = builder.ssl_opts(Some(
+                mysql_async::SslOpts::default().with_root_certs(vec![root.clone().into()]),
+            ));
         }
         let flavor = OnceLock::new();
         if let Some(f) = options.flavor {

@@ -23,8 +23,8 @@ use flotilla_common::{Error, ErrorKind};
 use flotilla_federation::stream::{BatchSender, RemoteStream, batch, channel};
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
+use tokio_postgres::CancelToken;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{CancelToken, NoTls};
 
 /// Starts `sql` on a pooled connection and returns the stream of its rows with `schema`.
 pub(crate) fn stream(
@@ -44,6 +44,7 @@ pub(crate) fn stream(
         batch_size: batch_size.max(1),
         cancel: Arc::clone(&cancel),
     };
+    let canceller = Arc::clone(pool);
     let task = SpawnedTask::spawn(async move {
         let source = reader.source.clone();
         if let Err(e) = reader.run(&tx).await {
@@ -62,7 +63,7 @@ pub(crate) fn stream(
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(async move {
-                let _ = token.cancel_query(NoTls).await;
+                canceller.cancel(token).await;
             });
         }
     })))

@@ -13,7 +13,8 @@
 //!   user — two sources with the same identity join inside PostgreSQL).
 //! - [`dialect`]: the capability model for PostgreSQL.
 //! - [`types`]: type mapping and binary-protocol decoding.
-//! - `exec`: streaming execution with cancellation; `pool`: connections.
+//! - `exec`: streaming execution with cancellation; `pool`: connections; `tls`: TLS over rustls
+//!   (`sslmode` from the connection string, `tls_root_cert`).
 //! - `write`: `INSERT INTO` / `CREATE TABLE … AS` through `COPY … FROM STDIN (FORMAT binary)`
 //!   in one transaction.
 
@@ -21,6 +22,7 @@ pub mod dialect;
 mod exec;
 mod pool;
 pub mod source;
+mod tls;
 pub mod types;
 mod write;
 

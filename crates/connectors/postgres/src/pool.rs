@@ -4,11 +4,12 @@
 //! connection the server closed (restart, idle timeout) is noticed when it is taken and replaced
 //! by a new one, so the pool recovers from a restarted server by itself.
 
+use crate::tls::RustlsConnect;
 use flotilla_common::{Error, ErrorKind};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{CancelToken, Client, Config, NoTls};
 
 /// How many idle connections are kept.
 const MAX_IDLE: usize = 8;
@@ -19,11 +20,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct Pool {
     config: Config,
+    /// Set when connections use TLS (see [`crate::tls`]).
+    tls: Option<RustlsConnect>,
     idle: Mutex<Vec<Client>>,
 }
 
 impl Pool {
-    pub(crate) fn new(mut config: Config) -> Self {
+    pub(crate) fn new(mut config: Config, tls: Option<RustlsConnect>) -> Self {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -32,6 +35,7 @@ impl Pool {
         }
         Pool {
             config,
+            tls,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -46,16 +50,41 @@ impl Pool {
                 None => break,
             }
         }
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| error(&e, "cannot connect"))?;
         // The connection does the socket I/O; it ends when the client is dropped.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let client = match &self.tls {
+            Some(tls) => {
+                let (client, connection) = self
+                    .config
+                    .connect(tls.clone())
+                    .await
+                    .map_err(|e| error(&e, "cannot connect"))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+            None => {
+                let (client, connection) = self
+                    .config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| error(&e, "cannot connect"))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
         Ok(client)
+    }
+
+    /// Asks the server to stop the statement `token` belongs to (over a new connection, with
+    /// the pool's TLS settings).
+    pub(crate) async fn cancel(&self, token: CancelToken) {
+        let _ = match &self.tls {
+            Some(tls) => token.cancel_query(tls.clone()).await,
+            None => token.cancel_query(NoTls).await,
+        };
     }
 
     /// Returns a connection whose statement finished.

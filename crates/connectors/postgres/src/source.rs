@@ -2,6 +2,7 @@
 
 use crate::dialect::PostgresDialect;
 use crate::pool::{Pool, error};
+use crate::tls::RustlsConnect;
 use crate::types::{NumericMapping, Wire, numeric_modifier};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -14,15 +15,18 @@ use flotilla_federation::{
     WriteTarget,
 };
 use std::sync::Arc;
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, SslMode};
 
 /// Options of a PostgreSQL source beyond its connection.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PostgresOptions {
     /// The Arrow type of `numeric` columns without a precision (or with more than 38 digits).
     pub numeric: NumericMapping,
     /// Columns of types Flotilla cannot read.
     pub unsupported_types: UnsupportedTypes,
+    /// A CA certificate (PEM) to check the server's TLS certificate against instead of the
+    /// system's roots; setting it turns TLS on unless `sslmode=disable` (see [`crate::tls`]).
+    pub tls_root_cert: Option<std::path::PathBuf>,
 }
 
 /// One database of a PostgreSQL server, reached with one user.
@@ -76,10 +80,21 @@ impl PostgresSource {
         if let Some(password) = password {
             config.password(password);
         }
-        Ok(Self::with_config(name, config, options))
+        let tls = match (config.get_ssl_mode(), &options.tls_root_cert) {
+            (SslMode::Disable, _) | (SslMode::Prefer, None) => None,
+            (_, root) => {
+                Some(RustlsConnect::new(root.as_deref()).map_err(|e| e.with_source(name))?)
+            }
+        };
+        Ok(Self::with_config(name, config, options, tls))
     }
 
-    fn with_config(name: &str, config: tokio_postgres::Config, options: PostgresOptions) -> Self {
+    fn with_config(
+        name: &str,
+        config: tokio_postgres::Config,
+        options: PostgresOptions,
+        tls: Option<RustlsConnect>,
+    ) -> Self {
         let host = match config.get_hosts().first() {
             Some(Host::Tcp(host)) => host.clone(),
             #[cfg(unix)]
@@ -96,7 +111,7 @@ impl PostgresSource {
         };
         Self {
             name: name.to_string(),
-            pool: Arc::new(Pool::new(config)),
+            pool: Arc::new(Pool::new(config, tls)),
             identity,
             dialect: PostgresDialect,
             options,

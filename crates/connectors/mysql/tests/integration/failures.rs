@@ -141,3 +141,45 @@ async fn a_server_stopped_during_a_query_is_a_clear_error_and_the_pool_recovers(
         .value(0);
     assert_eq!(value, 20_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_root_certificate_is_checked_and_used() {
+    let pki = flotilla_testkit::tls::test_pki();
+    let mut private = flotilla_testkit::MariaDb::start_private().unwrap();
+    private.enable_tls(&pki).unwrap();
+    let options = MysqlOptions {
+        tls_root_cert: Some(pki.ca_cert.clone()),
+        ..Default::default()
+    };
+    let source = Arc::new(MysqlSource::new("secure", &private.url(), None, options).unwrap());
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_catalog(
+        "secure",
+        catalog_of(Arc::clone(&source) as Arc<dyn Source>)
+            .await
+            .unwrap(),
+    );
+    // The session's own view of its connection: a cipher is in use.
+    let encrypted = source
+        .run_natively(
+            "SELECT 1 FROM DUAL WHERE (SELECT VARIABLE_VALUE FROM \
+                       information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher') <> ''",
+        )
+        .await
+        .unwrap();
+    assert_eq!(encrypted, 1, "the connection is not encrypted");
+
+    // A CA that did not sign the server's certificate: refused, clearly.
+    let other = flotilla_testkit::tls::test_pki();
+    let options = MysqlOptions {
+        tls_root_cert: Some(other.ca_cert.clone()),
+        ..Default::default()
+    };
+    let untrusted: Arc<dyn Source> =
+        Arc::new(MysqlSource::new("untrusted", &private.url(), None, options).unwrap());
+    let e = catalog_of(untrusted).await.unwrap_err().to_string();
+    assert!(
+        e.contains("source 'untrusted'") && e.to_lowercase().contains("certificate"),
+        "{e}"
+    );
+}

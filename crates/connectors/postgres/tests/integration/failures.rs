@@ -159,3 +159,63 @@ async fn a_server_stopped_during_a_query_is_a_clear_error_and_the_pool_recovers(
         .value(0);
     assert_eq!(count, 20_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_root_certificate_is_checked_and_used() {
+    let pki = flotilla_testkit::tls::test_pki();
+    server().enable_tls(&pki).unwrap();
+    let url = format!("{}?sslmode=require", server().url());
+    let options = PostgresOptions {
+        tls_root_cert: Some(pki.ca_cert.clone()),
+        ..Default::default()
+    };
+    let source: Arc<dyn Source> = Arc::new(PostgresSource::new("secure", &url, options).unwrap());
+    server()
+        .query("CREATE TABLE public.tls_probe (a int); INSERT INTO public.tls_probe VALUES (42)")
+        .unwrap();
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_catalog("secure", catalog_of(Arc::clone(&source)).await.unwrap());
+    let rows = ctx
+        .sql("SELECT a FROM secure.public.tls_probe")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(rows[0].num_rows(), 1);
+    // The server saw the connection (now idle in the pool) as TLS.
+    let tls_connections: usize = server()
+        .query(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'flotilla' AND s.ssl",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(tls_connections >= 1, "no TLS connection from Flotilla");
+
+    // Without the CA, the server's certificate is not trusted: a clear error, no fallback.
+    let untrusted: Arc<dyn Source> =
+        Arc::new(PostgresSource::new("untrusted", &url, PostgresOptions::default()).unwrap());
+    let e = catalog_of(untrusted).await.unwrap_err().to_string();
+    assert!(
+        e.contains("source 'untrusted'") && e.to_lowercase().contains("certificate"),
+        "{e}"
+    );
+    // A root file that is not a certificate is refused before connecting.
+    let e = PostgresSource::new(
+        "bad",
+        &url,
+        PostgresOptions {
+            tls_root_cert: Some(pki.server_key.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("source 'bad'") && e.contains("tls_root_cert"),
+        "{e}"
+    );
+}
