@@ -325,3 +325,42 @@ fn a_postgres_source_joins_a_sqlite_source_from_the_command_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn create_table_as_from_the_command_line_writes_into_postgres() {
+    let server = flotilla_testkit::postgres();
+    let dir = demo_data();
+    let config = format!(
+        "[sources.pg]\nkind = \"postgres\"\nurl = \"{}\"\n\n[sources.shop]\nkind = \"sqlite\"\npath = \"{}\"\n",
+        server.url(),
+        dir.join("sqlite")
+            .join(flotilla_tpch::SQLITE_FILE_NAME)
+            .display()
+    );
+    let (ok, stdout, stderr) = sql_with_config(
+        &config,
+        "CREATE TABLE pg.public.cli_nations AS SELECT n_nationkey, n_name FROM shop.main.nation",
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("| 25 "),
+        "the row count is printed:\n{stdout}"
+    );
+    assert_eq!(
+        server
+            .query("SELECT count(*), min(n_name) FROM public.cli_nations")
+            .unwrap()
+            .trim(),
+        "25|ALGERIA"
+    );
+    // The same statement again: the table exists now, a one-line error naming the source.
+    let (ok, _, stderr) = sql_with_config(
+        &config,
+        "CREATE TABLE pg.public.cli_nations AS SELECT n_nationkey, n_name FROM shop.main.nation",
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("source 'pg'") && stderr.contains("already exists"),
+        "{stderr}"
+    );
+}
