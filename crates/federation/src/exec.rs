@@ -54,9 +54,9 @@ pub struct FederatedScan {
     pub row_estimate: Option<usize>,
     /// The names of `sql`'s result columns (for conditions added around it).
     pub columns: Option<OutputColumns>,
-    /// The key of the one table read, when it can be read in ranges, and the position of the
-    /// key among the result columns.
-    pub split: Option<(SplitKey, usize)>,
+    /// The key of the one table read, when it can be read in ranges, and the sub-plan the SQL
+    /// was written from (to write one statement per range).
+    pub split: Option<(SplitKey, Arc<LogicalPlan>)>,
 }
 
 impl PartialEq for FederatedScan {
@@ -137,17 +137,16 @@ impl ExtensionPlanner for FederatedScanPlanner {
         let schema = Arc::new(scan.schema.as_arrow().clone());
         let mut exec = FederatedScanExec::new(Arc::clone(&scan.source), scan.sql.clone(), schema)
             .with_row_estimate(scan.row_estimate);
+        if let Some((key, plan)) = &scan.split {
+            let n = crate::split::partition_count(session.config_options(), scan.row_estimate);
+            exec = exec.with_partitions(crate::split::split_statements(
+                scan.source.as_ref(),
+                plan,
+                key,
+                n,
+            ));
+        }
         if let Some(columns) = &scan.columns {
-            if let Some((key, i)) = &scan.split {
-                let n = crate::split::partition_count(session.config_options(), scan.row_estimate);
-                exec = exec.with_partitions(crate::split::split_statements(
-                    scan.source.as_ref(),
-                    &scan.sql,
-                    &columns.names[*i],
-                    key,
-                    n,
-                ));
-            }
             exec = exec.with_output_columns(columns.clone());
         }
         Ok(Some(Arc::new(exec)))
@@ -168,9 +167,9 @@ pub struct FederatedScanExec {
     output: Option<OutputColumns>,
     /// Dynamic filters of hash joins above (see [`crate::keys`]).
     join_filters: Vec<Arc<dyn PhysicalExpr>>,
-    /// One statement per partition when the scan reads key ranges in parallel (each `sql`
-    /// restricted to one range); empty: one partition running `sql`.
-    partitions: Vec<String>,
+    /// One statement per partition, with the key range it reads, when the scan reads key ranges
+    /// in parallel; empty: one partition running `sql`.
+    partitions: Vec<(String, String)>,
     /// The statements sent with join keys, by partition, once sent (for `EXPLAIN ANALYZE`).
     sent: Arc<Mutex<BTreeMap<usize, String>>>,
 }
@@ -196,8 +195,8 @@ impl FederatedScanExec {
         }
     }
 
-    /// Reads in parallel: one partition per statement (each `sql` restricted to a key range).
-    pub fn with_partitions(mut self, partitions: Vec<String>) -> Self {
+    /// Reads in parallel: one partition per `(key range, statement)`.
+    pub fn with_partitions(mut self, partitions: Vec<(String, String)>) -> Self {
         if partitions.len() > 1 {
             let properties = PlanProperties::new(
                 EquivalenceProperties::new(self.schema()),
@@ -215,7 +214,7 @@ impl FederatedScanExec {
     fn statement(&self, partition: usize) -> &str {
         self.partitions
             .get(partition)
-            .map_or(self.sql.as_str(), String::as_str)
+            .map_or(self.sql.as_str(), |(_, sql)| sql.as_str())
     }
 
     /// Names the result columns of the SQL, so join keys can be added around it.
@@ -276,7 +275,7 @@ impl DisplayAs for FederatedScanExec {
                     let ranges: Vec<&str> = self
                         .partitions
                         .iter()
-                        .map(|p| p.rsplit_once(" WHERE ").map_or(p.as_str(), |(_, r)| r))
+                        .map(|(range, _)| range.as_str())
                         .collect();
                     write!(f, ", partitions=[{}]", ranges.join("; "))?;
                 }

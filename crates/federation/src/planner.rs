@@ -14,7 +14,6 @@
 use crate::exec::{FederatedScan, FederatedScanPlanner};
 use crate::keys::OutputColumns;
 use crate::source::Source;
-use crate::source::SplitKey;
 use crate::sql::Writer;
 use crate::table::FederatedTable;
 use async_trait::async_trait;
@@ -152,31 +151,6 @@ fn estimated_rows(plan: &LogicalPlan) -> Option<usize> {
     }
 }
 
-/// The split key of the one table `plan` reads through filters, projections and aliases
-/// only, and the key's position among `plan`'s output columns, if it passes through.
-fn split_column(plan: &LogicalPlan) -> Option<(SplitKey, usize)> {
-    match plan {
-        LogicalPlan::SubqueryAlias(alias) => split_column(&alias.input),
-        LogicalPlan::Filter(filter) => split_column(&filter.input),
-        LogicalPlan::Projection(projection) => {
-            let (key, inner) = split_column(&projection.input)?;
-            let inner_name = projection.input.schema().field(inner).name().clone();
-            let i = projection.expr.iter().position(|e| {
-                matches!(e.clone().unalias(), datafusion::logical_expr::Expr::Column(c) if c.name == inner_name)
-            })?;
-            Some((key, i))
-        }
-        LogicalPlan::TableScan(scan) if scan.fetch.is_none() => {
-            let key = FederatedTable::of_scan(scan)?.remote().split_key.clone()?;
-            let i = scan
-                .projected_schema
-                .index_of_column_by_name(None, &key.column)?;
-            Some((key, i))
-        }
-        _ => None,
-    }
-}
-
 /// Replaces `plan` (which runs whole in `source`) by a federated scan of its SQL. A plan the
 /// writer cannot express (only possible for a bare table scan) is left for its table provider.
 fn wrap(plan: LogicalPlan, source: &Arc<dyn Source>) -> Result<LogicalPlan> {
@@ -187,7 +161,7 @@ fn wrap(plan: LogicalPlan, source: &Arc<dyn Source>) -> Result<LogicalPlan> {
                 sql: query.sql,
                 schema: Arc::clone(plan.schema()),
                 row_estimate: estimated_rows(&plan),
-                split: split_column(&plan).filter(|(_, i)| *i < query.columns.len()),
+                split: crate::split::split_key(&plan).map(|key| (key, Arc::new(plan.clone()))),
                 columns: Some(OutputColumns {
                     names: query.columns,
                     opaque: query.opaque,

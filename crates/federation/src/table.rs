@@ -113,29 +113,36 @@ impl TableProvider for FederatedTable {
             None => Arc::clone(&self.remote.arrow_schema),
         };
         // A big read of the table goes in key ranges, in parallel.
-        let partitions = match (&self.remote.split_key, limit) {
-            (Some(key), None) => {
-                let rows = self.remote.row_estimate.map(|rows| {
-                    if filters.is_empty() {
-                        rows
-                    } else {
-                        rows.div_ceil(5)
-                    }
-                });
-                let n = crate::split::partition_count(state.config_options(), rows);
-                match schema.index_of(&key.column) {
-                    Ok(i) if n > 1 => crate::split::split_statements(
-                        self.source.as_ref(),
-                        &query.sql,
-                        &query.columns[i],
-                        key,
-                        n,
-                    ),
-                    _ => Vec::new(),
+        let mut partitions = Vec::new();
+        if let (Some(key), None) = (&self.remote.split_key, limit) {
+            let rows = self.remote.row_estimate.map(|rows| {
+                if filters.is_empty() {
+                    rows
+                } else {
+                    rows.div_ceil(5)
                 }
+            });
+            let n = crate::split::partition_count(state.config_options(), rows);
+            if n > 1 {
+                partitions = key
+                    .ranges(n)
+                    .into_iter()
+                    .map(|range| {
+                        let mut ranged = filters.clone();
+                        ranged.extend(crate::split::range_filter(key, range));
+                        writer
+                            .base_select(
+                                &self.remote,
+                                projection.map(|p| p.as_slice()),
+                                &ranged,
+                                None,
+                            )
+                            .map(|q| (crate::split::range_label(key, range), q.sql))
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_default();
             }
-            _ => Vec::new(),
-        };
+        }
         Ok(Arc::new(
             FederatedScanExec::new(Arc::clone(&self.source), query.sql, schema)
                 .with_output_columns(OutputColumns {
