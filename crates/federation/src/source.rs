@@ -114,7 +114,59 @@ pub enum WriteTarget {
     },
 }
 
+/// A write target's names as SQL for one dialect.
+#[derive(Debug, Clone)]
+pub struct TargetSql {
+    /// `"schema"."table"`.
+    pub table: String,
+    /// `"a", "b", …`: the columns written, in order.
+    pub columns: String,
+}
+
 impl WriteTarget {
+    /// The schema written into.
+    pub fn schema(&self) -> &str {
+        match self {
+            WriteTarget::Append(table) => &table.schema,
+            WriteTarget::Create { schema, .. } => schema,
+        }
+    }
+
+    /// The table written into.
+    pub fn table(&self) -> &str {
+        match self {
+            WriteTarget::Append(table) => &table.name,
+            WriteTarget::Create { name, .. } => name,
+        }
+    }
+
+    /// The columns written, in order, with the rows' Arrow types.
+    pub fn columns(&self) -> &SchemaRef {
+        match self {
+            WriteTarget::Append(table) => &table.arrow_schema,
+            WriteTarget::Create { columns, .. } => columns,
+        }
+    }
+
+    /// The qualified table name and the column list, quoted for `dialect`.
+    pub fn sql(&self, dialect: &dyn Dialect) -> TargetSql {
+        let columns = self
+            .columns()
+            .fields()
+            .iter()
+            .map(|f| dialect.quote_identifier(f.name()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        TargetSql {
+            table: format!(
+                "{}.{}",
+                dialect.quote_identifier(self.schema()),
+                dialect.quote_identifier(self.table())
+            ),
+            columns,
+        }
+    }
+
     /// `schema.table` as the user would write it.
     pub fn display_name(&self) -> String {
         match self {

@@ -13,6 +13,7 @@
 //! the rows written, like DataFusion's `INSERT`.
 
 use crate::catalog::SourceCatalog;
+use crate::dialect::Dialect;
 use crate::source::{Source, WriteTarget};
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt64Array};
@@ -25,7 +26,7 @@ use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
-use flotilla_common::Error;
+use flotilla_common::{Error, ErrorKind};
 use std::fmt;
 use std::sync::Arc;
 
@@ -81,6 +82,43 @@ fn named(e: Error, source: &str) -> Error {
         Some(_) => e,
         None => e.with_source(source),
     }
+}
+
+/// `CREATE TABLE qualified (<column> <type> [NOT NULL], …)` for `columns`, each type from
+/// `column_type` (the database's closest type for an Arrow type). A field without one is an
+/// `Unsupported` error naming the column and `database` (e.g. `PostgreSQL`).
+pub fn create_table_sql(
+    dialect: &dyn Dialect,
+    qualified: &str,
+    columns: &Schema,
+    database: &str,
+    column_type: impl Fn(&DataType) -> Option<String>,
+) -> flotilla_common::Result<String> {
+    let definitions = columns
+        .fields()
+        .iter()
+        .map(|field| {
+            let ty = column_type(field.data_type()).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "column '{}': no {database} type for Arrow type {}",
+                        field.name(),
+                        field.data_type()
+                    ),
+                )
+            })?;
+            let not_null = if field.is_nullable() { "" } else { " NOT NULL" };
+            Ok(format!(
+                "{} {ty}{not_null}",
+                dialect.quote_identifier(field.name())
+            ))
+        })
+        .collect::<flotilla_common::Result<Vec<_>>>()?;
+    Ok(format!(
+        "CREATE TABLE {qualified} ({})",
+        definitions.join(", ")
+    ))
 }
 
 /// Runs `plan` as [`SessionContext::execute_logical_plan`] does, except that

@@ -183,13 +183,7 @@ impl MariaDb {
     /// Restarts the server offering TLS with `pki`'s server certificate (clients that do not
     /// ask for TLS keep connecting in plain text).
     pub fn enable_tls(&mut self, pki: &crate::tls::TestPki) -> Result<(), String> {
-        let dir = self.dir.join("tls");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let cert = dir.join("server.crt");
-        let key = dir.join("server.key");
-        std::fs::copy(&pki.server_cert, &cert).map_err(|e| e.to_string())?;
-        std::fs::copy(&pki.server_key, &key).map_err(|e| e.to_string())?;
-        chown_to(&dir, "mysql")?;
+        let (cert, key) = pki.server_files_in(&self.dir.join("tls"), "mysql")?;
         self.stop()?;
         self.tls = Some((cert, key));
         self.spawn()

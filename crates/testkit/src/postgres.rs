@@ -227,16 +227,7 @@ impl Postgres {
     /// Turns TLS on (`ssl = on` with `pki`'s server certificate), by a configuration reload:
     /// clients that do not ask for TLS keep connecting in plain text.
     pub fn enable_tls(&self, pki: &crate::tls::TestPki) -> Result<(), String> {
-        let dir = self.dir.join("tls");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let cert = dir.join("server.crt");
-        let key = dir.join("server.key");
-        std::fs::copy(&pki.server_cert, &cert).map_err(|e| e.to_string())?;
-        std::fs::copy(&pki.server_key, &key).map_err(|e| e.to_string())?;
-        // PostgreSQL refuses a key others can read.
-        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
-        chown_to(&dir, "postgres")?;
+        let (cert, key) = pki.server_files_in(&self.dir.join("tls"), "postgres")?;
         self.script(&format!(
             "ALTER SYSTEM SET ssl_cert_file = '{}';\nALTER SYSTEM SET ssl_key_file = '{}';\n\
              ALTER SYSTEM SET ssl = on;\nSELECT pg_reload_conf();\n",

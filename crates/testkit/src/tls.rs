@@ -14,6 +14,27 @@ pub struct TestPki {
     pub server_key: PathBuf,
 }
 
+impl TestPki {
+    /// Copies the server certificate and key into `dir` (created), given to the system user
+    /// `owner` a database server runs as; returns the copies' paths.
+    pub(crate) fn server_files_in(
+        &self,
+        dir: &Path,
+        owner: &str,
+    ) -> Result<(PathBuf, PathBuf), String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let cert = dir.join("server.crt");
+        let key = dir.join("server.key");
+        std::fs::copy(&self.server_cert, &cert).map_err(|e| e.to_string())?;
+        std::fs::copy(&self.server_key, &key).map_err(|e| e.to_string())?;
+        // Servers refuse a key others can read.
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+        crate::server::chown_to(dir, owner)?;
+        Ok((cert, key))
+    }
+}
+
 fn openssl(dir: &Path, args: &[&str]) {
     let output = Command::new("openssl")
         .args(args)

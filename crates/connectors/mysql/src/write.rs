@@ -26,8 +26,9 @@ use datafusion::arrow::datatypes::{
     Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, UInt64Type,
 };
 use datafusion::execution::SendableRecordBatchStream;
-use flotilla_common::{Error, ErrorKind, Result};
-use flotilla_federation::{Dialect, Source, WriteTarget};
+use flotilla_common::{Error, Result};
+use flotilla_federation::write::create_table_sql;
+use flotilla_federation::{Source, WriteTarget};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, TxOpts, Value};
@@ -49,30 +50,14 @@ pub(crate) async fn write(
     let mut conn = source.connection().await?;
     // The flavor is known once connected.
     let dialect = Source::dialect(source);
-    let (schema, table, columns) = match target {
-        WriteTarget::Append(table) => (&table.schema, &table.name, &table.arrow_schema),
-        WriteTarget::Create {
-            schema,
-            name,
-            columns,
-        } => (schema, name, columns),
-    };
-    let qualified = format!(
-        "{}.{}",
-        dialect.quote_identifier(schema),
-        dialect.quote_identifier(table)
-    );
-    let column_list = columns
-        .fields()
-        .iter()
-        .map(|f| dialect.quote_identifier(f.name()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let into = format!("{qualified} ({column_list})");
+    let (schema, table, columns) = (target.schema(), target.table(), target.columns());
+    let names = target.sql(dialect);
+    let qualified = names.table;
+    let into = format!("{qualified} ({})", names.columns);
     let WriteTarget::Create { columns, .. } = target else {
         return insert(&mut conn, &into, columns, data).await;
     };
-    let ddl = create_table_sql(dialect, &qualified, columns)?;
+    let ddl = create_table_sql(dialect, &qualified, columns, "MySQL", column_type)?;
     conn.query_drop(&ddl)
         .await
         .map_err(|e| error(&e, &format!("creating table {schema}.{table}")))?;
@@ -161,35 +146,6 @@ async fn insert(
             Err(e)
         }
     }
-}
-
-/// `CREATE TABLE` for `columns`.
-fn create_table_sql(dialect: &dyn Dialect, qualified: &str, columns: &SchemaRef) -> Result<String> {
-    let definitions = columns
-        .fields()
-        .iter()
-        .map(|field| {
-            let ty = column_type(field.data_type()).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "column '{}': no MySQL type for Arrow type {}",
-                        field.name(),
-                        field.data_type()
-                    ),
-                )
-            })?;
-            let not_null = if field.is_nullable() { "" } else { " NOT NULL" };
-            Ok(format!(
-                "{} {ty}{not_null}",
-                dialect.quote_identifier(field.name())
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(format!(
-        "CREATE TABLE {qualified} ({})",
-        definitions.join(", ")
-    ))
 }
 
 /// The MySQL column type for values of `data_type`.

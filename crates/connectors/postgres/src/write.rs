@@ -30,10 +30,11 @@ use datafusion::arrow::array::{
     ListArray, StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
-use flotilla_federation::{Dialect, WriteTarget};
+use flotilla_federation::WriteTarget;
+use flotilla_federation::write::create_table_sql;
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 use tokio_postgres::types::{Kind, Type};
@@ -54,25 +55,9 @@ pub(crate) async fn write(
     mut data: SendableRecordBatchStream,
 ) -> Result<u64> {
     let dialect = PostgresDialect;
-    let (schema, table, columns) = match target {
-        WriteTarget::Append(table) => (&table.schema, &table.name, &table.arrow_schema),
-        WriteTarget::Create {
-            schema,
-            name,
-            columns,
-        } => (schema, name, columns),
-    };
-    let qualified = format!(
-        "{}.{}",
-        dialect.quote_identifier(schema),
-        dialect.quote_identifier(table)
-    );
-    let column_list = columns
-        .fields()
-        .iter()
-        .map(|f| dialect.quote_identifier(f.name()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (schema, table) = (target.schema(), target.table());
+    let names = target.sql(&dialect);
+    let (qualified, column_list) = (names.table, names.columns);
 
     let mut client = pool.get().await?;
     let transaction = client
@@ -80,7 +65,7 @@ pub(crate) async fn write(
         .await
         .map_err(|e| error(&e, "starting a transaction"))?;
     if let WriteTarget::Create { columns, .. } = target {
-        let ddl = create_table_sql(&qualified, columns)?;
+        let ddl = create_table_sql(&dialect, &qualified, columns, "PostgreSQL", column_type)?;
         transaction
             .batch_execute(&ddl)
             .await
@@ -136,36 +121,6 @@ pub(crate) async fn write(
         .map_err(|e| error(&e, "committing"))?;
     pool.put(client);
     Ok(written)
-}
-
-/// `CREATE TABLE` for `columns`.
-fn create_table_sql(qualified: &str, columns: &SchemaRef) -> Result<String> {
-    let dialect = PostgresDialect;
-    let definitions = columns
-        .fields()
-        .iter()
-        .map(|field| {
-            let ty = column_type(field.data_type()).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "column '{}': no PostgreSQL type for Arrow type {}",
-                        field.name(),
-                        field.data_type()
-                    ),
-                )
-            })?;
-            let not_null = if field.is_nullable() { "" } else { " NOT NULL" };
-            Ok(format!(
-                "{} {ty}{not_null}",
-                dialect.quote_identifier(field.name())
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(format!(
-        "CREATE TABLE {qualified} ({})",
-        definitions.join(", ")
-    ))
 }
 
 /// The PostgreSQL column type for values of `data_type`.
