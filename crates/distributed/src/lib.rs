@@ -1,8 +1,18 @@
 //! Distributed execution for Flotilla: stages across nodes over Arrow Flight.
 //!
 //! This crate will own the stage planner, the exchange operators (shuffle, gather, broadcast),
-//! the worker service, plan and config codecs, worker discovery and in-process clusters (see
-//! `ARCHITECTURE.md`). It is empty until the distribution issue lands; it exists now so that its
-//! place in the dependency graph (it may use `flotilla-common`, never federation or connectors)
-//! is checked from the start, and so that arrow-flight and tonic are pinned to the versions
-//! DataFusion uses.
+//! the worker service, plan and config codecs and in-process clusters (see `ARCHITECTURE.md`).
+//! Its place in the dependency graph (it may use `flotilla-common`, never federation or
+//! connectors) is checked by `scripts/check-deps.py`.
+//!
+//! Built so far:
+//! - [`discovery`]: where the workers are — a static list, every address of a DNS name
+//!   (Kubernetes headless services), or a file re-read when it changes.
+//! - [`channels`]: one cached tonic channel per worker, made by a [`ChannelFactory`] (the hook
+//!   for custom TLS and interceptors).
+
+pub mod channels;
+pub mod discovery;
+
+pub use channels::{ChannelCache, ChannelFactory, DefaultChannels};
+pub use discovery::{DnsWorkers, FileWorkers, StaticWorkers, WorkerDiscovery, check_worker_url};

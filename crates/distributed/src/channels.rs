@@ -1,0 +1,152 @@
+//! Channels to workers: made by a [`ChannelFactory`] (the hook for custom TLS, proxies or
+//! interceptors), one per worker URL, kept in a [`ChannelCache`] and shared by every query.
+//!
+//! A tonic [`Channel`] multiplexes any number of calls over one HTTP/2 connection and reconnects
+//! by itself, so one per worker is all a node needs.
+
+use flotilla_common::{Error, Result};
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use crate::discovery::check_worker_url;
+
+/// Makes the channel to one worker.
+pub trait ChannelFactory: Debug + Send + Sync {
+    /// A channel to the worker at `url` (`grpc://host:port` or `grpc+tls://host:port`). It may
+    /// connect lazily: errors reaching the worker then come with the first call.
+    ///
+    /// # Errors
+    /// When `url` or the factory's settings are unusable.
+    fn channel(&self, url: &str) -> Result<Channel>;
+}
+
+/// Plain channels for `grpc://`, TLS for `grpc+tls://` (checked against `tls_root_cert` or the
+/// system's roots), connected on first use with a 5 s connect timeout.
+#[derive(Debug, Clone, Default)]
+pub struct DefaultChannels {
+    /// A CA certificate (PEM) to check workers' certificates against.
+    pub tls_root_cert: Option<Vec<u8>>,
+}
+
+impl ChannelFactory for DefaultChannels {
+    fn channel(&self, url: &str) -> Result<Channel> {
+        check_worker_url(url)?;
+        let (tls, rest) = match url.strip_prefix("grpc+tls://") {
+            Some(rest) => (true, rest),
+            None => (false, url.trim_start_matches("grpc://")),
+        };
+        let scheme = if tls { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{rest}"))
+            .map_err(|e| Error::invalid(format!("worker '{url}': {e}")))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        if tls {
+            let host = rest
+                .rsplit_once(':')
+                .map_or(rest, |(host, _)| host)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let config = match &self.tls_root_cert {
+                Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                None => ClientTlsConfig::new().with_native_roots(),
+            };
+            endpoint = endpoint
+                .tls_config(config.domain_name(host))
+                .map_err(|e| Error::invalid(format!("TLS for worker '{url}': {e}")))?;
+        }
+        Ok(endpoint.connect_lazy())
+    }
+}
+
+/// One channel per worker URL, made on first use and shared after.
+#[derive(Debug)]
+pub struct ChannelCache {
+    factory: Arc<dyn ChannelFactory>,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl ChannelCache {
+    pub fn new(factory: Arc<dyn ChannelFactory>) -> Self {
+        Self {
+            factory,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The channel to `url`, made by the factory the first time.
+    ///
+    /// # Errors
+    /// As the factory's.
+    pub fn get(&self, url: &str) -> Result<Channel> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(channel) = channels.get(url) {
+            return Ok(channel.clone());
+        }
+        let channel = self.factory.channel(url)?;
+        channels.insert(url.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Drops the channel to `url` (a worker that left the cluster); the next [`Self::get`]
+    /// makes a new one.
+    pub fn forget(&self, url: &str) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(url);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, Default)]
+    struct Counting {
+        made: AtomicUsize,
+    }
+
+    impl ChannelFactory for Counting {
+        fn channel(&self, url: &str) -> Result<Channel> {
+            self.made.fetch_add(1, Ordering::SeqCst);
+            DefaultChannels::default().channel(url)
+        }
+    }
+
+    #[tokio::test]
+    async fn one_channel_per_worker_is_made_and_reused() {
+        let factory = Arc::new(Counting::default());
+        let cache = ChannelCache::new(Arc::clone(&factory) as Arc<dyn ChannelFactory>);
+        cache.get("grpc://127.0.0.1:1").unwrap();
+        cache.get("grpc://127.0.0.1:1").unwrap();
+        cache.get("grpc+tls://localhost:2").unwrap();
+        assert_eq!(factory.made.load(Ordering::SeqCst), 2);
+        cache.forget("grpc://127.0.0.1:1");
+        cache.get("grpc://127.0.0.1:1").unwrap();
+        assert_eq!(factory.made.load(Ordering::SeqCst), 3);
+        let e = cache.get("http://127.0.0.1:1").unwrap_err();
+        assert!(e.message().contains("not a worker URL"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_is_not_there_fails_the_first_call_clearly() {
+        use arrow_flight::flight_service_client::FlightServiceClient;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let channel = DefaultChannels::default()
+            .channel(&format!("grpc://127.0.0.1:{port}"))
+            .unwrap();
+        let status = FlightServiceClient::new(channel)
+            .list_actions(arrow_flight::Empty {})
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    }
+}
