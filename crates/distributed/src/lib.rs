@@ -8,11 +8,15 @@
 //! Built so far:
 //! - [`discovery`]: where the workers are — a static list, every address of a DNS name
 //!   (Kubernetes headless services), or a file re-read when it changes.
+//! - [`worker`]: the worker — a tonic Flight service running one partition of a plan sent as
+//!   datafusion-proto bytes with the whole session configuration — and [`execute_remote`].
 //! - [`channels`]: one cached tonic channel per worker, made by a [`ChannelFactory`] (the hook
 //!   for custom TLS and interceptors).
 
 pub mod channels;
 pub mod discovery;
+pub mod worker;
 
 pub use channels::{ChannelCache, ChannelFactory, DefaultChannels};
 pub use discovery::{DnsWorkers, FileWorkers, StaticWorkers, WorkerDiscovery, check_worker_url};
+pub use worker::{Worker, execute_remote};

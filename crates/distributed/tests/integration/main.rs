@@ -1,0 +1,3 @@
+//! Integration tests of flotilla-distributed: workers on loopback TCP (port 0).
+
+mod worker;
