@@ -8,5 +8,6 @@
 //!   instead of parsing text. The mapping to gRPC codes lives here, in one exhaustive `match`.
 
 mod error;
+pub mod grpc;
 
 pub use error::{Error, ErrorKind, Result};

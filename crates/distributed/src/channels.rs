@@ -8,8 +8,7 @@ use flotilla_common::{Error, Result};
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 
 use crate::discovery::check_worker_url;
 
@@ -34,29 +33,8 @@ pub struct DefaultChannels {
 impl ChannelFactory for DefaultChannels {
     fn channel(&self, url: &str) -> Result<Channel> {
         check_worker_url(url)?;
-        let (tls, rest) = match url.strip_prefix("grpc+tls://") {
-            Some(rest) => (true, rest),
-            None => (false, url.trim_start_matches("grpc://")),
-        };
-        let scheme = if tls { "https" } else { "http" };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{rest}"))
-            .map_err(|e| Error::invalid(format!("worker '{url}': {e}")))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
-        if tls {
-            let host = rest
-                .rsplit_once(':')
-                .map_or(rest, |(host, _)| host)
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let config = match &self.tls_root_cert {
-                Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
-                None => ClientTlsConfig::new().with_native_roots(),
-            };
-            endpoint = endpoint
-                .tls_config(config.domain_name(host))
-                .map_err(|e| Error::invalid(format!("TLS for worker '{url}': {e}")))?;
-        }
+        let endpoint = flotilla_common::grpc::endpoint(url, self.tls_root_cert.as_deref())
+            .map_err(|e| Error::invalid(format!("worker {}", e.message())))?;
         Ok(endpoint.connect_lazy())
     }
 }

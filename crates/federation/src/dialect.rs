@@ -57,20 +57,21 @@ pub trait Dialect: Debug + Send + Sync {
     ) -> Option<String>;
 
     /// A call of DataFusion's window function `name` (ranking, offset and value functions; not
-    /// aggregates used as windows), without its `OVER` clause. Default: none.
+    /// aggregates used as windows), without its `OVER` clause. Default: the SQL-standard ones
+    /// ([`standard_window_function`]).
     fn window_function(
         &self,
         name: &str,
         args: &[String],
         arg_types: &[DataType],
     ) -> Option<String> {
-        let _ = (name, args, arg_types);
-        None
+        let _ = arg_types;
+        standard_window_function(name, args)
     }
 
-    /// Whether the database runs window functions (`OVER (...)`) at all.
+    /// Whether the database runs window functions (`OVER (...)`) at all. Default: yes.
     fn supports_windows(&self) -> bool {
-        false
+        true
     }
 
     /// A cast of `expr` from one type to another.

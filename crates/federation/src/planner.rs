@@ -123,18 +123,24 @@ fn common_source(children: &[(LogicalPlan, Option<Arc<dyn Source>>)]) -> Option<
 /// `datafusion.physical_optimizer.default_filter_selectivity`).
 const FILTER_SELECTIVITY: f64 = 0.2;
 
-/// The estimated rows of a sub-plan over one table: the table's estimate, a fifth of it per
-/// filter, capped by a limit; projections and aliases keep the count. `None` for anything else
+/// Of `rows`, how many a scan with `filters` conditions pushed into it is taken to keep: a fifth
+/// when there are any (the conditions of one scan are not independent enough to multiply).
+pub(crate) fn filtered_rows(rows: usize, filters: usize) -> usize {
+    if filters == 0 {
+        return rows;
+    }
+    (rows as f64 * FILTER_SELECTIVITY).ceil() as usize
+}
+
+/// The estimated rows of a sub-plan over one table: the table's estimate, a fifth of it for the
+/// filters pushed into the scan and another fifth per filter above, capped by a limit; projections and aliases keep the count. `None` for anything else
 /// (joins, aggregates) or a table without an estimate. An estimate, even a rough one, lets
 /// DataFusion put a filtered small table on the build side of a join instead of a big one.
 fn estimated_rows(plan: &LogicalPlan) -> Option<usize> {
-    let scale = |rows: usize, filters: usize| {
-        (rows as f64 * FILTER_SELECTIVITY.powi(filters as i32)).ceil() as usize
-    };
     match plan {
         LogicalPlan::SubqueryAlias(alias) => estimated_rows(&alias.input),
         LogicalPlan::Projection(projection) => estimated_rows(&projection.input),
-        LogicalPlan::Filter(filter) => Some(scale(estimated_rows(&filter.input)?, 1)),
+        LogicalPlan::Filter(filter) => Some(filtered_rows(estimated_rows(&filter.input)?, 1)),
         LogicalPlan::Limit(limit) => {
             let rows = estimated_rows(&limit.input)?;
             Some(match limit.get_fetch_type() {
@@ -144,7 +150,7 @@ fn estimated_rows(plan: &LogicalPlan) -> Option<usize> {
         }
         LogicalPlan::TableScan(scan) => {
             let rows = FederatedTable::of_scan(scan)?.remote().row_estimate?;
-            let rows = scale(rows, scan.filters.len().min(1));
+            let rows = filtered_rows(rows, scan.filters.len());
             Some(scan.fetch.map_or(rows, |fetch| fetch.min(rows)))
         }
         _ => None,

@@ -24,12 +24,12 @@ use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
 /// How many ranges a scan of `rows` estimated rows is read in (1: not split).
 pub(crate) fn partition_count(config: &ConfigOptions, rows: Option<usize>) -> usize {
-    let per_partition = config.extensions.get::<FederationConfig>().map_or(
-        FederationConfig::default().partition_rows,
-        |c| {
-            if c.pushdown { c.partition_rows } else { 0 }
-        },
-    );
+    let per_partition = config
+        .extensions
+        .get::<FederationConfig>()
+        .map_or(FederationConfig::default().partition_rows, |c| {
+            c.partition_rows
+        });
     match rows {
         Some(rows) if per_partition > 0 => rows
             .div_ceil(per_partition)

@@ -115,13 +115,10 @@ impl TableProvider for FederatedTable {
         // A big read of the table goes in key ranges, in parallel.
         let mut partitions = Vec::new();
         if let (Some(key), None) = (&self.remote.split_key, limit) {
-            let rows = self.remote.row_estimate.map(|rows| {
-                if filters.is_empty() {
-                    rows
-                } else {
-                    rows.div_ceil(5)
-                }
-            });
+            let rows = self
+                .remote
+                .row_estimate
+                .map(|rows| crate::planner::filtered_rows(rows, filters.len()));
             let n = crate::split::partition_count(state.config_options(), rows);
             if n > 1 {
                 partitions = key

@@ -134,9 +134,6 @@ pub async fn run_with_scans(
         .await
         .unwrap_or_else(|e| panic!("{e}\n{sql}"));
     let mut reports = Vec::new();
-    if std::env::var_os("FLOTILLA_DEBUG_PLAN").is_some() {
-        eprintln!("{}", plan_text(&plan));
-    }
     collect_scans(&plan, &mut reports);
     (rows, before, reports)
 }

@@ -146,19 +146,6 @@ impl Dialect for FlightSqlDialect {
         })
     }
 
-    fn window_function(
-        &self,
-        name: &str,
-        args: &[String],
-        _arg_types: &[DataType],
-    ) -> Option<String> {
-        flotilla_federation::dialect::standard_window_function(name, args)
-    }
-
-    fn supports_windows(&self) -> bool {
-        true
-    }
-
     fn cast(&self, expr: &str, _from: &DataType, to: &DataType) -> Option<String> {
         Some(format!("CAST({expr} AS {})", sql_type(to)?))
     }

@@ -20,8 +20,7 @@ use flotilla_federation::stream::{BatchSender, RemoteStream, channel};
 use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName};
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
-use std::time::Duration;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 
 /// The session catalog every Flotilla node lists; it holds a session's own tables, never
 /// anything another node should federate.
@@ -72,33 +71,12 @@ fn error(source: &str, what: &str, e: FlightError) -> Error {
     Error::new(kind, format!("{what}: {message}")).with_source(source)
 }
 
-/// `grpc://host:port` (or `grpc+tcp://`, `http://`; `grpc+tls://`, `https://` with TLS) as the
-/// URI tonic connects to, `host:port`, and whether to use TLS.
-fn endpoint_of(url: &str) -> Result<(String, String, bool)> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| Error::invalid(format!("'{url}' is not a URL like grpc://host:50051")))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(Error::invalid(format!("'{url}' names no host")));
-    }
-    match scheme {
-        "grpc" | "grpc+tcp" | "http" => {
-            Ok((format!("http://{authority}"), authority.to_string(), false))
-        }
-        "grpc+tls" | "https" => Ok((format!("https://{authority}"), authority.to_string(), true)),
-        other => Err(Error::invalid(format!(
-            "'{url}': unknown scheme '{other}' (use grpc://host:port or grpc+tls://host:port)"
-        ))),
-    }
-}
-
 /// Checks a URL without connecting.
 ///
 /// # Errors
 /// When it is not a `grpc://host:port` URL.
 pub fn check_url(url: &str) -> Result<()> {
-    endpoint_of(url).map(|_| ())
+    flotilla_common::grpc::parse_url(url).map(|_| ())
 }
 
 impl FlightSqlSource {
@@ -109,26 +87,10 @@ impl FlightSqlSource {
     /// When the endpoint cannot be reached, refuses the credentials, or the catalog is
     /// ambiguous or unknown; the error names the source.
     pub async fn connect(name: &str, url: &str, options: FlightSqlOptions) -> Result<Self> {
-        let (uri, authority, tls) = endpoint_of(url).map_err(|e| e.with_source(name))?;
-        let mut endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| Error::invalid(format!("'{url}': {e}")).with_source(name))?;
-        if tls {
-            let host = authority
-                .rsplit_once(':')
-                .map_or(authority.as_str(), |(host, _)| host)
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let config = match &options.tls_root_cert {
-                Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
-                None => ClientTlsConfig::new().with_native_roots(),
-            };
-            endpoint = endpoint
-                .tls_config(config.domain_name(host))
-                .map_err(|e| Error::invalid(format!("TLS for '{url}': {e}")).with_source(name))?;
-        }
-        let channel = endpoint
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
+        let (_, authority, _) =
+            flotilla_common::grpc::parse_url(url).map_err(|e| e.with_source(name))?;
+        let channel = flotilla_common::grpc::endpoint(url, options.tls_root_cert.as_deref())
+            .map_err(|e| e.with_source(name))?
             .connect()
             .await
             .map_err(|e| {

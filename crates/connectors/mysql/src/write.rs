@@ -19,12 +19,13 @@
 //! A field that is not nullable gets `NOT NULL`.
 
 use crate::source::{MysqlSource, error};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int64Type, SchemaRef,
-    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, UInt64Type,
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
+    Float32Array, Float64Array, Int64Array, RecordBatch, StringArray, Time64MicrosecondArray,
+    TimestampMicrosecondArray, UInt64Array,
 };
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, Result};
 use flotilla_federation::write::create_table_sql;
@@ -32,6 +33,7 @@ use flotilla_federation::{Source, WriteTarget};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, TxOpts, Value};
+use std::sync::Arc;
 
 /// At most this many rows go into one `INSERT`.
 const MAX_ROWS_PER_INSERT: usize = 2_000;
@@ -108,7 +110,8 @@ async fn insert(
     let outcome: Result<()> = async {
         while let Some(batch) = data.next().await {
             let batch = batch.map_err(Error::from)?;
-            let values = batch_values(&batch, columns)?;
+            let arrays = cast_columns(&batch, columns)?;
+            let values: Vec<Values> = arrays.iter().map(Values::of).collect();
             for row in 0..batch.num_rows() {
                 for column in &values {
                     let value = column.value(row)?;
@@ -180,101 +183,114 @@ fn column_type(data_type: &DataType) -> Option<String> {
     })
 }
 
-/// One column of a batch, in the form its values are sent in.
-enum Values {
-    Signed(ArrayRef),
-    Unsigned(ArrayRef),
-    Float(ArrayRef),
-    Double(ArrayRef),
-    Decimal(ArrayRef),
-    Text(ArrayRef),
-    Bytes(ArrayRef),
-    Date(ArrayRef),
-    Time(ArrayRef),
-    Timestamp(ArrayRef),
-    Bool(ArrayRef),
+/// One column of a batch, cast to the form its values are sent in and downcast once.
+enum Values<'a> {
+    Signed(&'a Int64Array),
+    Unsigned(&'a UInt64Array),
+    Float(&'a Float32Array),
+    Double(&'a Float64Array),
+    Decimal(&'a Decimal128Array),
+    Text(&'a StringArray),
+    Bytes(&'a BinaryArray),
+    Date(&'a Date32Array),
+    Time(&'a Time64MicrosecondArray),
+    Timestamp(&'a TimestampMicrosecondArray),
+    Bool(&'a BooleanArray),
     Null,
 }
 
-/// The columns of `batch` cast to the forms values are sent in.
-fn batch_values(batch: &RecordBatch, columns: &SchemaRef) -> Result<Vec<Values>> {
+/// The columns of `batch` cast to the types their values are sent from.
+fn cast_columns(batch: &RecordBatch, columns: &SchemaRef) -> Result<Vec<ArrayRef>> {
     batch
         .columns()
         .iter()
         .zip(columns.fields())
         .map(|(column, field)| {
-            values(column).map_err(|e| Error::invalid(format!("column '{}': {e}", field.name())))
+            sendable(column).map_err(|e| Error::invalid(format!("column '{}': {e}", field.name())))
         })
         .collect()
 }
 
-fn values(column: &ArrayRef) -> std::result::Result<Values, String> {
+/// `column` cast to the type its values are sent from (see [`Values::of`]).
+fn sendable(column: &ArrayRef) -> std::result::Result<ArrayRef, String> {
     use DataType as D;
-    let to = |t: DataType| cast(column, &t).map_err(|e| e.to_string());
-    Ok(match column.data_type() {
-        D::Null => Values::Null,
-        D::Boolean => Values::Bool(column.clone()),
-        D::Int8 | D::Int16 | D::Int32 | D::Int64 => Values::Signed(to(D::Int64)?),
-        D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => Values::Unsigned(to(D::UInt64)?),
-        D::Float16 | D::Float32 => Values::Float(to(D::Float32)?),
-        D::Float64 => Values::Double(column.clone()),
-        D::Decimal32(p, s) | D::Decimal64(p, s) => Values::Decimal(to(D::Decimal128(*p, *s))?),
-        D::Decimal128(..) => Values::Decimal(column.clone()),
-        D::Decimal256(_, s) => Values::Decimal(to(D::Decimal128(38, *s))?),
-        D::Utf8 | D::LargeUtf8 | D::Utf8View | D::Dictionary(..) => Values::Text(to(D::Utf8)?),
-        D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_) => {
-            Values::Bytes(to(D::Binary)?)
-        }
-        D::Date32 | D::Date64 => Values::Date(to(D::Date32)?),
-        D::Time32(_) | D::Time64(_) => Values::Time(to(D::Time64(TimeUnit::Microsecond))?),
+    let target = match column.data_type() {
+        D::Null | D::Boolean | D::Float64 | D::Decimal128(..) => return Ok(Arc::clone(column)),
+        D::Int8 | D::Int16 | D::Int32 | D::Int64 => D::Int64,
+        D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => D::UInt64,
+        D::Float16 | D::Float32 => D::Float32,
+        D::Decimal32(p, s) | D::Decimal64(p, s) => D::Decimal128(*p, *s),
+        D::Decimal256(_, s) => D::Decimal128(38, *s),
+        D::Utf8 | D::LargeUtf8 | D::Utf8View | D::Dictionary(..) => D::Utf8,
+        D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_) => D::Binary,
+        D::Date32 | D::Date64 => D::Date32,
+        D::Time32(_) | D::Time64(_) => D::Time64(TimeUnit::Microsecond),
         // Zoned instants keep their UTC value: sessions run with time_zone = '+00:00'.
-        D::Timestamp(_, zone) => {
-            Values::Timestamp(to(D::Timestamp(TimeUnit::Microsecond, zone.clone()))?)
-        }
+        D::Timestamp(_, zone) => D::Timestamp(TimeUnit::Microsecond, zone.clone()),
         other => return Err(format!("cannot write values of type {other} to MySQL")),
-    })
+    };
+    cast(column, &target).map_err(|e| e.to_string())
 }
 
-impl Values {
+impl<'a> Values<'a> {
+    /// `array` as cast by [`sendable`].
+    fn of(array: &'a ArrayRef) -> Values<'a> {
+        use DataType as D;
+        match array.data_type() {
+            D::Boolean => Values::Bool(array.as_boolean()),
+            D::Int64 => Values::Signed(array.as_primitive()),
+            D::UInt64 => Values::Unsigned(array.as_primitive()),
+            D::Float32 => Values::Float(array.as_primitive()),
+            D::Float64 => Values::Double(array.as_primitive()),
+            D::Decimal128(..) => Values::Decimal(array.as_primitive()),
+            D::Utf8 => Values::Text(array.as_string()),
+            D::Binary => Values::Bytes(array.as_binary()),
+            D::Date32 => Values::Date(array.as_primitive()),
+            D::Time64(_) => Values::Time(array.as_primitive()),
+            D::Timestamp(..) => Values::Timestamp(array.as_primitive()),
+            _ => Values::Null,
+        }
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        match self {
+            Values::Null => true,
+            Values::Signed(a) => a.is_null(row),
+            Values::Unsigned(a) => a.is_null(row),
+            Values::Float(a) => a.is_null(row),
+            Values::Double(a) => a.is_null(row),
+            Values::Decimal(a) => a.is_null(row),
+            Values::Text(a) => a.is_null(row),
+            Values::Bytes(a) => a.is_null(row),
+            Values::Date(a) => a.is_null(row),
+            Values::Time(a) => a.is_null(row),
+            Values::Timestamp(a) => a.is_null(row),
+            Values::Bool(a) => a.is_null(row),
+        }
+    }
+
     fn value(&self, row: usize) -> Result<Value> {
-        let array = match self {
-            Values::Null => return Ok(Value::NULL),
-            Values::Signed(a)
-            | Values::Unsigned(a)
-            | Values::Float(a)
-            | Values::Double(a)
-            | Values::Decimal(a)
-            | Values::Text(a)
-            | Values::Bytes(a)
-            | Values::Date(a)
-            | Values::Time(a)
-            | Values::Timestamp(a)
-            | Values::Bool(a) => a,
-        };
-        if array.is_null(row) {
+        if self.is_null(row) {
             return Ok(Value::NULL);
         }
         Ok(match self {
             Values::Null => Value::NULL,
-            Values::Bool(a) => Value::Int(i64::from(a.as_boolean().value(row))),
-            Values::Signed(a) => Value::Int(a.as_primitive::<Int64Type>().value(row)),
-            Values::Unsigned(a) => Value::UInt(a.as_primitive::<UInt64Type>().value(row)),
-            Values::Float(a) => Value::Float(a.as_primitive::<Float32Type>().value(row)),
-            Values::Double(a) => Value::Double(a.as_primitive::<Float64Type>().value(row)),
-            Values::Decimal(a) => {
-                let decimals = a.as_primitive::<Decimal128Type>();
-                Value::Bytes(decimals.value_as_string(row).into_bytes())
-            }
-            Values::Text(a) => Value::Bytes(a.as_string::<i32>().value(row).as_bytes().to_vec()),
-            Values::Bytes(a) => Value::Bytes(a.as_binary::<i32>().value(row).to_vec()),
+            Values::Bool(a) => Value::Int(i64::from(a.value(row))),
+            Values::Signed(a) => Value::Int(a.value(row)),
+            Values::Unsigned(a) => Value::UInt(a.value(row)),
+            Values::Float(a) => Value::Float(a.value(row)),
+            Values::Double(a) => Value::Double(a.value(row)),
+            Values::Decimal(a) => Value::Bytes(a.value_as_string(row).into_bytes()),
+            Values::Text(a) => Value::Bytes(a.value(row).as_bytes().to_vec()),
+            Values::Bytes(a) => Value::Bytes(a.value(row).to_vec()),
             Values::Date(a) => {
-                let (y, m, d) = civil_from_days(a.as_primitive::<Date32Type>().value(row));
+                let (y, m, d) = civil_from_days(a.value(row));
                 let year = u16::try_from(y)
                     .map_err(|_| Error::invalid(format!("year {y} is outside MySQL's dates")))?;
                 Value::Date(year, m, d, 0, 0, 0, 0)
             }
             Values::Time(a) => {
-                let micros = a.as_primitive::<Time64MicrosecondType>().value(row);
+                let micros = a.value(row);
                 let negative = micros < 0;
                 let micros = micros.unsigned_abs();
                 let seconds = micros / 1_000_000;
@@ -288,7 +304,7 @@ impl Values {
                 )
             }
             Values::Timestamp(a) => {
-                let micros = a.as_primitive::<TimestampMicrosecondType>().value(row);
+                let micros = a.value(row);
                 let days = micros.div_euclid(86_400_000_000);
                 let of_day = micros.rem_euclid(86_400_000_000);
                 let (y, m, d) = civil_from_days(i32::try_from(days).unwrap_or(i32::MAX));

@@ -212,10 +212,6 @@ fn prepare(column: &ArrayRef, target: &DataType) -> std::result::Result<ArrayRef
         (DataType::Float16 | DataType::Float32 | DataType::Float64, DataType::Decimal128(..)) => {
             DataType::Decimal128(38, 16)
         }
-        (DataType::Timestamp(_, Some(_)), DataType::Timestamp(unit, None)) => {
-            // A zoned instant into `timestamp`: its UTC wall time.
-            DataType::Timestamp(*unit, None)
-        }
         (_, target) => target.clone(),
     };
     cast(column, &target).map_err(|e| e.to_string())
@@ -372,7 +368,7 @@ impl<'a> Values<'a> {
             }
             Values::Float4(a) => out.put_f32(a.value(row)),
             Values::Float8(a) => out.put_f64(a.value(row)),
-            Values::Numeric(a, scale) => numeric(a.value(row), *scale, out),
+            Values::Numeric(a, scale) => numeric(a.value(row), *scale, out)?,
             Values::Text(a, form) => {
                 let text = a.value(row);
                 match form {
@@ -454,57 +450,76 @@ fn uuid_bytes(text: &str) -> std::result::Result<[u8; 16], String> {
 }
 
 /// A decimal (`unscaled` × 10^-`scale`) in `numeric`'s binary form: digit count, weight of the
-/// first digit, sign, display scale, then base-10000 digits.
-fn numeric(unscaled: i128, scale: i8, out: &mut BytesMut) {
+/// first digit, sign, display scale, then base-10000 digits. Computed in integers (this runs
+/// once per value written).
+fn numeric(unscaled: i128, scale: i8, out: &mut BytesMut) -> std::result::Result<(), String> {
+    const BASE: u128 = 10_000;
     let negative = unscaled < 0;
-    let digits = unscaled.unsigned_abs().to_string();
-    let (whole, fraction) = if scale <= 0 {
-        let zeros = "0".repeat(usize::from(scale.unsigned_abs()));
-        (format!("{digits}{zeros}"), String::new())
-    } else {
-        let scale = scale as usize;
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (w, f) = padded.split_at(padded.len() - scale);
-        (w.to_string(), f.to_string())
+    let mut magnitude = unscaled.unsigned_abs();
+    // Base-10000 digits, least significant first, and the weight of the most significant.
+    let mut digits = [0i16; 24];
+    let mut count = 0;
+    let mut push = |digit: u128| {
+        digits[count] = digit as i16;
+        count += 1;
     };
-    let whole = whole.trim_start_matches('0');
-    // Whole digits grouped by four from the decimal point, fraction digits likewise.
-    let lead = (4 - whole.len() % 4) % 4;
-    let whole = format!("{}{whole}", "0".repeat(lead));
-    let trail = (4 - fraction.len() % 4) % 4;
-    let fraction = format!("{fraction}{}", "0".repeat(trail));
-    let group = |s: &str| -> Vec<i16> {
-        s.as_bytes()
-            .chunks(4)
-            .map(|c| c.iter().fold(0i16, |n, d| n * 10 + i16::from(d - b'0')))
-            .collect()
-    };
-    let whole_groups = group(&whole);
-    let mut groups = whole_groups.clone();
-    groups.extend(group(&fraction));
-    let mut weight = whole_groups.len() as i16 - 1;
-    // Leading zero groups (a number below one) move the weight down; trailing ones are dropped.
-    let leading = groups.iter().take_while(|g| **g == 0).count();
-    groups.drain(..leading);
-    weight -= leading as i16;
-    while groups.last() == Some(&0) {
-        groups.pop();
+    let fraction_digits = u32::from(scale.max(0).unsigned_abs());
+    let mut shift = 0i16;
+    if scale < 0 {
+        // A whole number times 10^-scale: whole groups of zeros move the weight.
+        let zeros = u32::from(scale.unsigned_abs());
+        shift = (zeros / 4) as i16;
+        magnitude = magnitude
+            .checked_mul(10u128.pow(zeros % 4))
+            .ok_or_else(|| format!("decimal {unscaled}e{zeros} is too large"))?;
     }
-    let display_scale = u16::from(scale.max(0).unsigned_abs());
-    if groups.is_empty() {
+    let unit = 10u128.pow(fraction_digits);
+    let (mut whole, mut fraction) = (magnitude / unit, magnitude % unit);
+    // Fraction groups: the last one holds the `fraction_digits % 4` lowest digits, padded.
+    let fraction_groups = fraction_digits.div_ceil(4);
+    let partial = fraction_digits % 4;
+    for group in 0..fraction_groups {
+        if group == 0 && partial != 0 {
+            let low = 10u128.pow(partial);
+            push(fraction % low * 10u128.pow(4 - partial));
+            fraction /= low;
+        } else {
+            push(fraction % BASE);
+            fraction /= BASE;
+        }
+    }
+    let mut whole_groups = 0i16;
+    while whole > 0 {
+        push(whole % BASE);
+        whole /= BASE;
+        whole_groups += 1;
+    }
+    let digits = &mut digits[..count];
+    digits.reverse();
+    let mut weight = whole_groups - 1 + shift;
+    // Leading zero groups (a number below one) move the weight down; trailing ones are dropped.
+    let leading = digits.iter().take_while(|d| **d == 0).count();
+    weight -= leading as i16;
+    let mut significant = &digits[leading..];
+    while let Some((0, rest)) = significant.split_last() {
+        significant = rest;
+    }
+    let display_scale = fraction_digits as u16;
+    if significant.is_empty() {
         out.put_i16(0);
         out.put_i16(0);
         out.put_u16(0);
         out.put_u16(display_scale);
-        return;
+        return Ok(());
     }
-    out.put_i16(groups.len() as i16);
+    out.put_i16(significant.len() as i16);
     out.put_i16(weight);
     out.put_u16(if negative { 0x4000 } else { 0 });
     out.put_u16(display_scale);
-    for g in groups {
-        out.put_i16(g);
+    for digit in significant {
+        out.put_i16(*digit);
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -514,7 +529,7 @@ mod tests {
 
     fn encoded(unscaled: i128, scale: i8) -> Vec<i16> {
         let mut out = BytesMut::new();
-        numeric(unscaled, scale, &mut out);
+        numeric(unscaled, scale, &mut out).unwrap();
         out.chunks(2)
             .map(|c| i16::from_be_bytes([c[0], c[1]]))
             .collect()
@@ -530,8 +545,19 @@ mod tests {
         assert_eq!(encoded(1, 8), vec![1, -2, 0, 8, 1]);
         assert_eq!(encoded(100_000_000, 0), vec![1, 2, 0, 0, 1]);
         assert_eq!(encoded(12, -3), vec![2, 1, 0, 0, 1, 2000]);
+        assert_eq!(encoded(12, -4), vec![1, 1, 0, 0, 12]);
         let max = 10i128.pow(38) - 1;
         assert_eq!(encoded(max, 0)[..4], [10, 9, 0, 0]);
+        // 0.999…9 (38 nines): nine full groups and 99 padded to 9900.
+        let fraction = encoded(-max, 38);
+        assert_eq!(fraction[..4], [10, -1, 0x4000, 38]);
+        assert_eq!(fraction[4..13], [9999; 9]);
+        assert_eq!(fraction[13], 9900);
+        // 1234567.89 with scale 10 drops the trailing zero group.
+        assert_eq!(
+            encoded(12_345_678_900_000_000, 10),
+            vec![3, 1, 0, 10, 123, 4567, 8900]
+        );
     }
 
     #[test]

@@ -148,19 +148,6 @@ impl Dialect for SqliteDialect {
         }
     }
 
-    fn window_function(
-        &self,
-        name: &str,
-        args: &[String],
-        _arg_types: &[DataType],
-    ) -> Option<String> {
-        flotilla_federation::dialect::standard_window_function(name, args)
-    }
-
-    fn supports_windows(&self) -> bool {
-        true
-    }
-
     fn cast(&self, expr: &str, from: &DataType, to: &DataType) -> Option<String> {
         if from == to {
             return Some(expr.to_string());

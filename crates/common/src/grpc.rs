@@ -1,0 +1,61 @@
+//! gRPC endpoints from URLs: one place that knows what `grpc://` and `grpc+tls://` mean, for
+//! every Flotilla client of a Flight service (the Flight SQL source, distributed workers).
+
+use crate::{Error, Result};
+use std::time::Duration;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+/// How long connecting to an endpoint may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The URI tonic connects to, the `host:port` part, and whether to use TLS, for
+/// `grpc://host:port` (also `grpc+tcp://`, `http://`) or `grpc+tls://host:port` (also `https://`).
+///
+/// # Errors
+/// When `url` is not such a URL.
+pub fn parse_url(url: &str) -> Result<(String, String, bool)> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| Error::invalid(format!("'{url}' is not a URL like grpc://host:50051")))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(Error::invalid(format!("'{url}' names no host")));
+    }
+    match scheme {
+        "grpc" | "grpc+tcp" | "http" => {
+            Ok((format!("http://{authority}"), authority.to_string(), false))
+        }
+        "grpc+tls" | "https" => Ok((format!("https://{authority}"), authority.to_string(), true)),
+        other => Err(Error::invalid(format!(
+            "'{url}': unknown scheme '{other}' (use grpc://host:port or grpc+tls://host:port)"
+        ))),
+    }
+}
+
+/// An endpoint for `url` (see [`parse_url`]): a 5 s connect timeout, no Nagle delay, and for
+/// TLS the server's certificate checked against `tls_root_cert` (PEM) or the system's roots.
+///
+/// # Errors
+/// When `url` or the TLS settings are unusable.
+pub fn endpoint(url: &str, tls_root_cert: Option<&[u8]>) -> Result<Endpoint> {
+    let (uri, authority, tls) = parse_url(url)?;
+    let mut endpoint = Endpoint::from_shared(uri)
+        .map_err(|e| Error::invalid(format!("'{url}': {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    if tls {
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority.as_str(), |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let config = match tls_root_cert {
+            Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+            None => ClientTlsConfig::new().with_native_roots(),
+        };
+        endpoint = endpoint
+            .tls_config(config.domain_name(host))
+            .map_err(|e| Error::invalid(format!("TLS for '{url}': {e}")))?;
+    }
+    Ok(endpoint)
+}
