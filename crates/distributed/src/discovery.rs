@@ -10,7 +10,6 @@
 //! back sorted and without duplicates, so the same cluster gives the same order (and the same
 //! task placement) every time.
 
-use async_trait::async_trait;
 use flotilla_common::{Error, ErrorKind, Result};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -18,11 +17,12 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// Where the workers are.
-#[async_trait]
 pub trait WorkerDiscovery: Debug + Send + Sync {
     /// The workers' URLs now, sorted, without duplicates. An empty list is not an error here:
     /// the caller decides whether a query can run without workers.
-    async fn workers(&self) -> Result<Vec<String>>;
+    /// Called for every query as it is planned (DataFusion's planner is synchronous), so it
+    /// should be quick.
+    fn workers(&self) -> Result<Vec<String>>;
 }
 
 /// Checks that `url` is a worker URL: `grpc://host:port` or `grpc+tls://host:port`.
@@ -73,9 +73,8 @@ impl StaticWorkers {
     }
 }
 
-#[async_trait]
 impl WorkerDiscovery for StaticWorkers {
-    async fn workers(&self) -> Result<Vec<String>> {
+    fn workers(&self) -> Result<Vec<String>> {
         Ok(self.urls.clone())
     }
 }
@@ -100,11 +99,11 @@ impl DnsWorkers {
     }
 }
 
-#[async_trait]
 impl WorkerDiscovery for DnsWorkers {
-    async fn workers(&self) -> Result<Vec<String>> {
-        let addresses = tokio::net::lookup_host((self.name.as_str(), self.port))
-            .await
+    fn workers(&self) -> Result<Vec<String>> {
+        use std::net::ToSocketAddrs;
+        let addresses = (self.name.as_str(), self.port)
+            .to_socket_addrs()
             .map_err(|e| {
                 Error::new(
                     ErrorKind::Unavailable,
@@ -176,9 +175,8 @@ impl FileWorkers {
     }
 }
 
-#[async_trait]
 impl WorkerDiscovery for FileWorkers {
-    async fn workers(&self) -> Result<Vec<String>> {
+    fn workers(&self) -> Result<Vec<String>> {
         self.read()
     }
 }
@@ -210,66 +208,55 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_static_list_comes_back_sorted_and_once_each() {
+    #[test]
+    fn a_static_list_comes_back_sorted_and_once_each() {
         let workers = StaticWorkers::new(["grpc://b:2", "grpc://a:1", "grpc://b:2"]).unwrap();
-        assert_eq!(
-            workers.workers().await.unwrap(),
-            ["grpc://a:1", "grpc://b:2"]
-        );
+        assert_eq!(workers.workers().unwrap(), ["grpc://a:1", "grpc://b:2"]);
         assert!(StaticWorkers::new(["b:2"]).is_err());
     }
 
-    #[tokio::test]
-    async fn a_dns_name_gives_a_worker_per_address() {
+    #[test]
+    fn a_dns_name_gives_a_worker_per_address() {
         let workers = DnsWorkers::new("localhost", 50051, false)
             .workers()
-            .await
             .unwrap();
         assert!(
             workers.contains(&"grpc://127.0.0.1:50051".to_string()),
             "{workers:?}"
         );
-        let tls = DnsWorkers::new("127.0.0.1", 7, true)
-            .workers()
-            .await
-            .unwrap();
+        let tls = DnsWorkers::new("127.0.0.1", 7, true).workers().unwrap();
         assert_eq!(tls, ["grpc+tls://127.0.0.1:7"]);
         let e = DnsWorkers::new("no-such-host.invalid", 1, false)
             .workers()
-            .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.message().contains("no-such-host.invalid"), "{e}");
     }
 
-    #[tokio::test]
-    async fn a_file_is_reread_when_it_changes() {
+    #[test]
+    fn a_file_is_reread_when_it_changes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("workers");
         std::fs::write(&path, "# the cluster\ngrpc://b:2\n\ngrpc://a:1  # first\n").unwrap();
         let workers = FileWorkers::new(&path);
-        assert_eq!(
-            workers.workers().await.unwrap(),
-            ["grpc://a:1", "grpc://b:2"]
-        );
+        assert_eq!(workers.workers().unwrap(), ["grpc://a:1", "grpc://b:2"]);
 
         std::fs::write(&path, "grpc://c:3\n").unwrap();
         // A later modification time, whatever the file system's clock granularity.
         let file = std::fs::File::options().write(true).open(&path).unwrap();
         file.set_modified(SystemTime::now() + Duration::from_secs(5))
             .unwrap();
-        assert_eq!(workers.workers().await.unwrap(), ["grpc://c:3"]);
+        assert_eq!(workers.workers().unwrap(), ["grpc://c:3"]);
 
         std::fs::write(&path, "grpc://c:3\nnot a url\n").unwrap();
         let file = std::fs::File::options().write(true).open(&path).unwrap();
         file.set_modified(SystemTime::now() + Duration::from_secs(10))
             .unwrap();
-        let e = workers.workers().await.unwrap_err();
+        let e = workers.workers().unwrap_err();
         assert!(e.message().contains(":2:"), "names the line: {e}");
 
         std::fs::remove_file(&path).unwrap();
-        let e = workers.workers().await.unwrap_err();
+        let e = workers.workers().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
     }
 }

@@ -14,9 +14,22 @@
 //!   for custom TLS and interceptors).
 
 pub mod channels;
+pub mod cluster;
+pub mod codec;
 pub mod discovery;
+pub mod exchange;
+pub mod planner;
+pub mod session;
 pub mod worker;
 
 pub use channels::{ChannelCache, ChannelFactory, DefaultChannels};
+pub use cluster::{InProcessCluster, LocalhostCluster};
+pub use codec::DistributedCodec;
 pub use discovery::{DnsWorkers, FileWorkers, StaticWorkers, WorkerDiscovery, check_worker_url};
+pub use exchange::{
+    NetworkCoalesceExec, NetworkContext, NetworkShuffleExec, PartitionIsolatorExec, StageTasks,
+    TaskIndex,
+};
+pub use planner::{DistributedOptions, DistributedPlanner};
+pub use session::{DistributedSessionStateBuilder, Distribution};
 pub use worker::{Worker, execute_remote};

@@ -23,13 +23,14 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::Result as DfResult;
 use datafusion::config::ConfigOptions;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
-use datafusion::prelude::SessionConfig;
 use datafusion_proto::bytes::{
     physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
 };
@@ -38,8 +39,16 @@ use flotilla_common::{Error, ErrorKind, Result};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tonic::transport::Channel;
+
+use crate::channels::{ChannelCache, DefaultChannels};
+use crate::codec::DistributedCodec;
+use crate::exchange::{NetworkContext, TaskIndex};
+use crate::planner::DistributedOptions;
 use tonic::{Request, Response, Status, Streaming};
 
 /// What a worker is asked to run.
@@ -54,6 +63,19 @@ pub struct TaskTicket {
     /// The output partition of the plan to run.
     #[prost(uint32, tag = "3")]
     pub partition: u32,
+    /// For a task of a stage: the query it belongs to. Every partition of one task runs on one
+    /// instance of its plan (a shuffle's repartition serves all its consumers), kept by the
+    /// worker until each partition has been asked for. Empty: a one-off plan.
+    #[prost(string, tag = "4")]
+    pub query: String,
+    /// The stage of the query.
+    #[prost(uint32, tag = "5")]
+    pub stage: u32,
+    /// Which task of the stage this is, and how many the stage has.
+    #[prost(uint32, tag = "6")]
+    pub task: u32,
+    #[prost(uint32, tag = "7")]
+    pub tasks: u32,
 }
 
 /// One configuration option.
@@ -79,34 +101,87 @@ pub fn config_entries(config: &ConfigOptions) -> Vec<ConfigEntry> {
         .collect()
 }
 
+/// How long a stage task's plan is kept for partitions nobody has asked for yet.
+const IDLE_TASK_LIMIT: Duration = Duration::from_secs(300);
+
 /// Runs tasks sent by coordinators.
 #[derive(Debug, Clone)]
 pub struct Worker {
     base: SessionState,
     codec: Arc<dyn PhysicalExtensionCodec>,
+    channels: Arc<ChannelCache>,
+    tasks: Arc<Mutex<HashMap<TaskKey, RunningTask>>>,
+}
+
+/// (query, stage, task)
+type TaskKey = (String, u32, u32);
+
+/// A stage task whose partitions are being served.
+#[derive(Debug)]
+struct RunningTask {
+    plan: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+    served: Vec<bool>,
+    touched: Instant,
 }
 
 impl Worker {
     /// A worker whose tasks run in sessions like `base` (its functions, extension options and
-    /// runtime), decoding plans with DataFusion's default codec.
+    /// runtime), decoding plans with DataFusion's codec and reaching other workers (for the
+    /// stages its tasks read) over [`DefaultChannels`].
     pub fn new(base: SessionState) -> Self {
+        // Tasks carry every `distributed.*` option of their coordinator.
+        let base = if base
+            .config()
+            .options()
+            .extensions
+            .get::<DistributedOptions>()
+            .is_some()
+        {
+            base
+        } else {
+            let config = base
+                .config()
+                .clone()
+                .with_option_extension(DistributedOptions::default());
+            SessionStateBuilder::new_from_existing(base)
+                .with_config(config)
+                .build()
+        };
         Self {
             base,
-            codec: Arc::new(DefaultPhysicalExtensionCodec {}),
+            codec: Arc::new(DistributedCodec::new(Arc::new(
+                DefaultPhysicalExtensionCodec {},
+            ))),
+            channels: Arc::new(ChannelCache::new(Arc::new(DefaultChannels::default()))),
+            tasks: Arc::default(),
         }
     }
 
-    /// Decodes plans with `codec` (for custom physical nodes).
+    /// Decodes plans with `codec` for the nodes that are not Flotilla's own (custom physical
+    /// nodes and functions); it must match the coordinator's.
     pub fn with_codec(mut self, codec: Arc<dyn PhysicalExtensionCodec>) -> Self {
-        self.codec = codec;
+        self.codec = Arc::new(DistributedCodec::new(codec));
         self
     }
 
-    /// The session a task runs in: the base session with the task's configuration.
-    fn task_state(&self, entries: &[ConfigEntry]) -> Result<SessionState> {
+    /// Reaches other workers over `channels`.
+    pub fn with_channels(mut self, channels: Arc<ChannelCache>) -> Self {
+        self.channels = channels;
+        self
+    }
+
+    /// The number of stage tasks whose plans this worker keeps (some partitions not yet asked).
+    pub fn running_tasks(&self) -> usize {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The context a task runs in: the base session with the task's configuration, its place
+    /// in the stage, and what network operators need.
+    fn task_context(&self, ticket: &TaskTicket) -> Result<Arc<TaskContext>> {
         let mut config = self.base.config().clone();
         let options = config.options_mut();
-        for entry in entries {
+        for entry in &ticket.config {
             options.set(&entry.key, &entry.value).map_err(|e| {
                 Error::invalid(format!(
                     "option {} = '{}' cannot be set on this worker: {e}",
@@ -114,31 +189,100 @@ impl Worker {
                 ))
             })?;
         }
+        if ticket.tasks > 1 {
+            // A task reads only its share of a file scan's partitions: they must not take
+            // each other's files (the files of the other tasks' partitions are in the queue).
+            config
+                .options_mut()
+                .execution
+                .enable_file_stream_work_stealing = false;
+        }
+        config.set_extension(Arc::new(TaskIndex {
+            index: ticket.task as usize,
+            count: (ticket.tasks as usize).max(1),
+        }));
+        config.set_extension(Arc::new(NetworkContext {
+            channels: Arc::clone(&self.channels),
+            codec: Arc::clone(&self.codec),
+        }));
         Ok(SessionStateBuilder::new_from_existing(self.base.clone())
-            .with_config(SessionConfig::from(options.clone()))
-            .build())
+            .with_config(config)
+            .build()
+            .task_ctx())
     }
 
-    fn run(&self, ticket: &[u8]) -> Result<SendableRecordBatchStream> {
-        let task = TaskTicket::decode(ticket)
-            .map_err(|e| Error::invalid(format!("not a task ticket: {e}")))?;
-        let state = self.task_state(&task.config)?;
-        let context = state.task_ctx();
+    fn decode(&self, ticket: &TaskTicket) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
+        let context = self.task_context(ticket)?;
         let plan = physical_plan_from_bytes_with_extension_codec(
-            &task.plan,
+            &ticket.plan,
             &context,
             self.codec.as_ref(),
         )
         .map_err(|e| Error::invalid(format!("cannot decode the task's plan: {e}")))?;
-        let partitions = plan.output_partitioning().partition_count();
-        let partition = task.partition as usize;
-        if partition >= partitions {
-            return Err(Error::invalid(format!(
-                "partition {partition} asked of a plan with {partitions}"
-            )));
+        Ok((plan, context))
+    }
+
+    fn run(&self, ticket: &[u8]) -> Result<SendableRecordBatchStream> {
+        let ticket = TaskTicket::decode(ticket)
+            .map_err(|e| Error::invalid(format!("not a task ticket: {e}")))?;
+        let partition = ticket.partition as usize;
+        if ticket.query.is_empty() {
+            let (plan, context) = self.decode(&ticket)?;
+            check_partition(&plan, partition)?;
+            return Ok(plan.execute(partition, context)?);
         }
+        let (plan, context) = self.stage_task(&ticket, partition)?;
         Ok(plan.execute(partition, context)?)
     }
+
+    /// The running plan of the ticket's stage task, started by the first of its partitions
+    /// asked for and dropped once every partition has been.
+    fn stage_task(
+        &self,
+        ticket: &TaskTicket,
+        partition: usize,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
+        let key = (ticket.query.clone(), ticket.stage, ticket.task);
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        tasks.retain(|_, task| now.duration_since(task.touched) < IDLE_TASK_LIMIT);
+        let task = match tasks.entry(key.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let (plan, context) = self.decode(ticket)?;
+                let partitions = plan.output_partitioning().partition_count();
+                entry.insert(RunningTask {
+                    plan,
+                    context,
+                    served: vec![false; partitions],
+                    touched: now,
+                })
+            }
+        };
+        check_partition(&task.plan, partition)?;
+        if std::mem::replace(&mut task.served[partition], true) {
+            return Err(Error::invalid(format!(
+                "partition {partition} of stage {} task {} of query {} was already asked for",
+                ticket.stage, ticket.task, ticket.query
+            )));
+        }
+        task.touched = now;
+        let running = (Arc::clone(&task.plan), Arc::clone(&task.context));
+        if task.served.iter().all(|served| *served) {
+            tasks.remove(&key);
+        }
+        Ok(running)
+    }
+}
+
+fn check_partition(plan: &Arc<dyn ExecutionPlan>, partition: usize) -> Result<()> {
+    let partitions = plan.output_partitioning().partition_count();
+    if partition >= partitions {
+        return Err(Error::invalid(format!(
+            "partition {partition} asked of a plan with {partitions}"
+        )));
+    }
+    Ok(())
 }
 
 type FlightStream<T> = BoxStream<'static, std::result::Result<T, Status>>;
@@ -263,30 +407,40 @@ pub async fn execute_remote(
         config: config_entries(config),
         partition: u32::try_from(partition)
             .map_err(|_| Error::invalid(format!("partition {partition} is too large")))?,
+        ..TaskTicket::default()
     };
-    let named = |status: Status| {
+    let batches = fetch(channel, worker.to_string(), ticket).await?;
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+/// Sends `ticket` to the worker behind `channel` and streams the batches it answers with;
+/// errors name `worker`.
+pub(crate) async fn fetch(
+    channel: Channel,
+    worker: String,
+    ticket: TaskTicket,
+) -> Result<BoxStream<'static, DfResult<RecordBatch>>> {
+    let named = |status: Status, worker: &str| {
         Error::new(
             ErrorKind::from_grpc_code(status.code()),
             format!("worker {worker}: {}", status.message()),
         )
     };
     let response = FlightServiceClient::new(channel)
+        .max_decoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
         .do_get(Ticket::new(ticket.encode_to_vec()))
         .await
-        .map_err(named)?;
-    let worker = worker.to_string();
+        .map_err(|status| named(status, &worker))?;
     let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
         response.into_inner().map_err(FlightError::from),
     )
     .map_err(move |e| {
         let error = match e {
-            FlightError::Tonic(status) => Error::new(
-                ErrorKind::from_grpc_code(status.code()),
-                format!("worker {worker}: {}", status.message()),
-            ),
+            FlightError::Tonic(status) => named(*status, &worker),
             other => Error::unavailable(format!("worker {worker}: {other}")),
         };
         error.into_datafusion()
     });
-    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    Ok(batches.boxed())
 }

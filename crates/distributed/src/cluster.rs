@@ -1,0 +1,200 @@
+//! Clusters for tests and examples: workers in this process over in-memory streams, or on
+//! loopback TCP ports.
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use flotilla_common::{Error, Result};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint, Server, Uri};
+
+use crate::channels::{ChannelCache, ChannelFactory};
+use crate::discovery::StaticWorkers;
+use crate::session::Distribution;
+use crate::worker::Worker;
+
+/// Largest message a worker or its client accepts (a batch or a plan).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
+impl Worker {
+    /// The worker as a tonic service, to serve alone or beside others on one port.
+    pub fn into_service(self) -> FlightServiceServer<Worker> {
+        FlightServiceServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// Workers in this process, reached over in-memory duplex streams (real tonic and Arrow
+/// Flight, no sockets). Their URLs are `grpc://node-<i>.in-process:1`.
+#[derive(Debug)]
+pub struct InProcessCluster {
+    urls: Vec<String>,
+    workers: Vec<Worker>,
+    channels: Arc<ChannelCache>,
+}
+
+/// Channels to in-process workers. The map is filled once the workers exist (they hold the
+/// cache these channels live in: the cluster lives as long as the process).
+#[derive(Debug, Default)]
+struct InProcessChannels {
+    workers: OnceLock<HashMap<String, Worker>>,
+}
+
+impl ChannelFactory for InProcessChannels {
+    fn channel(&self, url: &str) -> Result<Channel> {
+        let worker = self
+            .workers
+            .get()
+            .and_then(|workers| workers.get(url))
+            .ok_or_else(|| Error::not_found(format!("no in-process worker {url}")))?
+            .clone();
+        Ok(Endpoint::from_static("http://in-process.invalid")
+            .connect_with_connector_lazy(DuplexConnector { worker }))
+    }
+}
+
+/// Connects by serving the worker on one end of a new duplex stream.
+#[derive(Debug, Clone)]
+struct DuplexConnector {
+    worker: Worker,
+}
+
+impl tower_service::Service<Uri> for DuplexConnector {
+    type Response = TokioIo<tokio::io::DuplexStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let service = self.worker.clone().into_service();
+        tokio::spawn(async move {
+            let incoming = futures::stream::iter([Ok::<_, std::io::Error>(server)]);
+            let _ = Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Box::pin(async move { Ok(TokioIo::new(client)) })
+    }
+}
+
+impl InProcessCluster {
+    /// `nodes` workers, the `i`-th made by `worker(i)`; their channels are replaced by the
+    /// cluster's, so they reach each other in memory.
+    pub fn new(nodes: usize, worker: impl Fn(usize) -> Worker) -> Self {
+        let urls: Vec<String> = (0..nodes)
+            .map(|i| format!("grpc://node-{i}.in-process:1"))
+            .collect();
+        let factory = Arc::new(InProcessChannels::default());
+        let channels = Arc::new(ChannelCache::new(
+            Arc::clone(&factory) as Arc<dyn ChannelFactory>
+        ));
+        let workers: Vec<Worker> = (0..nodes)
+            .map(|i| worker(i).with_channels(Arc::clone(&channels)))
+            .collect();
+        let _ = factory
+            .workers
+            .set(urls.iter().cloned().zip(workers.iter().cloned()).collect());
+        Self {
+            urls,
+            workers,
+            channels,
+        }
+    }
+
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    pub fn workers(&self) -> &[Worker] {
+        &self.workers
+    }
+
+    /// Distribution over every worker of the cluster.
+    ///
+    /// # Errors
+    /// Never for the cluster's own URLs.
+    pub fn distribution(&self) -> Result<Distribution> {
+        Ok(
+            Distribution::new(Arc::new(StaticWorkers::new(self.urls.iter().cloned())?))
+                .with_channels(Arc::clone(&self.channels)),
+        )
+    }
+}
+
+/// Workers on loopback TCP ports picked by the system, each its own tonic server.
+#[derive(Debug)]
+pub struct LocalhostCluster {
+    urls: Vec<String>,
+    workers: Vec<Worker>,
+    servers: Vec<Option<JoinHandle<()>>>,
+}
+
+impl LocalhostCluster {
+    /// Starts `nodes` workers, the `i`-th made by `worker(i)`.
+    ///
+    /// # Errors
+    /// When a port cannot be bound.
+    pub async fn start(nodes: usize, worker: impl Fn(usize) -> Worker) -> Result<Self> {
+        let mut cluster = Self {
+            urls: Vec::new(),
+            workers: Vec::new(),
+            servers: Vec::new(),
+        };
+        for i in 0..nodes {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| Error::unavailable(format!("cannot bind a loopback port: {e}")))?;
+            let address = listener
+                .local_addr()
+                .map_err(|e| Error::unavailable(format!("no local address: {e}")))?;
+            let made = worker(i);
+            let service = made.clone().into_service();
+            let server = tokio::spawn(async move {
+                let _ = Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                    .await;
+            });
+            cluster.urls.push(format!("grpc://{address}"));
+            cluster.workers.push(made);
+            cluster.servers.push(Some(server));
+        }
+        Ok(cluster)
+    }
+
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    pub fn workers(&self) -> &[Worker] {
+        &self.workers
+    }
+
+    /// Distribution over every worker of the cluster.
+    ///
+    /// # Errors
+    /// Never for the cluster's own URLs.
+    pub fn distribution(&self) -> Result<Distribution> {
+        Ok(Distribution::new(Arc::new(StaticWorkers::new(
+            self.urls.iter().cloned(),
+        )?)))
+    }
+}
+
+impl Drop for LocalhostCluster {
+    fn drop(&mut self) {
+        for server in self.servers.iter_mut().filter_map(Option::take) {
+            server.abort();
+        }
+    }
+}
