@@ -15,6 +15,8 @@
 //! that run it. Producers buffer a shuffle in their `RepartitionExec`, which counts its buffers in
 //! the worker's memory pool and spills them to local disk (Arrow IPC) when the pool is full.
 
+use arrow_flight::Action;
+use arrow_flight::flight_service_client::FlightServiceClient;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -30,10 +32,10 @@ use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use futures::{StreamExt, TryStreamExt};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::channels::ChannelCache;
-use crate::worker::{TaskTicket, config_entries, fetch};
+use crate::worker::{END_QUERY_ACTION, TaskTicket, config_entries, fetch};
 
 /// Which task of its stage a plan runs as; workers put it in each task's session config.
 /// Absent (on the coordinator), a plan runs as the only task of its stage.
@@ -529,4 +531,141 @@ pub(crate) fn warm(
         Ok(TreeNodeRecursion::Continue)
     })
     .map(|_| ())
+}
+
+/// The root of a distributed plan where it was planned. When the last stream of an execution
+/// is dropped — the query finished, failed or was cancelled — it tells every worker of the
+/// query to stop and drop the query's tasks, so nothing keeps running or holding memory.
+#[derive(Debug)]
+pub struct DistributedExec {
+    input: Arc<dyn ExecutionPlan>,
+    query: String,
+    workers: Vec<String>,
+    execution: Mutex<Weak<EndQuery>>,
+}
+
+impl DistributedExec {
+    pub fn new(input: Arc<dyn ExecutionPlan>, query: String, workers: Vec<String>) -> Self {
+        Self {
+            input,
+            query,
+            workers,
+            execution: Mutex::new(Weak::new()),
+        }
+    }
+
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    pub fn workers(&self) -> &[String] {
+        &self.workers
+    }
+
+    fn end_guard(&self, context: &TaskContext) -> Result<Arc<EndQuery>> {
+        let mut execution = self.execution.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(guard) = execution.upgrade() {
+            return Ok(guard);
+        }
+        let guard = Arc::new(EndQuery {
+            query: self.query.clone(),
+            workers: self.workers.clone(),
+            network: NetworkContext::of(context)?,
+        });
+        *execution = Arc::downgrade(&guard);
+        Ok(guard)
+    }
+}
+
+/// Sends the end of a query to its workers when dropped.
+#[derive(Debug)]
+struct EndQuery {
+    query: String,
+    workers: Vec<String>,
+    network: Arc<NetworkContext>,
+}
+
+impl Drop for EndQuery {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let calls: Vec<_> = self
+            .workers
+            .iter()
+            .filter_map(|worker| self.network.channels.get(worker).ok())
+            .map(|channel| {
+                let action = Action::new(END_QUERY_ACTION, self.query.clone().into_bytes());
+                async move {
+                    let mut client = FlightServiceClient::new(channel);
+                    // A worker that is gone has nothing left to stop.
+                    let _ = tokio::time::timeout(END_QUERY_TIMEOUT, client.do_action(action)).await;
+                }
+            })
+            .collect();
+        runtime.spawn(futures::future::join_all(calls));
+    }
+}
+
+/// How long a coordinator waits for a worker to acknowledge the end of a query.
+const END_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl DisplayAs for DistributedExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "DistributedExec: workers=[{}]", self.workers.join(", "))
+    }
+}
+
+impl ExecutionPlan for DistributedExec {
+    fn name(&self) -> &'static str {
+        "DistributedExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn apply_expressions(
+        &self,
+        _: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match children.pop() {
+            Some(input) if children.is_empty() => Ok(Arc::new(Self::new(
+                input,
+                self.query.clone(),
+                self.workers.clone(),
+            ))),
+            _ => internal_err!("DistributedExec has one child"),
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let guard = self.end_guard(&context)?;
+        let stream = self.input.execute(partition, context)?;
+        let schema = stream.schema();
+        let guarded = stream.map(move |batch| {
+            let _ = &guard;
+            batch
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded)))
+    }
 }

@@ -27,8 +27,8 @@ pub use cluster::{InProcessCluster, LocalhostCluster};
 pub use codec::DistributedCodec;
 pub use discovery::{DnsWorkers, FileWorkers, StaticWorkers, WorkerDiscovery, check_worker_url};
 pub use exchange::{
-    NetworkCoalesceExec, NetworkContext, NetworkShuffleExec, PartitionIsolatorExec, StageTasks,
-    TaskIndex,
+    DistributedExec, NetworkCoalesceExec, NetworkContext, NetworkShuffleExec,
+    PartitionIsolatorExec, StageTasks, TaskIndex,
 };
 pub use planner::{DistributedOptions, DistributedPlanner};
 pub use session::{DistributedSessionStateBuilder, Distribution};

@@ -33,12 +33,14 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitio
 use datafusion::prelude::JoinType;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use std::any::Any;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::discovery::WorkerDiscovery;
 use crate::exchange::{
-    NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, StageTasks, warm,
+    DistributedExec, NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, StageTasks,
+    warm,
 };
 
 /// `distributed.*` session options.
@@ -201,6 +203,7 @@ impl PhysicalOptimizerRule for DistributedPlanner {
             stages: 0,
             next_worker: 0,
             one_task_stages: 0,
+            used: BTreeSet::new(),
         };
         let distributed = stages.distribute(Arc::clone(&plan))?;
         let single_task = stages.stages == 1 && stages.one_task_stages == 1;
@@ -211,7 +214,12 @@ impl PhysicalOptimizerRule for DistributedPlanner {
         if warm(&distributed, self.codec.as_ref()).is_err() {
             return Ok(plan);
         }
-        Ok(distributed)
+        let used = stages.used.into_iter().collect();
+        Ok(Arc::new(DistributedExec::new(
+            distributed,
+            stages.query,
+            used,
+        )))
     }
 
     fn name(&self) -> &str {
@@ -227,7 +235,8 @@ fn has_network_operators(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
     plan.exists(|node| {
         Ok(node.downcast_ref::<NetworkShuffleExec>().is_some()
             || node.downcast_ref::<NetworkCoalesceExec>().is_some()
-            || node.downcast_ref::<PartitionIsolatorExec>().is_some())
+            || node.downcast_ref::<PartitionIsolatorExec>().is_some()
+            || node.downcast_ref::<DistributedExec>().is_some())
     })
 }
 
@@ -342,6 +351,8 @@ struct StagePlanner<'a> {
     stages: usize,
     next_worker: usize,
     one_task_stages: usize,
+    /// The workers any task was placed on.
+    used: BTreeSet<String>,
 }
 
 impl StagePlanner<'_> {
@@ -442,9 +453,10 @@ impl StagePlanner<'_> {
             want.tasks.clamp(1, self.workers.len())
         };
         let plan = self.settle(part, tasks)?;
-        let workers = (0..tasks)
+        let workers: Vec<String> = (0..tasks)
             .map(|i| self.workers[(self.next_worker + i) % self.workers.len()].clone())
             .collect();
+        self.used.extend(workers.iter().cloned());
         self.next_worker += tasks;
         self.stages += 1;
         if tasks == 1 {

@@ -101,8 +101,12 @@ pub fn config_entries(config: &ConfigOptions) -> Vec<ConfigEntry> {
         .collect()
 }
 
-/// How long a stage task's plan is kept for partitions nobody has asked for yet.
+/// How long a stage task's plan is kept for partitions nobody has asked for yet, and how long
+/// an ended query is remembered (so late requests of it are refused, not started).
 const IDLE_TASK_LIMIT: Duration = Duration::from_secs(300);
+
+/// The action a coordinator sends when a query is over (finished, failed or dropped).
+pub const END_QUERY_ACTION: &str = "flotilla.end_query";
 
 /// Runs tasks sent by coordinators.
 #[derive(Debug, Clone)]
@@ -110,7 +114,14 @@ pub struct Worker {
     base: SessionState,
     codec: Arc<dyn PhysicalExtensionCodec>,
     channels: Arc<ChannelCache>,
-    tasks: Arc<Mutex<HashMap<TaskKey, RunningTask>>>,
+    tasks: Arc<Mutex<Tasks>>,
+}
+
+/// The stage tasks a worker runs, and the queries that ended.
+#[derive(Debug, Default)]
+struct Tasks {
+    running: HashMap<TaskKey, RunningTask>,
+    ended: HashMap<String, Instant>,
 }
 
 /// (query, stage, task)
@@ -173,7 +184,18 @@ impl Worker {
 
     /// The number of stage tasks whose plans this worker keeps (some partitions not yet asked).
     pub fn running_tasks(&self) -> usize {
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .running
+            .len()
+    }
+
+    /// Drops every task of `query` (their streams stop) and refuses its later requests.
+    pub fn end_query(&self, query: &str) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.running.retain(|(id, _, _), _| id != query);
+        tasks.ended.insert(query.to_string(), Instant::now());
     }
 
     /// The context a task runs in: the base session with the task's configuration, its place
@@ -243,10 +265,22 @@ impl Worker {
         partition: usize,
     ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
         let key = (ticket.query.clone(), ticket.stage, ticket.task);
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let tasks = &mut *guard;
         let now = Instant::now();
-        tasks.retain(|_, task| now.duration_since(task.touched) < IDLE_TASK_LIMIT);
-        let task = match tasks.entry(key.clone()) {
+        tasks
+            .running
+            .retain(|_, task| now.duration_since(task.touched) < IDLE_TASK_LIMIT);
+        tasks
+            .ended
+            .retain(|_, ended| now.duration_since(*ended) < IDLE_TASK_LIMIT);
+        if tasks.ended.contains_key(&ticket.query) {
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                format!("query {} has ended", ticket.query),
+            ));
+        }
+        let task = match tasks.running.entry(key.clone()) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
                 let (plan, context) = self.decode(ticket)?;
@@ -269,7 +303,7 @@ impl Worker {
         task.touched = now;
         let running = (Arc::clone(&task.plan), Arc::clone(&task.context));
         if task.served.iter().all(|served| *served) {
-            tasks.remove(&key);
+            tasks.running.remove(&key);
         }
         Ok(running)
     }
@@ -372,16 +406,27 @@ impl FlightService for Worker {
 
     async fn do_action(
         &self,
-        _: Request<Action>,
+        request: Request<Action>,
     ) -> std::result::Result<Response<Self::DoActionStream>, Status> {
-        unimplemented("DoAction")
+        let action = request.into_inner();
+        if action.r#type != END_QUERY_ACTION {
+            return unimplemented(&format!("action '{}'", action.r#type));
+        }
+        let query = String::from_utf8(action.body.to_vec())
+            .map_err(|_| Status::invalid_argument("a query id is UTF-8"))?;
+        self.end_query(&query);
+        Ok(Response::new(futures::stream::empty().boxed()))
     }
 
     async fn list_actions(
         &self,
         _: Request<Empty>,
     ) -> std::result::Result<Response<Self::ListActionsStream>, Status> {
-        Ok(Response::new(futures::stream::empty().boxed()))
+        let end = ActionType {
+            r#type: END_QUERY_ACTION.to_string(),
+            description: "Stop and drop every task of a query (body: the query id).".to_string(),
+        };
+        Ok(Response::new(futures::stream::iter([Ok(end)]).boxed()))
     }
 }
 

@@ -4,10 +4,12 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flotilla_distributed::{
-    DistributedOptions, DistributedSessionStateBuilder, InProcessCluster, Worker,
+    DistributedOptions, DistributedSessionStateBuilder, InProcessCluster, LocalhostCluster, Worker,
 };
 use flotilla_testkit::compare::{assert_same_rows, query_is_ordered};
-use flotilla_testkit::plans::{register_tpch_parquet, tpch_parquet_context, tpch_query};
+use flotilla_testkit::plans::{
+    register_tpch_parquet, tpch_parquet_context, tpch_parquet_dir, tpch_query,
+};
 
 const SCALE: f64 = 0.1;
 const TABLES: [&str; 8] = [
@@ -42,34 +44,96 @@ async fn coordinator(
     ctx
 }
 
-/// Runs the 22 queries on `ctx` and on DataFusion alone; returns how many plans crossed nodes.
-async fn compare_all(ctx: &SessionContext) -> usize {
+/// The distributed plan of each query, with the data directory's random name taken out.
+type Plans = Vec<String>;
+
+/// Runs the 22 queries on `ctx` and on DataFusion alone, row for row; returns the plans.
+async fn compare_all(ctx: &SessionContext) -> Plans {
     let reference = tpch_parquet_context(SCALE).await;
-    let mut crossed = 0;
+    let mut plans = Vec::new();
     for n in 1..=22 {
         let sql = tpch_query(n);
         let expected = reference.sql(&sql).await.unwrap().collect().await.unwrap();
         let frame = ctx.sql(&sql).await.unwrap();
         let plan = frame.clone().create_physical_plan().await.unwrap();
         let text = displayable(plan.as_ref()).indent(false).to_string();
-        if text.contains("Network") {
-            crossed += 1;
-        } else {
-            println!("LOCAL q{n}:\n{text}");
-        }
         let actual = frame
             .collect()
             .await
             .unwrap_or_else(|e| panic!("q{n} failed distributed: {e}\n{text}"));
         assert_same_rows(&expected, &actual, query_is_ordered(&sql));
+        plans.push(without_data_dir(&text));
     }
-    crossed
+    plans
+}
+
+fn without_data_dir(plan: &str) -> String {
+    let dir = tpch_parquet_dir(SCALE);
+    let dir = dir.to_string_lossy();
+    plan.replace(dir.trim_start_matches('/'), "TPCH")
+}
+
+/// Waits (up to 5 s) until no worker keeps a task.
+async fn wait_until_idle(workers: &[Worker]) {
+    let started = std::time::Instant::now();
+    loop {
+        let running: usize = workers.iter().map(Worker::running_tasks).sum();
+        if running == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{running} tasks still kept by the workers"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn crossing(plans: &Plans) -> Vec<usize> {
+    (1..=22)
+        .filter(|n| plans[n - 1].contains("Network"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tpch_on_four_in_process_nodes_equals_one_node() {
     let cluster = InProcessCluster::new(4, worker);
     let ctx = coordinator(cluster.distribution().unwrap(), fan_out()).await;
-    let crossed = compare_all(&ctx).await;
-    assert_eq!(crossed, 22, "every query crosses nodes when forced");
+    let plans = compare_all(&ctx).await;
+    assert_eq!(
+        crossing(&plans),
+        (1..=22).collect::<Vec<_>>(),
+        "every query crosses nodes when forced"
+    );
+    for (n, plan) in plans.iter().enumerate() {
+        insta::assert_snapshot!(format!("tpch_q{:02}_four_nodes_fan_out", n + 1), plan);
+    }
+    // The coordinator ends each query on its workers: no task is left behind (some are
+    // never asked for all partitions, e.g. the probe side of a join whose build side is empty).
+    wait_until_idle(cluster.workers()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tpch_on_three_localhost_nodes_equals_one_node() {
+    let cluster = LocalhostCluster::start(3, worker).await.unwrap();
+    let ctx = coordinator(cluster.distribution().unwrap(), fan_out()).await;
+    let plans = compare_all(&ctx).await;
+    assert_eq!(crossing(&plans), (1..=22).collect::<Vec<_>>());
+    assert!(plans[0].contains(&cluster.urls()[2]), "{}", plans[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tpch_with_default_options_equals_one_node() {
+    let cluster = InProcessCluster::new(2, worker);
+    let ctx = coordinator(
+        cluster.distribution().unwrap(),
+        DistributedOptions::default(),
+    )
+    .await;
+    let plans = compare_all(&ctx).await;
+    // SF 0.1 has about 80 MB of lineitem by its statistics: the big scans spread, the small
+    // queries stay where they are.
+    let crossed = crossing(&plans);
+    assert!(crossed.contains(&1), "q1 reads lineitem: {crossed:?}");
+    assert!(crossed.len() < 22, "{crossed:?}");
 }
