@@ -87,18 +87,33 @@ pub struct ConfigEntry {
     pub value: String,
 }
 
-/// Every set option of `config`, `datafusion.*` and registered extensions alike.
+/// Every set option of `config`, `datafusion.*` and registered extensions alike, each under
+/// the full key `SET` takes (extensions list their keys with or without their prefix).
 pub fn config_entries(config: &ConfigOptions) -> Vec<ConfigEntry> {
-    config
+    let own = config
         .entries()
         .into_iter()
+        .filter(|entry| entry.key.starts_with("datafusion."))
         .filter_map(|entry| {
             Some(ConfigEntry {
                 value: entry.value?,
                 key: entry.key,
             })
+        });
+    let extensions = config.extensions.iter().flat_map(|(prefix, extension)| {
+        extension.entries().into_iter().filter_map(move |entry| {
+            let key = if entry.key.starts_with(&format!("{prefix}.")) {
+                entry.key
+            } else {
+                format!("{prefix}.{}", entry.key)
+            };
+            Some(ConfigEntry {
+                value: entry.value?,
+                key,
+            })
         })
-        .collect()
+    });
+    own.chain(extensions).collect()
 }
 
 /// How long a stage task's plan is kept for partitions nobody has asked for yet, and how long

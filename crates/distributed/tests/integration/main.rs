@@ -1,4 +1,5 @@
 //! Integration tests of flotilla-distributed: workers on loopback TCP (port 0).
 
+mod session;
 mod tpch;
 mod worker;
