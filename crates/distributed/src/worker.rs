@@ -78,6 +78,43 @@ pub struct TaskTicket {
     pub tasks: u32,
 }
 
+/// The type of a task ticket inside its envelope.
+pub const TASK_TICKET_TYPE: &str = "type.googleapis.com/flotilla.distributed.TaskTicket";
+
+/// What a ticket travels in: the wire format of `google.protobuf.Any`, as Flight SQL tickets
+/// are, so a node serving Flight SQL and a worker on one port tells them apart by type.
+#[derive(Clone, PartialEq, Message)]
+struct Envelope {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+impl TaskTicket {
+    /// The ticket's bytes, in its envelope.
+    pub fn seal(&self) -> Vec<u8> {
+        Envelope {
+            type_url: TASK_TICKET_TYPE.to_string(),
+            value: self.encode_to_vec(),
+        }
+        .encode_to_vec()
+    }
+
+    /// The ticket in `bytes`, made by [`Self::seal`].
+    ///
+    /// # Errors
+    /// When `bytes` is not a sealed task ticket.
+    pub fn open(bytes: &[u8]) -> Result<Self> {
+        let envelope = Envelope::decode(bytes)
+            .ok()
+            .filter(|envelope| envelope.type_url == TASK_TICKET_TYPE)
+            .ok_or_else(|| Error::invalid("not a task ticket"))?;
+        TaskTicket::decode(envelope.value.as_slice())
+            .map_err(|e| Error::invalid(format!("not a task ticket: {e}")))
+    }
+}
+
 /// One configuration option.
 #[derive(Clone, PartialEq, Message)]
 pub struct ConfigEntry {
@@ -260,8 +297,7 @@ impl Worker {
     }
 
     fn run(&self, ticket: &[u8]) -> Result<SendableRecordBatchStream> {
-        let ticket = TaskTicket::decode(ticket)
-            .map_err(|e| Error::invalid(format!("not a task ticket: {e}")))?;
+        let ticket = TaskTicket::open(ticket)?;
         let partition = ticket.partition as usize;
         if ticket.query.is_empty() {
             let (plan, context) = self.decode(&ticket)?;
@@ -489,7 +525,7 @@ pub(crate) async fn fetch(
     let response = FlightServiceClient::new(channel)
         .max_decoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
-        .do_get(Ticket::new(ticket.encode_to_vec()))
+        .do_get(Ticket::new(ticket.seal()))
         .await
         .map_err(|status| named(status, &worker))?;
     let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(

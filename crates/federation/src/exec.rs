@@ -250,6 +250,21 @@ impl FederatedScanExec {
         self
     }
 
+    /// The estimated rows, when known.
+    pub fn row_estimate(&self) -> Option<usize> {
+        self.row_estimate
+    }
+
+    /// The names of the SQL's result columns, when known.
+    pub fn output_columns(&self) -> Option<&OutputColumns> {
+        self.output.as_ref()
+    }
+
+    /// The key ranges and statements of a scan read in parallel (empty: one statement).
+    pub fn partitions(&self) -> &[(String, String)] {
+        &self.partitions
+    }
+
     /// The SQL this scan sends.
     pub fn sql(&self) -> &str {
         &self.sql

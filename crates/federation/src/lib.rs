@@ -39,6 +39,7 @@
 //! each source's catalog from [`catalog_of`].
 
 pub mod catalog;
+pub mod codec;
 pub mod config;
 pub mod dialect;
 pub mod exec;
@@ -53,6 +54,7 @@ pub mod table;
 pub mod write;
 
 pub use catalog::{SourceCatalog, catalog_of};
+pub use codec::FederationCodec;
 pub use config::FederationConfig;
 pub use dialect::Dialect;
 pub use exec::{FederatedScan, FederatedScanExec};

@@ -22,6 +22,7 @@
 //! sessions it is given have.
 
 mod clean;
+pub mod fallback;
 mod ingest;
 mod layer;
 mod metadata;
@@ -32,6 +33,7 @@ mod server;
 mod service;
 pub mod session;
 
+pub use fallback::FlightFallback;
 pub use password::Password;
 pub use registry::RegistryLimits;
 pub use server::FlightSqlServer;

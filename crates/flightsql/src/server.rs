@@ -2,6 +2,7 @@
 //! shutdown signal.
 
 use crate::clean::CleanErrors;
+use crate::fallback::FlightFallback;
 use crate::layer::SessionLayer;
 use crate::registry::{Registry, RegistryLimits};
 use crate::service::FlotillaFlightSql;
@@ -38,6 +39,7 @@ pub struct FlightSqlServer {
     drain_timeout: Duration,
     /// PEM certificate chain and private key: serve TLS.
     tls: Option<(Vec<u8>, Vec<u8>)>,
+    fallback: Option<Arc<dyn FlightFallback>>,
 }
 
 impl FlightSqlServer {
@@ -50,7 +52,16 @@ impl FlightSqlServer {
             registry_limits: RegistryLimits::default(),
             drain_timeout: Duration::from_secs(30),
             tls: None,
+            fallback: None,
         }
+    }
+
+    /// Hands tickets and actions that are not Flight SQL's to `fallback` (another Flight
+    /// service on the same port, e.g. a distributed worker). Its calls pass the same session
+    /// layer: with users configured, callers authenticate like any client.
+    pub fn with_fallback(mut self, fallback: Arc<dyn FlightFallback>) -> Self {
+        self.fallback = Some(fallback);
+        self
     }
 
     /// Serve TLS with this certificate chain and private key (both PEM).
@@ -98,8 +109,11 @@ impl FlightSqlServer {
             self.users,
             self.session_limits,
         ));
-        let service =
-            FlotillaFlightSql::new(Registry::new(self.registry_limits), Arc::clone(&sessions))?;
+        let service = FlotillaFlightSql::new(
+            Registry::new(self.registry_limits),
+            Arc::clone(&sessions),
+            self.fallback,
+        )?;
         let service = FlightServiceServer::new(CleanErrors(Arc::new(service)))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

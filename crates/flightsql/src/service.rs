@@ -9,6 +9,7 @@
 //! `InvalidArgument`, an unknown table `NotFound`, an unreachable database `Unavailable`, a
 //! memory limit `ResourceExhausted`.
 
+use crate::fallback::FlightFallback;
 use crate::metadata;
 use crate::registry::{Cancellable, Cancelled, Prepared, Registry};
 use crate::session::{Session, Sessions, no_session};
@@ -57,6 +58,7 @@ pub struct FlotillaFlightSql {
     sessions: Arc<Sessions>,
     sql_info: SqlInfoData,
     xdbc_types: XdbcTypeInfoData,
+    fallback: Option<Arc<dyn FlightFallback>>,
 }
 
 type DoGetStream = <FlotillaFlightSql as FlightService>::DoGetStream;
@@ -156,12 +158,14 @@ impl FlotillaFlightSql {
     pub(crate) fn new(
         registry: Registry,
         sessions: Arc<Sessions>,
+        fallback: Option<Arc<dyn FlightFallback>>,
     ) -> flotilla_common::Result<Self> {
         Ok(Self {
             registry,
             sessions,
             sql_info: metadata::sql_info()?,
             xdbc_types: metadata::xdbc_type_info()?,
+            fallback,
         })
     }
 
@@ -643,6 +647,21 @@ impl FlightSqlService for FlotillaFlightSql {
         })
     }
 
+    /// Tickets that are not Flight SQL commands: the fallback's (a worker's tasks), if any.
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        match &self.fallback {
+            Some(fallback) => Ok(Response::new(fallback.do_get(request.into_inner()).await?)),
+            None => Err(Status::invalid_argument(format!(
+                "unknown ticket type '{}'",
+                message.type_url
+            ))),
+        }
+    }
+
     /// The Flight actions beyond Flight SQL's: `CancelFlightInfo` (which replaced
     /// CancelQuery) and the session actions.
     async fn do_action_fallback(
@@ -678,6 +697,11 @@ impl FlightSqlService for FlotillaFlightSql {
                 options::CloseSessionResult { status: 1 }.encode_to_vec()
             }
             other => {
+                if let Some(fallback) = &self.fallback
+                    && let Some(answer) = fallback.do_action(action.clone()).await
+                {
+                    return Ok(Response::new(answer?));
+                }
                 return Err(Status::invalid_argument(format!(
                     "unknown action '{other}' (the server knows the Flight SQL actions, \
                      CancelFlightInfo, SetSessionOptions, GetSessionOptions and CloseSession)"

@@ -25,6 +25,26 @@ pub struct Config {
     pub pushdown: bool,
     /// `[server]`: how `flotilla serve` listens and whom it lets in.
     pub server: ServerConfig,
+    /// `[cluster]`: the nodes queries are distributed over; none: every query runs here.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: where the nodes are (this one included) — exactly one of the three.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    pub peers: Peers,
+    /// A CA certificate (PEM) to check `grpc+tls://` peers against.
+    pub tls_root_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Peers {
+    /// `peers = ["grpc://host:port", …]`
+    Static(Vec<String>),
+    /// `peers_dns = "name:port"`: every address of the name (a Kubernetes headless service).
+    Dns { name: String, port: u16 },
+    /// `peers_file = "path"`: one URL per line, re-read when it changes.
+    File(PathBuf),
 }
 
 impl Default for Config {
@@ -34,6 +54,7 @@ impl Default for Config {
             session: SessionDefaults::default(),
             pushdown: true,
             server: ServerConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -195,6 +216,16 @@ struct RawConfig {
     federation: RawFederation,
     #[serde(default)]
     server: RawServer,
+    cluster: Option<Spanned<RawCluster>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    peers: Option<Vec<Spanned<String>>>,
+    peers_dns: Option<Spanned<String>>,
+    peers_file: Option<Spanned<String>>,
+    tls_root_cert: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -611,7 +642,76 @@ impl Config {
                 ));
             }
         };
+        let cluster = match raw.cluster {
+            None => None,
+            Some(cluster) => {
+                let span = cluster.span();
+                let cluster = cluster.into_inner();
+                let peers = match (cluster.peers, cluster.peers_dns, cluster.peers_file) {
+                    (Some(peers), None, None) => {
+                        for peer in &peers {
+                            if let Err(e) = flotilla_distributed::check_worker_url(peer.get_ref()) {
+                                return Err(error(
+                                    Some(peer.span()),
+                                    "cluster.peers".into(),
+                                    e.message().to_string(),
+                                ));
+                            }
+                        }
+                        Peers::Static(peers.into_iter().map(Spanned::into_inner).collect())
+                    }
+                    (None, Some(dns), None) => {
+                        let parsed = dns
+                            .get_ref()
+                            .rsplit_once(':')
+                            .and_then(|(name, port)| Some((name, port.parse::<u16>().ok()?)))
+                            .filter(|(name, port)| !name.is_empty() && *port > 0);
+                        let Some((name, port)) = parsed else {
+                            return Err(error(
+                                Some(dns.span()),
+                                "cluster.peers_dns".into(),
+                                format!(
+                                    "'{}' is not name:port (e.g. \"flotilla.default.svc:50051\")",
+                                    dns.get_ref()
+                                ),
+                            ));
+                        };
+                        Peers::Dns {
+                            name: name.to_string(),
+                            port,
+                        }
+                    }
+                    (None, None, Some(file)) => Peers::File(base.join(file.get_ref())),
+                    _ => {
+                        return Err(error(
+                            Some(span),
+                            "cluster".into(),
+                            "give exactly one of peers, peers_dns or peers_file".into(),
+                        ));
+                    }
+                };
+                let tls_root_cert = match cluster.tls_root_cert {
+                    None => None,
+                    Some(file) => {
+                        let path = base.join(file.get_ref());
+                        if !path.is_file() {
+                            return Err(error(
+                                Some(file.span()),
+                                "cluster.tls_root_cert".into(),
+                                format!("{} does not exist", path.display()),
+                            ));
+                        }
+                        Some(path)
+                    }
+                };
+                Some(ClusterConfig {
+                    peers,
+                    tls_root_cert,
+                })
+            }
+        };
         Ok(Config {
+            cluster,
             sources,
             session: SessionDefaults {
                 default_catalog: raw.session.default_catalog,

@@ -5,11 +5,17 @@
 
 use crate::config::{Config, DEFAULT_LISTEN, UserPassword};
 use crate::session;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{Action, FlightData, Ticket};
 use flotilla_common::{Error, Result};
-use flotilla_flightsql::{FlightSqlServer, SessionLimits, SharedCatalogs, User};
+use flotilla_distributed::Worker;
+use flotilla_distributed::worker::END_QUERY_ACTION;
+use flotilla_flightsql::{FlightFallback, FlightSqlServer, SessionLimits, SharedCatalogs, User};
+use futures::stream::BoxStream;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
 
 /// Serves Flight SQL until ctrl-c or SIGTERM. `listen` overrides the configured address;
 /// `ready` is told the URI clients connect to (port 0 picks a free port) and notes on access.
@@ -76,9 +82,11 @@ pub async fn serve(
     if let Some(seconds) = config.server.session_idle_timeout {
         limits.idle_timeout = Duration::from_secs(seconds);
     }
+    let worker = session::worker(&ctx, config)?;
     let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
         .with_users(users)
-        .with_session_limits(limits);
+        .with_session_limits(limits)
+        .with_fallback(Arc::new(WorkerFallback(worker)));
     if let Some((cert, key)) = &config.server.tls {
         let read = |path: &std::path::PathBuf| {
             std::fs::read(path).map_err(|e| Error::from(e).with_source(path.display().to_string()))
@@ -86,6 +94,43 @@ pub async fn serve(
         server = server.with_tls(read(cert)?, read(key)?);
     }
     server.serve(listener, shutdown_signal()).await
+}
+
+/// The node's worker behind its Flight SQL service: task tickets and the end-of-query action
+/// of distributed queries, from any node of the cluster.
+#[derive(Debug)]
+struct WorkerFallback(Worker);
+
+#[tonic::async_trait]
+impl FlightFallback for WorkerFallback {
+    async fn do_get(
+        &self,
+        ticket: Ticket,
+    ) -> std::result::Result<BoxStream<'static, std::result::Result<FlightData, Status>>, Status>
+    {
+        Ok(FlightService::do_get(&self.0, Request::new(ticket))
+            .await?
+            .into_inner())
+    }
+
+    async fn do_action(
+        &self,
+        action: Action,
+    ) -> Option<
+        std::result::Result<
+            BoxStream<'static, std::result::Result<arrow_flight::Result, Status>>,
+            Status,
+        >,
+    > {
+        if action.r#type != END_QUERY_ACTION {
+            return None;
+        }
+        Some(
+            FlightService::do_action(&self.0, Request::new(action))
+                .await
+                .map(Response::into_inner),
+        )
+    }
 }
 
 /// Completes on ctrl-c or SIGTERM.

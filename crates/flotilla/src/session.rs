@@ -14,9 +14,10 @@
 //! so a query names `shop.main.orders` or `lake.public.lineitem`. With `[session]
 //! default_catalog` / `default_schema` set, unqualified names resolve there.
 
-use crate::config::{Config, SourceConfig};
+use crate::config::{ClusterConfig, Config, Peers, SourceConfig};
 use datafusion::catalog::{
-    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
@@ -25,12 +26,19 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
+use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
 use flotilla_common::{Error, Result};
 use flotilla_connectors_flightsql::{FlightSqlOptions, FlightSqlSource};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
+use flotilla_distributed::{
+    ChannelCache, DefaultChannels, DistributedSessionStateBuilder, Distribution, DnsWorkers,
+    FileWorkers, StaticWorkers, Worker, WorkerDiscovery,
+};
+use flotilla_federation::FederationCodec;
 use flotilla_federation::{Source, SourceCatalog};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,8 +67,19 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
         pushdown: config.pushdown,
         ..Default::default()
     };
-    let ctx =
-        flotilla_federation::federated_context(session_config.with_option_extension(federation));
+    let catalogs: Arc<dyn CatalogProviderList> = Arc::new(MemoryCatalogProviderList::new());
+    let builder = flotilla_federation::with_federation(
+        SessionStateBuilder::new()
+            .with_config(session_config.with_option_extension(federation))
+            .with_catalog_list(Arc::clone(&catalogs))
+            .with_default_features(),
+    );
+    let builder = match &config.cluster {
+        // Distribution's rule comes last, after federation's.
+        Some(cluster) => builder.with_distribution(distribution(cluster, &catalogs)?),
+        None => builder,
+    };
+    let ctx = SessionContext::new_with_state(builder.build());
     for (name, source) in &config.sources {
         let catalog = open_source(&ctx, name, source)
             .await
@@ -71,6 +90,57 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
         ctx.register_catalog(name, catalog);
     }
     Ok(ctx)
+}
+
+/// The codec plans travel between nodes with: federated scans by source name.
+fn codec(catalogs: &Arc<dyn CatalogProviderList>) -> Arc<dyn PhysicalExtensionCodec> {
+    Arc::new(FederationCodec::new(
+        Arc::clone(catalogs),
+        Arc::new(DefaultPhysicalExtensionCodec {}),
+    ))
+}
+
+fn channels(cluster: Option<&ClusterConfig>) -> Result<DefaultChannels> {
+    let tls_root_cert = match cluster.and_then(|c| c.tls_root_cert.as_ref()) {
+        None => None,
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| Error::from(e).with_source(path.display().to_string()))?,
+        ),
+    };
+    Ok(DefaultChannels { tls_root_cert })
+}
+
+/// Distribution over the configured peers.
+fn distribution(
+    cluster: &ClusterConfig,
+    catalogs: &Arc<dyn CatalogProviderList>,
+) -> Result<Distribution> {
+    let discovery: Arc<dyn WorkerDiscovery> = match &cluster.peers {
+        Peers::Static(urls) => Arc::new(StaticWorkers::new(urls.iter().cloned())?),
+        Peers::Dns { name, port } => Arc::new(DnsWorkers::new(
+            name.clone(),
+            *port,
+            cluster.tls_root_cert.is_some(),
+        )),
+        Peers::File(path) => Arc::new(FileWorkers::new(path)),
+    };
+    Ok(Distribution::new(discovery)
+        .with_channel_factory(Arc::new(channels(Some(cluster))?))
+        .with_codec(codec(catalogs)))
+}
+
+/// The worker of this node: runs stages of queries planned on any node of the cluster, over
+/// the sources of `ctx` (every node has the same).
+///
+/// # Errors
+/// When the cluster's CA certificate cannot be read.
+pub fn worker(ctx: &SessionContext, config: &Config) -> Result<Worker> {
+    let state = ctx.state();
+    let channels = ChannelCache::new(Arc::new(channels(config.cluster.as_ref())?));
+    Ok(Worker::new(state.clone())
+        .with_codec(codec(state.catalog_list()))
+        .with_channels(Arc::new(channels)))
 }
 
 /// Re-reads the tables and columns of the database source `only` (every database source when

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod datagen;
+mod distributed;
 mod federation;
 mod flightsql;
 mod mixed;
