@@ -8,6 +8,7 @@ use flotilla_common::{Error, Result};
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 use crate::discovery::check_worker_url;
@@ -39,11 +40,16 @@ impl ChannelFactory for DefaultChannels {
     }
 }
 
-/// One channel per worker URL, made on first use and shared after.
+/// How long a worker found unreachable is left out of new queries' plans.
+const DOWN_FOR: Duration = Duration::from_secs(30);
+
+/// One channel per worker URL, made on first use and shared after; workers found unreachable
+/// are remembered for a while, so new queries are planned without them.
 #[derive(Debug)]
 pub struct ChannelCache {
     factory: Arc<dyn ChannelFactory>,
     channels: Mutex<HashMap<String, Channel>>,
+    down: Mutex<HashMap<String, Instant>>,
 }
 
 impl ChannelCache {
@@ -51,7 +57,25 @@ impl ChannelCache {
         Self {
             factory,
             channels: Mutex::new(HashMap::new()),
+            down: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Notes that `url` could not be reached: its channel is dropped and it is left out of
+    /// plans for 30 s.
+    pub fn mark_down(&self, url: &str) {
+        self.forget(url);
+        self.down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(url.to_string(), Instant::now());
+    }
+
+    /// Whether `url` was not found unreachable in the last 30 s.
+    pub fn is_up(&self, url: &str) -> bool {
+        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        down.retain(|_, since| since.elapsed() < DOWN_FOR);
+        !down.contains_key(url)
     }
 
     /// The channel to `url`, made by the factory the first time.

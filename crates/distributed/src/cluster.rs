@@ -79,6 +79,8 @@ impl tower_service::Service<Uri> for DuplexConnector {
         tokio::spawn(async move {
             let incoming = futures::stream::iter([Ok::<_, std::io::Error>(server)]);
             let _ = Server::builder()
+                .initial_stream_window_size(flotilla_common::grpc::STREAM_WINDOW)
+                .initial_connection_window_size(flotilla_common::grpc::CONNECTION_WINDOW)
                 .add_service(service)
                 .serve_with_incoming(incoming)
                 .await;
@@ -161,6 +163,8 @@ impl LocalhostCluster {
             let service = made.clone().into_service();
             let server = tokio::spawn(async move {
                 let _ = Server::builder()
+                    .initial_stream_window_size(flotilla_common::grpc::STREAM_WINDOW)
+                    .initial_connection_window_size(flotilla_common::grpc::CONNECTION_WINDOW)
                     .add_service(service)
                     .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
                     .await;

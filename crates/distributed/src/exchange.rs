@@ -135,8 +135,9 @@ fn open(
         tasks: stage.workers.len() as u32,
     };
     let schema = plan.schema();
+    let channels = Arc::clone(&network.channels);
     let stream = futures::stream::once(async move {
-        fetch(channel, worker, ticket)
+        fetch(channel, worker, ticket, Some(channels))
             .await
             .map_err(flotilla_common::Error::into_datafusion)
     })

@@ -1,17 +1,22 @@
 //! Distributed execution for Flotilla: stages across nodes over Arrow Flight.
 //!
-//! This crate will own the stage planner, the exchange operators (shuffle, gather, broadcast),
-//! the worker service, plan and config codecs and in-process clusters (see `ARCHITECTURE.md`).
-//! Its place in the dependency graph (it may use `flotilla-common`, never federation or
-//! connectors) is checked by `scripts/check-deps.py`.
+//! A DataFusion session becomes distributed with one builder call
+//! ([`DistributedSessionStateBuilder::with_distribution`]); nodes run a [`Worker`], a tonic
+//! Flight service. Its place in the dependency graph (it may use `flotilla-common`, never
+//! federation or connectors) is checked by `scripts/check-deps.py`. See `docs/distributed.md`.
 //!
-//! Built so far:
+//! - [`planner`]: the stage planner, the last physical optimizer rule, and the `distributed.*`
+//!   session options.
+//! - [`exchange`]: the network operators — shuffle, gather, partition isolation — and
+//!   [`DistributedExec`], the root that ends a query on its workers.
+//! - [`worker`]: the worker running stage tasks sent as datafusion-proto bytes with the whole
+//!   session configuration; [`execute_remote`] for one-off plans.
+//! - [`codec`]: the codec for Flotilla's operators, wrapping the user's.
 //! - [`discovery`]: where the workers are — a static list, every address of a DNS name
 //!   (Kubernetes headless services), or a file re-read when it changes.
-//! - [`worker`]: the worker — a tonic Flight service running one partition of a plan sent as
-//!   datafusion-proto bytes with the whole session configuration — and [`execute_remote`].
 //! - [`channels`]: one cached tonic channel per worker, made by a [`ChannelFactory`] (the hook
-//!   for custom TLS and interceptors).
+//!   for custom TLS and interceptors); workers found unreachable are left out for a while.
+//! - [`session`]: the builder extension; [`cluster`]: in-process and localhost clusters.
 
 pub mod channels;
 pub mod cluster;

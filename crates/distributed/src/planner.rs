@@ -37,6 +37,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::channels::ChannelCache;
 use crate::discovery::WorkerDiscovery;
 use crate::exchange::{
     DistributedExec, NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, StageTasks,
@@ -145,16 +146,19 @@ impl ConfigExtension for DistributedOptions {
 pub struct DistributedPlanner {
     discovery: Arc<dyn WorkerDiscovery>,
     codec: Arc<dyn PhysicalExtensionCodec>,
+    channels: Arc<ChannelCache>,
     /// Makes query ids unique on this node; the prefix makes them unique across nodes.
     queries: AtomicU64,
     prefix: String,
 }
 
 impl DistributedPlanner {
-    /// `codec` must be the [`crate::DistributedCodec`] the network operators send plans with.
+    /// `codec` must be the [`crate::DistributedCodec`] the network operators send plans with,
+    /// `channels` the cache they use (workers it found unreachable are left out of plans).
     pub fn new(
         discovery: Arc<dyn WorkerDiscovery>,
         codec: Arc<dyn PhysicalExtensionCodec>,
+        channels: Arc<ChannelCache>,
     ) -> Self {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -162,6 +166,7 @@ impl DistributedPlanner {
         Self {
             discovery,
             codec,
+            channels,
             queries: AtomicU64::new(0),
             prefix: format!("{:x}{:x}", started, std::process::id()),
         }
@@ -185,7 +190,10 @@ impl PhysicalOptimizerRule for DistributedPlanner {
         let workers = self
             .discovery
             .workers()
-            .map_err(flotilla_common::Error::into_datafusion)?;
+            .map_err(flotilla_common::Error::into_datafusion)?
+            .into_iter()
+            .filter(|worker| self.channels.is_up(worker))
+            .collect::<Vec<_>>();
         if workers.is_empty() || total_leaf_bytes(&plan) < options.min_bytes {
             return Ok(plan);
         }

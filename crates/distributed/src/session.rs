@@ -90,13 +90,14 @@ impl DistributedSessionStateBuilder for SessionStateBuilder {
             config.with_option_extension(DistributedOptions::default())
         };
         config.set_extension(Arc::new(NetworkContext {
-            channels: distribution.channels,
+            channels: Arc::clone(&distribution.channels),
             codec: Arc::clone(&codec),
         }));
         *self.config() = Some(config);
         self.with_physical_optimizer_rule(Arc::new(DistributedPlanner::new(
             distribution.discovery,
             codec,
+            distribution.channels,
         )))
     }
 }

@@ -26,6 +26,7 @@ use arrow_flight::{
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -41,6 +42,7 @@ use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
@@ -167,6 +169,32 @@ pub struct Worker {
     codec: Arc<dyn PhysicalExtensionCodec>,
     channels: Arc<ChannelCache>,
     tasks: Arc<Mutex<Tasks>>,
+    /// Arrow IPC bytes this worker has sent (to other workers and coordinators).
+    bytes_sent: Arc<AtomicU64>,
+    /// Bytes its tasks spilled to disk.
+    spilled: Arc<AtomicU64>,
+}
+
+/// A task's plan; when the last of its users (the worker's table, the partitions' streams) lets
+/// go of it, its spill metrics are added to the worker's.
+#[derive(Debug)]
+struct Harvest {
+    plan: Arc<dyn ExecutionPlan>,
+    spilled: Arc<AtomicU64>,
+}
+
+impl Drop for Harvest {
+    fn drop(&mut self) {
+        let mut bytes = 0;
+        let _ = self.plan.apply(|node| {
+            bytes += node
+                .metrics()
+                .and_then(|metrics| metrics.spilled_bytes())
+                .unwrap_or(0);
+            Ok(TreeNodeRecursion::Continue)
+        });
+        self.spilled.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
 }
 
 /// The stage tasks a worker runs, and the queries that ended.
@@ -182,7 +210,7 @@ type TaskKey = (String, u32, u32);
 /// A stage task whose partitions are being served.
 #[derive(Debug)]
 struct RunningTask {
-    plan: Arc<dyn ExecutionPlan>,
+    plan: Arc<Harvest>,
     context: Arc<TaskContext>,
     served: Vec<bool>,
     touched: Instant,
@@ -218,6 +246,8 @@ impl Worker {
             ))),
             channels: Arc::new(ChannelCache::new(Arc::new(DefaultChannels::default()))),
             tasks: Arc::default(),
+            bytes_sent: Arc::default(),
+            spilled: Arc::default(),
         }
     }
 
@@ -241,6 +271,21 @@ impl Worker {
             .unwrap_or_else(|e| e.into_inner())
             .running
             .len()
+    }
+
+    /// The bytes this worker's finished tasks spilled to local disk.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
+    }
+
+    /// The bytes reserved in this worker's memory pool now.
+    pub fn memory_reserved(&self) -> usize {
+        self.base.runtime_env().memory_pool.reserved()
+    }
+
+    /// The Arrow IPC bytes (message headers and bodies) this worker has sent so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
     }
 
     /// Drops every task of `query` (their streams stop) and refuses its later requests.
@@ -304,8 +349,15 @@ impl Worker {
             check_partition(&plan, partition)?;
             return Ok(plan.execute(partition, context)?);
         }
-        let (plan, context) = self.stage_task(&ticket, partition)?;
-        Ok(plan.execute(partition, context)?)
+        let (task, context) = self.stage_task(&ticket, partition)?;
+        let stream = task.plan.execute(partition, context)?;
+        let schema = stream.schema();
+        // The stream keeps the task's plan (and its metrics) alive until it ends.
+        let kept = stream.map(move |batch| {
+            let _ = &task;
+            batch
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, kept)))
     }
 
     /// The running plan of the ticket's stage task, started by the first of its partitions
@@ -314,7 +366,7 @@ impl Worker {
         &self,
         ticket: &TaskTicket,
         partition: usize,
-    ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
+    ) -> Result<(Arc<Harvest>, Arc<TaskContext>)> {
         let key = (ticket.query.clone(), ticket.stage, ticket.task);
         let mut guard = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         let tasks = &mut *guard;
@@ -337,14 +389,17 @@ impl Worker {
                 let (plan, context) = self.decode(ticket)?;
                 let partitions = plan.output_partitioning().partition_count();
                 entry.insert(RunningTask {
-                    plan,
+                    plan: Arc::new(Harvest {
+                        plan,
+                        spilled: Arc::clone(&self.spilled),
+                    }),
                     context,
                     served: vec![false; partitions],
                     touched: now,
                 })
             }
         };
-        check_partition(&task.plan, partition)?;
+        check_partition(&task.plan.plan, partition)?;
         if std::mem::replace(&mut task.served[partition], true) {
             return Err(Error::invalid(format!(
                 "partition {partition} of stage {} task {} of query {} was already asked for",
@@ -396,9 +451,15 @@ impl FlightService for Worker {
         let schema = stream.schema();
         let batches =
             stream.map_err(|e| FlightError::Tonic(Box::new(Status::from(Error::from(e)))));
+        let sent = Arc::clone(&self.bytes_sent);
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
+            .map_ok(move |data| {
+                let bytes = data.data_header.len() + data.data_body.len();
+                sent.fetch_add(bytes as u64, Ordering::Relaxed);
+                data
+            })
             .map_err(|e| match e {
                 FlightError::Tonic(status) => *status,
                 other => Status::internal(other.to_string()),
@@ -505,8 +566,22 @@ pub async fn execute_remote(
             .map_err(|_| Error::invalid(format!("partition {partition} is too large")))?,
         ..TaskTicket::default()
     };
-    let batches = fetch(channel, worker.to_string(), ticket).await?;
+    let batches = fetch(channel, worker.to_string(), ticket, None).await?;
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+/// Whether `status` says the worker itself could not be reached or its connection broke — not
+/// an error it answered with (those, forwarded from other workers too, start with "worker ").
+fn unreachable(status: &Status) -> bool {
+    let message = status.message();
+    let transport = matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+    ) && (message.contains("transport error")
+        || message.contains("connection")
+        || message.contains("h2 protocol error")
+        || message.contains("tcp connect"));
+    transport && !message.starts_with("worker ")
 }
 
 /// Sends `ticket` to the worker behind `channel` and streams the batches it answers with;
@@ -515,12 +590,22 @@ pub(crate) async fn fetch(
     channel: Channel,
     worker: String,
     ticket: TaskTicket,
+    channels: Option<Arc<ChannelCache>>,
 ) -> Result<BoxStream<'static, DfResult<RecordBatch>>> {
-    let named = |status: Status, worker: &str| {
-        Error::new(
-            ErrorKind::from_grpc_code(status.code()),
-            format!("worker {worker}: {}", status.message()),
-        )
+    let named = move |status: Status, worker: &str| {
+        if !unreachable(&status) {
+            return Error::new(
+                ErrorKind::from_grpc_code(status.code()),
+                format!("worker {worker}: {}", status.message()),
+            );
+        }
+        if let Some(channels) = &channels {
+            channels.mark_down(worker);
+        }
+        Error::unavailable(format!(
+            "worker {worker} is unreachable: {}",
+            status.message()
+        ))
     };
     let response = FlightServiceClient::new(channel)
         .max_decoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)

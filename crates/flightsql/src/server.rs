@@ -125,7 +125,9 @@ impl FlightSqlServer {
         };
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = tonic::transport::Server::builder()
+            .initial_stream_window_size(flotilla_common::grpc::STREAM_WINDOW)
+            .initial_connection_window_size(flotilla_common::grpc::CONNECTION_WINDOW);
         if let Some((cert, key)) = self.tls {
             let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
             builder = builder.tls_config(tls).map_err(|e| {

@@ -26,6 +26,7 @@ use std::time::Instant;
 
 pub mod flightsql;
 mod load;
+pub mod tpch;
 
 /// One query's measurements.
 struct Row {

@@ -151,6 +151,30 @@ enum BenchCommand {
     ///
     /// Example: flotilla bench flightsql --scale 1
     Flightsql(FlightSqlBench),
+    /// TPC-H on the demo's Parquet files: on this node alone and distributed over workers on
+    /// localhost ports (in this process), side by side, with the bytes shuffled.
+    ///
+    /// Example: flotilla bench tpch --scale 1 --mode both --workers 2
+    Tpch {
+        /// TPC-H scale factor; the data is generated into the cache on first use.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// single, distributed or both (side by side).
+        #[arg(long, default_value = "both")]
+        mode: String,
+        /// Workers of the distributed run.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Only these queries (comma-separated numbers). Default: all 22.
+        #[arg(long, value_delimiter = ',')]
+        queries: Vec<usize>,
+        /// Runs per measurement; the best is reported.
+        #[arg(long, default_value_t = 2)]
+        repeat: usize,
+        /// Where generated data is cached (as for `flotilla demo`).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -295,6 +319,31 @@ async fn run_command(command: Command) -> Result<()> {
             let cache = cache_dir.unwrap_or_else(demo::default_cache_dir);
             let mut out = std::io::stdout().lock();
             flotilla::bench::federation(&source, &cache, scale, &queries, repeat, &mut out).await
+        }
+        Command::Bench {
+            benchmark:
+                BenchCommand::Tpch {
+                    scale,
+                    mode,
+                    workers,
+                    queries,
+                    repeat,
+                    cache_dir,
+                },
+        } => {
+            let options = flotilla::bench::tpch::Options {
+                scale,
+                cache: cache_dir.unwrap_or_else(demo::default_cache_dir),
+                mode: mode.parse()?,
+                workers,
+                queries: if queries.is_empty() {
+                    (1..=22).collect()
+                } else {
+                    queries
+                },
+                repeat,
+            };
+            flotilla::bench::tpch::run(&options, &mut std::io::stdout().lock()).await
         }
         Command::Bench {
             benchmark: BenchCommand::Flightsql(args),

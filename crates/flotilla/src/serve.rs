@@ -2,6 +2,9 @@
 //!
 //! Sessions share the sources (one connection pool per database for the whole node); each
 //! client session has its own options and temporary tables (see `flotilla_flightsql::session`).
+//! The node's distributed worker answers on the same port: task tickets and the end-of-query
+//! action of queries coordinated by any node of the `[cluster]` reach it through the Flight SQL
+//! service's fallback.
 
 use crate::config::{Config, DEFAULT_LISTEN, UserPassword};
 use crate::session;

@@ -1,6 +1,7 @@
 //! Distributed queries over the node's sources: a federated SQLite table joined with Parquet,
 //! split into stages run by two workers (each built like `flotilla serve` builds its own).
 
+use crate::flightsql::{Served, serve_config};
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::SessionContext;
 use flotilla::config::{ClusterConfig, Config, Peers};
@@ -31,16 +32,19 @@ fn data() -> &'static PathBuf {
     })
 }
 
-fn config() -> Config {
-    let text = format!(
+fn config_text() -> String {
+    format!(
         "[sources.shop]\nkind = \"sqlite\"\npath = \"{}\"\n\n[sources.lake]\nkind = \"parquet\"\npath = \"{}\"\n",
         data()
             .join("sqlite")
             .join(flotilla_tpch::SQLITE_FILE_NAME)
             .display(),
         data().join("parquet").display()
-    );
-    Config::parse(&text, "test.toml", Path::new(".")).unwrap()
+    )
+}
+
+fn config() -> Config {
+    Config::parse(&config_text(), "test.toml", Path::new(".")).unwrap()
 }
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<datafusion::arrow::array::RecordBatch> {
@@ -97,4 +101,71 @@ async fn a_federated_sqlite_table_joins_parquet_across_nodes() {
     let actual = rows(&coordinator, sql).await;
     assert_eq!(expected.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
     assert_same_rows(&expected, &actual, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_on() {
+    // Two `flotilla serve` processes are the cluster; this test coordinates.
+    let mut nodes: Vec<Served> = (0..2).map(|_| serve_config(&config_text(), &[])).collect();
+    let urls: Vec<String> = nodes.iter().map(|node| node.uri.clone()).collect();
+    let mut distributed = config();
+    distributed.cluster = Some(ClusterConfig {
+        peers: Peers::Static(urls.clone()),
+        tls_root_cert: None,
+    });
+    let coordinator = build_context(&distributed).await.unwrap();
+    for set in [
+        "SET distributed.min_bytes = 0",
+        "SET distributed.bytes_per_task = 1",
+    ] {
+        coordinator.sql(set).await.unwrap();
+    }
+    // Long enough to be running when a node dies: 300,000 lines paired by supplier.
+    let heavy = "SELECT count(*) FROM lake.public.lineitem a \
+                 JOIN lake.public.lineitem b ON a.l_suppkey = b.l_suppkey";
+    let plan = coordinator
+        .sql(heavy)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let text = displayable(plan.as_ref()).indent(false).to_string();
+    assert!(text.contains(&urls[0]) && text.contains(&urls[1]), "{text}");
+    let running = {
+        let ctx = coordinator.clone();
+        tokio::spawn(async move { ctx.sql(heavy).await?.collect().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !running.is_finished(),
+        "the query ended before the node was killed"
+    );
+    nodes[1].child.kill().unwrap();
+    let killed = std::time::Instant::now();
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), running)
+        .await
+        .expect("the query fails within 5 s of the kill")
+        .unwrap();
+    let error = outcome.expect_err("the query cannot succeed without the killed node");
+    let message = error.to_string();
+    assert!(message.contains(&urls[1]), "{message}");
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(!message.contains("bug"), "{message}");
+    eprintln!("failed {:?} after the kill: {message}", killed.elapsed());
+
+    // The next queries run on the node left.
+    let sql = "SELECT c_mktsegment, count(*) FROM shop.main.customer \
+               JOIN lake.public.orders ON c_custkey = o_custkey GROUP BY 1 ORDER BY 1";
+    let plan = coordinator
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let text = displayable(plan.as_ref()).indent(false).to_string();
+    assert!(!text.contains(&urls[1]), "{text}");
+    let expected = rows(&build_context(&config()).await.unwrap(), sql).await;
+    assert_same_rows(&expected, &rows(&coordinator, sql).await, true);
 }

@@ -16,17 +16,14 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// A running `flotilla serve`; stopped when the test binary exits.
-struct Served {
-    uri: String,
-    child: Child,
+pub(crate) struct Served {
+    pub(crate) uri: String,
+    pub(crate) child: Child,
 }
 
 /// Starts `flotilla serve` over the demo data (SF 0.01) with `extra` appended to its config.
 fn serve(extra: &str, env: &[(&str, &str)]) -> Served {
     let data = common::demo_data();
-    let dir = tempfile::tempdir().unwrap().keep();
-    flotilla_testkit::reaper::remove_at_exit(&dir);
-    let config = dir.join("flotilla.toml");
     let text = format!(
         "[session]\ndefault_catalog = \"lake\"\ndefault_schema = \"public\"\n\n\
          [sources.shop]\nkind = \"sqlite\"\npath = \"{}\"\n\n\
@@ -34,6 +31,14 @@ fn serve(extra: &str, env: &[(&str, &str)]) -> Served {
         data.join("sqlite/tpch.sqlite").display(),
         data.join("parquet").display(),
     );
+    serve_config(&text, env)
+}
+
+/// Starts `flotilla serve --listen 127.0.0.1:0` with the configuration `text`.
+pub(crate) fn serve_config(text: &str, env: &[(&str, &str)]) -> Served {
+    let dir = tempfile::tempdir().unwrap().keep();
+    flotilla_testkit::reaper::remove_at_exit(&dir);
+    let config = dir.join("flotilla.toml");
     std::fs::write(&config, text).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .args([

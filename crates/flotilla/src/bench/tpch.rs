@@ -1,0 +1,221 @@
+//! `flotilla bench tpch`: TPC-H over the demo's Parquet files, run on this node alone and
+//! distributed over workers on localhost ports, side by side.
+//!
+//! The workers run in this process, each behind its own TCP port and built the way
+//! `flotilla serve` builds its worker, so plans, tasks and Arrow data really cross the network
+//! stack; with every node on the same cores, the ratio measures the overhead of distribution.
+//! Both sides read the same files with the same session options; results are checked to have
+//! the same number of rows.
+
+use crate::config::{ClusterConfig, Config, Peers, SessionDefaults, SourceConfig};
+use crate::demo;
+use crate::session::{build_context, worker};
+use datafusion::execution::context::SessionContext;
+use flotilla_common::{Error, Result};
+use flotilla_distributed::{LocalhostCluster, Worker};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Single,
+    Distributed,
+    Both,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "single" => Ok(Mode::Single),
+            "distributed" => Ok(Mode::Distributed),
+            "both" => Ok(Mode::Both),
+            other => Err(Error::invalid(format!(
+                "unknown mode '{other}' (single, distributed or both)"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scale: f64,
+    pub cache: PathBuf,
+    pub mode: Mode,
+    pub workers: usize,
+    pub queries: Vec<usize>,
+    pub repeat: usize,
+}
+
+/// One query's figures: best seconds and rows, and Arrow bytes the workers sent.
+struct Row {
+    query: usize,
+    single: Option<f64>,
+    distributed: Option<f64>,
+    bytes: u64,
+    rows: usize,
+}
+
+/// The demo's Parquet source `lake` alone, queried by bare table names.
+fn parquet_config(scale: f64, cache: &std::path::Path) -> Result<Config> {
+    let path = demo::prepare(cache, scale)?;
+    let demo = Config::load(&path)?;
+    let lake = demo
+        .sources
+        .get("lake")
+        .cloned()
+        .ok_or_else(|| Error::invalid(format!("{} has no source 'lake'", path.display())))?;
+    let mut config = Config {
+        session: SessionDefaults {
+            default_catalog: Some("lake".into()),
+            default_schema: Some(crate::session::FILE_SCHEMA.into()),
+        },
+        ..Config::default()
+    };
+    config.sources.insert("lake".into(), lake);
+    debug_assert!(matches!(
+        config.sources.get("lake"),
+        Some(SourceConfig::Parquet { .. })
+    ));
+    Ok(config)
+}
+
+/// Runs `sql` once; returns seconds and rows.
+async fn run_once(ctx: &SessionContext, sql: &str) -> Result<(f64, usize)> {
+    let started = Instant::now();
+    let batches = ctx.sql(sql).await?.collect().await?;
+    Ok((
+        started.elapsed().as_secs_f64(),
+        batches.iter().map(|b| b.num_rows()).sum(),
+    ))
+}
+
+/// Best of `repeat` runs: seconds and rows.
+async fn best(ctx: &SessionContext, sql: &str, repeat: usize) -> Result<(f64, usize)> {
+    let mut best = run_once(ctx, sql).await?;
+    for _ in 1..repeat {
+        let run = run_once(ctx, sql).await?;
+        best.0 = best.0.min(run.0);
+    }
+    Ok(best)
+}
+
+fn sent(workers: &[Worker]) -> u64 {
+    workers.iter().map(Worker::bytes_sent).sum()
+}
+
+/// Runs the benchmark and prints its table to `out`.
+///
+/// # Errors
+/// When the data cannot be prepared, a port cannot be bound, or a query fails.
+pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
+    let repeat = options.repeat.max(1);
+    let base = parquet_config(options.scale, &options.cache)?;
+    let single = match options.mode {
+        Mode::Distributed => None,
+        _ => Some(build_context(&base).await?),
+    };
+    let mut nodes = Vec::new();
+    let mut cluster = None;
+    let mut distributed = None;
+    if options.mode != Mode::Single {
+        let count = options.workers.max(1);
+        for _ in 0..count {
+            let ctx = build_context(&base).await?;
+            nodes.push(worker(&ctx, &base)?);
+        }
+        let started = LocalhostCluster::start(count, |i| nodes[i].clone()).await?;
+        let mut config = base.clone();
+        config.cluster = Some(ClusterConfig {
+            peers: Peers::Static(started.urls().to_vec()),
+            tls_root_cert: None,
+        });
+        distributed = Some(build_context(&config).await?);
+        cluster = Some(started);
+    }
+    let mut rows = Vec::new();
+    for &n in &options.queries {
+        let sql = super::query_text(n)?;
+        let mut row = Row {
+            query: n,
+            single: None,
+            distributed: None,
+            bytes: 0,
+            rows: 0,
+        };
+        if let Some(ctx) = &single {
+            eprint!("q{n}: single… ");
+            let (seconds, count) = best(ctx, &sql, repeat).await?;
+            row.single = Some(seconds);
+            row.rows = count;
+        }
+        if let Some(ctx) = &distributed {
+            eprint!("q{n}: distributed… ");
+            let before = sent(&nodes);
+            let (seconds, count) = best(ctx, &sql, repeat).await?;
+            row.bytes = (sent(&nodes) - before) / repeat as u64;
+            if row.single.is_some() && count != row.rows {
+                return Err(Error::internal(format!(
+                    "q{n}: {count} rows distributed, {} on one node",
+                    row.rows
+                )));
+            }
+            row.distributed = Some(seconds);
+            row.rows = count;
+        }
+        eprintln!("done");
+        rows.push(row);
+    }
+    drop(cluster);
+    print_table(options, repeat, &rows, out)
+}
+
+fn seconds(value: Option<f64>) -> String {
+    value.map_or("-".into(), |s| format!("{s:.3}"))
+}
+
+fn print_table(options: &Options, repeat: usize, rows: &[Row], out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "TPC-H SF {} on Parquet, best of {repeat}: (1) one node, (2) distributed over {} \
+         localhost worker(s); shuffled = Arrow IPC bytes the workers sent per run",
+        options.scale, options.workers
+    )?;
+    writeln!(
+        out,
+        "{:>5} {:>10} {:>10} {:>8} {:>12} {:>10}",
+        "query", "(1) s", "(2) s", "(2)/(1)", "shuffled MB", "rows"
+    )?;
+    for r in rows {
+        let ratio = match (r.single, r.distributed) {
+            (Some(one), Some(many)) => format!("{:.2}", many / one),
+            _ => "-".into(),
+        };
+        writeln!(
+            out,
+            "{:>5} {:>10} {:>10} {:>8} {:>12.1} {:>10}",
+            format!("q{}", r.query),
+            seconds(r.single),
+            seconds(r.distributed),
+            ratio,
+            r.bytes as f64 / 1e6,
+            r.rows
+        )?;
+    }
+    let total = |f: fn(&Row) -> Option<f64>| rows.iter().filter_map(f).sum::<f64>();
+    let (one, many) = (total(|r| r.single), total(|r| r.distributed));
+    let ratio = if one > 0.0 && many > 0.0 {
+        format!("{:.2}", many / one)
+    } else {
+        "-".into()
+    };
+    writeln!(
+        out,
+        "total: (1) {one:.3} s, (2) {many:.3} s, (2)/(1) {ratio}; shuffled {:.1} MB",
+        rows.iter().map(|r| r.bytes).sum::<u64>() as f64 / 1e6
+    )?;
+    Ok(())
+}
