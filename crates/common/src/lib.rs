@@ -9,5 +9,6 @@
 
 mod error;
 pub mod grpc;
+pub mod options;
 
 pub use error::{Error, ErrorKind, Result};

@@ -91,7 +91,7 @@ impl tower_service::Service<Uri> for DuplexConnector {
 
 impl InProcessCluster {
     /// `nodes` workers, the `i`-th made by `worker(i)`; their channels are replaced by the
-    /// cluster's, so they reach each other in memory.
+    /// cluster's, so they reach each other in memory, and each knows its URL.
     pub fn new(nodes: usize, worker: impl Fn(usize) -> Worker) -> Self {
         let urls: Vec<String> = (0..nodes)
             .map(|i| format!("grpc://node-{i}.in-process:1"))
@@ -101,7 +101,11 @@ impl InProcessCluster {
             Arc::clone(&factory) as Arc<dyn ChannelFactory>
         ));
         let workers: Vec<Worker> = (0..nodes)
-            .map(|i| worker(i).with_channels(Arc::clone(&channels)))
+            .map(|i| {
+                worker(i)
+                    .with_channels(Arc::clone(&channels))
+                    .with_address(urls[i].clone())
+            })
             .collect();
         let _ = factory
             .workers
@@ -142,7 +146,7 @@ pub struct LocalhostCluster {
 }
 
 impl LocalhostCluster {
-    /// Starts `nodes` workers, the `i`-th made by `worker(i)`.
+    /// Starts `nodes` workers, the `i`-th made by `worker(i)` and told its URL.
     ///
     /// # Errors
     /// When a port cannot be bound.
@@ -159,7 +163,7 @@ impl LocalhostCluster {
             let address = listener
                 .local_addr()
                 .map_err(|e| Error::unavailable(format!("no local address: {e}")))?;
-            let made = worker(i);
+            let made = worker(i).with_address(format!("grpc://{address}"));
             let service = made.clone().into_service();
             let server = tokio::spawn(async move {
                 let _ = Server::builder()

@@ -61,6 +61,16 @@ impl TaskIndex {
 pub struct NetworkContext {
     pub channels: Arc<ChannelCache>,
     pub codec: Arc<dyn PhysicalExtensionCodec>,
+    /// The worker this runs on, when it knows its URL: partitions of tasks placed on it are
+    /// read in memory.
+    pub local: Option<LocalWorker>,
+}
+
+/// A worker and the URL the cluster knows it by.
+#[derive(Debug, Clone)]
+pub struct LocalWorker {
+    pub url: String,
+    pub worker: crate::worker::Worker,
 }
 
 impl NetworkContext {
@@ -135,6 +145,14 @@ fn open(
         tasks: stage.workers.len() as u32,
     };
     let schema = plan.schema();
+    if let Some(local) = &network.local
+        && local.url == worker
+    {
+        return local
+            .worker
+            .serve(ticket)
+            .map_err(flotilla_common::Error::into_datafusion);
+    }
     let channels = Arc::clone(&network.channels);
     let stream = futures::stream::once(async move {
         fetch(channel, worker, ticket, Some(channels))

@@ -72,10 +72,7 @@ const BYTES_PER_TASK: &str = "bytes_per_task";
 const MIN_BYTES: &str = "min_bytes";
 
 fn byte_count(key: &str, value: &str) -> Result<usize> {
-    match value.trim().replace('_', "").parse() {
-        Ok(bytes) => Ok(bytes),
-        Err(_) => plan_err!("distributed.{key} takes a byte count, not '{value}'"),
-    }
+    flotilla_common::options::count(&format!("distributed.{key}"), value, "a byte count")
 }
 
 impl ExtensionOptions for DistributedOptions {
@@ -94,13 +91,8 @@ impl ExtensionOptions for DistributedOptions {
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
             ENABLED => {
-                self.enabled = match value.trim().to_ascii_lowercase().as_str() {
-                    "true" | "on" | "1" => true,
-                    "false" | "off" | "0" => false,
-                    other => {
-                        return plan_err!("distributed.{key} takes true or false, not '{other}'");
-                    }
-                }
+                self.enabled =
+                    flotilla_common::options::boolean(&format!("distributed.{key}"), value)?;
             }
             BYTES_PER_TASK => self.bytes_per_task = byte_count(key, value)?.max(1),
             MIN_BYTES => self.min_bytes = byte_count(key, value)?,

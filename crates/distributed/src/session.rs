@@ -92,6 +92,7 @@ impl DistributedSessionStateBuilder for SessionStateBuilder {
         config.set_extension(Arc::new(NetworkContext {
             channels: Arc::clone(&distribution.channels),
             codec: Arc::clone(&codec),
+            local: None,
         }));
         *self.config() = Some(config);
         self.with_physical_optimizer_rule(Arc::new(DistributedPlanner::new(

@@ -32,6 +32,7 @@ use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::prelude::SessionConfig;
 use datafusion_proto::bytes::{
     physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
 };
@@ -49,7 +50,7 @@ use tonic::transport::Channel;
 
 use crate::channels::{ChannelCache, DefaultChannels};
 use crate::codec::DistributedCodec;
-use crate::exchange::{NetworkContext, TaskIndex};
+use crate::exchange::{LocalWorker, NetworkContext, TaskIndex};
 use crate::planner::DistributedOptions;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -155,6 +156,16 @@ pub fn config_entries(config: &ConfigOptions) -> Vec<ConfigEntry> {
     own.chain(extensions).collect()
 }
 
+/// `config` for a session made from an existing one: DataFusion must not create the default
+/// catalog again, which would replace the existing (shared) one with an empty one.
+fn keeping_catalogs(mut config: SessionConfig) -> SessionConfig {
+    config
+        .options_mut()
+        .catalog
+        .create_default_catalog_and_schema = false;
+    config
+}
+
 /// How long a stage task's plan is kept for partitions nobody has asked for yet, and how long
 /// an ended query is remembered (so late requests of it are refused, not started).
 const IDLE_TASK_LIMIT: Duration = Duration::from_secs(300);
@@ -173,6 +184,9 @@ pub struct Worker {
     bytes_sent: Arc<AtomicU64>,
     /// Bytes its tasks spilled to disk.
     spilled: Arc<AtomicU64>,
+    /// The URL peers reach this worker at, when known: its tasks then read partitions of
+    /// other tasks on this worker directly, without the network.
+    address: Option<String>,
 }
 
 /// A task's plan; when the last of its users (the worker's table, the partitions' streams) lets
@@ -236,7 +250,7 @@ impl Worker {
                 .clone()
                 .with_option_extension(DistributedOptions::default());
             SessionStateBuilder::new_from_existing(base)
-                .with_config(config)
+                .with_config(keeping_catalogs(config))
                 .build()
         };
         Self {
@@ -248,6 +262,7 @@ impl Worker {
             tasks: Arc::default(),
             bytes_sent: Arc::default(),
             spilled: Arc::default(),
+            address: None,
         }
     }
 
@@ -255,6 +270,13 @@ impl Worker {
     /// nodes and functions); it must match the coordinator's.
     pub fn with_codec(mut self, codec: Arc<dyn PhysicalExtensionCodec>) -> Self {
         self.codec = Arc::new(DistributedCodec::new(codec));
+        self
+    }
+
+    /// Tells the worker the URL the cluster knows it by (as listed in discovery): a task
+    /// reading a partition of another task on this worker then reads it in memory.
+    pub fn with_address(mut self, url: impl Into<String>) -> Self {
+        self.address = Some(url.into());
         self
     }
 
@@ -323,9 +345,13 @@ impl Worker {
         config.set_extension(Arc::new(NetworkContext {
             channels: Arc::clone(&self.channels),
             codec: Arc::clone(&self.codec),
+            local: self.address.clone().map(|url| LocalWorker {
+                url,
+                worker: self.clone(),
+            }),
         }));
         Ok(SessionStateBuilder::new_from_existing(self.base.clone())
-            .with_config(config)
+            .with_config(keeping_catalogs(config))
             .build()
             .task_ctx())
     }
@@ -342,7 +368,11 @@ impl Worker {
     }
 
     fn run(&self, ticket: &[u8]) -> Result<SendableRecordBatchStream> {
-        let ticket = TaskTicket::open(ticket)?;
+        self.serve(TaskTicket::open(ticket)?)
+    }
+
+    /// Runs what `ticket` asks for (also for tasks of this node reading each other directly).
+    pub(crate) fn serve(&self, ticket: TaskTicket) -> Result<SendableRecordBatchStream> {
         let partition = ticket.partition as usize;
         if ticket.query.is_empty() {
             let (plan, context) = self.decode(&ticket)?;

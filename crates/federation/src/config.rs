@@ -42,11 +42,7 @@ const JOIN_KEY_PUSHDOWN_KEY: &str = "federation.join_key_pushdown";
 const PARTITION_ROWS_KEY: &str = "federation.partition_rows";
 
 fn boolean(key: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "on" | "1" => Ok(true),
-        "false" | "off" | "0" => Ok(false),
-        other => plan_err!("flotilla.{key} takes true or false, not '{other}'"),
-    }
+    flotilla_common::options::boolean(&format!("flotilla.{key}"), value)
 }
 
 impl ExtensionOptions for FederationConfig {
@@ -67,14 +63,11 @@ impl ExtensionOptions for FederationConfig {
             PUSHDOWN_KEY => self.pushdown = boolean(key, value)?,
             JOIN_KEY_PUSHDOWN_KEY => self.join_key_pushdown = boolean(key, value)?,
             PARTITION_ROWS_KEY => {
-                self.partition_rows = match value.trim().replace('_', "").parse() {
-                    Ok(rows) => rows,
-                    Err(_) => {
-                        return plan_err!(
-                            "flotilla.{key} takes a row count (0 to never split), not '{value}'"
-                        );
-                    }
-                }
+                self.partition_rows = flotilla_common::options::count(
+                    &format!("flotilla.{key}"),
+                    value,
+                    "a row count (0 to never split)",
+                )?;
             }
             _ => {
                 return plan_err!(

@@ -6,7 +6,7 @@
 //! action of queries coordinated by any node of the `[cluster]` reach it through the Flight SQL
 //! service's fallback.
 
-use crate::config::{Config, DEFAULT_LISTEN, UserPassword};
+use crate::config::{ClusterConfig, Config, DEFAULT_LISTEN, Peers, UserPassword};
 use crate::session;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{Action, FlightData, Ticket};
@@ -85,7 +85,19 @@ pub async fn serve(
     if let Some(seconds) = config.server.session_idle_timeout {
         limits.idle_timeout = Duration::from_secs(seconds);
     }
-    let worker = session::worker(&ctx, config)?;
+    let mut worker = session::worker(&ctx, config)?;
+    // Listed among the peers by its own address, the node reads its own tasks' partitions in
+    // memory.
+    if let Some(ClusterConfig {
+        peers: Peers::Static(peers),
+        ..
+    }) = &config.cluster
+        && let Some(me) = peers
+            .iter()
+            .find(|peer| [format!("grpc://{bound}"), format!("grpc+tls://{bound}")].contains(peer))
+    {
+        worker = worker.with_address(me.clone());
+    }
     let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
         .with_users(users)
         .with_session_limits(limits)

@@ -1,39 +1,16 @@
 //! What happens to a query's tasks: dropping the result stops them everywhere; a small memory
 //! pool makes the exchange spill instead of failing.
 
+use crate::tpch::{SCALE, coordinator, fan_out};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
-use flotilla_distributed::{
-    DistributedOptions, DistributedSessionStateBuilder, Distribution, InProcessCluster, Worker,
-};
+use flotilla_distributed::{InProcessCluster, Worker};
 use flotilla_testkit::compare::assert_same_rows;
-use flotilla_testkit::plans::{register_tpch_parquet, tpch_parquet_context, tpch_query};
+use flotilla_testkit::plans::{tpch_parquet_context, tpch_query};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const SCALE: f64 = 0.1;
-const TABLES: [&str; 8] = [
-    "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
-];
-
-async fn coordinator(distribution: Distribution) -> SessionContext {
-    let config = SessionConfig::new().with_option_extension(DistributedOptions {
-        enabled: true,
-        bytes_per_task: 1,
-        min_bytes: 0,
-    });
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_default_features()
-        .with_distribution(distribution)
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    register_tpch_parquet(&ctx, SCALE, &TABLES).await;
-    ctx
-}
 
 /// Waits up to `limit` for `done`; returns how long it took.
 async fn within(limit: Duration, what: &str, done: impl Fn() -> bool) -> Duration {
@@ -50,7 +27,7 @@ async fn dropping_the_result_stops_every_task_on_every_node() {
     let cluster = InProcessCluster::new(3, |_| {
         Worker::new(SessionStateBuilder::new().with_default_features().build())
     });
-    let ctx = coordinator(cluster.distribution().unwrap()).await;
+    let ctx = coordinator(cluster.distribution().unwrap(), fan_out()).await;
     // Operators give the runtime a chance to stop them every 128 batches (DataFusion's
     // cooperative budget); smaller batches make those chances come sooner.
     ctx.sql("SET datafusion.execution.batch_size = 1024")
@@ -110,7 +87,7 @@ async fn a_small_exchange_budget_spills_and_q18_still_answers() {
                 .build(),
         )
     });
-    let ctx = coordinator(cluster.distribution().unwrap()).await;
+    let ctx = coordinator(cluster.distribution().unwrap(), fan_out()).await;
     let sql = tpch_query(18);
     let expected = tpch_parquet_context(SCALE)
         .await

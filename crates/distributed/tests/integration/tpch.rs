@@ -11,7 +11,7 @@ use flotilla_testkit::plans::{
     register_tpch_parquet, tpch_parquet_context, tpch_parquet_dir, tpch_query,
 };
 
-const SCALE: f64 = 0.1;
+pub(crate) const SCALE: f64 = 0.1;
 const TABLES: [&str; 8] = [
     "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
 ];
@@ -21,7 +21,7 @@ fn worker(_: usize) -> Worker {
 }
 
 /// Every stage gets as many tasks as there are workers, whatever its size.
-fn fan_out() -> DistributedOptions {
+pub(crate) fn fan_out() -> DistributedOptions {
     DistributedOptions {
         enabled: true,
         bytes_per_task: 1,
@@ -29,7 +29,8 @@ fn fan_out() -> DistributedOptions {
     }
 }
 
-async fn coordinator(
+/// A session distributing over `distribution` with `options`, TPC-H registered.
+pub(crate) async fn coordinator(
     distribution: flotilla_distributed::Distribution,
     options: DistributedOptions,
 ) -> SessionContext {

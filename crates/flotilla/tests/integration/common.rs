@@ -63,3 +63,25 @@ pub fn tpch_query(n: usize) -> String {
         .join(format!("q{n}.sql"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// TPC-H at SF 0.1 as Parquet files (`parquet/`) and one SQLite database (`sqlite/`),
+/// generated once per test binary.
+pub fn tpch_data() -> &'static PathBuf {
+    static DATA: OnceLock<PathBuf> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let dir = flotilla_testkit::reaper::temp_dir("flotilla-tpch-").unwrap();
+        for (format, sub) in [
+            (flotilla_tpch::Format::Parquet, "parquet"),
+            (flotilla_tpch::Format::Sqlite, "sqlite"),
+        ] {
+            let options = flotilla_tpch::GenerateOptions {
+                scale: 0.1,
+                format,
+                out: dir.join(sub),
+                tables: vec![],
+            };
+            flotilla_tpch::generate(&options, &|_, _| {}).unwrap();
+        }
+        dir
+    })
+}

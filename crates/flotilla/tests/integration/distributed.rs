@@ -8,33 +8,18 @@ use flotilla::config::{ClusterConfig, Config, Peers};
 use flotilla::session::{build_context, worker};
 use flotilla_distributed::LocalhostCluster;
 use flotilla_testkit::assert_same_rows;
-use flotilla_tpch::{Format, GenerateOptions};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-const SCALE: f64 = 0.05;
-
-/// TPC-H as one SQLite database and Parquet files, generated once per test binary.
+/// TPC-H at SF 0.1 in SQLite and Parquet.
 fn data() -> &'static PathBuf {
-    static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = flotilla_testkit::reaper::temp_dir("flotilla-distributed-").unwrap();
-        for (format, sub) in [(Format::Parquet, "parquet"), (Format::Sqlite, "sqlite")] {
-            let options = GenerateOptions {
-                scale: SCALE,
-                format,
-                out: dir.join(sub),
-                tables: vec![],
-            };
-            flotilla_tpch::generate(&options, &|_, _| {}).unwrap();
-        }
-        dir
-    })
+    crate::common::tpch_data()
 }
 
 fn config_text() -> String {
     format!(
-        "[sources.shop]\nkind = \"sqlite\"\npath = \"{}\"\n\n[sources.lake]\nkind = \"parquet\"\npath = \"{}\"\n",
+        // The default catalog is a source: a worker must not replace it with an empty one.
+        "[session]\ndefault_catalog = \"lake\"\ndefault_schema = \"public\"\n\n\
+         [sources.shop]\nkind = \"sqlite\"\npath = \"{}\"\n\n[sources.lake]\nkind = \"parquet\"\npath = \"{}\"\n",
         data()
             .join("sqlite")
             .join(flotilla_tpch::SQLITE_FILE_NAME)
@@ -45,6 +30,29 @@ fn config_text() -> String {
 
 fn config() -> Config {
     Config::parse(&config_text(), "test.toml", Path::new(".")).unwrap()
+}
+
+/// The coordinator of `config`'s cluster, spreading every stage over all nodes.
+async fn fanned_out(config: &Config) -> SessionContext {
+    let ctx = build_context(config).await.unwrap();
+    for set in [
+        "SET distributed.min_bytes = 0",
+        "SET distributed.bytes_per_task = 1",
+    ] {
+        ctx.sql(set).await.unwrap();
+    }
+    ctx
+}
+
+async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    displayable(plan.as_ref()).indent(false).to_string()
 }
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<datafusion::arrow::array::RecordBatch> {
@@ -71,25 +79,12 @@ async fn a_federated_sqlite_table_joins_parquet_across_nodes() {
         peers: Peers::Static(cluster.urls().to_vec()),
         tls_root_cert: None,
     });
-    let coordinator = build_context(&distributed).await.unwrap();
-    for set in [
-        "SET distributed.min_bytes = 0",
-        "SET distributed.bytes_per_task = 1",
-    ] {
-        coordinator.sql(set).await.unwrap();
-    }
+    let coordinator = fanned_out(&distributed).await;
 
     let sql = "SELECT c_mktsegment, count(*) AS orders, sum(o_totalprice) AS total \
                FROM shop.main.customer JOIN lake.public.orders ON c_custkey = o_custkey \
                WHERE c_acctbal > 0 GROUP BY c_mktsegment ORDER BY c_mktsegment";
-    let plan = coordinator
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    let text = displayable(plan.as_ref()).indent(false).to_string();
+    let text = plan_text(&coordinator, sql).await;
     // The SQLite scan sits inside a stage: a worker runs it.
     let network = text.find("Network").expect("a distributed plan");
     let scan = text.find("FederatedScanExec").expect("a federated scan");
@@ -101,6 +96,10 @@ async fn a_federated_sqlite_table_joins_parquet_across_nodes() {
     let actual = rows(&coordinator, sql).await;
     assert_eq!(expected.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
     assert_same_rows(&expected, &actual, true);
+    // The workers' nodes still see their sources.
+    for node in &nodes {
+        assert_eq!(rows(node, "SELECT * FROM region").await[0].num_rows(), 5);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -113,24 +112,11 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
         peers: Peers::Static(urls.clone()),
         tls_root_cert: None,
     });
-    let coordinator = build_context(&distributed).await.unwrap();
-    for set in [
-        "SET distributed.min_bytes = 0",
-        "SET distributed.bytes_per_task = 1",
-    ] {
-        coordinator.sql(set).await.unwrap();
-    }
-    // Long enough to be running when a node dies: 300,000 lines paired by supplier.
+    let coordinator = fanned_out(&distributed).await;
+    // Long enough to be running when a node dies: 600,000 lines paired by supplier.
     let heavy = "SELECT count(*) FROM lake.public.lineitem a \
                  JOIN lake.public.lineitem b ON a.l_suppkey = b.l_suppkey";
-    let plan = coordinator
-        .sql(heavy)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    let text = displayable(plan.as_ref()).indent(false).to_string();
+    let text = plan_text(&coordinator, heavy).await;
     assert!(text.contains(&urls[0]) && text.contains(&urls[1]), "{text}");
     let running = {
         let ctx = coordinator.clone();
@@ -157,14 +143,7 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
     // The next queries run on the node left.
     let sql = "SELECT c_mktsegment, count(*) FROM shop.main.customer \
                JOIN lake.public.orders ON c_custkey = o_custkey GROUP BY 1 ORDER BY 1";
-    let plan = coordinator
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    let text = displayable(plan.as_ref()).indent(false).to_string();
+    let text = plan_text(&coordinator, sql).await;
     assert!(!text.contains(&urls[1]), "{text}");
     let expected = rows(&build_context(&config()).await.unwrap(), sql).await;
     assert_same_rows(&expected, &rows(&coordinator, sql).await, true);

@@ -9,28 +9,13 @@ use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_federation::{Source, catalog_of, federated_context};
 use flotilla_testkit::plans::pushed_whole;
 use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
-use flotilla_tpch::{Format, GenerateOptions, Table};
+use flotilla_tpch::Table;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-const SCALE: f64 = 0.1;
-
-/// TPC-H at [`SCALE`] as Parquet files and one SQLite database, generated once per test binary.
+/// TPC-H at SF 0.1 in SQLite and Parquet.
 fn data() -> &'static PathBuf {
-    static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = flotilla_testkit::reaper::temp_dir("flotilla-federation-").unwrap();
-        for (format, sub) in [(Format::Parquet, "parquet"), (Format::Sqlite, "sqlite")] {
-            let options = GenerateOptions {
-                scale: SCALE,
-                format,
-                out: dir.join(sub),
-                tables: vec![],
-            };
-            flotilla_tpch::generate(&options, &|_, _| {}).unwrap();
-        }
-        dir
-    })
+    crate::common::tpch_data()
 }
 
 fn query(n: usize) -> String {
