@@ -13,7 +13,9 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use prost::{Message, Oneof};
 use std::sync::Arc;
 
-use crate::exchange::{NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, StageTasks};
+use crate::exchange::{
+    NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, StageTasks, only_child,
+};
 
 /// Encodes Flotilla's network operators and hands every other extension node to `user`.
 #[derive(Debug)]
@@ -84,13 +86,6 @@ impl From<StageProto> for StageTasks {
     }
 }
 
-fn only_input(inputs: &[Arc<dyn ExecutionPlan>], what: &str) -> Result<Arc<dyn ExecutionPlan>> {
-    match inputs {
-        [input] => Ok(Arc::clone(input)),
-        _ => internal_err!("{what} has one input; the plan gives {}", inputs.len()),
-    }
-}
-
 impl PhysicalExtensionCodec for DistributedCodec {
     fn try_decode(
         &self,
@@ -103,16 +98,16 @@ impl PhysicalExtensionCodec for DistributedCodec {
             .map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;
         match node.node {
             Some(Node::Shuffle(shuffle)) => Ok(Arc::new(NetworkShuffleExec::from_producer(
-                only_input(inputs, "NetworkShuffleExec")?,
+                only_child(inputs, "NetworkShuffleExec")?,
                 shuffle.stage.unwrap_or_default().into(),
                 shuffle.partitions as usize,
             )?)),
             Some(Node::Coalesce(stage)) => Ok(Arc::new(NetworkCoalesceExec::new(
-                only_input(inputs, "NetworkCoalesceExec")?,
+                only_child(inputs, "NetworkCoalesceExec")?,
                 stage.into(),
             ))),
             Some(Node::IsolatorTasks(tasks)) => Ok(Arc::new(PartitionIsolatorExec::new(
-                only_input(inputs, "PartitionIsolatorExec")?,
+                only_child(inputs, "PartitionIsolatorExec")?,
                 tasks as usize,
             ))),
             Some(Node::User(bytes)) => self.user.try_decode(&bytes, inputs, ctx, proto_converter),

@@ -99,6 +99,17 @@ impl StageTasks {
     }
 }
 
+/// The one child of a network operator, from `with_new_children` or the codec's inputs.
+pub(crate) fn only_child(
+    children: &[Arc<dyn ExecutionPlan>],
+    what: &str,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    match children {
+        [child] => Ok(Arc::clone(child)),
+        _ => internal_err!("{what} has one child, not {}", children.len()),
+    }
+}
+
 /// Encodes the producer plan once per operator instance (every partition sends the same bytes).
 #[derive(Debug, Default)]
 struct EncodedPlan(OnceLock<Arc<Vec<u8>>>);
@@ -131,10 +142,6 @@ fn open(
     let network = NetworkContext::of(context)?;
     let bytes = encoded.get(plan, network.codec.as_ref())?;
     let worker = stage.workers[task].clone();
-    let channel = network
-        .channels
-        .get(&worker)
-        .map_err(flotilla_common::Error::into_datafusion)?;
     let ticket = TaskTicket {
         plan: bytes.as_ref().clone(),
         config: config_entries(context.session_config().options()),
@@ -144,7 +151,6 @@ fn open(
         task: task as u32,
         tasks: stage.workers.len() as u32,
     };
-    let schema = plan.schema();
     if let Some(local) = &network.local
         && local.url == worker
     {
@@ -153,6 +159,10 @@ fn open(
             .serve(ticket)
             .map_err(flotilla_common::Error::into_datafusion);
     }
+    let channel = network
+        .channels
+        .get(&worker)
+        .map_err(flotilla_common::Error::into_datafusion)?;
     let channels = Arc::clone(&network.channels);
     let stream = futures::stream::once(async move {
         fetch(channel, worker, ticket, Some(channels))
@@ -160,7 +170,10 @@ fn open(
             .map_err(flotilla_common::Error::into_datafusion)
     })
     .try_flatten();
-    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    Ok(Box::pin(RecordBatchStreamAdapter::new(
+        plan.schema(),
+        stream,
+    )))
 }
 
 /// Reads a hash shuffle: partition `p` of consumer task `t` is bucket `t × P + p` of every
@@ -285,16 +298,14 @@ impl ExecutionPlan for NetworkShuffleExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(producer) if children.is_empty() => Ok(Arc::new(Self::from_producer(
-                producer,
-                self.stage.clone(),
-                self.partitions,
-            )?)),
-            _ => internal_err!("NetworkShuffleExec has one child"),
-        }
+        let producer = only_child(&children, "NetworkShuffleExec")?;
+        Ok(Arc::new(Self::from_producer(
+            producer,
+            self.stage.clone(),
+            self.partitions,
+        )?))
     }
 
     fn execute(
@@ -400,14 +411,10 @@ impl ExecutionPlan for NetworkCoalesceExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(producer) if children.is_empty() => {
-                Ok(Arc::new(Self::new(producer, self.stage.clone())))
-            }
-            _ => internal_err!("NetworkCoalesceExec has one child"),
-        }
+        let producer = only_child(&children, "NetworkCoalesceExec")?;
+        Ok(Arc::new(Self::new(producer, self.stage.clone())))
     }
 
     fn execute(
@@ -504,12 +511,10 @@ impl ExecutionPlan for PartitionIsolatorExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(input) if children.is_empty() => Ok(Arc::new(Self::new(input, self.tasks))),
-            _ => internal_err!("PartitionIsolatorExec has one child"),
-        }
+        let input = only_child(&children, "PartitionIsolatorExec")?;
+        Ok(Arc::new(Self::new(input, self.tasks)))
     }
 
     fn execute(
@@ -661,16 +666,14 @@ impl ExecutionPlan for DistributedExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(input) if children.is_empty() => Ok(Arc::new(Self::new(
-                input,
-                self.query.clone(),
-                self.workers.clone(),
-            ))),
-            _ => internal_err!("DistributedExec has one child"),
-        }
+        let input = only_child(&children, "DistributedExec")?;
+        Ok(Arc::new(Self::new(
+            input,
+            self.query.clone(),
+            self.workers.clone(),
+        )))
     }
 
     fn execute(

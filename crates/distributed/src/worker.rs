@@ -600,18 +600,14 @@ pub async fn execute_remote(
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
 }
 
-/// Whether `status` says the worker itself could not be reached or its connection broke — not
-/// an error it answered with (those, forwarded from other workers too, start with "worker ").
+/// Whether `status` says the worker could not be reached or its connection broke, rather
+/// than being an answer of the worker (say, a database of its failing): tonic gives the
+/// statuses it makes from transport errors a source; those read off the wire have none.
 fn unreachable(status: &Status) -> bool {
-    let message = status.message();
-    let transport = matches!(
+    matches!(
         status.code(),
         tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
-    ) && (message.contains("transport error")
-        || message.contains("connection")
-        || message.contains("h2 protocol error")
-        || message.contains("tcp connect"));
-    transport && !message.starts_with("worker ")
+    ) && std::error::Error::source(status).is_some()
 }
 
 /// Sends `ticket` to the worker behind `channel` and streams the batches it answers with;
@@ -654,4 +650,21 @@ pub(crate) async fn fetch(
         error.into_datafusion()
     });
     Ok(batches.boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transport_failures_make_a_worker_unreachable() {
+        // What a worker answers when its database is down is not about the worker.
+        let answered = Status::unavailable("source 'pg': connection refused");
+        assert!(!unreachable(&answered));
+        let broken = Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        )));
+        assert!(unreachable(&broken), "{broken:?}");
+    }
 }
