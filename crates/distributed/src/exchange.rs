@@ -560,12 +560,27 @@ pub(crate) fn warm(
 /// The root of a distributed plan where it was planned. When the last stream of an execution
 /// is dropped — the query finished, failed or was cancelled — it tells every worker of the
 /// query to stop and drop the query's tasks, so nothing keeps running or holding memory.
+///
+/// An execution spans all output partitions: until each has been started once the plan
+/// itself holds the end of the query back (a caller may start partition 1 after partition
+/// 0's stream is done; ending the query then would make the workers refuse the rest). A plan
+/// dropped before all its partitions started ends the query too.
 #[derive(Debug)]
 pub struct DistributedExec {
     input: Arc<dyn ExecutionPlan>,
     query: String,
     workers: Vec<String>,
-    execution: Mutex<Weak<EndQuery>>,
+    execution: Mutex<Execution>,
+}
+
+/// The end-of-query guard of the current execution of a [`DistributedExec`].
+#[derive(Debug, Default)]
+struct Execution {
+    /// Shared by the streams of the execution; the query ends when the last one is gone.
+    guard: Weak<EndQuery>,
+    /// Held by the plan while some partitions have not been started yet.
+    pending: Option<Arc<EndQuery>>,
+    started: usize,
 }
 
 impl DistributedExec {
@@ -574,7 +589,7 @@ impl DistributedExec {
             input,
             query,
             workers,
-            execution: Mutex::new(Weak::new()),
+            execution: Mutex::new(Execution::default()),
         }
     }
 
@@ -588,15 +603,26 @@ impl DistributedExec {
 
     fn end_guard(&self, context: &TaskContext) -> Result<Arc<EndQuery>> {
         let mut execution = self.execution.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(guard) = execution.upgrade() {
-            return Ok(guard);
+        let guard = match execution.guard.upgrade() {
+            Some(guard) => guard,
+            None => {
+                let guard = Arc::new(EndQuery {
+                    query: self.query.clone(),
+                    workers: self.workers.clone(),
+                    network: NetworkContext::of(context)?,
+                });
+                *execution = Execution {
+                    guard: Arc::downgrade(&guard),
+                    pending: Some(Arc::clone(&guard)),
+                    started: 0,
+                };
+                guard
+            }
+        };
+        execution.started += 1;
+        if execution.started >= self.input.output_partitioning().partition_count() {
+            execution.pending = None;
         }
-        let guard = Arc::new(EndQuery {
-            query: self.query.clone(),
-            workers: self.workers.clone(),
-            network: NetworkContext::of(context)?,
-        });
-        *execution = Arc::downgrade(&guard);
         Ok(guard)
     }
 }

@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, collect,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
@@ -21,6 +21,7 @@ use flotilla_distributed::{
     DistributedExec, DistributedOptions, DistributedSessionStateBuilder, InProcessCluster,
     NetworkCoalesceExec, PartitionIsolatorExec, StageTasks, Worker,
 };
+use futures::TryStreamExt;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -323,7 +324,13 @@ async fn a_hand_placed_boundary_runs_a_user_node_on_the_workers() {
         "by-hand-1".to_string(),
         cluster.urls().to_vec(),
     ));
-    let batches = collect(plan, ctx.task_ctx()).await.unwrap();
+    // Partitions one after the other: the query must not end when the first one is done.
+    let mut batches = Vec::new();
+    for partition in 0..plan.output_partitioning().partition_count() {
+        let stream = plan.execute(partition, ctx.task_ctx()).unwrap();
+        batches.extend(stream.try_collect::<Vec<_>>().await.unwrap());
+    }
+    assert!(plan.output_partitioning().partition_count() > 1);
     let mut values: Vec<i64> = batches
         .iter()
         .flat_map(|b| {
