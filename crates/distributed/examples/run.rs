@@ -35,6 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         enabled: true,
         bytes_per_task: 1,
         min_bytes: 0,
+        ..DistributedOptions::default()
     });
     let state = SessionStateBuilder::new()
         .with_config(config)

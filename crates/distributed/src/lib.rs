@@ -18,6 +18,7 @@
 //!   for custom TLS and interceptors); workers found unreachable are left out for a while.
 //! - [`session`]: the builder extension; [`cluster`]: in-process and localhost clusters.
 
+pub mod broadcast;
 pub mod channels;
 pub mod cluster;
 pub mod codec;
@@ -27,6 +28,7 @@ pub mod planner;
 pub mod session;
 pub mod worker;
 
+pub use broadcast::BroadcastJoinSelection;
 pub use channels::{ChannelCache, ChannelFactory, DefaultChannels};
 pub use cluster::{InProcessCluster, LocalhostCluster};
 pub use codec::DistributedCodec;

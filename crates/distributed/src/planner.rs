@@ -7,8 +7,10 @@
 //!   `SortPreservingMergeExec`, a global sort or limit, `AnalyzeExec`, …) reads the stage below
 //!   it from all of its tasks ([`NetworkCoalesceExec`]), and its own stage has one task;
 //! - the collected side of a join (the build side of a `CollectLeft` hash join, the left side of
-//!   nested-loop and cross joins) is not cut: it is small by DataFusion's choice, and every task
-//!   of the stage builds it itself — a broadcast by recomputation, with no network hop;
+//!   nested-loop and cross joins) is not cut: it is small (by DataFusion's choice, with the
+//!   threshold raised to `distributed.broadcast_bytes` by [`crate::BroadcastJoinSelection`]),
+//!   and every task of the stage builds it itself — a broadcast by recomputation, with no
+//!   network hop;
 //! - every other leaf is split across the tasks of its stage ([`PartitionIsolatorExec`]).
 //!
 //! A stage has as many tasks as its input calls for — its leaves' bytes over
@@ -55,6 +57,11 @@ pub struct DistributedOptions {
     pub bytes_per_task: usize,
     /// `distributed.min_bytes`: a query whose leaves hold fewer bytes runs where it was planned.
     pub min_bytes: usize,
+    /// `distributed.broadcast_bytes`: in a query that distributes, a hash join whose smaller
+    /// side is estimated under this many bytes collects that side in every task (broadcast)
+    /// instead of shuffling both sides. DataFusion's own threshold
+    /// (`datafusion.optimizer.hash_join_single_partition_threshold`) applies when larger.
+    pub broadcast_bytes: usize,
 }
 
 impl Default for DistributedOptions {
@@ -63,6 +70,7 @@ impl Default for DistributedOptions {
             enabled: true,
             bytes_per_task: 64 << 20,
             min_bytes: 16 << 20,
+            broadcast_bytes: 128 << 20,
         }
     }
 }
@@ -70,6 +78,7 @@ impl Default for DistributedOptions {
 const ENABLED: &str = "enabled";
 const BYTES_PER_TASK: &str = "bytes_per_task";
 const MIN_BYTES: &str = "min_bytes";
+const BROADCAST_BYTES: &str = "broadcast_bytes";
 
 fn byte_count(key: &str, value: &str) -> Result<usize> {
     flotilla_common::options::count(&format!("distributed.{key}"), value, "a byte count")
@@ -96,10 +105,12 @@ impl ExtensionOptions for DistributedOptions {
             }
             BYTES_PER_TASK => self.bytes_per_task = byte_count(key, value)?.max(1),
             MIN_BYTES => self.min_bytes = byte_count(key, value)?,
+            BROADCAST_BYTES => self.broadcast_bytes = byte_count(key, value)?,
             _ => {
                 return plan_err!(
                     "unknown option 'distributed.{key}' (known: distributed.{ENABLED}, \
-                     distributed.{BYTES_PER_TASK}, distributed.{MIN_BYTES})"
+                     distributed.{BYTES_PER_TASK}, distributed.{MIN_BYTES}, \
+                     distributed.{BROADCAST_BYTES})"
                 );
             }
         }
@@ -123,6 +134,12 @@ impl ExtensionOptions for DistributedOptions {
                 key: format!("distributed.{MIN_BYTES}"),
                 value: Some(self.min_bytes.to_string()),
                 description: "Queries reading fewer bytes run where they were planned.",
+            },
+            ConfigEntry {
+                key: format!("distributed.{BROADCAST_BYTES}"),
+                value: Some(self.broadcast_bytes.to_string()),
+                description: "In distributed queries, hash joins collect (broadcast) a side \
+                              estimated under this many bytes instead of shuffling both.",
             },
         ]
     }
@@ -179,13 +196,7 @@ impl PhysicalOptimizerRule for DistributedPlanner {
         if !options.enabled || has_network_operators(&plan)? {
             return Ok(plan);
         }
-        let workers = self
-            .discovery
-            .workers()
-            .map_err(flotilla_common::Error::into_datafusion)?
-            .into_iter()
-            .filter(|worker| self.channels.is_up(worker))
-            .collect::<Vec<_>>();
+        let workers = live_workers(self.discovery.as_ref(), &self.channels)?;
         if workers.is_empty() || total_leaf_bytes(&plan) < options.min_bytes {
             return Ok(plan);
         }
@@ -231,6 +242,19 @@ impl PhysicalOptimizerRule for DistributedPlanner {
     }
 }
 
+/// The workers `discovery` finds that are not known to be down.
+pub(crate) fn live_workers(
+    discovery: &dyn WorkerDiscovery,
+    channels: &ChannelCache,
+) -> Result<Vec<String>> {
+    Ok(discovery
+        .workers()
+        .map_err(flotilla_common::Error::into_datafusion)?
+        .into_iter()
+        .filter(|worker| channels.is_up(worker))
+        .collect())
+}
+
 fn has_network_operators(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
     plan.exists(|node| {
         Ok(node.downcast_ref::<NetworkShuffleExec>().is_some()
@@ -255,7 +279,7 @@ fn leaf_bytes(leaf: &Arc<dyn ExecutionPlan>) -> Option<usize> {
 }
 
 /// The bytes of all leaves; unknown sizes count as too many to stay single-node.
-fn total_leaf_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
+pub(crate) fn total_leaf_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
     let mut total = 0usize;
     let _ = plan.apply(|node| {
         if node.children().is_empty() {

@@ -20,6 +20,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
 use std::sync::Arc;
 
+use crate::broadcast::BroadcastJoinSelection;
 use crate::channels::{ChannelCache, ChannelFactory, DefaultChannels};
 use crate::codec::DistributedCodec;
 use crate::discovery::WorkerDiscovery;
@@ -65,11 +66,15 @@ impl Distribution {
     }
 }
 
+/// The name of DataFusion's join selection rule, which distributed sessions wrap.
+const JOIN_SELECTION: &str = "join_selection";
+
 /// Adds distribution to a [`SessionStateBuilder`].
 pub trait DistributedSessionStateBuilder {
     /// Registers the `distributed.*` options (unless the config has them), the network
     /// context, and the stage planner as the last physical optimizer rule — call it after
-    /// adding your own rules.
+    /// adding your own rules. DataFusion's join selection is wrapped in
+    /// [`crate::BroadcastJoinSelection`] (broadcast joins in distributed queries).
     #[must_use]
     fn with_distribution(self, distribution: Distribution) -> Self;
 }
@@ -95,6 +100,19 @@ impl DistributedSessionStateBuilder for SessionStateBuilder {
             local: None,
         }));
         *self.config() = Some(config);
+        let optimizer = self
+            .physical_optimizers()
+            .get_or_insert_with(Default::default);
+        for rule in &mut optimizer.rules {
+            let any: &dyn std::any::Any = rule.as_ref();
+            if rule.name() == JOIN_SELECTION && !any.is::<BroadcastJoinSelection>() {
+                *rule = Arc::new(BroadcastJoinSelection::new(
+                    Arc::clone(rule),
+                    Arc::clone(&distribution.discovery),
+                    Arc::clone(&distribution.channels),
+                ));
+            }
+        }
         self.with_physical_optimizer_rule(Arc::new(DistributedPlanner::new(
             distribution.discovery,
             codec,

@@ -174,6 +174,10 @@ enum BenchCommand {
         /// Where generated data is cached (as for `flotilla demo`).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// A session option for both sides, as KEY=VALUE (may be repeated), e.g.
+        /// --set distributed.broadcast_bytes=0.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
     },
 }
 
@@ -329,6 +333,7 @@ async fn run_command(command: Command) -> Result<()> {
                     queries,
                     repeat,
                     cache_dir,
+                    settings,
                 },
         } => {
             let options = flotilla::bench::tpch::Options {
@@ -342,6 +347,7 @@ async fn run_command(command: Command) -> Result<()> {
                     queries
                 },
                 repeat,
+                settings,
             };
             flotilla::bench::tpch::run(&options, &mut std::io::stdout().lock()).await
         }

@@ -121,6 +121,7 @@ async fn set_options_and_user_functions_reach_the_workers() {
             enabled: true,
             bytes_per_task: 1,
             min_bytes: 0,
+            ..DistributedOptions::default()
         })
         .with_target_partitions(2);
     let state = SessionStateBuilder::new()

@@ -20,12 +20,14 @@ fn worker(_: usize) -> Worker {
     Worker::new(SessionStateBuilder::new().with_default_features().build())
 }
 
-/// Every stage gets as many tasks as there are workers, whatever its size.
+/// Every stage gets as many tasks as there are workers, whatever its size, and joins keep
+/// DataFusion's single-node choice (so partitioned joins shuffle both sides).
 pub(crate) fn fan_out() -> DistributedOptions {
     DistributedOptions {
         enabled: true,
         bytes_per_task: 1,
         min_bytes: 0,
+        broadcast_bytes: 0,
     }
 }
 
@@ -137,4 +139,46 @@ async fn tpch_with_default_options_equals_one_node() {
     let crossed = crossing(&plans);
     assert!(crossed.contains(&1), "q1 reads lineitem: {crossed:?}");
     assert!(crossed.len() < 22, "{crossed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn small_join_sides_are_broadcast_instead_of_shuffled() {
+    let cluster = InProcessCluster::new(2, worker);
+    let sql = tpch_query(5);
+    let reference = tpch_parquet_context(SCALE).await;
+    let expected = reference.sql(&sql).await.unwrap().collect().await.unwrap();
+    let mut plans = Vec::new();
+    for broadcast_bytes in [0, 64 << 20] {
+        let options = DistributedOptions {
+            broadcast_bytes,
+            ..fan_out()
+        };
+        let ctx = coordinator(cluster.distribution().unwrap(), options).await;
+        // SF 0.1 is small enough for DataFusion's own threshold to collect every build side;
+        // without it, only the broadcast threshold can.
+        for key in ["threshold", "threshold_rows"] {
+            let set = format!("SET datafusion.optimizer.hash_join_single_partition_{key} = 0");
+            ctx.sql(&set).await.unwrap().collect().await.unwrap();
+        }
+        let frame = ctx.sql(&sql).await.unwrap();
+        let plan = frame.clone().create_physical_plan().await.unwrap();
+        let text = displayable(plan.as_ref()).indent(false).to_string();
+        let actual = frame.collect().await.unwrap();
+        assert_same_rows(&expected, &actual, true);
+        plans.push(text);
+    }
+    let count = |plan: &str, what: &str| plan.matches(what).count();
+    let (shuffled, broadcast) = (&plans[0], &plans[1]);
+    assert!(
+        count(broadcast, "NetworkShuffleExec") < count(shuffled, "NetworkShuffleExec"),
+        "broadcasting should leave fewer shuffles:\n{shuffled}\n{broadcast}"
+    );
+    assert!(
+        count(broadcast, "mode=CollectLeft") > count(shuffled, "mode=CollectLeft"),
+        "{broadcast}"
+    );
+    assert!(
+        broadcast.contains("Network"),
+        "q5 still distributes:\n{broadcast}"
+    );
 }

@@ -48,6 +48,8 @@ pub struct Options {
     pub workers: usize,
     pub queries: Vec<usize>,
     pub repeat: usize,
+    /// `KEY=VALUE` session options set on both sides (`SET KEY = 'VALUE'`).
+    pub settings: Vec<String>,
 }
 
 /// One query's figures: best seconds and rows, and Arrow bytes the workers sent.
@@ -77,6 +79,32 @@ fn parquet_config(scale: f64, cache: &std::path::Path) -> Result<Config> {
     };
     config.sources.insert("lake".into(), lake);
     Ok(config)
+}
+
+/// `ctx` with `settings` (`KEY=VALUE`) set; `distributed.*` ones only on the distributed
+/// side (a single node has no such options).
+async fn with_settings(ctx: SessionContext, settings: &[String]) -> Result<SessionContext> {
+    let distributed = ctx
+        .state()
+        .config()
+        .options()
+        .extensions
+        .get::<flotilla_distributed::DistributedOptions>()
+        .is_some();
+    for setting in settings {
+        let (key, value) = setting
+            .split_once('=')
+            .ok_or_else(|| Error::invalid(format!("--set {setting}: expected KEY=VALUE")))?;
+        if key.trim().starts_with("distributed.") && !distributed {
+            continue;
+        }
+        let value = value.trim().replace('\'', "''");
+        ctx.sql(&format!("SET {} = '{value}'", key.trim()))
+            .await?
+            .collect()
+            .await?;
+    }
+    Ok(ctx)
 }
 
 /// Runs `sql` once; returns seconds and rows.
@@ -112,7 +140,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
     let base = parquet_config(options.scale, &options.cache)?;
     let single = match options.mode {
         Mode::Distributed => None,
-        _ => Some(build_context(&base).await?),
+        _ => Some(with_settings(build_context(&base).await?, &options.settings).await?),
     };
     let mut nodes = Vec::new();
     let mut cluster = None;
@@ -129,7 +157,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
             peers: Peers::Static(started.urls().to_vec()),
             tls_root_cert: None,
         });
-        distributed = Some(build_context(&config).await?);
+        distributed = Some(with_settings(build_context(&config).await?, &options.settings).await?);
         cluster = Some(started);
     }
     let mut rows = Vec::new();
