@@ -22,6 +22,7 @@ use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::stream::{EmptyRecordBatchStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::{
@@ -35,6 +36,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::channels::ChannelCache;
+use crate::stats::{Recorder, StageStats};
 use crate::worker::{END_QUERY_ACTION, TaskTicket, config_entries, fetch};
 
 /// Which task of its stage a plan runs as; workers put it in each task's session config.
@@ -135,6 +137,7 @@ fn open(
     stage: &StageTasks,
     plan: &Arc<dyn ExecutionPlan>,
     encoded: &EncodedPlan,
+    recorder: &Recorder,
     task: usize,
     partition: usize,
     context: &TaskContext,
@@ -154,9 +157,10 @@ fn open(
     if let Some(local) = &network.local
         && local.url == worker
     {
+        let recorder = recorder.clone();
         return local
             .worker
-            .serve(ticket)
+            .serve(ticket, Box::new(move |report| recorder.record(&report)))
             .map_err(flotilla_common::Error::into_datafusion);
     }
     let channel = network
@@ -164,8 +168,9 @@ fn open(
         .get(&worker)
         .map_err(flotilla_common::Error::into_datafusion)?;
     let channels = Arc::clone(&network.channels);
+    let recorder = recorder.clone();
     let stream = futures::stream::once(async move {
-        fetch(channel, worker, ticket, Some(channels))
+        fetch(channel, worker, ticket, Some(channels), Some(recorder))
             .await
             .map_err(flotilla_common::Error::into_datafusion)
     })
@@ -187,6 +192,7 @@ pub struct NetworkShuffleExec {
     partitions: usize,
     properties: Arc<PlanProperties>,
     encoded: EncodedPlan,
+    stats: Arc<StageStats>,
 }
 
 impl NetworkShuffleExec {
@@ -233,6 +239,7 @@ impl NetworkShuffleExec {
             partitions,
             properties: Arc::new(properties),
             encoded: EncodedPlan::default(),
+            stats: Arc::default(),
         })
     }
 
@@ -242,6 +249,11 @@ impl NetworkShuffleExec {
 
     pub fn partitions(&self) -> usize {
         self.partitions
+    }
+
+    /// What the producer stage's tasks reported (see [`crate::stats`]).
+    pub fn stats(&self) -> &Arc<StageStats> {
+        &self.stats
     }
 
     /// The same shuffle delivering to `consumer_tasks` tasks.
@@ -279,6 +291,10 @@ impl DisplayAs for NetworkShuffleExec {
 impl ExecutionPlan for NetworkShuffleExec {
     fn name(&self) -> &'static str {
         "NetworkShuffleExec"
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.stats.metrics(self.stage.stage as u32))
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -321,12 +337,14 @@ impl ExecutionPlan for NetworkShuffleExec {
         }
         let task = TaskIndex::of(&context);
         let bucket = task.index * self.partitions + partition;
+        let recorder = Recorder::new(Arc::clone(&self.stats), &self.producer);
         let streams = (0..self.stage.workers.len())
             .map(|producer| {
                 open(
                     &self.stage,
                     &self.producer,
                     &self.encoded,
+                    &recorder,
                     producer,
                     bucket,
                     &context,
@@ -350,6 +368,7 @@ pub struct NetworkCoalesceExec {
     stage: StageTasks,
     properties: Arc<PlanProperties>,
     encoded: EncodedPlan,
+    stats: Arc<StageStats>,
 }
 
 impl NetworkCoalesceExec {
@@ -366,11 +385,17 @@ impl NetworkCoalesceExec {
             stage,
             properties: Arc::new(properties),
             encoded: EncodedPlan::default(),
+            stats: Arc::default(),
         }
     }
 
     pub fn stage(&self) -> &StageTasks {
         &self.stage
+    }
+
+    /// What the producer stage's tasks reported (see [`crate::stats`]).
+    pub fn stats(&self) -> &Arc<StageStats> {
+        &self.stats
     }
 }
 
@@ -388,6 +413,10 @@ impl DisplayAs for NetworkCoalesceExec {
 impl ExecutionPlan for NetworkCoalesceExec {
     fn name(&self) -> &'static str {
         "NetworkCoalesceExec"
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.stats.metrics(self.stage.stage as u32))
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -433,6 +462,7 @@ impl ExecutionPlan for NetworkCoalesceExec {
             &self.stage,
             &self.producer,
             &self.encoded,
+            &Recorder::new(Arc::clone(&self.stats), &self.producer),
             partition / per_task,
             partition % per_task,
             &context,

@@ -26,6 +26,7 @@ pub mod discovery;
 pub mod exchange;
 pub mod planner;
 pub mod session;
+pub mod stats;
 pub mod worker;
 
 pub use broadcast::BroadcastJoinSelection;

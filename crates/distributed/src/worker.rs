@@ -43,7 +43,7 @@ use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
@@ -52,6 +52,7 @@ use crate::channels::{ChannelCache, DefaultChannels};
 use crate::codec::DistributedCodec;
 use crate::exchange::{LocalWorker, NetworkContext, TaskIndex};
 use crate::planner::DistributedOptions;
+use crate::stats::{Recorder, Reported, StageFigures, StageReport};
 use tonic::{Request, Response, Status, Streaming};
 
 /// What a worker is asked to run.
@@ -195,6 +196,8 @@ pub struct Worker {
 struct Harvest {
     plan: Arc<dyn ExecutionPlan>,
     spilled: Arc<AtomicU64>,
+    /// What the task's streams have reported of the stages below it so far.
+    reported: Reported,
 }
 
 impl Drop for Harvest {
@@ -367,12 +370,13 @@ impl Worker {
         Ok((plan, context))
     }
 
-    fn run(&self, ticket: &[u8]) -> Result<SendableRecordBatchStream> {
-        self.serve(TaskTicket::open(ticket)?)
-    }
-
     /// Runs what `ticket` asks for (also for tasks of this node reading each other directly).
-    pub(crate) fn serve(&self, ticket: TaskTicket) -> Result<SendableRecordBatchStream> {
+    /// A stage task's stream hands its [`StageReport`] to `on_end` when it ends.
+    pub(crate) fn serve(
+        &self,
+        ticket: TaskTicket,
+        on_end: OnEnd,
+    ) -> Result<SendableRecordBatchStream> {
         let partition = ticket.partition as usize;
         if ticket.query.is_empty() {
             let (plan, context) = self.decode(&ticket)?;
@@ -380,14 +384,15 @@ impl Worker {
             return Ok(plan.execute(partition, context)?);
         }
         let (task, context) = self.stage_task(&ticket, partition)?;
-        let stream = task.plan.execute(partition, context)?;
-        let schema = stream.schema();
-        // The stream keeps the task's plan (and its metrics) alive until it ends.
-        let kept = stream.map(move |batch| {
-            let _ = &task;
-            batch
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, kept)))
+        let inner = task.plan.execute(partition, context)?;
+        Ok(Box::pin(Reporting {
+            inner,
+            task,
+            stage: ticket.stage,
+            rows: 0,
+            started: Instant::now(),
+            on_end: Some(on_end),
+        }))
     }
 
     /// The running plan of the ticket's stage task, started by the first of its partitions
@@ -422,6 +427,7 @@ impl Worker {
                     plan: Arc::new(Harvest {
                         plan,
                         spilled: Arc::clone(&self.spilled),
+                        reported: Reported::default(),
                     }),
                     context,
                     served: vec![false; partitions],
@@ -442,6 +448,55 @@ impl Worker {
             tasks.running.remove(&key);
         }
         Ok(running)
+    }
+}
+
+/// What receives a stage task stream's report.
+pub(crate) type OnEnd = Box<dyn FnOnce(StageReport) + Send>;
+
+/// A stage task partition's stream: keeps the task's plan (and its metrics) alive until it
+/// ends, then reports its figures and those of the stages below since the task's last report.
+struct Reporting {
+    inner: SendableRecordBatchStream,
+    task: Arc<Harvest>,
+    stage: u32,
+    rows: u64,
+    started: Instant,
+    on_end: Option<OnEnd>,
+}
+
+impl futures::Stream for Reporting {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(batch))) => self.rows += batch.num_rows() as u64,
+            std::task::Poll::Ready(None) => {
+                if let Some(on_end) = self.on_end.take() {
+                    let mut stages = vec![StageFigures {
+                        stage: self.stage,
+                        rows: self.rows,
+                        bytes: 0,
+                        nanos: u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                        streams: 1,
+                    }];
+                    stages.extend(self.task.reported.since_last(&self.task.plan));
+                    on_end(StageReport { stages });
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl datafusion::physical_plan::RecordBatchStream for Reporting {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
     }
 }
 
@@ -477,24 +532,50 @@ impl FlightService for Worker {
         &self,
         request: Request<Ticket>,
     ) -> std::result::Result<Response<Self::DoGetStream>, Status> {
-        let stream = self.run(&request.into_inner().ticket)?;
+        let ticket = TaskTicket::open(&request.into_inner().ticket)?;
+        let (report, reported) = futures::channel::oneshot::channel::<StageReport>();
+        let stream = self.serve(
+            ticket,
+            Box::new(move |figures| {
+                let _ = report.send(figures);
+            }),
+        )?;
         let schema = stream.schema();
         let batches =
             stream.map_err(|e| FlightError::Tonic(Box::new(Status::from(Error::from(e)))));
         let sent = Arc::clone(&self.bytes_sent);
+        let counted = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicBool::new(false));
+        let (counter, failure) = (Arc::clone(&counted), Arc::clone(&failed));
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
             .map_ok(move |data| {
-                let bytes = data.data_header.len() + data.data_body.len();
-                sent.fetch_add(bytes as u64, Ordering::Relaxed);
+                let bytes = (data.data_header.len() + data.data_body.len()) as u64;
+                sent.fetch_add(bytes, Ordering::Relaxed);
+                counter.fetch_add(bytes, Ordering::Relaxed);
                 data
             })
-            .map_err(|e| match e {
-                FlightError::Tonic(status) => *status,
-                other => Status::internal(other.to_string()),
+            .map_err(move |e| {
+                failure.store(true, Ordering::Relaxed);
+                match e {
+                    FlightError::Tonic(status) => *status,
+                    other => Status::internal(other.to_string()),
+                }
             });
-        Ok(Response::new(encoded.boxed()))
+        // The stage's report follows the last batch (not after an error: the stream is over).
+        let trailer = futures::stream::once(async move {
+            if failed.load(Ordering::Relaxed) {
+                return None;
+            }
+            let mut report = reported.await.ok()?;
+            if let Some(own) = report.stages.first_mut() {
+                own.bytes = counted.load(Ordering::Relaxed);
+            }
+            Some(Ok(report_message(&report)))
+        })
+        .filter_map(futures::future::ready);
+        Ok(Response::new(encoded.chain(trailer).boxed()))
     }
 
     async fn handshake(
@@ -596,8 +677,25 @@ pub async fn execute_remote(
             .map_err(|_| Error::invalid(format!("partition {partition} is too large")))?,
         ..TaskTicket::default()
     };
-    let batches = fetch(channel, worker.to_string(), ticket, None).await?;
+    let batches = fetch(channel, worker.to_string(), ticket, None, None).await?;
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+/// The message carrying a stage task stream's report: no Arrow IPC, the report in
+/// `app_metadata`.
+fn report_message(report: &StageReport) -> FlightData {
+    FlightData {
+        app_metadata: report.encode_to_vec().into(),
+        ..FlightData::default()
+    }
+}
+
+/// The report `data` carries, if it is a report message.
+fn stage_report(data: &FlightData) -> Option<StageReport> {
+    if !data.data_header.is_empty() || data.app_metadata.is_empty() {
+        return None;
+    }
+    StageReport::decode(data.app_metadata.as_ref()).ok()
 }
 
 /// Whether `status` says the worker could not be reached or its connection broke, rather
@@ -617,6 +715,7 @@ pub(crate) async fn fetch(
     worker: String,
     ticket: TaskTicket,
     channels: Option<Arc<ChannelCache>>,
+    recorder: Option<Recorder>,
 ) -> Result<BoxStream<'static, DfResult<RecordBatch>>> {
     let named = move |status: Status, worker: &str| {
         if !unreachable(&status) {
@@ -639,16 +738,24 @@ pub(crate) async fn fetch(
         .do_get(Ticket::new(ticket.seal()))
         .await
         .map_err(|status| named(status, &worker))?;
-    let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-        response.into_inner().map_err(FlightError::from),
-    )
-    .map_err(move |e| {
-        let error = match e {
-            FlightError::Tonic(status) => named(*status, &worker),
-            other => Error::unavailable(format!("worker {worker}: {other}")),
-        };
-        error.into_datafusion()
-    });
+    let data = response
+        .into_inner()
+        .map_err(FlightError::from)
+        .try_filter(move |data| {
+            let report = stage_report(data);
+            if let (Some(report), Some(recorder)) = (&report, &recorder) {
+                recorder.record(report);
+            }
+            futures::future::ready(report.is_none())
+        });
+    let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
+        .map_err(move |e| {
+            let error = match e {
+                FlightError::Tonic(status) => named(*status, &worker),
+                other => Error::unavailable(format!("worker {worker}: {other}")),
+            };
+            error.into_datafusion()
+        });
     Ok(batches.boxed())
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests of flotilla-distributed: workers on loopback TCP (port 0).
 
+mod explain;
 mod lifecycle;
 mod session;
 mod tpch;
