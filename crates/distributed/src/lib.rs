@@ -38,6 +38,6 @@ pub use exchange::{
     DistributedExec, NetworkCoalesceExec, NetworkContext, NetworkShuffleExec,
     PartitionIsolatorExec, StageTasks, TaskIndex,
 };
-pub use planner::{DistributedOptions, DistributedPlanner};
+pub use planner::{Compression, DistributedOptions, DistributedPlanner};
 pub use session::{DistributedSessionStateBuilder, Distribution};
 pub use worker::{Worker, execute_remote};

@@ -62,6 +62,52 @@ pub struct DistributedOptions {
     /// instead of shuffling both sides. DataFusion's own threshold
     /// (`datafusion.optimizer.hash_join_single_partition_threshold`) applies when larger.
     pub broadcast_bytes: usize,
+    /// `distributed.compression`: how exchanges compress Arrow IPC (`none`, `lz4`, `zstd`).
+    pub compression: Compression,
+}
+
+/// Compression of the Arrow IPC that stages send each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Plain IPC: least CPU; right when nodes share a machine or a fast network.
+    #[default]
+    None,
+    /// LZ4 frames: cheap, about halves typical columns.
+    Lz4,
+    /// Zstandard: smaller than LZ4 for more CPU; for slow links.
+    Zstd,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The Arrow IPC compression it stands for.
+    pub fn ipc(self) -> Option<arrow_ipc::CompressionType> {
+        match self {
+            Compression::None => None,
+            Compression::Lz4 => Some(arrow_ipc::CompressionType::LZ4_FRAME),
+            Compression::Zstd => Some(arrow_ipc::CompressionType::ZSTD),
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = datafusion::error::DataFusionError;
+
+    fn from_str(value: &str) -> Result<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "none" | "" => Ok(Compression::None),
+            "lz4" | "lz4_frame" => Ok(Compression::Lz4),
+            "zstd" => Ok(Compression::Zstd),
+            other => plan_err!("distributed.compression must be none, lz4 or zstd, not '{other}'"),
+        }
+    }
 }
 
 impl Default for DistributedOptions {
@@ -71,6 +117,7 @@ impl Default for DistributedOptions {
             bytes_per_task: 64 << 20,
             min_bytes: 16 << 20,
             broadcast_bytes: 128 << 20,
+            compression: Compression::None,
         }
     }
 }
@@ -79,6 +126,7 @@ const ENABLED: &str = "enabled";
 const BYTES_PER_TASK: &str = "bytes_per_task";
 const MIN_BYTES: &str = "min_bytes";
 const BROADCAST_BYTES: &str = "broadcast_bytes";
+pub(crate) const COMPRESSION: &str = "compression";
 
 fn byte_count(key: &str, value: &str) -> Result<usize> {
     flotilla_common::options::count(&format!("distributed.{key}"), value, "a byte count")
@@ -106,11 +154,12 @@ impl ExtensionOptions for DistributedOptions {
             BYTES_PER_TASK => self.bytes_per_task = byte_count(key, value)?.max(1),
             MIN_BYTES => self.min_bytes = byte_count(key, value)?,
             BROADCAST_BYTES => self.broadcast_bytes = byte_count(key, value)?,
+            COMPRESSION => self.compression = value.parse()?,
             _ => {
                 return plan_err!(
                     "unknown option 'distributed.{key}' (known: distributed.{ENABLED}, \
                      distributed.{BYTES_PER_TASK}, distributed.{MIN_BYTES}, \
-                     distributed.{BROADCAST_BYTES})"
+                     distributed.{BROADCAST_BYTES}, distributed.{COMPRESSION})"
                 );
             }
         }
@@ -140,6 +189,12 @@ impl ExtensionOptions for DistributedOptions {
                 value: Some(self.broadcast_bytes.to_string()),
                 description: "In distributed queries, hash joins collect (broadcast) a side \
                               estimated under this many bytes instead of shuffling both.",
+            },
+            ConfigEntry {
+                key: format!("distributed.{COMPRESSION}"),
+                value: Some(self.compression.name().to_string()),
+                description: "Compression of the Arrow IPC exchanged between stages: none, \
+                              lz4 or zstd.",
             },
         ]
     }

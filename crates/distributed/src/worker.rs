@@ -51,7 +51,7 @@ use tonic::transport::Channel;
 use crate::channels::{ChannelCache, DefaultChannels};
 use crate::codec::DistributedCodec;
 use crate::exchange::{LocalWorker, NetworkContext, TaskIndex};
-use crate::planner::DistributedOptions;
+use crate::planner::{COMPRESSION, Compression, DistributedOptions};
 use crate::stats::{Recorder, Reported, StageFigures, StageReport};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -533,6 +533,7 @@ impl FlightService for Worker {
         request: Request<Ticket>,
     ) -> std::result::Result<Response<Self::DoGetStream>, Status> {
         let ticket = TaskTicket::open(&request.into_inner().ticket)?;
+        let ipc = ipc_options(&ticket)?;
         let (report, reported) = futures::channel::oneshot::channel::<StageReport>();
         let stream = self.serve(
             ticket,
@@ -548,6 +549,7 @@ impl FlightService for Worker {
         let failed = Arc::new(AtomicBool::new(false));
         let (counter, failure) = (Arc::clone(&counted), Arc::clone(&failed));
         let encoded = FlightDataEncoderBuilder::new()
+            .with_options(ipc)
             .with_schema(schema)
             .build(batches)
             .map_ok(move |data| {
@@ -679,6 +681,21 @@ pub async fn execute_remote(
     };
     let batches = fetch(channel, worker.to_string(), ticket, None, None).await?;
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+/// How the task's batches are written: compressed as its `distributed.compression` says.
+fn ipc_options(ticket: &TaskTicket) -> Result<arrow_ipc::writer::IpcWriteOptions> {
+    let key = format!("distributed.{COMPRESSION}");
+    let compression: Compression = match ticket.config.iter().find(|entry| entry.key == key) {
+        Some(entry) => entry
+            .value
+            .parse()
+            .map_err(|e: datafusion::error::DataFusionError| Error::invalid(e.to_string()))?,
+        None => Compression::None,
+    };
+    arrow_ipc::writer::IpcWriteOptions::default()
+        .try_with_compression(compression.ipc())
+        .map_err(|e| Error::internal(format!("IPC compression {}: {e}", compression.name())))
 }
 
 /// The message carrying a stage task stream's report: no Arrow IPC, the report in

@@ -28,6 +28,7 @@ pub(crate) fn fan_out() -> DistributedOptions {
         bytes_per_task: 1,
         min_bytes: 0,
         broadcast_bytes: 0,
+        ..DistributedOptions::default()
     }
 }
 
@@ -181,4 +182,33 @@ async fn small_join_sides_are_broadcast_instead_of_shuffled() {
         broadcast.contains("Network"),
         "q5 still distributes:\n{broadcast}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compressed_exchanges_send_fewer_bytes_and_the_same_rows() {
+    let cluster = InProcessCluster::new(2, worker);
+    let ctx = coordinator(cluster.distribution().unwrap(), fan_out()).await;
+    let sql = tpch_query(3);
+    let reference = tpch_parquet_context(SCALE).await;
+    let expected = reference.sql(&sql).await.unwrap().collect().await.unwrap();
+    let sent = || -> u64 { cluster.workers().iter().map(Worker::bytes_sent).sum() };
+    let mut bytes = Vec::new();
+    for compression in ["none", "lz4", "zstd"] {
+        let set = format!("SET distributed.compression = '{compression}'");
+        ctx.sql(&set).await.unwrap().collect().await.unwrap();
+        let before = sent();
+        let actual = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        assert_same_rows(&expected, &actual, true);
+        bytes.push(sent() - before);
+    }
+    assert!(
+        bytes[1] < bytes[0] && bytes[2] < bytes[0],
+        "none, lz4, zstd: {bytes:?}"
+    );
+    let error = ctx
+        .sql("SET distributed.compression = 'gzip'")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("none, lz4 or zstd"), "{error}");
 }
