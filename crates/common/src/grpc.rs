@@ -74,3 +74,8 @@ pub fn endpoint(url: &str, tls_root_cert: Option<&[u8]>) -> Result<Endpoint> {
     }
     Ok(endpoint)
 }
+
+/// The gRPC metadata key nodes of a cluster send their shared secret in, on the calls they
+/// make to each other (task tickets, the end of a query). A node with a cluster secret takes
+/// such calls only with it.
+pub const CLUSTER_SECRET_HEADER: &str = "x-flotilla-cluster-secret";

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::discovery::check_worker_url;
@@ -50,6 +51,8 @@ pub struct ChannelCache {
     factory: Arc<dyn ChannelFactory>,
     channels: Mutex<HashMap<String, Channel>>,
     down: Mutex<HashMap<String, Instant>>,
+    /// The cluster's shared secret, sent on every call to a worker.
+    secret: Option<MetadataValue<Ascii>>,
 }
 
 impl ChannelCache {
@@ -58,7 +61,36 @@ impl ChannelCache {
             factory,
             channels: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
+            secret: None,
         }
+    }
+
+    /// Sends `secret` with every call to a worker (in the
+    /// [`flotilla_common::grpc::CLUSTER_SECRET_HEADER`] metadata), for nodes that take calls
+    /// of their cluster only.
+    ///
+    /// # Errors
+    /// When `secret` is empty or not printable ASCII.
+    pub fn with_secret(mut self, secret: &str) -> Result<Self> {
+        let value = MetadataValue::try_from(secret)
+            .ok()
+            .filter(|_| !secret.is_empty() && secret.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                Error::invalid("the cluster secret must be non-empty printable ASCII (no spaces)")
+            })?;
+        self.secret = Some(value);
+        Ok(self)
+    }
+
+    /// A call carrying `message` and the cluster secret, if there is one.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(secret) = &self.secret {
+            request
+                .metadata_mut()
+                .insert(flotilla_common::grpc::CLUSTER_SECRET_HEADER, secret.clone());
+        }
+        request
     }
 
     /// Notes that `url` could not be reached: its channel is dropped and it is left out of

@@ -675,7 +675,10 @@ impl Drop for EndQuery {
             .iter()
             .filter_map(|worker| self.network.channels.get(worker).ok())
             .map(|channel| {
-                let action = Action::new(END_QUERY_ACTION, self.query.clone().into_bytes());
+                let action = self.network.channels.request(Action::new(
+                    END_QUERY_ACTION,
+                    self.query.clone().into_bytes(),
+                ));
                 async move {
                     let mut client = FlightServiceClient::new(channel);
                     // A worker that is gone has nothing left to stop.

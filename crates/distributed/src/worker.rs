@@ -734,6 +734,10 @@ pub(crate) async fn fetch(
     channels: Option<Arc<ChannelCache>>,
     recorder: Option<Recorder>,
 ) -> Result<BoxStream<'static, DfResult<RecordBatch>>> {
+    let request = match &channels {
+        Some(channels) => channels.request(Ticket::new(ticket.seal())),
+        None => Request::new(Ticket::new(ticket.seal())),
+    };
     let named = move |status: Status, worker: &str| {
         if !unreachable(&status) {
             return Error::new(
@@ -752,7 +756,7 @@ pub(crate) async fn fetch(
     let response = FlightServiceClient::new(channel)
         .max_decoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
-        .do_get(Ticket::new(ticket.seal()))
+        .do_get(request)
         .await
         .map_err(|status| named(status, &worker))?;
     let data = response

@@ -20,6 +20,8 @@ const FLIGHT_PATH: &str = "/arrow.flight.protocol.FlightService/";
 #[derive(Clone)]
 pub(crate) struct SessionLayer {
     pub sessions: Arc<Sessions>,
+    /// The cluster's shared secret: calls carrying it are another node's (see [`Peer`]).
+    pub cluster_secret: Option<Arc<str>>,
 }
 
 impl<S> tower_layer::Layer<S> for SessionLayer {
@@ -29,15 +31,32 @@ impl<S> tower_layer::Layer<S> for SessionLayer {
         SessionService {
             inner,
             sessions: Arc::clone(&self.sessions),
+            cluster_secret: self.cluster_secret.clone(),
         }
     }
 }
+
+/// Marks a call made by another node of the cluster (it carried the cluster secret). Such a
+/// call has no client session: only the fallback service (the node's worker) answers it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer;
 
 /// See the module documentation.
 #[derive(Clone)]
 pub(crate) struct SessionService<S> {
     inner: S,
     sessions: Arc<Sessions>,
+    cluster_secret: Option<Arc<str>>,
+}
+
+/// Whether `given` is `secret`, in time independent of where they differ.
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    given.len() == secret.len()
+        && given
+            .iter()
+            .zip(secret)
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -65,6 +84,27 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if !request.uri().path().starts_with(FLIGHT_PATH) {
+            return Box::pin(inner.call(request));
+        }
+        if let Some(given) = request
+            .headers()
+            .get(flotilla_common::grpc::CLUSTER_SECRET_HEADER)
+        {
+            let status = match &self.cluster_secret {
+                Some(secret) if same_secret(given.as_bytes(), secret.as_bytes()) => None,
+                Some(_) => Some(tonic::Status::unauthenticated(
+                    "wrong cluster secret: every node of a cluster needs the same \
+                     [cluster] secret_env",
+                )),
+                None => Some(tonic::Status::unauthenticated(
+                    "this node has no cluster secret: give every node of the cluster the same \
+                     [cluster] secret_env",
+                )),
+            };
+            if let Some(status) = status {
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+            request.extensions_mut().insert(Peer);
             return Box::pin(inner.call(request));
         }
         let admitted = match self.sessions.admit(request.headers()) {

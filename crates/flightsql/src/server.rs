@@ -40,6 +40,7 @@ pub struct FlightSqlServer {
     /// PEM certificate chain and private key: serve TLS.
     tls: Option<(Vec<u8>, Vec<u8>)>,
     fallback: Option<Arc<dyn FlightFallback>>,
+    cluster_secret: Option<Arc<str>>,
 }
 
 impl FlightSqlServer {
@@ -53,12 +54,22 @@ impl FlightSqlServer {
             drain_timeout: Duration::from_secs(30),
             tls: None,
             fallback: None,
+            cluster_secret: None,
         }
+    }
+
+    /// Calls of other nodes of the cluster carry `secret` (in
+    /// [`flotilla_common::grpc::CLUSTER_SECRET_HEADER`]); they reach the fallback without a
+    /// user session, and the fallback takes no calls without it.
+    pub fn with_cluster_secret(mut self, secret: impl Into<Arc<str>>) -> Self {
+        self.cluster_secret = Some(secret.into());
+        self
     }
 
     /// Hands tickets and actions that are not Flight SQL's to `fallback` (another Flight
     /// service on the same port, e.g. a distributed worker). Its calls pass the same session
-    /// layer: with users configured, callers authenticate like any client.
+    /// layer: with users configured, callers authenticate like any client — or, with a
+    /// cluster secret ([`Self::with_cluster_secret`]), must carry that secret instead.
     pub fn with_fallback(mut self, fallback: Arc<dyn FlightFallback>) -> Self {
         self.fallback = Some(fallback);
         self
@@ -113,6 +124,7 @@ impl FlightSqlServer {
             Registry::new(self.registry_limits),
             Arc::clone(&sessions),
             self.fallback,
+            self.cluster_secret.is_some(),
         )?;
         let service = FlightServiceServer::new(CleanErrors(Arc::new(service)))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -135,7 +147,10 @@ impl FlightSqlServer {
             })?;
         }
         let server = builder
-            .layer(SessionLayer { sessions })
+            .layer(SessionLayer {
+                sessions,
+                cluster_secret: self.cluster_secret,
+            })
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, signal);
         tokio::pin!(server);

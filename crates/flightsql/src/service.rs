@@ -10,6 +10,7 @@
 //! memory limit `ResourceExhausted`.
 
 use crate::fallback::FlightFallback;
+use crate::layer::Peer;
 use crate::metadata;
 use crate::registry::{Cancellable, Cancelled, Prepared, Registry};
 use crate::session::{Session, Sessions, no_session};
@@ -59,6 +60,8 @@ pub struct FlotillaFlightSql {
     sql_info: SqlInfoData,
     xdbc_types: XdbcTypeInfoData,
     fallback: Option<Arc<dyn FlightFallback>>,
+    /// The node has a cluster secret: the fallback answers only calls carrying it.
+    peers_only: bool,
 }
 
 type DoGetStream = <FlotillaFlightSql as FlightService>::DoGetStream;
@@ -159,6 +162,7 @@ impl FlotillaFlightSql {
         registry: Registry,
         sessions: Arc<Sessions>,
         fallback: Option<Arc<dyn FlightFallback>>,
+        peers_only: bool,
     ) -> flotilla_common::Result<Self> {
         Ok(Self {
             registry,
@@ -166,7 +170,20 @@ impl FlotillaFlightSql {
             sql_info: metadata::sql_info()?,
             xdbc_types: metadata::xdbc_type_info()?,
             fallback,
+            peers_only,
         })
+    }
+
+    /// Refuses a call for the fallback that does not come from a node of the cluster, when
+    /// the node has a cluster secret.
+    fn check_peer<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if self.peers_only && request.extensions().get::<Peer>().is_none() {
+            return Err(Status::permission_denied(
+                "tasks and actions of other nodes need the cluster secret \
+                 ([cluster] secret_env)",
+            ));
+        }
+        Ok(())
     }
 
     /// Plans a logical plan physically in `session` and returns the FlightInfo of its ticket.
@@ -654,7 +671,10 @@ impl FlightSqlService for FlotillaFlightSql {
         message: Any,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         match &self.fallback {
-            Some(fallback) => Ok(Response::new(fallback.do_get(request.into_inner()).await?)),
+            Some(fallback) => {
+                self.check_peer(&request)?;
+                Ok(Response::new(fallback.do_get(request.into_inner()).await?))
+            }
             None => Err(Status::invalid_argument(format!(
                 "unknown ticket type '{}'",
                 message.type_url
@@ -668,6 +688,21 @@ impl FlightSqlService for FlotillaFlightSql {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        const SESSION_ACTIONS: [&str; 4] = [
+            "CancelFlightInfo",
+            "SetSessionOptions",
+            "GetSessionOptions",
+            "CloseSession",
+        ];
+        // Other nodes' actions go to the fallback (when the node has a cluster secret, only
+        // calls carrying it: a client's unknown action stays unknown).
+        if !SESSION_ACTIONS.contains(&request.get_ref().r#type.as_str())
+            && let Some(fallback) = &self.fallback
+            && self.check_peer(&request).is_ok()
+            && let Some(answer) = fallback.do_action(request.get_ref().clone()).await
+        {
+            return Ok(Response::new(answer?));
+        }
         let session = session_of(&request)?;
         let action = request.into_inner();
         let kind = action.r#type.clone();
@@ -697,11 +732,6 @@ impl FlightSqlService for FlotillaFlightSql {
                 options::CloseSessionResult { status: 1 }.encode_to_vec()
             }
             other => {
-                if let Some(fallback) = &self.fallback
-                    && let Some(answer) = fallback.do_action(action.clone()).await
-                {
-                    return Ok(Response::new(answer?));
-                }
                 return Err(Status::invalid_argument(format!(
                     "unknown action '{other}' (the server knows the Flight SQL actions, \
                      CancelFlightInfo, SetSessionOptions, GetSessionOptions and CloseSession)"

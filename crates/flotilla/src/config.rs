@@ -35,6 +35,9 @@ pub struct ClusterConfig {
     pub peers: Peers,
     /// A CA certificate (PEM) to check `grpc+tls://` peers against.
     pub tls_root_cert: Option<PathBuf>,
+    /// `secret_env = "VARIABLE"`: the environment variable holding the secret every node of
+    /// the cluster shares; nodes then take each other's calls only with it.
+    pub secret_env: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -226,6 +229,7 @@ struct RawCluster {
     peers_dns: Option<Spanned<String>>,
     peers_file: Option<Spanned<String>>,
     tls_root_cert: Option<Spanned<String>>,
+    secret_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -704,12 +708,35 @@ impl Config {
                         Some(path)
                     }
                 };
+                let secret_env = match cluster.secret_env {
+                    Some(name) if name.get_ref().trim().is_empty() => {
+                        return Err(error(
+                            Some(name.span()),
+                            "cluster.secret_env".into(),
+                            "name the environment variable holding the cluster secret".into(),
+                        ));
+                    }
+                    other => other.map(Spanned::into_inner),
+                };
                 Some(ClusterConfig {
                     peers,
                     tls_root_cert,
+                    secret_env,
                 })
             }
         };
+        if !users.is_empty()
+            && let Some(cluster) = &cluster
+            && cluster.secret_env.is_none()
+        {
+            return Err(error(
+                None,
+                "cluster".into(),
+                "with [[server.users]], nodes take each other's calls only with a shared secret: \
+                 set secret_env = \"VARIABLE\" (the same secret on every node)"
+                    .into(),
+            ));
+        }
         Ok(Config {
             cluster,
             sources,

@@ -102,6 +102,9 @@ pub async fn serve(
         .with_users(users)
         .with_session_limits(limits)
         .with_fallback(Arc::new(WorkerFallback(worker)));
+    if let Some(secret) = session::cluster_secret(config.cluster.as_ref())? {
+        server = server.with_cluster_secret(secret);
+    }
     if let Some((cert, key)) = &config.server.tls {
         let read = |path: &std::path::PathBuf| {
             std::fs::read(path).map_err(|e| Error::from(e).with_source(path.display().to_string()))

@@ -111,6 +111,32 @@ fn channels(cluster: Option<&ClusterConfig>) -> Result<DefaultChannels> {
     Ok(DefaultChannels { tls_root_cert })
 }
 
+/// The channels to the cluster's nodes, sending the cluster secret if there is one.
+fn channel_cache(cluster: Option<&ClusterConfig>) -> Result<Arc<ChannelCache>> {
+    let cache = ChannelCache::new(Arc::new(channels(cluster)?));
+    Ok(Arc::new(match cluster_secret(cluster)? {
+        Some(secret) => cache
+            .with_secret(&secret)
+            .map_err(|e| Error::invalid(format!("cluster.secret_env: {}", e.message())))?,
+        None => cache,
+    }))
+}
+
+/// The secret the nodes of the cluster share (`[cluster] secret_env`), if configured.
+///
+/// # Errors
+/// When the environment variable named is not set.
+pub fn cluster_secret(cluster: Option<&ClusterConfig>) -> Result<Option<String>> {
+    let Some(variable) = cluster.and_then(|c| c.secret_env.as_deref()) else {
+        return Ok(None);
+    };
+    std::env::var(variable).map(Some).map_err(|_| {
+        Error::invalid(format!(
+            "cluster.secret_env: the environment variable {variable} is not set"
+        ))
+    })
+}
+
 /// Distribution over the configured peers.
 fn distribution(
     cluster: &ClusterConfig,
@@ -126,7 +152,7 @@ fn distribution(
         Peers::File(path) => Arc::new(FileWorkers::new(path)),
     };
     Ok(Distribution::new(discovery)
-        .with_channel_factory(Arc::new(channels(Some(cluster))?))
+        .with_channels(channel_cache(Some(cluster))?)
         .with_codec(codec(catalogs)))
 }
 
@@ -137,10 +163,9 @@ fn distribution(
 /// When the cluster's CA certificate cannot be read.
 pub fn worker(ctx: &SessionContext, config: &Config) -> Result<Worker> {
     let state = ctx.state();
-    let channels = ChannelCache::new(Arc::new(channels(config.cluster.as_ref())?));
     Ok(Worker::new(state.clone())
         .with_codec(codec(state.catalog_list()))
-        .with_channels(Arc::new(channels)))
+        .with_channels(channel_cache(config.cluster.as_ref())?))
 }
 
 /// Re-reads the tables and columns of the database source `only` (every database source when

@@ -156,6 +156,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
         config.cluster = Some(ClusterConfig {
             peers: Peers::Static(started.urls().to_vec()),
             tls_root_cert: None,
+            secret_env: None,
         });
         distributed = Some(with_settings(build_context(&config).await?, &options.settings).await?);
         cluster = Some(started);

@@ -78,6 +78,7 @@ async fn a_federated_sqlite_table_joins_parquet_across_nodes() {
     distributed.cluster = Some(ClusterConfig {
         peers: Peers::Static(cluster.urls().to_vec()),
         tls_root_cert: None,
+        secret_env: None,
     });
     let coordinator = fanned_out(&distributed).await;
 
@@ -111,6 +112,7 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
     distributed.cluster = Some(ClusterConfig {
         peers: Peers::Static(urls.clone()),
         tls_root_cert: None,
+        secret_env: None,
     });
     let coordinator = fanned_out(&distributed).await;
     // Long enough to be running when a node dies: 600,000 lines paired by supplier.
@@ -147,4 +149,107 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
     assert!(!text.contains(&urls[1]), "{text}");
     let expected = rows(&build_context(&config()).await.unwrap(), sql).await;
     assert_same_rows(&expected, &rows(&coordinator, sql).await, true);
+}
+
+/// `[[server.users]]` and `[cluster]` for `flotilla serve` nodes finding each other in
+/// `peers` (a file written once their ports are known).
+fn secured_config_text(peers: &Path) -> String {
+    format!(
+        "{}\n[[server.users]]\nname = \"alice\"\npassword_env = \"FLOTILLA_TEST_ALICE\"\n\n\
+         [cluster]\npeers_file = \"{}\"\nsecret_env = \"FLOTILLA_TEST_CLUSTER\"\n",
+        config_text(),
+        peers.display()
+    )
+}
+
+/// A DoGet of a (meaningless) task ticket on `uri` with `metadata`: the status it ends with.
+async fn task_call(uri: &str, metadata: &[(&'static str, String)]) -> tonic::Status {
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    let channel = flotilla_common::grpc::endpoint(uri, None)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let ticket = flotilla_distributed::worker::TaskTicket {
+        plan: b"not a plan".to_vec(),
+        query: "q".into(),
+        ..Default::default()
+    };
+    let mut request = tonic::Request::new(arrow_flight::Ticket::new(ticket.seal()));
+    for (key, value) in metadata {
+        request.metadata_mut().insert(*key, value.parse().unwrap());
+    }
+    match FlightServiceClient::new(channel).do_get(request).await {
+        Err(status) => status,
+        Ok(response) => {
+            use futures::StreamExt;
+            let mut stream = response.into_inner();
+            match stream.next().await {
+                Some(Err(status)) => status,
+                other => panic!("a meaningless task ran: {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adbc_client_queries_a_cluster_of_serve_nodes_with_users_and_a_secret() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    flotilla_testkit::reaper::remove_at_exit(&dir);
+    let peers = dir.join("peers.txt");
+    std::fs::write(&peers, "").unwrap();
+    let text = secured_config_text(&peers);
+    let secret = "s3cret-shared-by-the-nodes";
+    let env = [
+        ("FLOTILLA_TEST_ALICE", "wonderland"),
+        ("FLOTILLA_TEST_CLUSTER", secret),
+    ];
+    let nodes: Vec<Served> = (0..2).map(|_| serve_config(&text, &env)).collect();
+    std::fs::write(&peers, format!("{}\n{}\n", nodes[0].uri, nodes[1].uri)).unwrap();
+
+    // ADBC signs in to node 0 as alice; node 0 plans, both nodes run stages (calling each
+    // other with the secret, not alice's credentials).
+    let sql = "SELECT l_returnflag, l_linestatus, count(*) AS n, sum(l_extendedprice) AS total \
+               FROM lake.public.lineitem GROUP BY l_returnflag, l_linestatus \
+               ORDER BY l_returnflag, l_linestatus";
+    let (seen, out) =
+        crate::flightsql::client("cluster", &nodes[0].uri, &["alice", "wonderland", sql]);
+    let plan = seen["plan"].as_str().unwrap();
+    for node in &nodes {
+        assert!(plan.contains(&node.uri), "{} runs tasks:\n{plan}", node.uri);
+    }
+    let expected = rows(&build_context(&config()).await.unwrap(), sql).await;
+    let actual = crate::flightsql::read_arrow(&out.join("cluster.arrow"));
+    assert_eq!(seen["rows"], 4);
+    assert_same_rows(&expected, &actual, true);
+
+    // Task calls without the secret are refused before anything runs; with it they reach
+    // the worker (which refuses the meaningless plan).
+    // base64 of "alice:wonderland"
+    let alice = "Basic YWxpY2U6d29uZGVybGFuZA==".to_string();
+    let header = flotilla_common::grpc::CLUSTER_SECRET_HEADER;
+    let anonymous = task_call(&nodes[1].uri, &[]).await;
+    assert_eq!(
+        anonymous.code(),
+        tonic::Code::Unauthenticated,
+        "{anonymous:?}"
+    );
+    let user = task_call(&nodes[1].uri, &[("authorization", alice)]).await;
+    assert_eq!(user.code(), tonic::Code::PermissionDenied, "{user:?}");
+    assert!(user.message().contains("cluster secret"), "{user:?}");
+    let wrong = task_call(&nodes[1].uri, &[(header, "guess".into())]).await;
+    assert_eq!(wrong.code(), tonic::Code::Unauthenticated, "{wrong:?}");
+    assert!(
+        wrong.message().contains("wrong cluster secret"),
+        "{wrong:?}"
+    );
+    let peer = task_call(&nodes[1].uri, &[(header, secret.into())]).await;
+    assert!(peer.message().contains("cannot decode"), "{peer:?}");
+
+    // Users without a cluster secret would lock the nodes out of each other: refused early.
+    let unsecured = text.replace("secret_env = \"FLOTILLA_TEST_CLUSTER\"\n", "");
+    let error = Config::parse(&unsecured, "test.toml", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("secret_env"), "{error}");
 }

@@ -86,7 +86,7 @@ fn open_server() -> &'static Served {
 }
 
 /// Runs a check of the client script; returns its JSON and the directory of its files.
-fn client(check: &str, uri: &str, extra: &[&str]) -> (Value, PathBuf) {
+pub(crate) fn client(check: &str, uri: &str, extra: &[&str]) -> (Value, PathBuf) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/flight_sql_client.py");
     let out = tempfile::tempdir().unwrap().keep();
     flotilla_testkit::reaper::remove_at_exit(&out);
@@ -106,7 +106,7 @@ fn client(check: &str, uri: &str, extra: &[&str]) -> (Value, PathBuf) {
     (value, out)
 }
 
-fn read_arrow(path: &Path) -> Vec<RecordBatch> {
+pub(crate) fn read_arrow(path: &Path) -> Vec<RecordBatch> {
     let file = std::fs::File::open(path).unwrap();
     FileReader::try_new(file, None)
         .unwrap()

@@ -183,6 +183,17 @@ def check_auth(uri, out, user=None, password=None):
         return {"rows": None, "error": f"{type(e).__name__}: {e}"}
 
 
+def check_cluster(uri, out, user, password, sql):
+    """A node that coordinates a cluster: the plan it shows and the rows it returns."""
+    with connect(uri, user, password) as conn, conn.cursor() as cur:
+        cur.execute("EXPLAIN " + sql)
+        plan = "\n".join(str(row[1]) for row in cur.fetchall())
+        cur.execute(sql)
+        table = cur.fetch_arrow_table()
+    write_arrow(table, os.path.join(out, "cluster.arrow"))
+    return {"plan": plan, "rows": table.num_rows}
+
+
 def check_tls(uri, out, root_cert):
     with open(root_cert) as f:
         pem = f.read()
