@@ -64,14 +64,15 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Vec<datafusion::arrow::array::
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_federated_sqlite_table_joins_parquet_across_nodes() {
-    let base = config();
+/// Runs `sql` (a federated table of `source` joined with Parquet) on two workers built from
+/// `base` like `flotilla serve` builds its own: the federated scan must sit in a worker stage
+/// and the rows equal one node's.
+async fn check_federated_join_across_nodes(base: &Config, sql: &str, source: &str) {
     let mut nodes = Vec::new();
     for _ in 0..2 {
-        nodes.push(build_context(&base).await.unwrap());
+        nodes.push(build_context(base).await.unwrap());
     }
-    let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], &base).unwrap())
+    let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], base).unwrap())
         .await
         .unwrap();
     let mut distributed = base.clone();
@@ -82,17 +83,14 @@ async fn a_federated_sqlite_table_joins_parquet_across_nodes() {
     });
     let coordinator = fanned_out(&distributed).await;
 
-    let sql = "SELECT c_mktsegment, count(*) AS orders, sum(o_totalprice) AS total \
-               FROM shop.main.customer JOIN lake.public.orders ON c_custkey = o_custkey \
-               WHERE c_acctbal > 0 GROUP BY c_mktsegment ORDER BY c_mktsegment";
     let text = plan_text(&coordinator, sql).await;
-    // The SQLite scan sits inside a stage: a worker runs it.
+    // The database scan sits inside a stage: a worker runs it.
     let network = text.find("Network").expect("a distributed plan");
     let scan = text.find("FederatedScanExec").expect("a federated scan");
     assert!(network < scan, "{text}");
-    assert!(text.contains("source=shop"), "{text}");
+    assert!(text.contains(&format!("source={source}")), "{text}");
 
-    let single = build_context(&base).await.unwrap();
+    let single = build_context(base).await.unwrap();
     let expected = rows(&single, sql).await;
     let actual = rows(&coordinator, sql).await;
     assert_eq!(expected.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
@@ -101,6 +99,32 @@ async fn a_federated_sqlite_table_joins_parquet_across_nodes() {
     for node in &nodes {
         assert_eq!(rows(node, "SELECT * FROM region").await[0].num_rows(), 5);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_federated_sqlite_table_joins_parquet_across_nodes() {
+    let sql = "SELECT c_mktsegment, count(*) AS orders, sum(o_totalprice) AS total \
+               FROM shop.main.customer JOIN lake.public.orders ON c_custkey = o_custkey \
+               WHERE c_acctbal > 0 GROUP BY c_mktsegment ORDER BY c_mktsegment";
+    check_federated_join_across_nodes(&config(), sql, "shop").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_federated_postgres_table_joins_parquet_across_nodes() {
+    let server = flotilla_testkit::postgres();
+    let schema = server.load_tpch(0.1).unwrap();
+    let text = format!(
+        "{}\n[sources.pg]\nkind = \"postgres\"\nurl = \"{}\"\n",
+        config_text(),
+        server.url()
+    );
+    let base = Config::parse(&text, "test.toml", Path::new(".")).unwrap();
+    let sql = format!(
+        "SELECT c_mktsegment, count(*) AS orders, sum(o_totalprice) AS total \
+         FROM pg.{schema}.customer JOIN lake.public.orders ON c_custkey = o_custkey \
+         WHERE c_acctbal > 0 GROUP BY c_mktsegment ORDER BY c_mktsegment"
+    );
+    check_federated_join_across_nodes(&base, &sql, "pg").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
