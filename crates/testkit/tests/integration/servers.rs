@@ -163,3 +163,75 @@ fn nothing_is_left_behind_after_the_test_binary_exits() {
     // The TPC-H table list the kit loads is the full one.
     assert_eq!(Table::ALL.len(), TPCH_SF001_ROWS.len());
 }
+
+#[test]
+fn influxdb_answers_and_loads_the_generated_series() {
+    use flotilla_testkit::influx_data::InfluxDataset;
+    let influx = flotilla_testkit::influxdb();
+    influx.query(None, "CREATE DATABASE kit").unwrap();
+    let data = InfluxDataset::generate(3000);
+    for chunk in data.line_protocol(1000) {
+        influx.write("kit", &chunk).unwrap();
+    }
+    // Every point landed once, every field with its type.
+    let counts = influx
+        .query(
+            Some("kit"),
+            "SELECT count(usage), count(procs), count(state) FROM cpu",
+        )
+        .unwrap();
+    let cpu = data.measurement("cpu").batch.clone();
+    let expected: Vec<usize> = ["usage", "procs", "state"]
+        .iter()
+        .map(|c| {
+            let column = cpu.column_by_name(c).unwrap();
+            column.len() - column.null_count()
+        })
+        .collect();
+    assert!(expected[1] < 3000 && expected[2] < 3000, "{expected:?}");
+    let wanted = format!(",{},{},{}]]", expected[0], expected[1], expected[2]);
+    assert!(counts.contains(&wanted), "{counts} lacks {wanted}");
+    let fields = influx
+        .query(Some("kit"), "SHOW FIELD KEYS FROM weather")
+        .unwrap();
+    for pair in [
+        "[\"condition\",\"string\"]",
+        "[\"humidity\",\"integer\"]",
+        "[\"raining\",\"boolean\"]",
+        "[\"temperature\",\"float\"]",
+    ] {
+        assert!(fields.contains(pair), "{fields} lacks {pair}");
+    }
+    // A quoted string field comes back as written.
+    let quoted = influx
+        .query(
+            Some("kit"),
+            "SELECT count(humidity) FROM weather WHERE condition = 'fog \"thick\"'",
+        )
+        .unwrap();
+    assert!(quoted.contains("\"count\""), "{quoted}");
+    // InfluxQL errors are errors.
+    let error = influx.query(Some("kit"), "SELEKT 1").unwrap_err();
+    assert!(error.contains("error parsing query"), "{error}");
+}
+
+#[test]
+fn influxdb_with_authentication_refuses_wrong_passwords_and_restarts() {
+    let mut influx = flotilla_testkit::InfluxDb::start(true).unwrap();
+    influx.query(None, "CREATE DATABASE secured").unwrap();
+    influx
+        .write("secured", "m,t=a v=1i 1735689600000000000\n")
+        .unwrap();
+    let refused = influx
+        .query_as(("admin", "wrong"), Some("secured"), "SELECT * FROM m")
+        .unwrap_err();
+    assert!(refused.contains("authorization failed"), "{refused}");
+    influx.stop().unwrap();
+    assert!(influx.query(Some("secured"), "SHOW MEASUREMENTS").is_err());
+    influx.restart().unwrap();
+    let rows = influx.query(Some("secured"), "SELECT v FROM m").unwrap();
+    assert!(
+        rows.contains("1735689600000000000") || rows.contains("2025-01-01T00:00:00Z"),
+        "{rows}"
+    );
+}
