@@ -1,0 +1,374 @@
+//! A measurement as a DataFusion table: scans become one InfluxQL `SELECT` carrying the
+//! pushed conditions and limit, streamed back in chunks as Arrow batches.
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampNanosecondBuilder, UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, Result as DfResult, project_schema};
+use datafusion::datasource::TableType;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use flotilla_common::{Error, ErrorKind};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::client::InfluxClient;
+use crate::influxql::{condition, quote_identifier};
+use crate::schema::{ColumnKind, MeasurementSchema};
+
+/// One measurement of an InfluxDB database.
+#[derive(Debug)]
+pub struct InfluxTable {
+    client: InfluxClient,
+    measurement: MeasurementSchema,
+}
+
+impl InfluxTable {
+    pub fn new(client: InfluxClient, measurement: MeasurementSchema) -> Self {
+        Self {
+            client,
+            measurement,
+        }
+    }
+
+    /// The InfluxQL of a scan: every field (InfluxDB answers only points with a value in one
+    /// of the selected fields, so selecting fewer could lose points), the tags `projection`
+    /// needs, the conditions and the limit.
+    pub fn influxql(
+        &self,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> String {
+        let schema = &self.measurement.schema;
+        let wanted: Vec<usize> = match projection {
+            Some(columns) => columns.clone(),
+            None => (0..schema.fields().len()).collect(),
+        };
+        let mut selected: Vec<String> = self
+            .measurement
+            .fields()
+            .iter()
+            .map(|field| format!("{}::field", quote_identifier(field)))
+            .collect();
+        for &index in &wanted {
+            if self.measurement.kinds[index] == ColumnKind::Tag {
+                selected.push(format!(
+                    "{}::tag",
+                    quote_identifier(schema.field(index).name())
+                ));
+            }
+        }
+        let mut text = format!(
+            "SELECT {} FROM {}",
+            selected.join(", "),
+            quote_identifier(&self.measurement.name)
+        );
+        let conditions: Vec<String> = filters
+            .iter()
+            .filter_map(|filter| condition(filter, &self.measurement))
+            .map(|condition| condition.text)
+            .collect();
+        if !conditions.is_empty() {
+            text.push_str(" WHERE ");
+            text.push_str(&conditions.join(" AND "));
+        }
+        if let Some(limit) = limit {
+            text.push_str(&format!(" LIMIT {limit}"));
+        }
+        text
+    }
+}
+
+#[async_trait]
+impl TableProvider for InfluxTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.measurement.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|filter| match condition(filter, &self.measurement) {
+                Some(condition) if condition.exact => TableProviderFilterPushDown::Exact,
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = project_schema(&self.measurement.schema, projection)?;
+        let influxql = self.influxql(projection, filters, limit);
+        let batch_size = state.config().options().execution.batch_size.get();
+        Ok(Arc::new(InfluxScanExec::new(
+            self.client.clone(),
+            influxql,
+            schema,
+            batch_size,
+        )))
+    }
+}
+
+/// Runs one InfluxQL query and streams its points as batches of the table's columns.
+#[derive(Debug)]
+pub struct InfluxScanExec {
+    client: InfluxClient,
+    influxql: String,
+    schema: SchemaRef,
+    chunk: usize,
+    properties: Arc<PlanProperties>,
+}
+
+impl InfluxScanExec {
+    pub fn new(client: InfluxClient, influxql: String, schema: SchemaRef, chunk: usize) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            client,
+            influxql,
+            schema,
+            chunk: chunk.max(1),
+            properties: Arc::new(properties),
+        }
+    }
+
+    /// The InfluxQL sent.
+    pub fn influxql(&self) -> &str {
+        &self.influxql
+    }
+}
+
+impl DisplayAs for InfluxScanExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "InfluxScanExec: source={}, influxql={}",
+            self.client.source(),
+            self.influxql
+        )
+    }
+}
+
+impl ExecutionPlan for InfluxScanExec {
+    fn name(&self) -> &'static str {
+        "InfluxScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn apply_expressions(
+        &self,
+        _: &mut dyn FnMut(
+            &Arc<dyn PhysicalExpr>,
+        ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion>,
+    ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion> {
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal(
+                "InfluxScanExec has no children".into(),
+            ))
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "InfluxScanExec has one partition; asked for {partition}"
+            )));
+        }
+        let client = self.client.clone();
+        let influxql = self.influxql.clone();
+        let schema = Arc::clone(&self.schema);
+        let chunk = self.chunk;
+        let batches = futures::stream::once(async move {
+            client.query_chunks(&influxql, chunk).await.map(|chunks| {
+                chunks.map(move |answer| {
+                    answer.and_then(|answer| to_batches(&client, &schema, &answer))
+                })
+            })
+        })
+        .try_flatten()
+        .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+        .try_flatten()
+        .map_err(Error::into_datafusion);
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches,
+        )))
+    }
+}
+
+/// The batches of one chunk of an answer: one per series in it.
+fn to_batches(
+    client: &InfluxClient,
+    schema: &SchemaRef,
+    answer: &Value,
+) -> flotilla_common::Result<Vec<RecordBatch>> {
+    let mut batches = Vec::new();
+    for result in answer["results"].as_array().into_iter().flatten() {
+        for series in result["series"].as_array().into_iter().flatten() {
+            batches.push(series_batch(client, schema, series)?);
+        }
+    }
+    Ok(batches)
+}
+
+/// The value at `index` of `row`; `None` for a missing column or a null.
+fn cell(row: &Value, index: Option<usize>) -> Option<&Value> {
+    index
+        .and_then(|i| row.get(i))
+        .filter(|value| !value.is_null())
+}
+
+fn series_batch<'a>(
+    client: &InfluxClient,
+    schema: &SchemaRef,
+    series: &'a Value,
+) -> flotilla_common::Result<RecordBatch> {
+    let malformed = |what: String| {
+        Error::new(ErrorKind::Unavailable, format!("InfluxDB answered {what}"))
+            .with_source(client.source())
+    };
+    let names: Vec<&str> = series["columns"]
+        .as_array()
+        .ok_or_else(|| malformed("a series without columns".into()))?
+        .iter()
+        .map(|name| name.as_str().unwrap_or_default())
+        .collect();
+    let rows = series["values"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let index = names.iter().position(|name| *name == field.name());
+        let value = |row: &'a Value| cell(row, index);
+        let bad = |row: &Value| {
+            malformed(format!(
+                "'{}' for column {} ({})",
+                cell(row, index).map(Value::to_string).unwrap_or_default(),
+                field.name(),
+                field.data_type()
+            ))
+        };
+        let column: ArrayRef = match field.data_type() {
+            DataType::Timestamp(_, zone) => {
+                let mut builder = TimestampNanosecondBuilder::with_capacity(rows.len());
+                for row in rows {
+                    match value(row) {
+                        None => builder.append_null(),
+                        Some(v) => builder.append_value(v.as_i64().ok_or_else(|| bad(row))?),
+                    }
+                }
+                Arc::new(builder.finish().with_timezone_opt(zone.clone()))
+            }
+            DataType::Float64 => {
+                let mut builder = Float64Builder::with_capacity(rows.len());
+                for row in rows {
+                    builder.append_option(
+                        value(row)
+                            .map(|v| v.as_f64().ok_or_else(|| bad(row)))
+                            .transpose()?,
+                    );
+                }
+                Arc::new(builder.finish())
+            }
+            DataType::Int64 => {
+                let mut builder = Int64Builder::with_capacity(rows.len());
+                for row in rows {
+                    builder.append_option(
+                        value(row)
+                            .map(|v| v.as_i64().ok_or_else(|| bad(row)))
+                            .transpose()?,
+                    );
+                }
+                Arc::new(builder.finish())
+            }
+            DataType::UInt64 => {
+                let mut builder = UInt64Builder::with_capacity(rows.len());
+                for row in rows {
+                    builder.append_option(
+                        value(row)
+                            .map(|v| v.as_u64().ok_or_else(|| bad(row)))
+                            .transpose()?,
+                    );
+                }
+                Arc::new(builder.finish())
+            }
+            DataType::Boolean => {
+                let mut builder = BooleanBuilder::with_capacity(rows.len());
+                for row in rows {
+                    builder.append_option(
+                        value(row)
+                            .map(|v| v.as_bool().ok_or_else(|| bad(row)))
+                            .transpose()?,
+                    );
+                }
+                Arc::new(builder.finish())
+            }
+            _ => {
+                let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
+                for row in rows {
+                    builder.append_option(
+                        value(row)
+                            .map(|v| v.as_str().ok_or_else(|| bad(row)))
+                            .transpose()?,
+                    );
+                }
+                Arc::new(builder.finish())
+            }
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
+    )
+    .map_err(|e| malformed(format!("rows that do not fit the table: {e}")))
+}
