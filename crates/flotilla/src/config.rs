@@ -157,6 +157,17 @@ pub enum SourceConfig {
         /// For `grpc+tls://`: a CA certificate file to trust instead of the system's.
         tls_root_cert: Option<PathBuf>,
     },
+    /// One database of an InfluxDB server, over its v1 HTTP API (InfluxQL).
+    Influxdb {
+        /// `http://host:8086`.
+        url: String,
+        database: String,
+        /// An InfluxDB 1.x user (with `password_env`).
+        user: Option<String>,
+        password_env: Option<String>,
+        /// An environment variable holding an InfluxDB 2.x/3 token.
+        token_env: Option<String>,
+    },
 }
 
 impl SourceConfig {
@@ -169,6 +180,7 @@ impl SourceConfig {
             SourceConfig::Postgres { .. } => "postgres",
             SourceConfig::Mysql { .. } => "mysql",
             SourceConfig::FlightSql { .. } => "flightsql",
+            SourceConfig::Influxdb { .. } => "influxdb",
         }
     }
 }
@@ -281,6 +293,8 @@ struct RawSource {
     catalog: Option<Spanned<String>>,
     user: Option<Spanned<String>>,
     tls_root_cert: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
 }
 
 /// The kinds of source and the keys each accepts (besides `kind`).
@@ -312,6 +326,10 @@ const KINDS: &[(&str, &[&str])] = &[
     (
         "flightsql",
         &["url", "catalog", "user", "password_env", "tls_root_cert"],
+    ),
+    (
+        "influxdb",
+        &["url", "database", "user", "password_env", "token_env"],
     ),
 ];
 
@@ -395,6 +413,8 @@ impl Config {
                 ("catalog", span_of(&raw_source.catalog)),
                 ("user", span_of(&raw_source.user)),
                 ("tls_root_cert", span_of(&raw_source.tls_root_cert)),
+                ("database", span_of(&raw_source.database)),
+                ("token_env", span_of(&raw_source.token_env)),
             ];
             for (k, value_span) in present {
                 if let Some(s) = value_span
@@ -409,6 +429,47 @@ impl Config {
                         ),
                     ));
                 }
+            }
+            if kind == "influxdb" {
+                let missing = |what: &str| {
+                    error(
+                        Some(span.clone()),
+                        format!("sources.{name}"),
+                        format!(
+                            "missing key '{what}' (e.g. {what} = {})",
+                            match what {
+                                "url" => "\"http://localhost:8086\"",
+                                _ => "\"telegraf\"",
+                            }
+                        ),
+                    )
+                };
+                let url = raw_source.url.ok_or_else(|| missing("url"))?;
+                let database = raw_source.database.ok_or_else(|| missing("database"))?;
+                if !url.get_ref().starts_with("http://") {
+                    return Err(error(
+                        Some(url.span()),
+                        key("url"),
+                        "an InfluxDB source is reached over http:// (https is not supported yet)"
+                            .into(),
+                    ));
+                }
+                if raw_source.token_env.is_some() && raw_source.password_env.is_some() {
+                    return Err(error(
+                        Some(span),
+                        format!("sources.{name}"),
+                        "give a user with password_env, or token_env, not both".into(),
+                    ));
+                }
+                let source = SourceConfig::Influxdb {
+                    url: url.into_inner(),
+                    database: database.into_inner(),
+                    user: raw_source.user.map(|v| v.into_inner()),
+                    password_env: raw_source.password_env.map(|v| v.into_inner()),
+                    token_env: raw_source.token_env.map(|v| v.into_inner()),
+                };
+                sources.insert(name, source);
+                continue;
             }
             if kind == "flightsql" {
                 let Some(url) = raw_source.url else {

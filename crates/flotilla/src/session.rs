@@ -31,6 +31,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
 use flotilla_common::{Error, Result};
 use flotilla_connectors_flightsql::{FlightSqlOptions, FlightSqlSource};
+use flotilla_connectors_influxdb::{Credentials as InfluxCredentials, InfluxCatalog, InfluxClient};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
@@ -268,6 +269,33 @@ async fn open_source(
             let source: Arc<dyn Source> =
                 Arc::new(FlightSqlSource::connect(name, url, options).await?);
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
+            Ok(catalog)
+        }
+        SourceConfig::Influxdb {
+            url,
+            database,
+            user,
+            password_env,
+            token_env,
+        } => {
+            let credentials = match (user, token_env) {
+                (_, Some(variable)) => {
+                    let token = std::env::var(variable).map_err(|_| {
+                        Error::invalid(format!(
+                            "token_env: the environment variable {variable} is not set"
+                        ))
+                        .with_source(name)
+                    })?;
+                    InfluxCredentials::Token(token)
+                }
+                (Some(user), None) => InfluxCredentials::User {
+                    name: user.clone(),
+                    password: password_from(password_env.as_deref())?.unwrap_or_default(),
+                },
+                (None, None) => InfluxCredentials::None,
+            };
+            let client = InfluxClient::new(name, url, database, &credentials)?;
+            let catalog: Arc<dyn CatalogProvider> = Arc::new(InfluxCatalog::connect(client).await?);
             Ok(catalog)
         }
         SourceConfig::Parquet { path } => {

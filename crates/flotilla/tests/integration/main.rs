@@ -6,4 +6,5 @@ mod datagen;
 mod distributed;
 mod federation;
 mod flightsql;
+mod influxdb;
 mod mixed;
