@@ -31,7 +31,9 @@ use datafusion::prelude::SessionConfig;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
 use flotilla_common::{Error, Result};
 use flotilla_connectors_flightsql::{FlightSqlOptions, FlightSqlSource};
-use flotilla_connectors_influxdb::{Credentials as InfluxCredentials, InfluxCatalog, InfluxClient};
+use flotilla_connectors_influxdb::{
+    Credentials as InfluxCredentials, InfluxAggregatePushdown, InfluxCatalog, InfluxClient,
+};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
@@ -74,7 +76,9 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
             .with_config(session_config.with_option_extension(federation))
             .with_catalog_list(Arc::clone(&catalogs))
             .with_default_features(),
-    );
+    )
+    // Aggregates over InfluxDB measurements become InfluxQL (after filter pushdown).
+    .with_optimizer_rule(Arc::new(InfluxAggregatePushdown));
     let builder = match &config.cluster {
         // Distribution's rule comes last, after federation's.
         Some(cluster) => builder.with_distribution(distribution(cluster, &catalogs)?),

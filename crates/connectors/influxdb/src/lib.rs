@@ -12,6 +12,7 @@
 //! - Everything else — joins, aggregates, other functions — runs in DataFusion (aggregate
 //!   pushdown, `GROUP BY time(…)`, and writes are the next steps).
 
+pub mod aggregate;
 pub mod client;
 pub mod influxql;
 pub mod schema;
@@ -24,6 +25,7 @@ use flotilla_common::Result;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub use aggregate::InfluxAggregatePushdown;
 pub use client::{Credentials, InfluxClient};
 pub use table::{InfluxScanExec, InfluxTable};
 

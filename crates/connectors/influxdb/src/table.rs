@@ -3,12 +3,12 @@
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampNanosecondBuilder, UInt64Builder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringArray,
+    StringBuilder, TimestampNanosecondBuilder, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DataFusionError, Result as DfResult, project_schema};
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue, project_schema};
 use datafusion::datasource::TableType;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -23,6 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::client::InfluxClient;
 use crate::influxql::{condition, quote_identifier};
@@ -41,6 +42,14 @@ impl InfluxTable {
             client,
             measurement,
         }
+    }
+
+    pub fn measurement(&self) -> &MeasurementSchema {
+        &self.measurement
+    }
+
+    pub fn client(&self) -> &InfluxClient {
+        &self.client
     }
 
     /// The InfluxQL of a scan: every field (InfluxDB answers only points with a value in one
@@ -135,18 +144,80 @@ impl TableProvider for InfluxTable {
     }
 }
 
-/// Runs one InfluxQL query and streams its points as batches of the table's columns.
+/// Where each output column of a query comes from in InfluxDB's answer.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub columns: Vec<OutputColumn>,
+    /// An aggregate without `GROUP BY`: SQL answers one row even when there are no points.
+    pub one_row_if_empty: bool,
+}
+
+/// One output column: a column of the answer's values, or a tag of its series.
+#[derive(Debug, Clone)]
+pub struct OutputColumn {
+    name: String,
+    from_tags: bool,
+    /// A count: NULL (no value in the group) is 0.
+    zero_if_null: bool,
+}
+
+impl OutputColumn {
+    pub fn value(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            from_tags: false,
+            zero_if_null: false,
+        }
+    }
+
+    pub fn tag(name: &str) -> Self {
+        Self {
+            from_tags: true,
+            ..Self::value(name)
+        }
+    }
+
+    pub fn count(name: &str) -> Self {
+        Self {
+            zero_if_null: true,
+            ..Self::value(name)
+        }
+    }
+}
+
+/// Runs one InfluxQL query and streams its answer as batches.
 #[derive(Debug)]
 pub struct InfluxScanExec {
     client: InfluxClient,
     influxql: String,
     schema: SchemaRef,
+    output: Output,
     chunk: usize,
     properties: Arc<PlanProperties>,
 }
 
 impl InfluxScanExec {
+    /// A scan whose output columns are the answer's columns of the same names.
     pub fn new(client: InfluxClient, influxql: String, schema: SchemaRef, chunk: usize) -> Self {
+        let output = Output {
+            columns: schema
+                .fields()
+                .iter()
+                .map(|field| OutputColumn::value(field.name()))
+                .collect(),
+            one_row_if_empty: false,
+        };
+        Self::with_output(client, influxql, schema, output, chunk)
+    }
+
+    /// A query whose output columns come from the answer as `output` says.
+    pub fn with_output(
+        client: InfluxClient,
+        influxql: String,
+        schema: SchemaRef,
+        output: Output,
+        chunk: usize,
+    ) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
@@ -157,6 +228,7 @@ impl InfluxScanExec {
             client,
             influxql,
             schema,
+            output,
             chunk: chunk.max(1),
             properties: Arc::new(properties),
         }
@@ -227,17 +299,36 @@ impl ExecutionPlan for InfluxScanExec {
         let client = self.client.clone();
         let influxql = self.influxql.clone();
         let schema = Arc::clone(&self.schema);
+        let output = Arc::new(self.output.clone());
         let chunk = self.chunk;
+        let rows = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&rows);
+        let (last_schema, last_output) = (Arc::clone(&schema), Arc::clone(&output));
         let batches = futures::stream::once(async move {
             client.query_chunks(&influxql, chunk).await.map(|chunks| {
                 chunks.map(move |answer| {
-                    answer.and_then(|answer| to_batches(&client, &schema, &answer))
+                    answer.and_then(|answer| to_batches(&client, &schema, &output, &answer))
                 })
             })
         })
         .try_flatten()
-        .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+        .map_ok(move |batches| {
+            for batch in &batches {
+                counted.fetch_add(batch.num_rows(), Ordering::Relaxed);
+            }
+            futures::stream::iter(batches.into_iter().map(Ok))
+        })
         .try_flatten()
+        .chain(
+            futures::stream::once(async move {
+                // SQL's one row of an aggregate over nothing: counts 0, the rest NULL.
+                if !last_output.one_row_if_empty || rows.load(Ordering::Relaxed) > 0 {
+                    return Ok(None);
+                }
+                empty_aggregate_row(&last_schema, &last_output).map(Some)
+            })
+            .try_filter_map(|batch| futures::future::ready(Ok(batch))),
+        )
         .map_err(Error::into_datafusion);
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
@@ -250,15 +341,39 @@ impl ExecutionPlan for InfluxScanExec {
 fn to_batches(
     client: &InfluxClient,
     schema: &SchemaRef,
+    output: &Output,
     answer: &Value,
 ) -> flotilla_common::Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
     for result in answer["results"].as_array().into_iter().flatten() {
         for series in result["series"].as_array().into_iter().flatten() {
-            batches.push(series_batch(client, schema, series)?);
+            batches.push(series_batch(client, schema, output, series)?);
         }
     }
     Ok(batches)
+}
+
+/// One row: 0 for counts, NULL for everything else.
+fn empty_aggregate_row(
+    schema: &SchemaRef,
+    output: &Output,
+) -> flotilla_common::Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(&output.columns)
+        .map(|(field, column)| {
+            let value = if column.zero_if_null {
+                ScalarValue::new_zero(field.data_type())
+            } else {
+                ScalarValue::try_from(field.data_type())
+            };
+            value.and_then(|v| v.to_array_of_size(1))
+        })
+        .collect::<DfResult<Vec<_>>>()
+        .map_err(|e| Error::internal(format!("an empty aggregate row: {e}")))?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
+        .map_err(|e| Error::internal(format!("an empty aggregate row: {e}")))
 }
 
 /// The value at `index` of `row`; `None` for a missing column or a null.
@@ -271,6 +386,7 @@ fn cell(row: &Value, index: Option<usize>) -> Option<&Value> {
 fn series_batch<'a>(
     client: &InfluxClient,
     schema: &SchemaRef,
+    output: &Output,
     series: &'a Value,
 ) -> flotilla_common::Result<RecordBatch> {
     let malformed = |what: String| {
@@ -285,9 +401,22 @@ fn series_batch<'a>(
         .collect();
     let rows = series["values"].as_array().map_or(&[][..], Vec::as_slice);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for field in schema.fields() {
-        let index = names.iter().position(|name| *name == field.name());
-        let value = |row: &'a Value| cell(row, index);
+    for (field, source) in schema.fields().iter().zip(&output.columns) {
+        if source.from_tags {
+            // A tag of the series: the same value on every row; missing ('') is NULL.
+            let tag = series["tags"][source.name.as_str()]
+                .as_str()
+                .filter(|value| !value.is_empty());
+            let column: ArrayRef = Arc::new(StringArray::from(vec![tag; rows.len()]));
+            columns.push(column);
+            continue;
+        }
+        let index = names.iter().position(|name| *name == source.name);
+        let zero = Value::from(0);
+        let value = |row: &'a Value| match cell(row, index) {
+            None if source.zero_if_null => Some(&zero),
+            other => other,
+        };
         let bad = |row: &Value| {
             malformed(format!(
                 "'{}' for column {} ({})",

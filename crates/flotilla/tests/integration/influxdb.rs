@@ -151,6 +151,14 @@ async fn measurements_join_sqlite_and_postgres_tables_by_tag_value() {
          WHERE h.tier = 1 AND c.time >= TIMESTAMP '2025-06-01T00:00:00Z' \
          GROUP BY h.owner ORDER BY h.owner"
     );
+    // Buckets per owner: the aggregate runs in InfluxDB, the join in DataFusion.
+    let bucketed = format!(
+        "SELECT h.owner, b.day, b.peak FROM (SELECT host, date_trunc('day', time) AS day, \
+         max(usage) AS peak FROM influx.{DATABASE}.cpu \
+         WHERE time >= TIMESTAMP '2025-07-01T00:00:00Z' AND time < TIMESTAMP '2025-07-15T00:00:00Z' \
+         GROUP BY host, day) b JOIN dims.main.hosts h ON b.host = h.host \
+         ORDER BY h.owner, b.day, b.peak"
+    );
     let with_postgres = format!(
         "SELECT s.city, count(*) AS points, max(w.temperature) AS hottest \
          FROM influx.{DATABASE}.weather w JOIN pg.influxjoin.stations s ON w.station = s.station \
@@ -167,6 +175,13 @@ async fn measurements_join_sqlite_and_postgres_tables_by_tag_value() {
         assert!(plan.contains("InfluxScanExec: source=influx"), "{plan}");
         assert!(plan.contains("FederatedScanExec"), "{plan}");
     }
+    let (want, _) = rows(&expected, &bucketed).await;
+    let (got, plan) = rows(&ctx, &bucketed).await;
+    assert_same_rows(&want, &got, true);
+    assert!(
+        plan.contains("GROUP BY time(86400000000000ns, 0ns), \"host\" fill(none)"),
+        "{plan}"
+    );
     let (_, plan) = rows(&ctx, &with_sqlite).await;
     assert!(plan.contains("time >= 1748736000000000000"), "{plan}");
     let (_, plan) = rows(&ctx, &with_postgres).await;

@@ -5,9 +5,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use flotilla_connectors_influxdb::{Credentials, InfluxCatalog, InfluxClient};
+use flotilla_connectors_influxdb::{
+    Credentials, InfluxAggregatePushdown, InfluxCatalog, InfluxClient,
+};
 use flotilla_testkit::influx_data::InfluxDataset;
 use flotilla_testkit::{INFLUX_ADMIN, InfluxDb, assert_same_rows, influxdb, query_is_ordered};
 use std::sync::{Arc, OnceLock};
@@ -35,7 +38,11 @@ async fn influx_context() -> SessionContext {
     data();
     let client =
         InfluxClient::new("influx", &influxdb().url(), DATABASE, &Credentials::None).unwrap();
-    let ctx = SessionContext::new();
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_optimizer_rule(Arc::new(InfluxAggregatePushdown))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     let catalog = InfluxCatalog::connect(client).await.unwrap();
     ctx.register_catalog("influx", Arc::new(catalog));
     ctx
@@ -154,6 +161,71 @@ async fn sql_over_measurements_equals_datafusion_over_parquet() {
         "{sent}"
     );
     assert!(sent.contains("\"usage\" > 50.5"), "{sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_by_tags_and_time_buckets_run_in_influxdb_with_sql_results() {
+    let influx = influx_context().await;
+    let reference = parquet_context().await;
+    let queries = [
+        // By tag, after a time bound and a tag filter.
+        "SELECT host, avg(usage) AS mean, max(procs) AS top, count(state) AS states \
+         FROM influx.telemetry.cpu WHERE time >= TIMESTAMP '2025-02-01T00:00:00Z' \
+         AND region = 'eu-west' GROUP BY host ORDER BY host",
+        // Daily buckets (date_bin from the epoch).
+        "SELECT date_bin(INTERVAL '1 day', time) AS day, avg(temperature) AS t, \
+         sum(humidity) AS h, min(temperature) AS lo FROM influx.telemetry.weather \
+         WHERE time >= TIMESTAMP '2025-03-01T00:00:00Z' AND time < TIMESTAMP '2025-04-01T00:00:00Z' \
+         GROUP BY day ORDER BY day",
+        // Weekly buckets from an origin that is not the epoch's, and a tag.
+        "SELECT date_bin(INTERVAL '7 days', time, TIMESTAMP '2025-01-01T00:00:00Z') AS week, \
+         station, count(temperature) AS n, avg(humidity) AS h FROM influx.telemetry.weather \
+         WHERE time >= TIMESTAMP '2025-01-01T00:00:00Z' AND country = 'NO' \
+         GROUP BY week, station ORDER BY week, station",
+        // date_trunc to the hour (many buckets without points: none in SQL's answer).
+        "SELECT date_trunc('hour', time) AS hour, max(usage) AS peak, count(procs) AS n \
+         FROM influx.telemetry.cpu WHERE time >= TIMESTAMP '2025-05-01T00:00:00Z' \
+         AND time < TIMESTAMP '2025-05-08T00:00:00Z' GROUP BY hour ORDER BY hour",
+        // Without GROUP BY: one row, also over no points at all.
+        "SELECT count(usage) AS n, avg(usage) AS mean, sum(procs) AS total \
+         FROM influx.telemetry.cpu WHERE host = 'host-042'",
+        "SELECT count(usage) AS n, avg(usage) AS mean, sum(procs) AS total \
+         FROM influx.telemetry.cpu WHERE time >= TIMESTAMP '2030-01-01T00:00:00Z'",
+    ];
+    for sql in queries {
+        let (expected, _) = run(&reference, sql).await;
+        let (actual, plan) = run(&influx, sql).await;
+        assert!(
+            expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 0,
+            "{sql} should return rows"
+        );
+        assert_same_rows(&expected, &actual, query_is_ordered(sql));
+        assert!(
+            !plan.contains("AggregateExec"),
+            "{sql} is computed by InfluxDB:\n{plan}"
+        );
+    }
+    let (_, plan) = run(&influx, queries[2]).await;
+    let sent = influxql(&plan)[0];
+    // 7 days in nanoseconds; 2025-01-01 is 6 days past a 7-day boundary from the epoch.
+    assert!(
+        sent.contains(
+            "GROUP BY time(604800000000000ns, 518400000000000ns), \"station\" fill(none)"
+        ),
+        "{sent}"
+    );
+    assert!(sent.contains("mean(\"humidity\")"), "{sent}");
+    // What InfluxDB cannot compute exactly stays with DataFusion.
+    for sql in [
+        "SELECT host, count(*) FROM influx.telemetry.cpu WHERE time >= TIMESTAMP '2025-01-01T00:00:00Z' GROUP BY host",
+        "SELECT date_bin(INTERVAL '1 day', time) AS d, avg(usage) FROM influx.telemetry.cpu GROUP BY d",
+        "SELECT host, count(DISTINCT state) FROM influx.telemetry.cpu GROUP BY host",
+    ] {
+        let (expected, _) = run(&reference, sql).await;
+        let (actual, plan) = run(&influx, sql).await;
+        assert_same_rows(&expected, &actual, false);
+        assert!(plan.contains("AggregateExec"), "{sql}:\n{plan}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
