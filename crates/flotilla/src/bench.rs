@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub mod flightsql;
+pub mod influxdb;
 mod load;
 pub mod tpch;
 

@@ -126,12 +126,16 @@ enum BenchCommand {
     /// Examples: flotilla bench federation --source sqlite --scale 1
     ///           flotilla bench federation --source postgres --url postgresql://me@localhost/db
     Federation {
-        /// The kind of source to benchmark: sqlite, postgres or mysql.
+        /// The kind of source to benchmark: sqlite, postgres, mysql or influxdb.
         #[arg(long, default_value = "sqlite")]
         source: String,
-        /// The server, for postgres and mysql (TPC-H is loaded into tpch_sf<scale> if missing).
+        /// The server, for postgres and mysql (TPC-H is loaded into tpch_sf<scale> if missing)
+        /// and influxdb (http://host:8086; points are written into flotilla_bench if missing).
         #[arg(long)]
         url: Option<String>,
+        /// influxdb: the points of the benchmark's measurement.
+        #[arg(long, default_value_t = 10_000_000)]
+        points: u64,
         /// TPC-H scale factor; the data is generated into the cache on first use.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
@@ -288,12 +292,20 @@ async fn run_command(command: Command) -> Result<()> {
                 BenchCommand::Federation {
                     source,
                     url,
+                    points,
                     scale,
                     queries,
                     cache_dir,
                     repeat,
                 },
         } => {
+            if source == "influxdb" {
+                let url = url.ok_or_else(|| {
+                    Error::invalid("--source influxdb needs --url (e.g. http://localhost:8086)")
+                })?;
+                let mut out = std::io::stdout().lock();
+                return flotilla::bench::influxdb::run(&url, points, repeat, &mut out).await;
+            }
             let source = match (source.as_str(), url) {
                 ("sqlite", None) => flotilla::bench::BenchSource::Sqlite,
                 ("postgres", Some(url)) => flotilla::bench::BenchSource::Postgres { url },
@@ -311,7 +323,8 @@ async fn run_command(command: Command) -> Result<()> {
                 }
                 (other, _) => {
                     return Err(Error::invalid(format!(
-                        "no federation benchmark for source kind '{other}' (sqlite, postgres, mysql)"
+                        "no federation benchmark for source kind '{other}' (sqlite, postgres, \
+                         mysql, influxdb)"
                     )));
                 }
             };

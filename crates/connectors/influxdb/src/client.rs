@@ -6,7 +6,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use flotilla_common::{Error, ErrorKind, Result};
 use futures::Stream;
 use futures::stream::BoxStream;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -49,7 +49,7 @@ pub struct InfluxClient {
     base: String,
     database: String,
     authorization: Option<http::HeaderValue>,
-    http: Client<HttpConnector, Empty<Bytes>>,
+    http: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl std::fmt::Debug for InfluxClient {
@@ -145,12 +145,60 @@ impl InfluxClient {
         if let Some(size) = chunk {
             uri.push_str(&format!("&chunked=true&chunk_size={size}"));
         }
-        let mut request = http::Request::get(uri);
+        self.call(http::Method::GET, uri, Bytes::new()).await
+    }
+
+    /// Runs a statement that changes something (`CREATE DATABASE`, `DROP MEASUREMENT`, …).
+    ///
+    /// # Errors
+    /// When InfluxDB cannot be reached, refuses, or reports an error.
+    pub async fn execute(&self, statement: &str) -> Result<()> {
+        let uri = format!(
+            "{}/query?db={}&q={}",
+            self.base,
+            encode(&self.database),
+            encode(statement)
+        );
+        let body = self.call(http::Method::POST, uri, Bytes::new()).await?;
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| self.error(ErrorKind::Unavailable, format!("reading the answer: {e}")))?
+            .to_bytes();
+        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            self.error(
+                ErrorKind::Unavailable,
+                format!("InfluxDB sent malformed JSON: {e}"),
+            )
+        })?;
+        self.check(&answer)
+    }
+
+    /// Writes `lines` (line protocol, nanosecond timestamps) into the database.
+    ///
+    /// # Errors
+    /// When InfluxDB cannot be reached or refuses the points.
+    pub async fn write(&self, lines: Bytes) -> Result<()> {
+        let uri = format!(
+            "{}/write?db={}&precision=ns",
+            self.base,
+            encode(&self.database)
+        );
+        self.call(http::Method::POST, uri, lines).await.map(drop)
+    }
+
+    async fn call(
+        &self,
+        method: http::Method,
+        uri: String,
+        body: Bytes,
+    ) -> Result<hyper::body::Incoming> {
+        let mut request = http::Request::builder().method(method).uri(uri);
         if let Some(value) = &self.authorization {
             request = request.header(http::header::AUTHORIZATION, value.clone());
         }
         let request = request
-            .body(Empty::new())
+            .body(Full::new(body))
             .map_err(|e| self.error(ErrorKind::Internal, format!("a bad request: {e}")))?;
         let response = tokio::time::timeout(ANSWER_TIMEOUT, self.http.request(request))
             .await

@@ -9,8 +9,10 @@
 //!   regexes, field comparisons and `AND`/`OR` of them are sent in its `WHERE`
 //!   ([`influxql`]); so is `LIMIT` when every condition went. The answer is read in chunks and
 //!   streamed as Arrow batches. `EXPLAIN` shows the InfluxQL sent.
-//! - Everything else — joins, aggregates, other functions — runs in DataFusion (aggregate
-//!   pushdown, `GROUP BY time(…)`, and writes are the next steps).
+//! - An aggregate right over such a scan — `count`/`sum`/`avg`/`min`/`max` of fields by tags
+//!   and one fixed-width time bucket — becomes InfluxQL `GROUP BY time(…), tags fill(none)`
+//!   ([`aggregate::InfluxAggregatePushdown`], a logical optimizer rule the session must add).
+//! - Everything else — joins, other functions — runs in DataFusion; writes are the next step.
 
 pub mod aggregate;
 pub mod client;

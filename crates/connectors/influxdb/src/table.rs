@@ -14,6 +14,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -194,6 +195,7 @@ pub struct InfluxScanExec {
     output: Output,
     chunk: usize,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl InfluxScanExec {
@@ -231,6 +233,7 @@ impl InfluxScanExec {
             output,
             chunk: chunk.max(1),
             properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
@@ -254,6 +257,10 @@ impl DisplayAs for InfluxScanExec {
 impl ExecutionPlan for InfluxScanExec {
     fn name(&self) -> &'static str {
         "InfluxScanExec"
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -303,6 +310,8 @@ impl ExecutionPlan for InfluxScanExec {
         let chunk = self.chunk;
         let rows = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&rows);
+        // output_rows: the rows that came from InfluxDB.
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
         let (last_schema, last_output) = (Arc::clone(&schema), Arc::clone(&output));
         let batches = futures::stream::once(async move {
             client.query_chunks(&influxql, chunk).await.map(|chunks| {
@@ -315,6 +324,7 @@ impl ExecutionPlan for InfluxScanExec {
         .map_ok(move |batches| {
             for batch in &batches {
                 counted.fetch_add(batch.num_rows(), Ordering::Relaxed);
+                baseline.record_output(batch.num_rows());
             }
             futures::stream::iter(batches.into_iter().map(Ok))
         })
