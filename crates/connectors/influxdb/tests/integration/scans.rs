@@ -304,3 +304,38 @@ async fn wrong_credentials_unknown_databases_and_a_stopped_server_are_clear_erro
     server.restart().unwrap();
     assert_eq!(run(&ctx, sql).await.0[0].num_rows(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_with_different_types_in_different_shards_is_reported_not_guessed() {
+    let influx = influxdb();
+    influx.query(None, "CREATE DATABASE mixed").unwrap();
+    // A week apart: two shard groups, each accepting its own type for `v`.
+    influx
+        .write(
+            "mixed",
+            "m,t=a v=1i,w=1.5 1735689600000000000\nok,t=a v=2i 1735689600000000000\n",
+        )
+        .unwrap();
+    influx
+        .write("mixed", "m,t=a v=2.5,w=2.5 1738368000000000000\n")
+        .unwrap();
+    let client =
+        InfluxClient::new("metrics", &influxdb().url(), "mixed", &Credentials::None).unwrap();
+    let ctx = SessionContext::new();
+    ctx.register_catalog(
+        "metrics",
+        Arc::new(InfluxCatalog::connect(client).await.unwrap()),
+    );
+    let error = ctx
+        .sql("SELECT * FROM metrics.mixed.m")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("'v'") && error.contains("float, integer") && error.contains("metrics"),
+        "{error}"
+    );
+    // The other measurement is unaffected.
+    let (batches, _) = run(&ctx, "SELECT v FROM metrics.mixed.ok").await;
+    assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+}
