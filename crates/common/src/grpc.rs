@@ -35,12 +35,15 @@ pub fn parse_url(url: &str) -> Result<(String, String, bool)> {
 /// HTTP/2 receive windows for streams of Arrow data (also what servers should offer).
 pub const STREAM_WINDOW: u32 = 8 << 20;
 pub const CONNECTION_WINDOW: u32 = 32 << 20;
-const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-const KEEP_ALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+// Generous: a peer busy with a heavy query may answer pings late (its runtime's threads run
+// DataFusion operators), and a connection closed for a late ping fails every call on it. A
+// peer that dies is noticed at once anyway (its socket is reset); these catch silent ones.
+const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+const KEEP_ALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// An endpoint for `url` (see [`parse_url`]): a 5 s connect timeout, no Nagle delay, large
-/// receive windows, keep-alive pings while streams are open (a dead peer is noticed within
-/// about 4 s), and for
+/// receive windows, keep-alive pings while streams are open (a silent peer is noticed within
+/// about 30 s; one whose process dies, at once), and for
 /// TLS the server's certificate checked against `tls_root_cert` (PEM) or the system's roots.
 ///
 /// # Errors

@@ -80,6 +80,7 @@ pub async fn serve(
     } else {
         "grpc"
     };
+    let shutdown = shutdown_signal();
     ready(&format!("{scheme}://{bound}"), &notes);
     let mut limits = SessionLimits::default();
     if let Some(seconds) = config.server.session_idle_timeout {
@@ -111,7 +112,7 @@ pub async fn serve(
         };
         server = server.with_tls(read(cert)?, read(key)?);
     }
-    server.serve(listener, shutdown_signal()).await
+    server.serve(listener, shutdown).await
 }
 
 /// The node's worker behind its Flight SQL service: task tickets and the end-of-query action
@@ -152,24 +153,39 @@ impl FlightFallback for WorkerFallback {
 }
 
 /// Completes on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on SIGTERM or Ctrl-C. The handlers are installed when this is called (not when
+/// first polled), so a signal arriving right after the server says it is ready still stops it
+/// cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    () = interrupt => {}
-                    _ = terminate.recv() => {}
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (terminate, interrupt) = signals;
+            let wait = |stream: Option<tokio::signal::unix::Signal>| async move {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
+            };
+            tokio::select! {
+                () = wait(terminate) => {}
+                () = wait(interrupt) => {}
             }
-            Err(_) => interrupt.await,
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        eprintln!("flotilla: shutting down; running queries have 30 s to finish");
     }
-    #[cfg(not(unix))]
-    interrupt.await;
-    eprintln!("flotilla: shutting down; running queries have 30 s to finish");
 }

@@ -25,7 +25,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
 
 use crate::client::InfluxClient;
-use crate::influxql::{condition, quote_identifier};
+use crate::influxql::{condition, quote_identifier, timestamp_nanos};
 use crate::schema::ColumnKind;
 use crate::table::{InfluxScanExec, InfluxTable, Output, OutputColumn};
 
@@ -247,24 +247,6 @@ fn fixed_nanos(interval: &ScalarValue) -> Option<i64> {
         ScalarValue::IntervalDayTime(Some(v)) => (v.days as i64)
             .checked_mul(86_400_000_000_000)?
             .checked_add((v.milliseconds as i64).checked_mul(1_000_000)?),
-        _ => None,
-    }
-}
-
-fn timestamp_nanos(value: &ScalarValue) -> Option<i64> {
-    if let ScalarValue::Utf8(Some(_)) | ScalarValue::LargeUtf8(Some(_)) = value {
-        // A timestamp written as text: DataFusion casts it when it runs the function.
-        let nanos = DataType::Timestamp(
-            datafusion::arrow::datatypes::TimeUnit::Nanosecond,
-            Some("UTC".into()),
-        );
-        return timestamp_nanos(&value.cast_to(&nanos).ok()?);
-    }
-    match value {
-        ScalarValue::TimestampNanosecond(Some(v), _) => Some(*v),
-        ScalarValue::TimestampMicrosecond(Some(v), _) => v.checked_mul(1_000),
-        ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000_000),
-        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000_000),
         _ => None,
     }
 }

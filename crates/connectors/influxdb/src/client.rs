@@ -160,6 +160,11 @@ impl InfluxClient {
             encode(statement)
         );
         let body = self.call(http::Method::POST, uri, Bytes::new()).await?;
+        self.answer(body).await.map(drop)
+    }
+
+    /// A whole (not chunked) answer, checked for errors.
+    async fn answer(&self, body: hyper::body::Incoming) -> Result<Value> {
         let bytes = body
             .collect()
             .await
@@ -171,7 +176,8 @@ impl InfluxClient {
                 format!("InfluxDB sent malformed JSON: {e}"),
             )
         })?;
-        self.check(&answer)
+        self.check(&answer)?;
+        Ok(answer)
     }
 
     /// Writes `lines` (line protocol, nanosecond timestamps) into the database.
@@ -250,19 +256,7 @@ impl InfluxClient {
     /// When InfluxDB cannot be reached, refuses, or reports an error.
     pub async fn query(&self, query: &str) -> Result<Value> {
         let body = self.send(query, None).await?;
-        let bytes = body
-            .collect()
-            .await
-            .map_err(|e| self.error(ErrorKind::Unavailable, format!("reading the answer: {e}")))?
-            .to_bytes();
-        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            self.error(
-                ErrorKind::Unavailable,
-                format!("InfluxDB sent malformed JSON: {e}"),
-            )
-        })?;
-        self.check(&answer)?;
-        Ok(answer)
+        self.answer(body).await
     }
 
     /// Fails when an answer (or chunk) reports an error.

@@ -170,8 +170,15 @@ fn comparison(
     }
 }
 
-/// A timestamp literal in nanoseconds since the epoch.
-fn timestamp_nanos(value: &ScalarValue) -> Option<i64> {
+/// A timestamp literal (or a timestamp written as text) in nanoseconds since the epoch.
+pub(crate) fn timestamp_nanos(value: &ScalarValue) -> Option<i64> {
+    if let ScalarValue::Utf8(Some(_)) | ScalarValue::LargeUtf8(Some(_)) = value {
+        let nanos = DataType::Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Nanosecond,
+            Some("UTC".into()),
+        );
+        return timestamp_nanos(&value.cast_to(&nanos).ok()?);
+    }
     match value {
         ScalarValue::TimestampNanosecond(Some(v), _) => Some(*v),
         ScalarValue::TimestampMicrosecond(Some(v), _) => v.checked_mul(1_000),
