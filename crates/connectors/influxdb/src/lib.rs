@@ -12,13 +12,16 @@
 //! - An aggregate right over such a scan — `count`/`sum`/`avg`/`min`/`max` of fields by tags
 //!   and one fixed-width time bucket — becomes InfluxQL `GROUP BY time(…), tags fill(none)`
 //!   ([`aggregate::InfluxAggregatePushdown`], a logical optimizer rule the session must add).
-//! - Everything else — joins, other functions — runs in DataFusion; writes are the next step.
+//! - `INSERT INTO` a measurement writes line protocol (tags and fields by the table's columns)
+//!   in batches as rows stream in ([`write`]); not atomic — InfluxDB has no transactions.
+//! - Everything else — joins, other functions — runs in DataFusion.
 
 pub mod aggregate;
 pub mod client;
 pub mod influxql;
 pub mod schema;
 pub mod table;
+pub mod write;
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};

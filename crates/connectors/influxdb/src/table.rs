@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::client::InfluxClient;
 use crate::influxql::{condition, quote_identifier};
 use crate::schema::{ColumnKind, MeasurementSchema};
+use crate::write::InfluxSink;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::logical_expr::dml::InsertOp;
 
 /// One measurement of an InfluxDB database.
 #[derive(Debug)]
@@ -124,6 +127,27 @@ impl TableProvider for InfluxTable {
                 None => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "InfluxDB measurement '{}' takes INSERT INTO only (no overwrite or replace)",
+                    self.measurement.name
+                ),
+            )
+            .with_source(self.client.source())
+            .into_datafusion());
+        }
+        let sink = InfluxSink::new(self.client.clone(), self.measurement.clone());
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 
     async fn scan(
