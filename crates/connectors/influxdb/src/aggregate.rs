@@ -1,6 +1,7 @@
 //! Aggregates pushed to InfluxDB: an `Aggregate` directly over a scan of a measurement (every
 //! condition sent), grouped by tags and at most one time bucket, computing `count`, `sum`,
-//! `avg`, `min` and `max` of fields, becomes one InfluxQL query
+//! `avg`, `min` and `max` of fields, and `first_value` / `last_value` of a field `ORDER BY time`
+//! `IGNORE NULLS` (InfluxQL's `first` / `last`), becomes one InfluxQL query
 //!
 //! ```text
 //! SELECT mean("usage") AS "c2", count("procs") AS "c3" FROM "cpu"
@@ -45,12 +46,10 @@ impl OptimizerRule for InfluxAggregatePushdown {
         _config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
         plan.transform_up(|node| match &node {
-            LogicalPlan::Aggregate(aggregate) => {
-                match pushed(aggregate).inspect_err(|e| eprintln!("DEBUG {e}"))? {
-                    Some(replacement) => Ok(Transformed::yes(replacement)),
-                    None => Ok(Transformed::no(node)),
-                }
-            }
+            LogicalPlan::Aggregate(aggregate) => match pushed(aggregate)? {
+                Some(replacement) => Ok(Transformed::yes(replacement)),
+                None => Ok(Transformed::no(node)),
+            },
             _ => Ok(Transformed::no(node)),
         })
     }
@@ -259,13 +258,32 @@ fn influx_aggregate(
     let Expr::AggregateFunction(AggregateFunction { func, params }) = expr else {
         return None;
     };
-    if params.distinct
-        || params.filter.is_some()
-        || !params.order_by.is_empty()
-        || params.null_treatment.is_some()
-    {
+    if params.distinct || params.filter.is_some() {
         return None;
     }
+    // first_value / last_value ordered by time, ignoring NULLs, are InfluxQL's first / last
+    // (the oldest / newest value of the field); nothing else may carry an order or a null
+    // treatment.
+    let by_time = match params.order_by.as_slice() {
+        [] => None,
+        [sort] => match &sort.expr {
+            Expr::Column(c) if measurement.kind_of(&c.name) == Some(ColumnKind::Time) => {
+                Some(sort.asc)
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let ignore_nulls = matches!(
+        params.null_treatment,
+        Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls)
+    );
+    let selector = match (func.name(), by_time, ignore_nulls) {
+        ("first_value", Some(true), true) => Some("first"),
+        ("last_value", Some(true), true) => Some("last"),
+        (_, None, false) => None,
+        _ => return None,
+    };
     let (column, cast_to_float) = match params.args.as_slice() {
         [Expr::Column(column)] => (column, false),
         // avg of an integer field: DataFusion averages it as Float64, like InfluxQL's mean.
@@ -295,6 +313,7 @@ fn influx_aggregate(
         return None;
     }
     let (function, counting) = match func.name() {
+        _ if selector.is_some() => (selector?, false),
         "count" => ("count", true),
         "sum" if numeric => ("sum", false),
         "avg" if numeric => ("mean", false),

@@ -1,7 +1,8 @@
 //! InfluxQL for the conditions InfluxDB can evaluate with SQL's meaning: time ranges, tag
 //! equality and lists, field comparisons with literals of the field's type, and `AND`/`OR`
-//! of those. Regular expressions on tags are sent too, but DataFusion checks them again (Go's
-//! and Rust's regex dialects differ at the edges).
+//! of those. Tag inequality and regular expressions on tags are sent too, but DataFusion
+//! checks them again (a point without the tag passes `!=` in InfluxDB; Go's and Rust's regex
+//! dialects differ at the edges).
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -142,10 +143,18 @@ fn comparison(
                     text: format!("{} = {}", quote_identifier(name), quote_string(text)),
                     exact: true,
                 }),
-                Operator::RegexMatch if !text.contains('/') => Some(Condition {
-                    text: format!("{} =~ /{text}/", quote_identifier(name)),
+                // A point without the tag matches `!=` in InfluxDB, not in SQL: InfluxDB
+                // sends a superset and DataFusion filters again.
+                Operator::NotEq => Some(Condition {
+                    text: format!("{} != {}", quote_identifier(name), quote_string(text)),
                     exact: false,
                 }),
+                Operator::RegexMatch | Operator::RegexNotMatch if !text.contains('/') => {
+                    Some(Condition {
+                        text: format!("{} {} /{text}/", quote_identifier(name), symbol(op)?),
+                        exact: false,
+                    })
+                }
                 _ => None,
             }
         }

@@ -135,6 +135,9 @@ async fn sql_over_measurements_equals_datafusion_over_parquet() {
         // A regex on a tag (sent, and checked again by DataFusion).
         "SELECT host, count(*) AS n FROM influx.telemetry.cpu WHERE host ~ '^host-00[1-3]$' \
          GROUP BY host ORDER BY host",
+        // Tag inequality and a negated regex (sent, and checked again by DataFusion).
+        "SELECT region, count(*) AS n FROM influx.telemetry.cpu \
+         WHERE region != 'eu-west' AND host !~ '7$' GROUP BY region ORDER BY region",
         // Integer and float comparisons, OR.
         "SELECT count(*) AS n FROM influx.telemetry.cpu WHERE procs < 0 OR usage >= 99.5",
     ];
@@ -186,6 +189,12 @@ async fn aggregates_by_tags_and_time_buckets_run_in_influxdb_with_sql_results() 
         "SELECT date_trunc('hour', time) AS hour, max(usage) AS peak, count(procs) AS n \
          FROM influx.telemetry.cpu WHERE time >= TIMESTAMP '2025-05-01T00:00:00Z' \
          AND time < TIMESTAMP '2025-05-08T00:00:00Z' GROUP BY hour ORDER BY hour",
+        // The oldest and newest value of a field per bucket (first / last).
+        "SELECT station, date_trunc('week', time) AS week, \
+         first_value(temperature ORDER BY time) IGNORE NULLS AS opening, \
+         last_value(humidity ORDER BY time) IGNORE NULLS AS closing \
+         FROM influx.telemetry.weather WHERE time >= TIMESTAMP '2025-01-01T00:00:00Z' \
+         AND station IN ('station-01', 'station-02') GROUP BY station, week ORDER BY station, week",
         // Without GROUP BY: one row, also over no points at all.
         "SELECT count(usage) AS n, avg(usage) AS mean, sum(procs) AS total \
          FROM influx.telemetry.cpu WHERE host = 'host-042'",
