@@ -107,6 +107,33 @@ fn symbol(op: Operator) -> Option<&'static str> {
     })
 }
 
+/// A column, or a column cast to text (DataFusion compares dictionary-encoded tags so).
+fn as_column(expr: &Expr) -> Option<&datafusion::common::Column> {
+    match expr {
+        Expr::Column(column) => Some(column),
+        Expr::Cast(cast)
+            if matches!(
+                cast.field.data_type(),
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            ) =>
+        {
+            match cast.expr.as_ref() {
+                Expr::Column(column) => Some(column),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A literal's value, out of its dictionary wrapping if it has one.
+fn plain(value: &ScalarValue) -> &ScalarValue {
+    match value {
+        ScalarValue::Dictionary(_, inner) => plain(inner),
+        other => other,
+    }
+}
+
 /// `column op literal` (in either order) in InfluxQL.
 fn comparison(
     left: &Expr,
@@ -114,9 +141,15 @@ fn comparison(
     right: &Expr,
     measurement: &MeasurementSchema,
 ) -> Option<Condition> {
-    let (column, op, value) = match (left, right) {
-        (Expr::Column(column), Expr::Literal(value, _)) => (column, op, value),
-        (Expr::Literal(value, _), Expr::Column(column)) => (column, flipped(op)?, value),
+    let (column, op, value) = match (as_column(left), as_column(right)) {
+        (Some(column), None) => match right {
+            Expr::Literal(value, _) => (column, op, plain(value)),
+            _ => return None,
+        },
+        (None, Some(column)) => match left {
+            Expr::Literal(value, _) => (column, flipped(op)?, plain(value)),
+            _ => return None,
+        },
         _ => return None,
     };
     let name = column.name.as_str();
@@ -133,7 +166,10 @@ fn comparison(
             })
         }
         ColumnKind::Tag => {
-            let ScalarValue::Utf8(Some(text)) = value else {
+            let (ScalarValue::Utf8(Some(text))
+            | ScalarValue::Utf8View(Some(text))
+            | ScalarValue::LargeUtf8(Some(text))) = value
+            else {
                 return None;
             };
             match op {

@@ -70,6 +70,12 @@ pub async fn measurements(client: &InfluxClient) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The Arrow type of tags: text, dictionary-encoded (a tag has few distinct values by
+/// InfluxDB's design — it indexes them — so each value is stored once per batch).
+pub fn tag_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 /// The Arrow type of an InfluxDB field type.
 fn field_type(influx: &str) -> Option<DataType> {
     Some(match influx {
@@ -116,7 +122,7 @@ pub async fn describe(
     )];
     let mut kinds = vec![ColumnKind::Time];
     for tag in &tags {
-        columns.push(Field::new(tag, DataType::Utf8, true));
+        columns.push(Field::new(tag, tag_type(), true));
         kinds.push(ColumnKind::Tag);
     }
     for (name, mut types) in fields {

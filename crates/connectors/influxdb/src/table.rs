@@ -3,10 +3,10 @@
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringArray,
-    StringBuilder, TimestampNanosecondBuilder, UInt64Builder,
+    ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int64Builder, RecordBatch,
+    StringArray, TimestampNanosecondBuilder, UInt64Builder,
 };
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue, project_schema};
 use datafusion::datasource::TableType;
@@ -410,6 +410,16 @@ fn empty_aggregate_row(
         .map_err(|e| Error::internal(format!("an empty aggregate row: {e}")))
 }
 
+/// Text values as a column of `data_type`: dictionary-encoded (tags) or plain.
+fn text_column(data_type: &DataType, values: Vec<Option<&str>>) -> ArrayRef {
+    match data_type {
+        DataType::Dictionary(..) => {
+            Arc::new(values.into_iter().collect::<DictionaryArray<Int32Type>>())
+        }
+        _ => Arc::new(StringArray::from(values)),
+    }
+}
+
 /// The value at `index` of `row`; `None` for a missing column or a null.
 fn cell(row: &Value, index: Option<usize>) -> Option<&Value> {
     index
@@ -441,8 +451,7 @@ fn series_batch<'a>(
             let tag = series["tags"][source.name.as_str()]
                 .as_str()
                 .filter(|value| !value.is_empty());
-            let column: ArrayRef = Arc::new(StringArray::from(vec![tag; rows.len()]));
-            columns.push(column);
+            columns.push(text_column(field.data_type(), vec![tag; rows.len()]));
             continue;
         }
         let index = names.iter().position(|name| *name == source.name);
@@ -515,15 +524,15 @@ fn series_batch<'a>(
                 Arc::new(builder.finish())
             }
             _ => {
-                let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
-                for row in rows {
-                    builder.append_option(
+                let texts = rows
+                    .iter()
+                    .map(|row| {
                         value(row)
                             .map(|v| v.as_str().ok_or_else(|| bad(row)))
-                            .transpose()?,
-                    );
-                }
-                Arc::new(builder.finish())
+                            .transpose()
+                    })
+                    .collect::<flotilla_common::Result<Vec<_>>>()?;
+                text_column(field.data_type(), texts)
             }
         };
         columns.push(column);

@@ -242,10 +242,19 @@ async fn a_limit_goes_to_influxdb_when_every_condition_did() {
     let ctx = influx_context().await;
     let (batches, plan) = run(
         &ctx,
-        "SELECT time, usage FROM influx.telemetry.cpu WHERE host = 'host-001' LIMIT 3",
+        "SELECT time, usage, host FROM influx.telemetry.cpu WHERE host = 'host-001' LIMIT 3",
     )
     .await;
     assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
+    // Tags are dictionary-encoded text.
+    assert!(
+        matches!(
+            batches[0].schema().field(2).data_type(),
+            datafusion::arrow::datatypes::DataType::Dictionary(..)
+        ),
+        "{:?}",
+        batches[0].schema()
+    );
     assert!(influxql(&plan)[0].ends_with("LIMIT 3"), "{plan}");
     // A condition DataFusion keeps: the limit stays with DataFusion too.
     let (batches, plan) = run(
