@@ -16,11 +16,14 @@
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::DFSchemaRef;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result as DfResult, ScalarValue};
 use datafusion::datasource::{TableType, provider_as_source, source_as_provider};
 use datafusion::logical_expr::expr::{AggregateFunction, ScalarFunction};
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{
+    Aggregate, Expr, FetchType, Limit, LogicalPlan, LogicalPlanBuilder, SkipType,
+};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
@@ -45,12 +48,16 @@ impl OptimizerRule for InfluxAggregatePushdown {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
-        plan.transform_up(|node| match &node {
-            LogicalPlan::Aggregate(aggregate) => match pushed(aggregate)? {
-                Some(replacement) => Ok(Transformed::yes(replacement)),
-                None => Ok(Transformed::no(node)),
-            },
-            _ => Ok(Transformed::no(node)),
+        plan.transform_up(|node| {
+            let replacement = match &node {
+                LogicalPlan::Aggregate(aggregate) => pushed(aggregate)?,
+                LogicalPlan::Limit(limit) => with_offset(limit)?,
+                _ => None,
+            };
+            Ok(match replacement {
+                Some(replacement) => Transformed::yes(replacement),
+                None => Transformed::no(node),
+            })
         })
     }
 }
@@ -155,9 +162,77 @@ fn pushed(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
     if !groups.is_empty() {
         text.push_str(&format!(" GROUP BY {} fill(none)", groups.join(", ")));
     }
-    // The pushed query's columns: c0, c1, … with the types of the aggregate's outputs.
-    let fields: Vec<Field> = aggregate
-        .schema
+    let output = Output {
+        columns,
+        one_row_if_empty: aggregate.group_expr.is_empty(),
+    };
+    Ok(Some(query_plan(
+        table.client().clone(),
+        text,
+        &aggregate.schema,
+        output,
+    )?))
+}
+
+/// `LIMIT n OFFSET m` right over a scan of a measurement whose conditions all went to InfluxDB
+/// (DataFusion has already given the scan `fetch = n + m`): the scan becomes one InfluxQL query
+/// with `LIMIT n OFFSET m`, so the skipped points are not sent.
+fn with_offset(limit: &Limit) -> DfResult<Option<LogicalPlan>> {
+    let (SkipType::Literal(skip), FetchType::Literal(Some(fetch))) =
+        (limit.get_skip_type()?, limit.get_fetch_type()?)
+    else {
+        return Ok(None);
+    };
+    let LogicalPlan::TableScan(scan) = limit.input.as_ref() else {
+        return Ok(None);
+    };
+    if skip == 0 {
+        return Ok(None);
+    }
+    let Ok(provider) = source_as_provider(&scan.source) else {
+        return Ok(None);
+    };
+    let any: &dyn std::any::Any = provider.as_ref();
+    let Some(table) = any.downcast_ref::<InfluxTable>() else {
+        return Ok(None);
+    };
+    if scan
+        .filters
+        .iter()
+        .any(|filter| !condition(filter, table.measurement()).is_some_and(|c| c.exact))
+    {
+        return Ok(None);
+    }
+    let influxql = format!(
+        "{} OFFSET {skip}",
+        table.influxql(scan.projection.as_ref(), &scan.filters, Some(fetch))
+    );
+    let output = Output {
+        columns: scan
+            .projected_schema
+            .fields()
+            .iter()
+            .map(|field| OutputColumn::value(field.name()))
+            .collect(),
+        one_row_if_empty: false,
+    };
+    Ok(Some(query_plan(
+        table.client().clone(),
+        influxql,
+        &scan.projected_schema,
+        output,
+    )?))
+}
+
+/// A scan of one InfluxQL query standing in for a plan whose output schema is `schema`: the
+/// query's columns `c0, c1, …` renamed to the plan's qualified names.
+fn query_plan(
+    client: InfluxClient,
+    influxql: String,
+    schema: &DFSchemaRef,
+    output: Output,
+) -> DfResult<LogicalPlan> {
+    let fields: Vec<Field> = schema
         .fields()
         .iter()
         .enumerate()
@@ -169,19 +244,13 @@ fn pushed(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
             )
         })
         .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let output = Output {
-        columns,
-        one_row_if_empty: aggregate.group_expr.is_empty(),
-    };
     let query = Arc::new(InfluxQueryTable {
-        client: table.client().clone(),
-        influxql: text,
-        schema,
+        client,
+        influxql,
+        schema: Arc::new(Schema::new(fields)),
         output,
     });
-    let projection: Vec<Expr> = aggregate
-        .schema
+    let projection: Vec<Expr> = schema
         .iter()
         .enumerate()
         .map(|(index, (qualifier, field))| {
@@ -189,10 +258,9 @@ fn pushed(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
                 .alias_qualified(qualifier.cloned(), field.name())
         })
         .collect();
-    let plan = LogicalPlanBuilder::scan(PUSHED, provider_as_source(query), None)?
+    LogicalPlanBuilder::scan(PUSHED, provider_as_source(query), None)?
         .project(projection)?
-        .build()?;
-    Ok(Some(plan))
+        .build()
 }
 
 fn unaliased(expr: &Expr) -> &Expr {

@@ -256,6 +256,23 @@ async fn a_limit_goes_to_influxdb_when_every_condition_did() {
         batches[0].schema()
     );
     assert!(influxql(&plan)[0].ends_with("LIMIT 3"), "{plan}");
+    // OFFSET goes too: the skipped points are not sent.
+    let (batches, plan) = run(
+        &ctx,
+        "SELECT time, usage FROM influx.telemetry.cpu WHERE host = 'host-001' LIMIT 3 OFFSET 5",
+    )
+    .await;
+    assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
+    assert!(influxql(&plan)[0].ends_with("LIMIT 3 OFFSET 5"), "{plan}");
+    assert!(!plan.contains("GlobalLimitExec"), "{plan}");
+    // The same rows InfluxDB gives in time order, 6th to 8th.
+    let (all, _) = run(
+        &ctx,
+        "SELECT time, usage FROM influx.telemetry.cpu WHERE host = 'host-001' ORDER BY time LIMIT 8",
+    )
+    .await;
+    let all = datafusion::arrow::compute::concat_batches(&all[0].schema(), &all).unwrap();
+    assert_same_rows(&batches, &[all.slice(5, 3)], false);
     // A condition DataFusion keeps: the limit stays with DataFusion too.
     let (batches, plan) = run(
         &ctx,
