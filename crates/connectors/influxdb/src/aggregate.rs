@@ -22,14 +22,14 @@ use datafusion::common::{Column, Result as DfResult, ScalarValue};
 use datafusion::datasource::{TableType, provider_as_source, source_as_provider};
 use datafusion::logical_expr::expr::{AggregateFunction, ScalarFunction};
 use datafusion::logical_expr::{
-    Aggregate, Expr, FetchType, Limit, LogicalPlan, LogicalPlanBuilder, SkipType,
+    Aggregate, Expr, FetchType, Limit, LogicalPlan, LogicalPlanBuilder, SkipType, TableScan,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
 
 use crate::client::InfluxClient;
-use crate::influxql::{condition, quote_identifier, timestamp_nanos};
+use crate::influxql::{Condition, condition, quote_identifier, timestamp_nanos};
 use crate::schema::ColumnKind;
 use crate::table::{InfluxScanExec, InfluxTable, Output, OutputColumn};
 
@@ -67,27 +67,16 @@ const PUSHED: &str = "influxql";
 
 /// `aggregate` as a scan of one InfluxQL query, if InfluxDB can compute it with SQL's meaning.
 fn pushed(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
-    let LogicalPlan::TableScan(scan) = aggregate.input.as_ref() else {
+    let Some((scan, provider, mut conditions)) = exact_influx_scan(&aggregate.input) else {
         return Ok(None);
     };
-    let Ok(provider) = source_as_provider(&scan.source) else {
-        return Ok(None);
-    };
-    let any: &dyn std::any::Any = provider.as_ref();
-    let Some(table) = any.downcast_ref::<InfluxTable>() else {
+    let Some(table) = as_influx(&provider) else {
         return Ok(None);
     };
     if scan.fetch.is_some() {
         return Ok(None);
     }
     let measurement = table.measurement();
-    let mut conditions = Vec::new();
-    for filter in &scan.filters {
-        match condition(filter, measurement) {
-            Some(condition) if condition.exact => conditions.push(condition.text),
-            _ => return Ok(None),
-        }
-    }
     let mut group_by: Vec<String> = Vec::new();
     let mut bucket: Option<String> = None;
     let mut columns = Vec::new();
@@ -135,24 +124,25 @@ fn pushed(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
         quote_identifier(&measurement.name)
     );
     if bucket.is_some() {
-        // InfluxDB ends time buckets at now() unless told otherwise; SQL has no such bound.
-        let has_upper = conditions
-            .iter()
-            .any(|c| c.contains("time <") || c.contains("time ="));
-        let has_lower = conditions
-            .iter()
-            .any(|c| c.contains("time >") || c.contains("time ="));
-        if !has_lower {
-            // Without a lower bound InfluxDB would enumerate buckets from 1677 on.
+        // Without a lower bound InfluxDB would enumerate buckets from 1677 on.
+        if !conditions.iter().any(|c| c.lower) {
             return Ok(None);
         }
-        if !has_upper {
-            conditions.push(format!("time <= {}", i64::MAX - 1));
+        // InfluxDB ends time buckets at now() unless told otherwise; SQL has no such bound.
+        if !conditions.iter().any(|c| c.upper) {
+            conditions.push(Condition {
+                text: format!("time <= {}", i64::MAX - 1),
+                exact: true,
+                upper: true,
+                time: true,
+                ..Condition::default()
+            });
         }
     }
     if !conditions.is_empty() {
+        let texts: Vec<&str> = conditions.iter().map(|c| c.text.as_str()).collect();
         text.push_str(" WHERE ");
-        text.push_str(&conditions.join(" AND "));
+        text.push_str(&texts.join(" AND "));
     }
     let mut groups = Vec::new();
     if let Some(interval) = &bucket {
@@ -183,26 +173,15 @@ fn with_offset(limit: &Limit) -> DfResult<Option<LogicalPlan>> {
     else {
         return Ok(None);
     };
-    let LogicalPlan::TableScan(scan) = limit.input.as_ref() else {
-        return Ok(None);
-    };
     if skip == 0 {
         return Ok(None);
     }
-    let Ok(provider) = source_as_provider(&scan.source) else {
+    let Some((scan, provider, _)) = exact_influx_scan(&limit.input) else {
         return Ok(None);
     };
-    let any: &dyn std::any::Any = provider.as_ref();
-    let Some(table) = any.downcast_ref::<InfluxTable>() else {
+    let Some(table) = as_influx(&provider) else {
         return Ok(None);
     };
-    if scan
-        .filters
-        .iter()
-        .any(|filter| !condition(filter, table.measurement()).is_some_and(|c| c.exact))
-    {
-        return Ok(None);
-    }
     let influxql = format!(
         "{} OFFSET {skip}",
         table.influxql(scan.projection.as_ref(), &scan.filters, Some(fetch))
@@ -222,6 +201,29 @@ fn with_offset(limit: &Limit) -> DfResult<Option<LogicalPlan>> {
         &scan.projected_schema,
         output,
     )?))
+}
+
+/// `plan` as a scan of an InfluxDB measurement whose every condition InfluxDB evaluates
+/// exactly: the scan, its table and the conditions.
+fn exact_influx_scan(
+    plan: &LogicalPlan,
+) -> Option<(&TableScan, Arc<dyn TableProvider>, Vec<Condition>)> {
+    let LogicalPlan::TableScan(scan) = plan else {
+        return None;
+    };
+    let provider = source_as_provider(&scan.source).ok()?;
+    let measurement = as_influx(&provider)?.measurement();
+    let conditions = scan
+        .filters
+        .iter()
+        .map(|filter| condition(filter, measurement).filter(|c| c.exact))
+        .collect::<Option<Vec<_>>>()?;
+    Some((scan, provider, conditions))
+}
+
+fn as_influx(provider: &Arc<dyn TableProvider>) -> Option<&InfluxTable> {
+    let any: &dyn std::any::Any = provider.as_ref();
+    any.downcast_ref::<InfluxTable>()
 }
 
 /// A scan of one InfluxQL query standing in for a plan whose output schema is `schema`: the

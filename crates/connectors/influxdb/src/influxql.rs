@@ -22,10 +22,16 @@ pub fn quote_string(value: &str) -> String {
 
 /// A condition in InfluxQL, and whether it means exactly what the SQL expression means (else
 /// it keeps a superset of the rows and DataFusion filters again).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Condition {
     pub text: String,
     pub exact: bool,
+    /// Every point it keeps has a time at or above / at or below some literal.
+    pub lower: bool,
+    pub upper: bool,
+    /// It compares `time`: InfluxDB takes every time comparison as a bound of the whole
+    /// query's range, so such a condition must not sit under `OR`.
+    pub time: bool,
 }
 
 /// Most values in a list turned into `OR`ed equalities.
@@ -38,10 +44,18 @@ pub fn condition(expr: &Expr, measurement: &MeasurementSchema) -> Option<Conditi
             Operator::And | Operator::Or => {
                 let left = condition(left, measurement)?;
                 let right = condition(right, measurement)?;
+                if *op == Operator::Or && (left.time || right.time) {
+                    return None;
+                }
                 let word = if *op == Operator::And { "AND" } else { "OR" };
+                // Under AND both sides' bounds hold (under OR there are none: no time there).
+                let both = |l: bool, r: bool| *op == Operator::And && (l || r);
                 Some(Condition {
                     text: format!("({} {word} {})", left.text, right.text),
                     exact: left.exact && right.exact,
+                    lower: both(left.lower, right.lower),
+                    upper: both(left.upper, right.upper),
+                    time: left.time || right.time,
                 })
             }
             _ => comparison(left, *op, right, measurement),
@@ -57,6 +71,9 @@ pub fn condition(expr: &Expr, measurement: &MeasurementSchema) -> Option<Conditi
             Some(Condition {
                 text: format!("({} AND {})", low.text, high.text),
                 exact: low.exact && high.exact,
+                lower: low.lower,
+                upper: high.upper,
+                time: low.time,
             })
         }
         Expr::InList(InList {
@@ -64,16 +81,19 @@ pub fn condition(expr: &Expr, measurement: &MeasurementSchema) -> Option<Conditi
             list,
             negated: false,
         }) if !list.is_empty() && list.len() <= MAX_LIST => {
-            let mut parts = Vec::with_capacity(list.len());
-            let mut exact = true;
-            for value in list {
-                let part = comparison(expr, Operator::Eq, value, measurement)?;
-                exact &= part.exact;
-                parts.push(part.text);
+            let parts = list
+                .iter()
+                .map(|value| comparison(expr, Operator::Eq, value, measurement))
+                .collect::<Option<Vec<_>>>()?;
+            // An IN list is an OR: not of times (see `Condition::time`).
+            if parts.iter().any(|p| p.time) {
+                return None;
             }
+            let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
             Some(Condition {
-                text: format!("({})", parts.join(" OR ")),
-                exact,
+                text: format!("({})", texts.join(" OR ")),
+                exact: parts.iter().all(|p| p.exact),
+                ..Condition::default()
             })
         }
         _ => None,
@@ -163,6 +183,9 @@ fn comparison(
             (op != Operator::NotEq).then(|| Condition {
                 text: format!("time {symbol} {nanos}"),
                 exact: true,
+                lower: matches!(op, Operator::Gt | Operator::GtEq | Operator::Eq),
+                upper: matches!(op, Operator::Lt | Operator::LtEq | Operator::Eq),
+                time: true,
             })
         }
         ColumnKind::Tag => {
@@ -178,17 +201,20 @@ fn comparison(
                 Operator::Eq if !text.is_empty() => Some(Condition {
                     text: format!("{} = {}", quote_identifier(name), quote_string(text)),
                     exact: true,
+                    ..Condition::default()
                 }),
                 // A point without the tag matches `!=` in InfluxDB, not in SQL: InfluxDB
                 // sends a superset and DataFusion filters again.
                 Operator::NotEq => Some(Condition {
                     text: format!("{} != {}", quote_identifier(name), quote_string(text)),
                     exact: false,
+                    ..Condition::default()
                 }),
                 Operator::RegexMatch | Operator::RegexNotMatch if !text.contains('/') => {
                     Some(Condition {
                         text: format!("{} {} /{text}/", quote_identifier(name), symbol(op)?),
                         exact: false,
+                        ..Condition::default()
                     })
                 }
                 _ => None,
@@ -210,6 +236,7 @@ fn comparison(
             allowed.then(|| Condition {
                 text: format!("{} {symbol} {literal}", quote_identifier(name)),
                 exact: true,
+                ..Condition::default()
             })
         }
     }

@@ -138,6 +138,10 @@ async fn sql_over_measurements_equals_datafusion_over_parquet() {
         // Tag inequality and a negated regex (sent, and checked again by DataFusion).
         "SELECT region, count(*) AS n FROM influx.telemetry.cpu \
          WHERE region != 'eu-west' AND host !~ '7$' GROUP BY region ORDER BY region",
+        // A time comparison under OR: InfluxDB would take it as the range of the whole query,
+        // so the condition stays with DataFusion.
+        "SELECT host, count(*) AS n FROM influx.telemetry.cpu \
+         WHERE time >= TIMESTAMP '2025-12-01T00:00:00Z' OR host = 'host-001' GROUP BY host ORDER BY host",
         // Integer and float comparisons, OR.
         "SELECT count(*) AS n FROM influx.telemetry.cpu WHERE procs < 0 OR usage >= 99.5",
     ];
@@ -229,6 +233,9 @@ async fn aggregates_by_tags_and_time_buckets_run_in_influxdb_with_sql_results() 
         "SELECT host, count(*) FROM influx.telemetry.cpu WHERE time >= TIMESTAMP '2025-01-01T00:00:00Z' GROUP BY host",
         "SELECT date_bin(INTERVAL '1 day', time) AS d, avg(usage) FROM influx.telemetry.cpu GROUP BY d",
         "SELECT host, count(DISTINCT state) FROM influx.telemetry.cpu GROUP BY host",
+        // A time bound under OR bounds nothing: buckets would start in 1677.
+        "SELECT date_bin(INTERVAL '1 day', time) AS d, avg(usage) FROM influx.telemetry.cpu \
+         WHERE time >= TIMESTAMP '2025-12-01T00:00:00Z' OR host = 'host-001' GROUP BY d",
     ] {
         let (expected, _) = run(&reference, sql).await;
         let (actual, plan) = run(&influx, sql).await;
