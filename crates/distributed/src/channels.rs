@@ -82,6 +82,12 @@ impl ChannelCache {
         Ok(self)
     }
 
+    /// The cluster's shared secret, if there is one (it also signs the result tickets
+    /// clients present to workers, see [`crate::results`]).
+    pub fn secret(&self) -> Option<&str> {
+        self.secret.as_ref().and_then(|value| value.to_str().ok())
+    }
+
     /// A call carrying `message` and the cluster secret, if there is one.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);

@@ -15,8 +15,6 @@
 //! that run it. Producers buffer a shuffle in their `RepartitionExec`, which counts its buffers in
 //! the worker's memory pool and spills them to local disk (Arrow IPC) when the pool is full.
 
-use arrow_flight::Action;
-use arrow_flight::flight_service_client::FlightServiceClient;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -37,7 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::channels::ChannelCache;
 use crate::stats::{Recorder, StageStats};
-use crate::worker::{END_QUERY_ACTION, TaskTicket, config_entries, fetch};
+use crate::worker::{TaskTicket, config_entries, fetch};
 
 /// Which task of its stage a plan runs as; workers put it in each task's session config.
 /// Absent (on the coordinator), a plan runs as the only task of its stage.
@@ -397,6 +395,14 @@ impl NetworkCoalesceExec {
     pub fn stats(&self) -> &Arc<StageStats> {
         &self.stats
     }
+
+    /// The producer stage's plan as its tasks receive it.
+    pub(crate) fn producer_bytes(
+        &self,
+        codec: &dyn PhysicalExtensionCodec,
+    ) -> Result<Arc<Vec<u8>>> {
+        self.encoded.get(&self.producer, codec)
+    }
 }
 
 impl DisplayAs for NetworkCoalesceExec {
@@ -667,31 +673,9 @@ struct EndQuery {
 
 impl Drop for EndQuery {
     fn drop(&mut self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let calls: Vec<_> = self
-            .workers
-            .iter()
-            .filter_map(|worker| self.network.channels.get(worker).ok())
-            .map(|channel| {
-                let action = self.network.channels.request(Action::new(
-                    END_QUERY_ACTION,
-                    self.query.clone().into_bytes(),
-                ));
-                async move {
-                    let mut client = FlightServiceClient::new(channel);
-                    // A worker that is gone has nothing left to stop.
-                    let _ = tokio::time::timeout(END_QUERY_TIMEOUT, client.do_action(action)).await;
-                }
-            })
-            .collect();
-        runtime.spawn(futures::future::join_all(calls));
+        crate::results::end_query(&self.network.channels, &self.query, &self.workers);
     }
 }
-
-/// How long a coordinator waits for a worker to acknowledge the end of a query.
-const END_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl DisplayAs for DistributedExec {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {

@@ -11,6 +11,8 @@
 //!   [`DistributedExec`], the root that ends a query on its workers.
 //! - [`worker`]: the worker running stage tasks sent as datafusion-proto bytes with the whole
 //!   session configuration; [`execute_remote`] for one-off plans.
+//! - [`results`]: Flight SQL endpoints that let clients read a query's rows from the workers
+//!   of its last stage, with tickets signed by the cluster secret.
 //! - [`codec`]: the codec for Flotilla's operators, wrapping the user's.
 //! - [`discovery`]: where the workers are — a static list, every address of a DNS name
 //!   (Kubernetes headless services), or a file re-read when it changes.
@@ -25,6 +27,7 @@ pub mod codec;
 pub mod discovery;
 pub mod exchange;
 pub mod planner;
+pub mod results;
 pub mod session;
 pub mod stats;
 pub mod worker;
@@ -39,5 +42,6 @@ pub use exchange::{
     PartitionIsolatorExec, StageTasks, TaskIndex,
 };
 pub use planner::{Compression, DistributedOptions, DistributedPlanner};
+pub use results::{ResultEndpoint, is_result_ticket, result_endpoints};
 pub use session::{DistributedSessionStateBuilder, Distribution};
 pub use worker::{Worker, execute_remote};

@@ -64,6 +64,10 @@ pub struct DistributedOptions {
     pub broadcast_bytes: usize,
     /// `distributed.compression`: how exchanges compress Arrow IPC (`none`, `lz4`, `zstd`).
     pub compression: Compression,
+    /// `distributed.results_from_workers`: a Flight SQL client reads the rows of a query whose
+    /// last stage only gathers from the workers that compute them (one endpoint per task),
+    /// not through the node it asked. `false` when clients cannot reach the workers.
+    pub results_from_workers: bool,
 }
 
 /// Compression of the Arrow IPC that stages send each other.
@@ -118,6 +122,7 @@ impl Default for DistributedOptions {
             min_bytes: 16 << 20,
             broadcast_bytes: 128 << 20,
             compression: Compression::None,
+            results_from_workers: true,
         }
     }
 }
@@ -127,6 +132,7 @@ const BYTES_PER_TASK: &str = "bytes_per_task";
 const MIN_BYTES: &str = "min_bytes";
 const BROADCAST_BYTES: &str = "broadcast_bytes";
 pub(crate) const COMPRESSION: &str = "compression";
+const RESULTS_FROM_WORKERS: &str = "results_from_workers";
 
 fn byte_count(key: &str, value: &str) -> Result<usize> {
     flotilla_common::options::count(&format!("distributed.{key}"), value, "a byte count")
@@ -155,11 +161,16 @@ impl ExtensionOptions for DistributedOptions {
             MIN_BYTES => self.min_bytes = byte_count(key, value)?,
             BROADCAST_BYTES => self.broadcast_bytes = byte_count(key, value)?,
             COMPRESSION => self.compression = value.parse()?,
+            RESULTS_FROM_WORKERS => {
+                self.results_from_workers =
+                    flotilla_common::options::boolean(&format!("distributed.{key}"), value)?;
+            }
             _ => {
                 return plan_err!(
                     "unknown option 'distributed.{key}' (known: distributed.{ENABLED}, \
                      distributed.{BYTES_PER_TASK}, distributed.{MIN_BYTES}, \
-                     distributed.{BROADCAST_BYTES}, distributed.{COMPRESSION})"
+                     distributed.{BROADCAST_BYTES}, distributed.{COMPRESSION}, \
+                     distributed.{RESULTS_FROM_WORKERS})"
                 );
             }
         }
@@ -195,6 +206,13 @@ impl ExtensionOptions for DistributedOptions {
                 value: Some(self.compression.name().to_string()),
                 description: "Compression of the Arrow IPC exchanged between stages: none, \
                               lz4 or zstd.",
+            },
+            ConfigEntry {
+                key: format!("distributed.{RESULTS_FROM_WORKERS}"),
+                value: Some(self.results_from_workers.to_string()),
+                description: "Flight SQL clients read a query's rows from the workers that \
+                              compute them when its last stage only gathers (false: through \
+                              the node they asked).",
             },
         ]
     }

@@ -30,7 +30,9 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::stream::{
+    RecordBatchReceiverStreamBuilder, RecordBatchStreamAdapter,
+};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::bytes::{
@@ -52,6 +54,7 @@ use crate::channels::{ChannelCache, DefaultChannels};
 use crate::codec::DistributedCodec;
 use crate::exchange::{LocalWorker, NetworkContext, TaskIndex};
 use crate::planner::{COMPRESSION, Compression, DistributedOptions};
+use crate::results::{ResultTicket, is_result_ticket};
 use crate::stats::{Recorder, Reported, StageFigures, StageReport};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -88,11 +91,11 @@ pub const TASK_TICKET_TYPE: &str = "type.googleapis.com/flotilla.distributed.Tas
 /// What a ticket travels in: the wire format of `google.protobuf.Any`, as Flight SQL tickets
 /// are, so a node serving Flight SQL and a worker on one port tells them apart by type.
 #[derive(Clone, PartialEq, Message)]
-struct Envelope {
+pub(crate) struct Envelope {
     #[prost(string, tag = "1")]
-    type_url: String,
+    pub type_url: String,
     #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
+    pub value: Vec<u8>,
 }
 
 impl TaskTicket {
@@ -219,6 +222,8 @@ impl Drop for Harvest {
 struct Tasks {
     running: HashMap<TaskKey, RunningTask>,
     ended: HashMap<String, Instant>,
+    /// Stage tasks whose rows went to a client (a result ticket is read once).
+    results: HashMap<TaskKey, Instant>,
 }
 
 /// (query, stage, task)
@@ -281,6 +286,28 @@ impl Worker {
     pub fn with_address(mut self, url: impl Into<String>) -> Self {
         self.address = Some(url.into());
         self
+    }
+
+    /// The URL the cluster knows this worker by, if it was told ([`Self::with_address`]).
+    pub fn address(&self) -> Option<&str> {
+        self.address.as_deref()
+    }
+
+    /// Ends the query of a result ticket (see [`crate::results`]) on every worker of it: a
+    /// client cancelling a query whose rows it reads from the workers. `false` when `bytes`
+    /// is not a result ticket.
+    ///
+    /// # Errors
+    /// When the ticket's signature does not match or it expired.
+    pub fn cancel_result(&self, bytes: &[u8]) -> Result<bool> {
+        if !is_result_ticket(bytes) {
+            return Ok(false);
+        }
+        let ticket = ResultTicket::open(bytes, self.channels.secret())?;
+        if let Some(task) = &ticket.task {
+            crate::results::end_query(&self.channels, &task.query, &ticket.workers);
+        }
+        Ok(true)
     }
 
     /// Reaches other workers over `channels`.
@@ -384,15 +411,97 @@ impl Worker {
             return Ok(plan.execute(partition, context)?);
         }
         let (task, context) = self.stage_task(&ticket, partition)?;
-        let inner = task.plan.execute(partition, context)?;
-        Ok(Box::pin(Reporting {
-            inner,
-            task,
-            stage: ticket.stage,
-            rows: 0,
-            started: Instant::now(),
-            on_end: Some(on_end),
-        }))
+        run_partition(task, context, partition, ticket.stage, on_end)
+    }
+
+    /// Every partition of the stage task `ticket` names, merged as they come: the rows of a
+    /// query's last stage going straight to a client (see [`crate::results`]).
+    fn serve_all(&self, ticket: &TaskTicket) -> Result<SendableRecordBatchStream> {
+        let ignore: fn() -> OnEnd = || Box::new(|_| ());
+        let (task, context) = self.stage_task(ticket, 0)?;
+        let partitions = task.plan.output_partitioning().partition_count();
+        let schema = task.plan.schema();
+        let mut streams = vec![run_partition(task, context, 0, ticket.stage, ignore())?];
+        for partition in 1..partitions {
+            let (task, context) = self.stage_task(ticket, partition)?;
+            streams.push(run_partition(
+                task,
+                context,
+                partition,
+                ticket.stage,
+                ignore(),
+            )?);
+        }
+        if let [_] = streams.as_slice() {
+            return Ok(streams.remove(0));
+        }
+        let mut merged = RecordBatchReceiverStreamBuilder::new(schema, 2 * streams.len());
+        for mut stream in streams {
+            let sender = merged.tx();
+            merged.spawn(async move {
+                while let Some(batch) = stream.next().await {
+                    if sender.send(batch).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+        }
+        Ok(merged.build())
+    }
+
+    /// Notes that the rows of `task` go to a client, refusing a second read: reading them
+    /// again would run the stages below again, for partitions of theirs nobody asks.
+    fn claim_result(&self, task: &TaskTicket) -> Result<()> {
+        let key = (task.query.clone(), task.stage, task.task);
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks
+            .results
+            .retain(|_, read| read.elapsed() < IDLE_TASK_LIMIT);
+        if tasks.results.insert(key, Instant::now()).is_some() {
+            return Err(Error::invalid(format!(
+                "the rows of task {} of query {} were already read (a result ticket is read \
+                 once): run the query again",
+                task.task, task.query
+            )));
+        }
+        Ok(())
+    }
+
+    /// Streams a result ticket's rows to a client, as plain Arrow IPC (no compression, no
+    /// stage report). Dropped before its end, the stream ends the query on every worker.
+    fn serve_result(&self, bytes: &[u8]) -> Result<FlightStream<FlightData>> {
+        let ticket = ResultTicket::open(bytes, self.channels.secret())?;
+        let task = ticket
+            .task
+            .as_ref()
+            .ok_or_else(|| Error::invalid("a result ticket names no stage task"))?;
+        self.claim_result(task)?;
+        let stream = self.serve_all(task)?;
+        let schema = stream.schema();
+        let batches =
+            stream.map_err(|e| FlightError::Tonic(Box::new(Status::from(Error::from(e)))));
+        let sent = Arc::clone(&self.bytes_sent);
+        let encoded = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_ok(move |data| {
+                let bytes = (data.data_header.len() + data.data_body.len()) as u64;
+                sent.fetch_add(bytes, Ordering::Relaxed);
+                data
+            })
+            .map_err(|e| match e {
+                FlightError::Tonic(status) => *status,
+                other => Status::internal(other.to_string()),
+            });
+        Ok(EndsUnlessFinished {
+            inner: encoded.boxed(),
+            channels: Arc::clone(&self.channels),
+            query: task.query.clone(),
+            workers: ticket.workers.clone(),
+            finished: false,
+        }
+        .boxed())
     }
 
     /// The running plan of the ticket's stage task, started by the first of its partitions
@@ -448,6 +557,57 @@ impl Worker {
             tasks.running.remove(&key);
         }
         Ok(running)
+    }
+}
+
+/// Runs one partition of a stage task, reporting to `on_end`.
+fn run_partition(
+    task: Arc<Harvest>,
+    context: Arc<TaskContext>,
+    partition: usize,
+    stage: u32,
+    on_end: OnEnd,
+) -> Result<SendableRecordBatchStream> {
+    let inner = task.plan.execute(partition, context)?;
+    Ok(Box::pin(Reporting {
+        inner,
+        task,
+        stage,
+        rows: 0,
+        started: Instant::now(),
+        on_end: Some(on_end),
+    }))
+}
+
+/// A result stream: when dropped before its end, the query ends on every worker.
+struct EndsUnlessFinished {
+    inner: FlightStream<FlightData>,
+    channels: Arc<ChannelCache>,
+    query: String,
+    workers: Vec<String>,
+    finished: bool,
+}
+
+impl futures::Stream for EndsUnlessFinished {
+    type Item = std::result::Result<FlightData, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.finished = true;
+        }
+        polled
+    }
+}
+
+impl Drop for EndsUnlessFinished {
+    fn drop(&mut self) {
+        if !self.finished {
+            crate::results::end_query(&self.channels, &self.query, &self.workers);
+        }
     }
 }
 
@@ -532,7 +692,11 @@ impl FlightService for Worker {
         &self,
         request: Request<Ticket>,
     ) -> std::result::Result<Response<Self::DoGetStream>, Status> {
-        let ticket = TaskTicket::open(&request.into_inner().ticket)?;
+        let bytes = request.into_inner().ticket;
+        if is_result_ticket(&bytes) {
+            return Ok(Response::new(self.serve_result(&bytes)?));
+        }
+        let ticket = TaskTicket::open(&bytes)?;
         let ipc = ipc_options(&ticket)?;
         let (report, reported) = futures::channel::oneshot::channel::<StageReport>();
         let stream = self.serve(

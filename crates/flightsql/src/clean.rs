@@ -2,6 +2,7 @@
 //! error messages for undecodable requests (a Rust `Debug` rendering such as
 //! `DecodeError { description: InvalidWireType … }`) replaced by a sentence.
 
+use crate::layer::Unadmitted;
 use crate::service::FlotillaFlightSql;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
@@ -80,6 +81,11 @@ impl FlightService for CleanErrors {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        if let Some(Unadmitted(refused)) = request.extensions().get::<Unadmitted>()
+            && !self.0.carries_authorization(request.get_ref())
+        {
+            return Err(refused.clone());
+        }
         self.0.do_get(request).await.map_err(clean)
     }
 

@@ -36,6 +36,16 @@ impl<S> tower_layer::Layer<S> for SessionLayer {
     }
 }
 
+/// The path of `DoGet`.
+const DO_GET_PATH: &str = "/arrow.flight.protocol.FlightService/DoGet";
+
+/// A `DoGet` whose caller could not be admitted, with the refusal. It still reaches the
+/// service, because a ticket may carry its own authorization (a result ticket another node
+/// of the cluster signed, presented with the token of that node's session); every other
+/// ticket is refused with this status.
+#[derive(Debug, Clone)]
+pub(crate) struct Unadmitted(pub tonic::Status);
+
 /// Marks a call made by another node of the cluster (it carried the cluster secret). Such a
 /// call has no client session: only the fallback service (the node's worker) answers it.
 #[derive(Debug, Clone, Copy)]
@@ -107,8 +117,16 @@ where
             request.extensions_mut().insert(Peer);
             return Box::pin(inner.call(request));
         }
-        let admitted = match self.sessions.admit(request.headers()) {
+        // A DoGet never opens a session that outlives it, nor hands out a token: clients
+        // (ADBC) send the token of the node they asked to every node an endpoint names and
+        // adopt any token they get back — one from another node would replace theirs.
+        let do_get = request.uri().path() == DO_GET_PATH;
+        let admitted = match self.sessions.admit(request.headers(), !do_get) {
             Ok(admitted) => admitted,
+            Err(status) if do_get => {
+                request.extensions_mut().insert(Unadmitted(status));
+                return Box::pin(inner.call(request));
+            }
             Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
         };
         request.extensions_mut().insert(admitted.session);

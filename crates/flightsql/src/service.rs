@@ -174,6 +174,14 @@ impl FlotillaFlightSql {
         })
     }
 
+    /// Whether the fallback takes `ticket` from any caller (see
+    /// [`FlightFallback::carries_authorization`]).
+    pub(crate) fn carries_authorization(&self, ticket: &Ticket) -> bool {
+        self.fallback
+            .as_ref()
+            .is_some_and(|fallback| fallback.carries_authorization(ticket))
+    }
+
     /// Refuses a call for the fallback that does not come from a node of the cluster, when
     /// the node has a cluster secret.
     fn check_peer<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -207,6 +215,21 @@ impl FlotillaFlightSql {
             frame.create_physical_plan().await.map_err(status)?
         };
         let schema = physical.schema();
+        if !changes
+            && let Some(fallback) = &self.fallback
+            && let Some(endpoints) =
+                fallback.result_endpoints(&physical, &session.context().task_ctx())?
+        {
+            // Other nodes serve the rows, in no particular order across endpoints.
+            let mut info = FlightInfo::new()
+                .try_with_schema(&schema)
+                .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
+                .with_descriptor(descriptor);
+            for endpoint in endpoints {
+                info = info.with_endpoint(endpoint);
+            }
+            return Ok(Response::new(info));
+        }
         let handle = self.registry.plan(physical, session);
         let ticket = TicketStatementQuery {
             statement_handle: handle.into(),
@@ -658,7 +681,7 @@ impl FlightSqlService for FlotillaFlightSql {
     ) -> Result<ActionCancelQueryResult, Status> {
         let info = FlightInfo::decode(query.info)
             .map_err(|e| Status::invalid_argument(format!("malformed FlightInfo: {e}")))?;
-        let outcome = self.cancel_info(&info)?;
+        let outcome = self.cancel_info(&info).await?;
         Ok(ActionCancelQueryResult {
             result: outcome as i32,
         })
@@ -672,7 +695,9 @@ impl FlightSqlService for FlotillaFlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         match &self.fallback {
             Some(fallback) => {
-                self.check_peer(&request)?;
+                if !fallback.carries_authorization(request.get_ref()) {
+                    self.check_peer(&request)?;
+                }
                 Ok(Response::new(fallback.do_get(request.into_inner()).await?))
             }
             None => Err(Status::invalid_argument(format!(
@@ -715,7 +740,7 @@ impl FlightSqlService for FlotillaFlightSql {
                 let info = cancel.info.ok_or_else(|| {
                     Status::invalid_argument("CancelFlightInfoRequest without a FlightInfo")
                 })?;
-                let status = self.cancel_info(&info)?;
+                let status = self.cancel_info(&info).await?;
                 CancelFlightInfoResult {
                     status: status as i32,
                 }
@@ -781,12 +806,18 @@ fn status_arrow(e: FlightError) -> Status {
 
 impl FlotillaFlightSql {
     /// Cancels the query behind every statement ticket of `info`.
-    fn cancel_info(&self, info: &FlightInfo) -> Result<CancelStatus, Status> {
+    async fn cancel_info(&self, info: &FlightInfo) -> Result<CancelStatus, Status> {
         let mut outcome = CancelStatus::NotCancellable;
         for endpoint in &info.endpoint {
             let Some(ticket) = &endpoint.ticket else {
                 continue;
             };
+            if let Some(fallback) = &self.fallback
+                && fallback.cancel(ticket).await?
+            {
+                outcome = CancelStatus::Cancelled;
+                continue;
+            }
             let Ok(any) = Any::decode(ticket.ticket.clone()) else {
                 continue;
             };

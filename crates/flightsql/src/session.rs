@@ -284,7 +284,10 @@ impl Sessions {
     }
 
     /// The session of a call with these headers, or why it may not run.
-    pub fn admit(&self, headers: &http::HeaderMap) -> Result<Admitted, Status> {
+    ///
+    /// A session opened for a call that does not `keep` it (a `DoGet`, which must not hand
+    /// out a token: see the layer) is the call's alone — not remembered, no token returned.
+    pub fn admit(&self, headers: &http::HeaderMap, keep: bool) -> Result<Admitted, Status> {
         self.sweep();
         let authorization = headers
             .get(http::header::AUTHORIZATION)
@@ -307,11 +310,11 @@ impl Sessions {
                      password",
                 ));
             }
-            return self.open(None);
+            return self.open(None, keep);
         }
         if scheme.eq_ignore_ascii_case("basic") {
             let user = self.check_basic(credentials.trim())?;
-            return self.open(user);
+            return self.open(user, keep);
         }
         if authorization.is_some_and(|v| !v.is_empty()) {
             return Err(Status::unauthenticated(format!(
@@ -324,7 +327,7 @@ impl Sessions {
                 "this server needs a user name and password",
             ));
         }
-        self.open(None)
+        self.open(None, keep)
     }
 
     /// The user named by `Basic` credentials, checked against the configured users (`None` on
@@ -355,7 +358,20 @@ impl Sessions {
         }
     }
 
-    fn open(&self, user: Option<String>) -> Result<Admitted, Status> {
+    fn open(&self, user: Option<String>, keep: bool) -> Result<Admitted, Status> {
+        if !keep {
+            let ctx = self.provider.new_session().map_err(Status::from)?;
+            let session = Arc::new(Session {
+                token: new_token(),
+                user,
+                ctx,
+                last_used: Mutex::new(Instant::now()),
+            });
+            return Ok(Admitted {
+                session,
+                new_token: None,
+            });
+        }
         if lock(&self.live).len() >= self.limits.max_sessions {
             self.sweep_now();
             // Still full: the least recently used session makes room. Refusing instead would

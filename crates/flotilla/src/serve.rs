@@ -9,7 +9,9 @@
 use crate::config::{ClusterConfig, Config, DEFAULT_LISTEN, Peers, UserPassword};
 use crate::session;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::{Action, FlightData, Ticket};
+use arrow_flight::{Action, FlightData, FlightEndpoint, Ticket};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
 use flotilla_common::{Error, Result};
 use flotilla_distributed::Worker;
 use flotilla_distributed::worker::END_QUERY_ACTION;
@@ -149,6 +151,36 @@ impl FlightFallback for WorkerFallback {
                 .await
                 .map(Response::into_inner),
         )
+    }
+
+    fn carries_authorization(&self, ticket: &Ticket) -> bool {
+        flotilla_distributed::is_result_ticket(&ticket.ticket)
+    }
+
+    fn result_endpoints(
+        &self,
+        plan: &Arc<dyn ExecutionPlan>,
+        context: &TaskContext,
+    ) -> std::result::Result<Option<Vec<FlightEndpoint>>, Status> {
+        let Some(endpoints) = flotilla_distributed::result_endpoints(plan, context)
+            .map_err(|e| Status::from(Error::from(e)))?
+        else {
+            return Ok(None);
+        };
+        let endpoints = endpoints.into_iter().map(|endpoint| {
+            let here = FlightEndpoint::new().with_ticket(Ticket::new(endpoint.ticket));
+            // No location: read on this node, over the client's own connection.
+            if self.0.address() == Some(endpoint.location.as_str()) {
+                here
+            } else {
+                here.with_location(endpoint.location)
+            }
+        });
+        Ok(Some(endpoints.collect()))
+    }
+
+    async fn cancel(&self, ticket: &Ticket) -> std::result::Result<bool, Status> {
+        Ok(self.0.cancel_result(&ticket.ticket)?)
     }
 }
 

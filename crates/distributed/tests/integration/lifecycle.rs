@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Waits up to `limit` for `done`; returns how long it took.
-async fn within(limit: Duration, what: &str, done: impl Fn() -> bool) -> Duration {
+pub(crate) async fn within(limit: Duration, what: &str, done: impl Fn() -> bool) -> Duration {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < limit, "{what} after {limit:?}");

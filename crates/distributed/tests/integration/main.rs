@@ -2,6 +2,7 @@
 
 mod explain;
 mod lifecycle;
+mod results;
 mod session;
 mod tpch;
 mod worker;

@@ -247,6 +247,30 @@ async fn an_adbc_client_queries_a_cluster_of_serve_nodes_with_users_and_a_secret
     assert_eq!(seen["rows"], 4);
     assert_same_rows(&expected, &actual, true);
 
+    // A query whose last stage only gathers: ADBC reads its rows from both nodes, presenting
+    // node 0's token to node 1 too (the signed tickets let it in).
+    let gathered = "SELECT l_returnflag, l_linestatus, count(*) AS n, sum(l_extendedprice) AS total \
+                    FROM lake.public.lineitem GROUP BY l_returnflag, l_linestatus";
+    let (seen, out) = crate::flightsql::client(
+        "cluster_results",
+        &nodes[0].uri,
+        &["alice", "wonderland", gathered],
+    );
+    let mut locations: Vec<&str> = seen["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|uris| uris.as_array().unwrap())
+        .map(|uri| uri.as_str().unwrap())
+        .collect();
+    locations.sort_unstable();
+    let mut uris: Vec<&str> = nodes.iter().map(|node| node.uri.as_str()).collect();
+    uris.sort_unstable();
+    assert_eq!(locations, uris, "{seen}");
+    let expected = rows(&build_context(&config()).await.unwrap(), gathered).await;
+    let actual = crate::flightsql::read_arrow(&out.join("results.arrow"));
+    assert_same_rows(&expected, &actual, false);
+
     // Task calls without the secret are refused before anything runs; with it they reach
     // the worker (which refuses the meaningless plan).
     // base64 of "alice:wonderland"

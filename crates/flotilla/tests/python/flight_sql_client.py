@@ -194,6 +194,27 @@ def check_cluster(uri, out, user, password, sql):
     return {"plan": plan, "rows": table.num_rows}
 
 
+def check_cluster_results(uri, out, user, password, sql):
+    """A query whose rows the workers serve, its stages spread over every node: where each
+    endpoint says to read, and the rows ADBC reads from them (with the token of the node it
+    signed in to)."""
+    with connect(uri, user, password) as conn, conn.cursor() as cur:
+        # Every stage on every node, however small.
+        for setting in ("distributed.min_bytes = 0", "distributed.bytes_per_task = 1"):
+            cur.execute("SET " + setting)
+        partitions, _ = cur.adbc_execute_partitions(sql)
+        locations = []
+        for partition in partitions:
+            # The Go driver's partition: a FlightInfo with that one endpoint.
+            (endpoint,) = pyarrow.flight.FlightInfo.deserialize(partition).endpoints
+            uris = [location.uri for location in endpoint.locations]
+            locations.append([u.decode() if isinstance(u, bytes) else u for u in uris])
+        cur.execute(sql)
+        table = cur.fetch_arrow_table()
+    write_arrow(table, os.path.join(out, "results.arrow"))
+    return {"locations": locations, "rows": table.num_rows}
+
+
 def check_tls(uri, out, root_cert):
     with open(root_cert) as f:
         pem = f.read()
