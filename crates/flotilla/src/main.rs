@@ -153,7 +153,11 @@ enum BenchCommand {
     /// beside pyarrow reading the Parquet file locally, and per-call latency of SELECT 1 and a
     /// point lookup, sequential and with concurrent clients.
     ///
+    /// With --workers N: a cluster of N nodes instead, a big result read through the node
+    /// asked and straight from the workers.
+    ///
     /// Example: flotilla bench flightsql --scale 1
+    /// Example: flotilla bench flightsql --scale 1 --workers 2
     Flightsql(FlightSqlBench),
     /// TPC-H on the demo's Parquet files: on this node alone and distributed over workers on
     /// localhost ports (in this process), side by side, with the bytes shuffled.
@@ -199,6 +203,10 @@ struct FlightSqlBench {
     /// Runs per throughput measurement; the best is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Measure a cluster of this many nodes instead (in this process, on loopback ports): a
+    /// big unordered result read on node 0 alone, through node 0, and from the workers.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
     /// Where generated data is cached (as for `flotilla demo`).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -373,6 +381,7 @@ async fn run_command(command: Command) -> Result<()> {
                 calls: args.calls,
                 clients: args.clients,
                 repeat: args.repeat,
+                workers: args.workers,
             };
             flotilla::bench::flightsql::run(&options, &mut std::io::stdout().lock()).await
         }

@@ -12,6 +12,7 @@ use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{Action, FlightData, FlightEndpoint, Ticket};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
 use flotilla_common::{Error, Result};
 use flotilla_distributed::Worker;
 use flotilla_distributed::worker::END_QUERY_ACTION;
@@ -36,29 +37,7 @@ pub async fn serve(
     let address = listen
         .or(config.server.listen.as_deref())
         .unwrap_or(DEFAULT_LISTEN);
-    let users = config
-        .server
-        .users
-        .iter()
-        .map(|u| {
-            let password = match &u.password {
-                UserPassword::Hash(hash) => hash.clone(),
-                UserPassword::Env(variable) => std::env::var(variable)
-                    .map_err(|_| {
-                        Error::invalid(format!(
-                            "server.users: the password of user '{}' is read from the \
-                             environment variable {variable}, which is not set",
-                            u.name
-                        ))
-                    })?
-                    .into(),
-            };
-            Ok(User {
-                name: u.name.clone(),
-                password,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let users = users(config)?;
     let ctx = session::build_context(config).await?;
     let listener = TcpListener::bind(address)
         .await
@@ -84,11 +63,64 @@ pub async fn serve(
     };
     let shutdown = shutdown_signal();
     ready(&format!("{scheme}://{bound}"), &notes);
+    run(config, &ctx, listener, users, shutdown).await
+}
+
+/// Serves `config`'s node on `listener` until `shutdown` completes: `flotilla serve` without
+/// its address, signals and messages (benchmarks run several nodes in one process with it).
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_on(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let users = users(config)?;
+    let ctx = session::build_context(config).await?;
+    run(config, &ctx, listener, users, shutdown).await
+}
+
+/// The users of `[[server.users]]`, their passwords read.
+fn users(config: &Config) -> Result<Vec<User>> {
+    config
+        .server
+        .users
+        .iter()
+        .map(|u| {
+            let password = match &u.password {
+                UserPassword::Hash(hash) => hash.clone(),
+                UserPassword::Env(variable) => std::env::var(variable)
+                    .map_err(|_| {
+                        Error::invalid(format!(
+                            "server.users: the password of user '{}' is read from the \
+                             environment variable {variable}, which is not set",
+                            u.name
+                        ))
+                    })?
+                    .into(),
+            };
+            Ok(User {
+                name: u.name.clone(),
+                password,
+            })
+        })
+        .collect()
+}
+
+async fn run(
+    config: &Config,
+    ctx: &SessionContext,
+    listener: TcpListener,
+    users: Vec<User>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let bound = listener.local_addr()?;
     let mut limits = SessionLimits::default();
     if let Some(seconds) = config.server.session_idle_timeout {
         limits.idle_timeout = Duration::from_secs(seconds);
     }
-    let mut worker = session::worker(&ctx, config)?;
+    let mut worker = session::worker(ctx, config)?;
     // Listed among the peers by its own address, the node reads its own tasks' partitions in
     // memory.
     if let Some(ClusterConfig {
@@ -101,7 +133,7 @@ pub async fn serve(
     {
         worker = worker.with_address(me.clone());
     }
-    let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
+    let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(ctx)))
         .with_users(users)
         .with_session_limits(limits)
         .with_fallback(Arc::new(WorkerFallback(worker)));

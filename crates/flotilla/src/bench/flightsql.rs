@@ -24,6 +24,15 @@ use tonic::transport::Channel;
 /// The Python client script, written to a temp file when the benchmark runs.
 const THROUGHPUT_SCRIPT: &str = include_str!("flight_sql_throughput.py");
 
+/// The Python client of the cluster measurement.
+const CLUSTER_SCRIPT: &str = include_str!("cluster_results.py");
+
+/// The big result of the cluster measurement: most of lineitem, unordered (its last stage only
+/// gathers, so the workers can serve it).
+const CLUSTER_SQL: &str = "SELECT l_orderkey, l_partkey, l_suppkey, l_linenumber, l_quantity, \
+                           l_extendedprice, l_discount, l_shipdate, l_shipmode \
+                           FROM lineitem WHERE l_quantity > 5";
+
 /// What the benchmark measures.
 pub struct Options {
     pub scale: f64,
@@ -34,6 +43,9 @@ pub struct Options {
     pub clients: usize,
     /// Runs per throughput measurement (the best is reported).
     pub repeat: usize,
+    /// Nodes of a cluster to measure instead (0: one node, the throughput and latency
+    /// measurements).
+    pub workers: usize,
 }
 
 /// Runs the benchmark and prints its figures to `out`.
@@ -42,6 +54,9 @@ pub struct Options {
 /// When the data cannot be prepared, the server cannot start, a call fails, or the Python
 /// clients are not installed (the message names `scripts/setup.sh`).
 pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
+    if options.workers > 0 {
+        return cluster(options, out).await;
+    }
     let config_path = demo::prepare(&options.cache, options.scale)?;
     let mut config = Config::load(&config_path)?;
     config.session = SessionDefaults {
@@ -68,12 +83,147 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
         .unwrap_or(Path::new("."))
         .join("parquet")
         .join("lineitem.parquet");
-    throughput(addr, &parquet, options.repeat, out)?;
+    throughput(addr, &parquet, options.repeat, out).await?;
     latency(addr, options, out).await?;
 
     let _ = stop.send(());
     let _ = serving.await;
     Ok(())
+}
+
+/// A big result read from a cluster of `options.workers` nodes (each a `flotilla serve` over
+/// the same data, on a loopback port of this process, listing all of them as peers): on node 0
+/// alone, through node 0, and from the workers (distributed with a task on every node).
+async fn cluster(options: &Options, out: &mut dyn Write) -> Result<()> {
+    let config_path = demo::prepare(&options.cache, options.scale)?;
+    let mut base = Config::load(&config_path)?;
+    base.session = SessionDefaults {
+        default_catalog: Some("lake".into()),
+        default_schema: Some("public".into()),
+    };
+    let mut listeners = Vec::new();
+    for _ in 0..options.workers {
+        listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+    }
+    let urls = listeners
+        .iter()
+        .map(|listener| Ok(format!("grpc://{}", listener.local_addr()?)))
+        .collect::<Result<Vec<_>>>()?;
+    base.cluster = Some(crate::config::ClusterConfig {
+        peers: crate::config::Peers::Static(urls.clone()),
+        tls_root_cert: None,
+        secret_env: None,
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut nodes = Vec::new();
+    for listener in listeners {
+        let config = base.clone();
+        let mut stopped = stopped.clone();
+        nodes.push(tokio::spawn(async move {
+            crate::serve::serve_on(&config, listener, async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+        }));
+    }
+    writeln!(
+        out,
+        "Flight SQL from a cluster: TPC-H SF {} from {}, {} nodes on {}",
+        options.scale,
+        config_path.parent().unwrap_or(Path::new(".")).display(),
+        urls.len(),
+        urls.join(", ")
+    )?;
+    eprintln!(
+        "cluster: the same result three ways over ADBC, {} round(s)…",
+        options.repeat.max(1)
+    );
+    let figures = run_script(
+        CLUSTER_SCRIPT,
+        vec![
+            urls[0].clone(),
+            options.repeat.max(1).to_string(),
+            CLUSTER_SQL.to_string(),
+        ],
+    )
+    .await;
+    let _ = stop.send(true);
+    for node in nodes {
+        if let Ok(Err(e)) = node.await {
+            return Err(e);
+        }
+    }
+    let figures = figures?;
+    let way = |name: &str, key: &str| {
+        figures
+            .get(name)
+            .and_then(|way| way.get(key))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(f64::NAN)
+    };
+    let mb = way("one_node", "bytes") / 1e6;
+    writeln!(
+        out,
+        "\n{CLUSTER_SQL}\n({} rows, {mb:.0} MB in Arrow), asked of node 0, best of {}:",
+        way("one_node", "rows"),
+        options.repeat.max(1)
+    )?;
+    writeln!(
+        out,
+        "  {:<38} {:>8} {:>8} {:>10} {:>13}",
+        "", "seconds", "MB/s", "endpoints", "vs one node"
+    )?;
+    for (label, name) in [
+        ("node 0 alone", "one_node"),
+        ("distributed, rows through node 0", "coordinator"),
+        ("distributed, rows from the workers", "workers"),
+    ] {
+        let seconds = way(name, "s");
+        writeln!(
+            out,
+            "  {label:<38} {seconds:>8.2} {:>8.0} {:>10} {:>13.2}",
+            mb / seconds,
+            way(name, "endpoints"),
+            seconds / way("one_node", "s")
+        )?;
+    }
+    writeln!(
+        out,
+        "  from the workers / through node 0: {:.2}",
+        way("workers", "s") / way("coordinator", "s")
+    )?;
+    Ok(())
+}
+
+/// Runs `script` (one of the bundled Python clients) with `args` in the client virtual
+/// environment and returns the JSON object it printed. It waits on a blocking thread: the
+/// runtime's own threads serve the client.
+async fn run_script(script: &'static str, args: Vec<String>) -> Result<serde_json::Value> {
+    tokio::task::spawn_blocking(move || run_script_blocking(script, &args))
+        .await
+        .map_err(|e| Error::internal(format!("the Python client's thread: {e}")))?
+}
+
+fn run_script_blocking(script: &str, args: &[String]) -> Result<serde_json::Value> {
+    let python = python()?;
+    let dir = std::env::temp_dir().join(format!("flotilla-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("client.py");
+    std::fs::write(&path, script)?;
+    let output = std::process::Command::new(python)
+        .arg(&path)
+        .args(args)
+        .output()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(Error::internal(format!(
+            "the Python client failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    serde_json::from_str(stdout.trim())
+        .map_err(|e| Error::internal(format!("the Python client printed {stdout}: {e}")))
 }
 
 /// The Python interpreter of the client virtual environment (see `scripts/setup.sh`).
@@ -99,29 +249,24 @@ fn python() -> Result<PathBuf> {
     }
 }
 
-fn throughput(addr: SocketAddr, parquet: &Path, repeat: usize, out: &mut dyn Write) -> Result<()> {
-    let python = python()?;
-    let dir = std::env::temp_dir().join(format!("flotilla-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let script = dir.join("flight_sql_throughput.py");
-    std::fs::write(&script, THROUGHPUT_SCRIPT)?;
+async fn throughput(
+    addr: SocketAddr,
+    parquet: &Path,
+    repeat: usize,
+    out: &mut dyn Write,
+) -> Result<()> {
     eprintln!("throughput: SELECT * FROM lineitem over ADBC, and pyarrow reading the file…");
-    let output = std::process::Command::new(python)
-        .arg(&script)
-        .arg(format!("grpc://{addr}"))
-        .arg(parquet)
-        .arg(repeat.max(1).to_string())
-        .output()?;
-    let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(Error::internal(format!(
-            "the Python client failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )));
-    }
-    let figures: std::collections::HashMap<String, f64> = serde_json::from_str(stdout.trim())
-        .map_err(|e| Error::internal(format!("the Python client printed {stdout}: {e}")))?;
+    let figures = run_script(
+        THROUGHPUT_SCRIPT,
+        vec![
+            format!("grpc://{addr}"),
+            parquet.display().to_string(),
+            repeat.max(1).to_string(),
+        ],
+    )
+    .await?;
+    let figures: std::collections::HashMap<String, f64> = serde_json::from_value(figures)
+        .map_err(|e| Error::internal(format!("the Python client's figures: {e}")))?;
     let get = |key: &str| figures.get(key).copied().unwrap_or(f64::NAN);
     // MB/s of both rows is over the same size: the table as pyarrow reads it from Parquet (the
     // server's string views make its own Arrow size larger for the same data).

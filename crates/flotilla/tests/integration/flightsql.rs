@@ -376,6 +376,52 @@ fn the_flight_sql_benchmark_runs_and_reports_its_figures() {
     }
 }
 
+#[test]
+fn the_cluster_benchmark_reads_the_same_rows_three_ways() {
+    let cache = &common::demo_cache().0;
+    let out = common::flotilla(&[
+        "bench",
+        "flightsql",
+        "--scale",
+        "0.01",
+        "--workers",
+        "2",
+        "--repeat",
+        "1",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // lineitem at SF 0.01 has 60175 rows; the script fails unless all ways agree.
+    assert!(stdout.contains("rows, "), "{stdout}");
+    let line = |label: &str| {
+        stdout
+            .lines()
+            .find(|line| line.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("{label} missing:\n{stdout}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // Columns: seconds, MB/s, endpoints, ratio — the endpoints are second from the end.
+    let endpoints = |label: &str| {
+        let words = line(label);
+        words[words.len() - 2].clone()
+    };
+    assert_eq!(endpoints("node 0 alone"), "1", "{stdout}");
+    assert_eq!(
+        endpoints("distributed, rows through node 0"),
+        "1",
+        "{stdout}"
+    );
+    assert_eq!(
+        endpoints("distributed, rows from the workers"),
+        "2",
+        "{stdout}"
+    );
+}
+
 /// `flotilla sql` with `config` (a file in a temp dir) and `sql`, as CSV.
 fn sql_csv(config: &str, sql: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
