@@ -114,6 +114,7 @@ async fn context(source: &SourceConfig, schema: &str, pushdown: bool) -> Result<
         session: SessionDefaults {
             default_catalog: Some("db".into()),
             default_schema: Some(schema.into()),
+            ..SessionDefaults::default()
         },
         pushdown,
         ..Config::default()

@@ -102,6 +102,9 @@ pub struct SessionDefaults {
     pub default_catalog: Option<String>,
     /// The schema unqualified table names resolve in.
     pub default_schema: Option<String>,
+    /// `[session.options]`: session options every session starts with, as `SET` takes them
+    /// (`"distributed.results_from_workers" = false`, `"datafusion.execution.batch_size" = 4096`).
+    pub options: BTreeMap<String, String>,
 }
 
 /// One configured source.
@@ -274,6 +277,8 @@ struct RawFederation {
 struct RawSession {
     default_catalog: Option<String>,
     default_schema: Option<String>,
+    #[serde(default)]
+    options: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -786,6 +791,23 @@ impl Config {
                 })
             }
         };
+        let mut session_options = BTreeMap::new();
+        for (key, value) in &raw.session.options {
+            let text = match value.get_ref() {
+                toml::Value::String(text) => text.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                _ => {
+                    return Err(error(
+                        Some(value.span()),
+                        format!("session.options.{key}"),
+                        "an option's value is a string, number or boolean".into(),
+                    ));
+                }
+            };
+            session_options.insert(key.clone(), text);
+        }
         if !users.is_empty()
             && let Some(cluster) = &cluster
             && cluster.secret_env.is_none()
@@ -804,6 +826,7 @@ impl Config {
             session: SessionDefaults {
                 default_catalog: raw.session.default_catalog,
                 default_schema: raw.session.default_schema,
+                options: session_options,
             },
             pushdown: raw.federation.pushdown.unwrap_or(true),
             server: ServerConfig {
@@ -1043,5 +1066,19 @@ mod tests {
             parse_numeric("decimal(20, 4)"),
             Some(NumericMapping::Decimal(20, 4))
         );
+    }
+
+    #[test]
+    fn session_options_are_kept_as_set_takes_them() {
+        let text = "[session.options]\n\"distributed.results_from_workers\" = false\n\
+                    \"datafusion.execution.batch_size\" = 4096\n\
+                    \"distributed.compression\" = \"lz4\"\n";
+        let options = parse(text).unwrap().session.options;
+        assert_eq!(options["distributed.results_from_workers"], "false");
+        assert_eq!(options["datafusion.execution.batch_size"], "4096");
+        assert_eq!(options["distributed.compression"], "lz4");
+        let e = parse("[session.options]\n\"x\" = [1]\n").unwrap_err();
+        assert_eq!(e.key, "session.options.x", "{e}");
+        assert_eq!(e.position.map(|(line, _)| line), Some(2), "{e}");
     }
 }

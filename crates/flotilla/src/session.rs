@@ -84,7 +84,24 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
         Some(cluster) => builder.with_distribution(distribution(cluster, &catalogs)?),
         None => builder,
     };
-    let ctx = SessionContext::new_with_state(builder.build());
+    let mut state = builder.build();
+    for (key, value) in &config.session.options {
+        state
+            .config_mut()
+            .options_mut()
+            .set(key, value)
+            .map_err(|e| {
+                if key.starts_with("distributed.") && config.cluster.is_none() {
+                    Error::invalid(format!(
+                        "session.options: {key} is an option of distributed queries, which \
+                         need a [cluster]"
+                    ))
+                } else {
+                    Error::invalid(format!("session.options: {key} = '{value}': {e}"))
+                }
+            })?;
+    }
+    let ctx = SessionContext::new_with_state(state);
     for (name, source) in &config.sources {
         let catalog = open_source(&ctx, name, source)
             .await

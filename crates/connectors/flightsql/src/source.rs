@@ -4,7 +4,7 @@ use crate::dialect::FlightSqlDialect;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
-use arrow_flight::{FlightInfo, IpcMessage};
+use arrow_flight::{FlightEndpoint, FlightInfo, IpcMessage};
 use async_trait::async_trait;
 use datafusion::arrow::array::{
     Array, AsArray, BinaryArray, RecordBatch, RecordBatchOptions, StringArray, UnionArray,
@@ -19,6 +19,7 @@ use flotilla_common::{Error, ErrorKind, Result};
 use flotilla_federation::stream::{BatchSender, RemoteStream, channel};
 use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName};
 use futures::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::transport::Channel;
 
@@ -47,6 +48,54 @@ pub struct FlightSqlSource {
     dialect: FlightSqlDialect,
     client: FlightSqlServiceClient<Channel>,
     catalog: String,
+    locations: Locations,
+}
+
+/// Clients for the other locations a result's endpoints name (say, the nodes of a Flotilla
+/// cluster serving their part of it), made on first use with the source's TLS root and
+/// presenting the source's token, as Flight SQL clients do.
+#[derive(Clone, Default)]
+struct Locations {
+    tls_root_cert: Option<Arc<Vec<u8>>>,
+    clients: Arc<std::sync::Mutex<HashMap<String, FlightSqlServiceClient<Channel>>>>,
+}
+
+impl Locations {
+    /// The client to redeem `endpoint`'s ticket with: `home` unless the endpoint names
+    /// another location (the first one listed is used).
+    fn client_for(
+        &self,
+        home: &FlightSqlServiceClient<Channel>,
+        endpoint: &FlightEndpoint,
+    ) -> Result<FlightSqlServiceClient<Channel>> {
+        let Some(location) = endpoint
+            .location
+            .first()
+            .map(|location| location.uri.as_str())
+            .filter(|uri| !uri.is_empty() && !uri.starts_with("arrow-flight-reuse-connection:"))
+        else {
+            return Ok(home.clone());
+        };
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(location) {
+            return Ok(client.clone());
+        }
+        let channel = flotilla_common::grpc::endpoint(
+            location,
+            self.tls_root_cert.as_deref().map(Vec::as_slice),
+        )
+        .map_err(|e| Error::invalid(format!("an endpoint's location: {e}")))?
+        .connect_lazy();
+        let mut client = FlightSqlServiceClient::new(channel);
+        if let Some(token) = home.token() {
+            client.set_token(token.clone());
+        }
+        clients.insert(location.to_string(), client.clone());
+        Ok(client)
+    }
 }
 
 impl std::fmt::Debug for FlightSqlSource {
@@ -116,6 +165,10 @@ impl FlightSqlSource {
             dialect: FlightSqlDialect::default(),
             client,
             catalog: String::new(),
+            locations: Locations {
+                tls_root_cert: options.tls_root_cert.clone().map(Arc::new),
+                clients: Arc::default(),
+            },
         };
         source.dialect = source.read_capabilities().await?;
         source.catalog = source.pick_catalog(options.catalog).await?;
@@ -421,11 +474,12 @@ impl Source for FlightSqlSource {
     ) -> DfResult<SendableRecordBatchStream> {
         let (sender, receiver) = channel();
         let client = self.client.clone();
+        let locations = self.locations.clone();
         let name = self.name.clone();
         let sql = sql.to_string();
         let expected = Arc::clone(&schema);
         let task = SpawnedTask::spawn(async move {
-            if let Err(e) = run(client, &name, &sql, &expected, &sender).await {
+            if let Err(e) = run(client, &locations, &name, &sql, &expected, &sender).await {
                 let _ = sender.send(Err(e.into_datafusion())).await;
             }
         });
@@ -436,9 +490,10 @@ impl Source for FlightSqlSource {
 }
 
 /// Runs `sql` on the endpoint and sends its batches, conformed to `schema`. The endpoints of
-/// an unordered result are read concurrently.
+/// an unordered result are read concurrently, each where it says.
 async fn run(
     client: FlightSqlServiceClient<Channel>,
+    locations: &Locations,
     name: &str,
     sql: &str,
     schema: &SchemaRef,
@@ -454,8 +509,9 @@ async fn run(
         let Some(ticket) = endpoint.ticket.clone() else {
             continue;
         };
-        let stream = client
-            .clone()
+        let stream = locations
+            .client_for(&client, endpoint)
+            .map_err(|e| e.with_source(name))?
             .do_get(ticket)
             .await
             .map_err(|e| error(name, "fetching results", e))?;

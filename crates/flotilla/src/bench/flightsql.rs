@@ -62,6 +62,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
     config.session = SessionDefaults {
         default_catalog: Some("lake".into()),
         default_schema: Some("public".into()),
+        ..SessionDefaults::default()
     };
     let ctx = session::build_context(&config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -100,6 +101,7 @@ async fn cluster(options: &Options, out: &mut dyn Write) -> Result<()> {
     base.session = SessionDefaults {
         default_catalog: Some("lake".into()),
         default_schema: Some("public".into()),
+        ..SessionDefaults::default()
     };
     let mut listeners = Vec::new();
     for _ in 0..options.workers {

@@ -74,6 +74,7 @@ fn parquet_config(scale: f64, cache: &std::path::Path) -> Result<Config> {
         session: SessionDefaults {
             default_catalog: Some("lake".into()),
             default_schema: Some(crate::session::FILE_SCHEMA.into()),
+            ..SessionDefaults::default()
         },
         ..Config::default()
     };

@@ -175,12 +175,54 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
     assert_same_rows(&expected, &rows(&coordinator, sql).await, true);
 }
 
+#[tokio::test]
+async fn session_options_of_the_configuration_are_in_every_session_and_checked() {
+    let cluster = "[cluster]\npeers = [\"grpc://127.0.0.1:1\"]\n";
+    let text = format!(
+        "{}\n{cluster}\n[session.options]\n\"distributed.results_from_workers\" = false\n\
+         \"datafusion.execution.batch_size\" = 777\n",
+        config_text()
+    );
+    let ctx = build_context(&Config::parse(&text, "test.toml", Path::new(".")).unwrap())
+        .await
+        .unwrap();
+    let options = ctx.state().config().options().clone();
+    assert_eq!(options.execution.batch_size.get(), 777);
+    let distributed = options
+        .extensions
+        .get::<flotilla_distributed::DistributedOptions>()
+        .unwrap();
+    assert!(!distributed.results_from_workers);
+
+    let build = |text: String| async move {
+        match build_context(&Config::parse(&text, "test.toml", Path::new(".")).unwrap()).await {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(error) => error.to_string(),
+        }
+    };
+    let misspelt = build(format!(
+        "{}\n{cluster}\n[session.options]\n\"distributed.result_from_workers\" = false\n",
+        config_text()
+    ))
+    .await;
+    assert!(misspelt.contains("session.options"), "{misspelt}");
+    assert!(misspelt.contains("results_from_workers"), "{misspelt}");
+    let alone = build(format!(
+        "{}\n[session.options]\n\"distributed.min_bytes\" = 0\n",
+        config_text()
+    ))
+    .await;
+    assert!(alone.contains("need a [cluster]"), "{alone}");
+}
+
 /// `[[server.users]]` and `[cluster]` for `flotilla serve` nodes finding each other in
-/// `peers` (a file written once their ports are known).
+/// `peers` (a file written once their ports are known), every stage spread over both nodes
+/// by `[session.options]`.
 fn secured_config_text(peers: &Path) -> String {
     format!(
         "{}\n[[server.users]]\nname = \"alice\"\npassword_env = \"FLOTILLA_TEST_ALICE\"\n\n\
-         [cluster]\npeers_file = \"{}\"\nsecret_env = \"FLOTILLA_TEST_CLUSTER\"\n",
+         [cluster]\npeers_file = \"{}\"\nsecret_env = \"FLOTILLA_TEST_CLUSTER\"\n\n\
+         [session.options]\n\"distributed.min_bytes\" = 0\n\"distributed.bytes_per_task\" = 1\n",
         config_text(),
         peers.display()
     )
@@ -270,6 +312,38 @@ async fn an_adbc_client_queries_a_cluster_of_serve_nodes_with_users_and_a_secret
     let expected = rows(&build_context(&config()).await.unwrap(), gathered).await;
     let actual = crate::flightsql::read_arrow(&out.join("results.arrow"));
     assert_same_rows(&expected, &actual, false);
+
+    // A Flotilla node federating the cluster (a `flightsql` source signed in as alice) gets
+    // the same endpoints and reads each where it says. (Rows only: node 0 would also serve
+    // node 1's ticket, so this does not see where each part was read.)
+    let federating = dir.join("federating.toml");
+    std::fs::write(
+        &federating,
+        format!(
+            "[sources.cluster]\nkind = \"flightsql\"\nurl = \"{}\"\ncatalog = \"lake\"\n\
+             user = \"alice\"\npassword_env = \"FLOTILLA_TEST_ALICE\"\n",
+            nodes[0].uri
+        ),
+    )
+    .unwrap();
+    let through_source = gathered.replace("lake.public.", "cluster.public.");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["sql", "-q", "--format", "csv", "-c"])
+        .arg(&federating)
+        .arg(&through_source)
+        .env("FLOTILLA_TEST_ALICE", "wonderland")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = crate::common::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().count(),
+        5,
+        "a header and 4 groups:\n{stdout}"
+    );
+    for line in stdout.lines().skip(1) {
+        assert!(line.starts_with(['A', 'N', 'R']), "{stdout}");
+    }
 
     // Task calls without the secret are refused before anything runs; with it they reach
     // the worker (which refuses the meaningless plan).

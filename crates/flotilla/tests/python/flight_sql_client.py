@@ -195,13 +195,10 @@ def check_cluster(uri, out, user, password, sql):
 
 
 def check_cluster_results(uri, out, user, password, sql):
-    """A query whose rows the workers serve, its stages spread over every node: where each
-    endpoint says to read, and the rows ADBC reads from them (with the token of the node it
-    signed in to)."""
+    """A query whose rows the workers serve (the nodes' [session.options] spread its stages
+    over every node): where each endpoint says to read, and the rows ADBC reads from them
+    (with the token of the node it signed in to)."""
     with connect(uri, user, password) as conn, conn.cursor() as cur:
-        # Every stage on every node, however small.
-        for setting in ("distributed.min_bytes = 0", "distributed.bytes_per_task = 1"):
-            cur.execute("SET " + setting)
         partitions, _ = cur.adbc_execute_partitions(sql)
         locations = []
         for partition in partitions:
