@@ -606,6 +606,9 @@ pub struct DistributedExec {
     input: Arc<dyn ExecutionPlan>,
     query: String,
     workers: Vec<String>,
+    /// Flight SQL clients may read the rows from the last stage's workers (when the plan
+    /// only gathers there; see [`crate::results`]).
+    results_from_workers: bool,
     execution: Mutex<Execution>,
 }
 
@@ -625,8 +628,22 @@ impl DistributedExec {
             input,
             query,
             workers,
+            results_from_workers: false,
             execution: Mutex::new(Execution::default()),
         }
+    }
+
+    /// Lets Flight SQL clients read the rows from the last stage's workers when the plan only
+    /// gathers there (the planner sets it from `distributed.results_from_workers`).
+    pub fn with_results_from_workers(mut self, allowed: bool) -> Self {
+        self.results_from_workers = allowed;
+        self
+    }
+
+    /// Whether Flight SQL clients may read the rows from the last stage's workers (see
+    /// [`Self::with_results_from_workers`]).
+    pub fn results_from_workers(&self) -> bool {
+        self.results_from_workers
     }
 
     pub fn query(&self) -> &str {
@@ -679,7 +696,15 @@ impl Drop for EndQuery {
 
 impl DisplayAs for DistributedExec {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "DistributedExec: workers=[{}]", self.workers.join(", "))
+        write!(f, "DistributedExec: workers=[{}]", self.workers.join(", "))?;
+        if let Some(gather) = crate::results::client_gather(self) {
+            write!(
+                f,
+                ", flight_sql_results_from=[{}]",
+                gather.stage().workers.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -712,11 +737,10 @@ impl ExecutionPlan for DistributedExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = only_child(&children, "DistributedExec")?;
-        Ok(Arc::new(Self::new(
-            input,
-            self.query.clone(),
-            self.workers.clone(),
-        )))
+        Ok(Arc::new(
+            Self::new(input, self.query.clone(), self.workers.clone())
+                .with_results_from_workers(self.results_from_workers),
+        ))
     }
 
     fn execute(

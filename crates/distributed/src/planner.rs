@@ -299,11 +299,11 @@ impl PhysicalOptimizerRule for DistributedPlanner {
             return Ok(plan);
         }
         let used = stages.used.into_iter().collect();
-        Ok(Arc::new(DistributedExec::new(
-            distributed,
-            stages.query,
-            used,
-        )))
+        let results_from_workers = stages.options.results_from_workers;
+        Ok(Arc::new(
+            DistributedExec::new(distributed, stages.query, used)
+                .with_results_from_workers(results_from_workers),
+        ))
     }
 
     fn name(&self) -> &str {

@@ -34,7 +34,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::channels::ChannelCache;
 use crate::exchange::{DistributedExec, NetworkCoalesceExec, NetworkContext};
-use crate::planner::DistributedOptions;
 use crate::worker::{END_QUERY_ACTION, Envelope, TaskTicket, config_entries};
 
 /// The type of a result ticket inside its envelope.
@@ -150,21 +149,25 @@ pub fn is_result_ticket(bytes: &[u8]) -> bool {
     Envelope::decode(bytes).is_ok_and(|envelope| envelope.type_url == RESULT_TICKET_TYPE)
 }
 
-/// The gather at the top of `plan` when nothing else is left above it on the planning node.
-fn final_gather(plan: &Arc<dyn ExecutionPlan>) -> Option<(&DistributedExec, &NetworkCoalesceExec)> {
-    let root = plan.downcast_ref::<DistributedExec>()?;
+/// The gather whose tasks Flight SQL clients read from, when `root` allows it and nothing but
+/// the gather is left above the last stage.
+pub(crate) fn client_gather(root: &DistributedExec) -> Option<&NetworkCoalesceExec> {
+    if !root.results_from_workers() {
+        return None;
+    }
     let mut below = root.children().into_iter().next()?;
     if let Some(coalesce) = below.downcast_ref::<CoalescePartitionsExec>()
         && coalesce.fetch().is_none()
     {
         below = coalesce.children().into_iter().next()?;
     }
-    Some((root, below.downcast_ref::<NetworkCoalesceExec>()?))
+    below.downcast_ref::<NetworkCoalesceExec>()
 }
 
 /// Endpoints reading `plan`'s rows from the workers of its last stage, one per task, when the
-/// plan qualifies (see the module documentation) and `distributed.results_from_workers` is on
-/// in `context`; `None` otherwise (read them where the plan was made).
+/// plan qualifies (see the module documentation; `EXPLAIN` shows
+/// `flight_sql_results_from=[…]` on its `DistributedExec`); `None` otherwise (read them where
+/// the plan was made).
 ///
 /// # Errors
 /// When the stage's plan cannot be encoded.
@@ -173,15 +176,13 @@ pub fn result_endpoints(
     context: &TaskContext,
 ) -> DfResult<Option<Vec<ResultEndpoint>>> {
     let config = context.session_config();
-    let wanted = config
-        .options()
-        .extensions
-        .get::<DistributedOptions>()
-        .is_some_and(|options| options.results_from_workers);
-    let (Some((root, gather)), Some(network)) = (
-        final_gather(plan).filter(|_| wanted),
+    let (Some(root), Some(network)) = (
+        plan.downcast_ref::<DistributedExec>(),
         config.get_extension::<NetworkContext>(),
     ) else {
+        return Ok(None);
+    };
+    let Some(gather) = client_gather(root) else {
         return Ok(None);
     };
     let stage = gather.stage();

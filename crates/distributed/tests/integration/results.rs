@@ -140,6 +140,15 @@ async fn only_a_last_stage_that_just_gathers_is_read_from_the_workers() {
     let (_cluster, ctx) = cluster().await;
     let grouped = "SELECT l_returnflag, count(*) FROM lineitem GROUP BY l_returnflag";
     assert!(endpoints(&ctx, grouped).await.is_some());
+    // EXPLAIN says so, naming the workers.
+    let shown = |sql: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            flotilla_testkit::plans::plan_text(&plan(&ctx, sql).await)
+                .contains("flight_sql_results_from=[grpc://")
+        }
+    };
+    assert!(shown(grouped).await);
     // A merge, a limit or a single-node query needs the rows in one place.
     for sql in [
         "SELECT l_returnflag, count(*) FROM lineitem GROUP BY l_returnflag ORDER BY 1",
@@ -147,11 +156,13 @@ async fn only_a_last_stage_that_just_gathers_is_read_from_the_workers() {
         "SELECT 1",
     ] {
         assert!(endpoints(&ctx, sql).await.is_none(), "{sql}");
+        assert!(!shown(sql).await, "{sql}");
     }
     ctx.sql("SET distributed.results_from_workers = false")
         .await
         .unwrap();
     assert!(endpoints(&ctx, grouped).await.is_none());
+    assert!(!shown(grouped).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
