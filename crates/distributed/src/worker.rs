@@ -288,6 +288,27 @@ impl Worker {
         self
     }
 
+    /// Makes `state`, the distributed session of this worker's own node, read the partitions
+    /// of tasks placed on this worker in memory instead of over the network (as the worker's
+    /// tasks already do). Needs the worker's address ([`Self::with_address`]); `false`, and
+    /// nothing changed, without it or when `state` is not distributed.
+    pub fn attach(&self, state: &mut SessionState) -> bool {
+        let (Some(url), Some(network)) = (
+            self.address.clone(),
+            state.config().get_extension::<NetworkContext>(),
+        ) else {
+            return false;
+        };
+        state.config_mut().set_extension(Arc::new(NetworkContext {
+            local: Some(LocalWorker {
+                url,
+                worker: self.clone(),
+            }),
+            ..(*network).clone()
+        }));
+        true
+    }
+
     /// The URL the cluster knows this worker by, if it was told ([`Self::with_address`]).
     pub fn address(&self) -> Option<&str> {
         self.address.as_deref()

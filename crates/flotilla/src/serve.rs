@@ -121,8 +121,8 @@ async fn run(
         limits.idle_timeout = Duration::from_secs(seconds);
     }
     let mut worker = session::worker(ctx, config)?;
-    // Listed among the peers by its own address, the node reads its own tasks' partitions in
-    // memory.
+    // Listed among the peers by its own address, the node's tasks read each other's partitions
+    // in memory.
     if let Some(ClusterConfig {
         peers: Peers::Static(peers),
         ..
@@ -132,6 +132,8 @@ async fn run(
             .find(|peer| [format!("grpc://{bound}"), format!("grpc+tls://{bound}")].contains(peer))
     {
         worker = worker.with_address(me.clone());
+        // Its coordinator, too, reads the partitions of the node's own tasks in memory.
+        worker.attach(&mut ctx.state_ref().write());
     }
     let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(ctx)))
         .with_users(users)

@@ -39,7 +39,7 @@ use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_distributed::{
     ChannelCache, DefaultChannels, DistributedSessionStateBuilder, Distribution, DnsWorkers,
-    FileWorkers, StaticWorkers, Worker, WorkerDiscovery,
+    FileWorkers, NetworkContext, StaticWorkers, Worker, WorkerDiscovery,
 };
 use flotilla_federation::FederationCodec;
 use flotilla_federation::{Source, SourceCatalog};
@@ -185,9 +185,14 @@ fn distribution(
 /// When the cluster's CA certificate cannot be read.
 pub fn worker(ctx: &SessionContext, config: &Config) -> Result<Worker> {
     let state = ctx.state();
+    // The node's coordinator and worker share their connections to the peers.
+    let channels = match state.config().get_extension::<NetworkContext>() {
+        Some(network) => Arc::clone(&network.channels),
+        None => channel_cache(config.cluster.as_ref())?,
+    };
     Ok(Worker::new(state.clone())
         .with_codec(codec(state.catalog_list()))
-        .with_channels(channel_cache(config.cluster.as_ref())?))
+        .with_channels(channels))
 }
 
 /// Re-reads the tables and columns of the database source `only` (every database source when

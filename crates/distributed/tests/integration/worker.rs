@@ -183,3 +183,50 @@ async fn bad_tasks_and_absent_workers_are_clear_errors() {
     assert_eq!(e.kind(), flotilla_common::ErrorKind::Unavailable);
     assert!(e.to_string().contains(&gone), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attached_coordinator_reads_its_own_workers_tasks_in_memory() {
+    use crate::tpch::{SCALE, coordinator, fan_out};
+    use flotilla_distributed::LocalhostCluster;
+    use flotilla_testkit::compare::assert_same_rows;
+    use flotilla_testkit::plans::tpch_parquet_context;
+
+    let cluster = LocalhostCluster::start(2, |_| {
+        Worker::new(SessionStateBuilder::new().with_default_features().build())
+    })
+    .await
+    .unwrap();
+    let ctx = coordinator(cluster.distribution().unwrap(), fan_out()).await;
+    // The coordinator is node 0's: its gather reads node 0's task without the network.
+    let node0 = &cluster.workers()[0];
+    assert!(node0.attach(&mut ctx.state_ref().write()));
+    // One scan stage, a task on each node, gathered by the coordinator.
+    let sql = "SELECT l_orderkey, l_linenumber FROM lineitem WHERE l_quantity > 49";
+    let plan = flotilla_testkit::plans::plan_text(
+        &ctx.sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap(),
+    );
+    assert!(plan.contains(&cluster.urls()[0]), "{plan}");
+    let actual = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let expected = tpch_parquet_context(SCALE)
+        .await
+        .sql(sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_same_rows(&expected, &actual, false);
+    assert_eq!(node0.bytes_sent(), 0, "node 0's rows went over the network");
+    assert!(cluster.workers()[1].bytes_sent() > 0);
+
+    // A session that is not distributed, or a worker without an address, is left alone.
+    let mut plain = SessionStateBuilder::new().build();
+    assert!(!node0.attach(&mut plain));
+    let unnamed = Worker::new(SessionStateBuilder::new().with_default_features().build());
+    assert!(!unnamed.attach(&mut ctx.state_ref().write()));
+}
