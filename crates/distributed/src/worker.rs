@@ -23,6 +23,7 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
+use arrow_ipc::writer::IpcWriteOptions;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
@@ -471,6 +472,40 @@ impl Worker {
         Ok(merged.build())
     }
 
+    /// `stream` as Flight data written with `ipc`, its bytes counted into the worker's total.
+    fn encode(&self, stream: SendableRecordBatchStream, ipc: IpcWriteOptions) -> Encoded {
+        let schema = stream.schema();
+        let batches =
+            stream.map_err(|e| FlightError::Tonic(Box::new(Status::from(Error::from(e)))));
+        let sent = Arc::clone(&self.bytes_sent);
+        let counted = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicBool::new(false));
+        let (counter, failure) = (Arc::clone(&counted), Arc::clone(&failed));
+        let data = FlightDataEncoderBuilder::new()
+            .with_options(ipc)
+            .with_schema(schema)
+            .build(batches)
+            .map_ok(move |data| {
+                let bytes = (data.data_header.len() + data.data_body.len()) as u64;
+                sent.fetch_add(bytes, Ordering::Relaxed);
+                counter.fetch_add(bytes, Ordering::Relaxed);
+                data
+            })
+            .map_err(move |e| {
+                failure.store(true, Ordering::Relaxed);
+                match e {
+                    FlightError::Tonic(status) => *status,
+                    other => Status::internal(other.to_string()),
+                }
+            })
+            .boxed();
+        Encoded {
+            data,
+            bytes: counted,
+            failed,
+        }
+    }
+
     /// Notes that the rows of `task` go to a client, refusing a second read: reading them
     /// again would run the stages below again, for partitions of theirs nobody asks.
     fn claim_result(&self, task: &TaskTicket) -> Result<()> {
@@ -498,29 +533,13 @@ impl Worker {
             .as_ref()
             .ok_or_else(|| Error::invalid("a result ticket names no stage task"))?;
         self.claim_result(task)?;
-        let stream = self.serve_all(task)?;
-        let schema = stream.schema();
-        let batches =
-            stream.map_err(|e| FlightError::Tonic(Box::new(Status::from(Error::from(e)))));
-        let sent = Arc::clone(&self.bytes_sent);
-        let encoded = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(batches)
-            .map_ok(move |data| {
-                let bytes = (data.data_header.len() + data.data_body.len()) as u64;
-                sent.fetch_add(bytes, Ordering::Relaxed);
-                data
-            })
-            .map_err(|e| match e {
-                FlightError::Tonic(status) => *status,
-                other => Status::internal(other.to_string()),
-            });
+        let encoded = self.encode(self.serve_all(task)?, IpcWriteOptions::default());
         Ok(EndsUnlessFinished {
-            inner: encoded.boxed(),
+            inner: encoded.data,
             channels: Arc::clone(&self.channels),
             query: task.query.clone(),
             workers: ticket.workers.clone(),
-            finished: false,
+            settled: false,
         }
         .boxed())
     }
@@ -600,13 +619,24 @@ fn run_partition(
     }))
 }
 
-/// A result stream: when dropped before its end, the query ends on every worker.
+/// A stream of Flight data and what was seen of it so far.
+struct Encoded {
+    data: FlightStream<FlightData>,
+    /// The IPC bytes sent.
+    bytes: Arc<AtomicU64>,
+    /// Set when the stream failed.
+    failed: Arc<AtomicBool>,
+}
+
+/// A result stream: unless it ends cleanly (not dropped early, not failed), the query ends on
+/// every worker.
 struct EndsUnlessFinished {
     inner: FlightStream<FlightData>,
     channels: Arc<ChannelCache>,
     query: String,
     workers: Vec<String>,
-    finished: bool,
+    /// The query needs no end from this stream: it ended cleanly, or its end was sent.
+    settled: bool,
 }
 
 impl futures::Stream for EndsUnlessFinished {
@@ -617,8 +647,14 @@ impl futures::Stream for EndsUnlessFinished {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         let polled = self.inner.poll_next_unpin(cx);
-        if let std::task::Poll::Ready(None) = polled {
-            self.finished = true;
+        match &polled {
+            std::task::Poll::Ready(None) => self.settled = true,
+            // A failed stream may still end; the query is over all the same.
+            std::task::Poll::Ready(Some(Err(_))) => {
+                crate::results::end_query(&self.channels, &self.query, &self.workers);
+                self.settled = true;
+            }
+            _ => {}
         }
         polled
     }
@@ -626,7 +662,7 @@ impl futures::Stream for EndsUnlessFinished {
 
 impl Drop for EndsUnlessFinished {
     fn drop(&mut self) {
-        if !self.finished {
+        if !self.settled {
             crate::results::end_query(&self.channels, &self.query, &self.workers);
         }
     }
@@ -726,30 +762,11 @@ impl FlightService for Worker {
                 let _ = report.send(figures);
             }),
         )?;
-        let schema = stream.schema();
-        let batches =
-            stream.map_err(|e| FlightError::Tonic(Box::new(Status::from(Error::from(e)))));
-        let sent = Arc::clone(&self.bytes_sent);
-        let counted = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicBool::new(false));
-        let (counter, failure) = (Arc::clone(&counted), Arc::clone(&failed));
-        let encoded = FlightDataEncoderBuilder::new()
-            .with_options(ipc)
-            .with_schema(schema)
-            .build(batches)
-            .map_ok(move |data| {
-                let bytes = (data.data_header.len() + data.data_body.len()) as u64;
-                sent.fetch_add(bytes, Ordering::Relaxed);
-                counter.fetch_add(bytes, Ordering::Relaxed);
-                data
-            })
-            .map_err(move |e| {
-                failure.store(true, Ordering::Relaxed);
-                match e {
-                    FlightError::Tonic(status) => *status,
-                    other => Status::internal(other.to_string()),
-                }
-            });
+        let Encoded {
+            data: encoded,
+            bytes: counted,
+            failed,
+        } = self.encode(stream, ipc);
         // The stage's report follows the last batch (not after an error: the stream is over).
         let trailer = futures::stream::once(async move {
             if failed.load(Ordering::Relaxed) {
@@ -869,7 +886,7 @@ pub async fn execute_remote(
 }
 
 /// How the task's batches are written: compressed as its `distributed.compression` says.
-fn ipc_options(ticket: &TaskTicket) -> Result<arrow_ipc::writer::IpcWriteOptions> {
+fn ipc_options(ticket: &TaskTicket) -> Result<IpcWriteOptions> {
     let key = format!("distributed.{COMPRESSION}");
     let compression: Compression = match ticket.config.iter().find(|entry| entry.key == key) {
         Some(entry) => entry
@@ -878,7 +895,7 @@ fn ipc_options(ticket: &TaskTicket) -> Result<arrow_ipc::writer::IpcWriteOptions
             .map_err(|e: datafusion::error::DataFusionError| Error::invalid(e.to_string()))?,
         None => Compression::None,
     };
-    arrow_ipc::writer::IpcWriteOptions::default()
+    IpcWriteOptions::default()
         .try_with_compression(compression.ipc())
         .map_err(|e| Error::internal(format!("IPC compression {}: {e}", compression.name())))
 }

@@ -359,20 +359,7 @@ impl Sessions {
     }
 
     fn open(&self, user: Option<String>, keep: bool) -> Result<Admitted, Status> {
-        if !keep {
-            let ctx = self.provider.new_session().map_err(Status::from)?;
-            let session = Arc::new(Session {
-                token: new_token(),
-                user,
-                ctx,
-                last_used: Mutex::new(Instant::now()),
-            });
-            return Ok(Admitted {
-                session,
-                new_token: None,
-            });
-        }
-        if lock(&self.live).len() >= self.limits.max_sessions {
+        if keep && lock(&self.live).len() >= self.limits.max_sessions {
             self.sweep_now();
             // Still full: the least recently used session makes room. Refusing instead would
             // let clients that never keep their token (every call a new session) lock everyone
@@ -398,6 +385,12 @@ impl Sessions {
             ctx,
             last_used: Mutex::new(Instant::now()),
         });
+        if !keep {
+            return Ok(Admitted {
+                session,
+                new_token: None,
+            });
+        }
         lock(&self.live).insert(token.clone(), Arc::clone(&session));
         Ok(Admitted {
             session,

@@ -57,13 +57,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
     if options.workers > 0 {
         return cluster(options, out).await;
     }
-    let config_path = demo::prepare(&options.cache, options.scale)?;
-    let mut config = Config::load(&config_path)?;
-    config.session = SessionDefaults {
-        default_catalog: Some("lake".into()),
-        default_schema: Some("public".into()),
-        ..SessionDefaults::default()
-    };
+    let (config_path, config) = demo_config(options)?;
     let ctx = session::build_context(&config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -92,17 +86,24 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// A big result read from a cluster of `options.workers` nodes (each a `flotilla serve` over
-/// the same data, on a loopback port of this process, listing all of them as peers): on node 0
-/// alone, through node 0, and from the workers (distributed with a task on every node).
-async fn cluster(options: &Options, out: &mut dyn Write) -> Result<()> {
+/// The demo's configuration at `options.scale` (generated on first use), unqualified names
+/// resolving to its Parquet files; and where it is.
+fn demo_config(options: &Options) -> Result<(PathBuf, Config)> {
     let config_path = demo::prepare(&options.cache, options.scale)?;
-    let mut base = Config::load(&config_path)?;
-    base.session = SessionDefaults {
+    let mut config = Config::load(&config_path)?;
+    config.session = SessionDefaults {
         default_catalog: Some("lake".into()),
         default_schema: Some("public".into()),
         ..SessionDefaults::default()
     };
+    Ok((config_path, config))
+}
+
+/// A big result read from a cluster of `options.workers` nodes (each a `flotilla serve` over
+/// the same data, on a loopback port of this process, listing all of them as peers): on node 0
+/// alone, through node 0, and from the workers (distributed with a task on every node).
+async fn cluster(options: &Options, out: &mut dyn Write) -> Result<()> {
+    let (config_path, mut base) = demo_config(options)?;
     let mut listeners = Vec::new();
     for _ in 0..options.workers {
         listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await?);

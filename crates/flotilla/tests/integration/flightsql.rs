@@ -393,8 +393,7 @@ fn the_cluster_benchmark_reads_the_same_rows_three_ways() {
     ]);
     let (stdout, stderr) = common::text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    // lineitem at SF 0.01 has 60175 rows; the script fails unless all ways agree.
-    assert!(stdout.contains("rows, "), "{stdout}");
+    // The client script fails unless the three ways return the same number of rows.
     let line = |label: &str| {
         stdout
             .lines()
