@@ -31,7 +31,7 @@ CORE = re.compile(r"^(arrow|parquet|datafusion|sqlparser|object_store|tonic|pros
 def main() -> int:
     meta = json.loads(
         subprocess.run(
-            ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"],
+            ["cargo", "metadata", "--format-version", "1", "--no-deps", "--locked"],
             check=True, capture_output=True, text=True,
         ).stdout
     )
@@ -57,7 +57,7 @@ def main() -> int:
 
     tree = subprocess.run(
         ["cargo", "tree", "--workspace", "-e", "normal,build,dev", "-d", "--depth", "0",
-         "--prefix", "none", "--offline"],
+         "--prefix", "none", "--locked"],
         check=True, capture_output=True, text=True,
     ).stdout
     duplicates = sorted({line.split(" (")[0] for line in tree.splitlines() if CORE.match(line)})

@@ -10,6 +10,10 @@ step "setup"
 bash scripts/setup.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "cargo fetch"
+# Downloads every crate of Cargo.lock (dev-dependencies included) so the steps below, which may
+# read the dependency graph offline, work on a machine that has never built Flotilla.
+cargo fetch --locked
 step "dependency check"
 python3 scripts/check-deps.py
 step "clippy"
