@@ -1,6 +1,6 @@
 //! Shared vocabulary of the Flotilla crates.
 //!
-//! This crate sits at the bottom of the workspace graph (see `ARCHITECTURE.md`): every other
+//! This crate sits at the bottom of the workspace graph (see `docs/architecture.md`): every other
 //! Flotilla crate may use it, it uses none of them. It owns:
 //!
 //! - [`Error`] and [`ErrorKind`]: what went wrong, classified so that every edge of the system

@@ -41,18 +41,33 @@ impl ChannelFactory for DefaultChannels {
     }
 }
 
-/// How long a worker found unreachable is left out of new queries' plans.
-const DOWN_FOR: Duration = Duration::from_secs(30);
+/// The first wait before a worker found unreachable is asked again whether it is back; each
+/// unanswered probe doubles it, up to [`PROBE_BACKOFF_MAX`].
+const PROBE_BACKOFF: Duration = Duration::from_millis(500);
+const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How long a probe waits for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One channel per worker URL, made on first use and shared after; workers found unreachable
-/// are remembered for a while, so new queries are planned without them.
+/// are left out of new plans at once and probed, with backoff, until they answer again.
 #[derive(Debug)]
 pub struct ChannelCache {
     factory: Arc<dyn ChannelFactory>,
     channels: Mutex<HashMap<String, Channel>>,
-    down: Mutex<HashMap<String, Instant>>,
+    down: Arc<Mutex<HashMap<String, Down>>>,
     /// The cluster's shared secret, sent on every call to a worker.
     secret: Option<MetadataValue<Ascii>>,
+}
+
+/// A worker found unreachable.
+#[derive(Debug, Clone)]
+pub struct Down {
+    /// When it was first found unreachable.
+    pub since: Instant,
+    /// What failed.
+    pub error: String,
+    /// Probes since, none answered.
+    pub probes: u32,
 }
 
 impl ChannelCache {
@@ -60,7 +75,7 @@ impl ChannelCache {
         Self {
             factory,
             channels: Mutex::new(HashMap::new()),
-            down: Mutex::new(HashMap::new()),
+            down: Arc::default(),
             secret: None,
         }
     }
@@ -99,21 +114,66 @@ impl ChannelCache {
         request
     }
 
-    /// Notes that `url` could not be reached: its channel is dropped and it is left out of
-    /// plans for 30 s.
-    pub fn mark_down(&self, url: &str) {
+    /// Notes that `url` could not be reached (`error` says how): its channel is dropped, it is
+    /// left out of plans from now on, and a background probe re-admits it once it answers
+    /// (asking after 0.5 s, then twice as long each time, up to every 10 s).
+    pub fn mark_down(&self, url: &str, error: &str) {
         self.forget(url);
-        self.down
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(url.to_string(), Instant::now());
+        let first = {
+            let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+            let first = !down.contains_key(url);
+            down.entry(url.to_string()).or_insert_with(|| Down {
+                since: Instant::now(),
+                error: error.to_string(),
+                probes: 0,
+            });
+            first
+        };
+        if first && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(probe_until_back(
+                Arc::clone(&self.factory),
+                Arc::clone(&self.down),
+                url.to_string(),
+            ));
+        }
     }
 
-    /// Whether `url` was not found unreachable in the last 30 s.
+    /// Whether `url` is not known to be unreachable.
     pub fn is_up(&self, url: &str) -> bool {
-        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
-        down.retain(|_, since| since.elapsed() < DOWN_FOR);
-        !down.contains_key(url)
+        !self
+            .down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(url)
+    }
+
+    /// The workers known to be unreachable now, and since when.
+    pub fn down(&self) -> Vec<(String, Down)> {
+        let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<(String, Down)> = down
+            .iter()
+            .map(|(url, d)| (url.clone(), d.clone()))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
+    /// Asks each of `urls` whether it is there (any answer counts, even a refusal) and marks
+    /// those that do not answer within 2 s down. After a query failed, so that the next one is
+    /// not planned on a worker that died during it — whoever saw it die.
+    pub async fn check(&self, urls: &[String]) {
+        let probes = urls
+            .iter()
+            .filter(|url| self.is_up(url))
+            .map(|url| async move {
+                let answer = probe(self.factory.as_ref(), url).await;
+                (url, answer)
+            });
+        for (url, answer) in futures::future::join_all(probes).await {
+            if let Err(error) = answer {
+                self.mark_down(url, &error);
+            }
+        }
     }
 
     /// The channel to `url`, made by the factory the first time.
@@ -137,6 +197,55 @@ impl ChannelCache {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(url);
+    }
+}
+
+/// Whether the worker at `url` answers a call (any answer, even a refusal, proves it is there);
+/// `Err` says what failed.
+async fn probe(factory: &dyn ChannelFactory, url: &str) -> std::result::Result<(), String> {
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    let channel = factory.channel(url).map_err(|e| e.to_string())?;
+    let mut client = FlightServiceClient::new(channel);
+    let call = client.list_actions(arrow_flight::Empty {});
+    match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) if crate::worker::unreachable(&status) => Err(status.message().to_string()),
+        Ok(Err(_)) => Ok(()),
+    }
+}
+
+/// Probes `url` with backoff until it answers, then re-admits it.
+async fn probe_until_back(
+    factory: Arc<dyn ChannelFactory>,
+    down: Arc<Mutex<HashMap<String, Down>>>,
+    url: String,
+) {
+    let mut wait = PROBE_BACKOFF;
+    loop {
+        tokio::time::sleep(wait).await;
+        if !down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&url)
+        {
+            return;
+        }
+        let answer = probe(factory.as_ref(), &url).await;
+        let mut down = down.lock().unwrap_or_else(|e| e.into_inner());
+        match answer {
+            Ok(()) => {
+                down.remove(&url);
+                return;
+            }
+            Err(error) => {
+                if let Some(state) = down.get_mut(&url) {
+                    state.probes += 1;
+                    state.error = error;
+                }
+            }
+        }
+        wait = (wait * 2).min(PROBE_BACKOFF_MAX);
     }
 }
 

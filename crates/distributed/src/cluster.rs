@@ -7,7 +7,7 @@ use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint, Server, Uri};
@@ -137,12 +137,65 @@ impl InProcessCluster {
     }
 }
 
-/// Workers on loopback TCP ports picked by the system, each its own tonic server.
+/// Workers on loopback TCP ports picked by the system, each its own tonic server. A worker can
+/// be killed — its port closed and its connections cut, as when its process dies — and started
+/// again on the same port.
 #[derive(Debug)]
 pub struct LocalhostCluster {
     urls: Vec<String>,
     workers: Vec<Worker>,
-    servers: Vec<Option<JoinHandle<()>>>,
+    servers: Vec<Option<Serving>>,
+}
+
+/// A worker's server and the connections it accepted.
+#[derive(Debug)]
+struct Serving {
+    task: JoinHandle<()>,
+    connections: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Serving {
+    /// Serves `worker` on `listener`, keeping a handle on each connection to cut it.
+    fn start(worker: &Worker, listener: tokio::net::TcpListener) -> Self {
+        let connections: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let kept = Arc::clone(&connections);
+        let incoming = futures::stream::unfold(listener, move |listener| {
+            let kept = Arc::clone(&kept);
+            async move {
+                let accepted = listener.accept().await.and_then(|(stream, _)| {
+                    let stream = stream.into_std()?;
+                    kept.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(stream.try_clone()?);
+                    tokio::net::TcpStream::from_std(stream)
+                });
+                Some((accepted, listener))
+            }
+        });
+        let service = worker.clone().into_service();
+        let task = tokio::spawn(async move {
+            let _ = Server::builder()
+                .initial_stream_window_size(flotilla_common::grpc::STREAM_WINDOW)
+                .initial_connection_window_size(flotilla_common::grpc::CONNECTION_WINDOW)
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Self { task, connections }
+    }
+
+    /// Stops accepting and cuts every connection.
+    fn kill(self) {
+        self.task.abort();
+        for connection in self
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = connection.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 impl LocalhostCluster {
@@ -164,18 +217,9 @@ impl LocalhostCluster {
                 .local_addr()
                 .map_err(|e| Error::unavailable(format!("no local address: {e}")))?;
             let made = worker(i).with_address(format!("grpc://{address}"));
-            let service = made.clone().into_service();
-            let server = tokio::spawn(async move {
-                let _ = Server::builder()
-                    .initial_stream_window_size(flotilla_common::grpc::STREAM_WINDOW)
-                    .initial_connection_window_size(flotilla_common::grpc::CONNECTION_WINDOW)
-                    .add_service(service)
-                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-                    .await;
-            });
+            cluster.servers.push(Some(Serving::start(&made, listener)));
             cluster.urls.push(format!("grpc://{address}"));
             cluster.workers.push(made);
-            cluster.servers.push(Some(server));
         }
         Ok(cluster)
     }
@@ -186,6 +230,41 @@ impl LocalhostCluster {
 
     pub fn workers(&self) -> &[Worker] {
         &self.workers
+    }
+
+    /// Kills worker `i` as its process dying would: its port is closed and every connection
+    /// to it cut. Nothing happens if it is not running.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(serving) = self.servers.get_mut(i).and_then(Option::take) {
+            serving.kill();
+        }
+    }
+
+    /// Starts worker `i` again on its port (after [`Self::kill`]).
+    ///
+    /// # Errors
+    /// When the port cannot be bound again.
+    pub async fn restart(&mut self, i: usize) -> Result<()> {
+        self.kill(i);
+        let address = self.urls[i].trim_start_matches("grpc://").to_string();
+        // The killed server lets go of its port when its task has stopped.
+        let mut waited = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(&address).await {
+                Ok(listener) => break listener,
+                Err(e) if waited >= 100 => {
+                    return Err(Error::unavailable(format!(
+                        "cannot bind {address} again: {e}"
+                    )));
+                }
+                Err(_) => {
+                    waited += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        };
+        self.servers[i] = Some(Serving::start(&self.workers[i], listener));
+        Ok(())
     }
 
     /// Distribution over every worker of the cluster.
@@ -201,8 +280,8 @@ impl LocalhostCluster {
 
 impl Drop for LocalhostCluster {
     fn drop(&mut self) {
-        for server in self.servers.iter_mut().filter_map(Option::take) {
-            server.abort();
+        for serving in self.servers.iter_mut().filter_map(Option::take) {
+            serving.task.abort();
         }
     }
 }

@@ -31,7 +31,7 @@ use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use futures::{StreamExt, TryStreamExt};
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use crate::channels::ChannelCache;
 use crate::stats::{Recorder, StageStats};
@@ -74,7 +74,7 @@ pub struct LocalWorker {
 }
 
 impl NetworkContext {
-    fn of(context: &TaskContext) -> Result<Arc<Self>> {
+    pub(crate) fn of(context: &TaskContext) -> Result<Arc<Self>> {
         match context.session_config().get_extension::<NetworkContext>() {
             Some(network) => Ok(network),
             None => internal_err!(
@@ -249,6 +249,11 @@ impl NetworkShuffleExec {
         self.partitions
     }
 
+    /// The producer stage's plan: a hash `RepartitionExec` into consumer tasks × partitions.
+    pub fn producer(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.producer
+    }
+
     /// What the producer stage's tasks reported (see [`crate::stats`]).
     pub fn stats(&self) -> &Arc<StageStats> {
         &self.stats
@@ -389,6 +394,11 @@ impl NetworkCoalesceExec {
 
     pub fn stage(&self) -> &StageTasks {
         &self.stage
+    }
+
+    /// The producer stage's plan.
+    pub fn producer(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.producer
     }
 
     /// What the producer stage's tasks reported (see [`crate::stats`]).
@@ -591,170 +601,4 @@ pub(crate) fn warm(
         Ok(TreeNodeRecursion::Continue)
     })
     .map(|_| ())
-}
-
-/// The root of a distributed plan where it was planned. When the last stream of an execution
-/// is dropped — the query finished, failed or was cancelled — it tells every worker of the
-/// query to stop and drop the query's tasks, so nothing keeps running or holding memory.
-///
-/// An execution spans all output partitions: until each has been started once the plan
-/// itself holds the end of the query back (a caller may start partition 1 after partition
-/// 0's stream is done; ending the query then would make the workers refuse the rest). A plan
-/// dropped before all its partitions started ends the query too.
-#[derive(Debug)]
-pub struct DistributedExec {
-    input: Arc<dyn ExecutionPlan>,
-    query: String,
-    workers: Vec<String>,
-    /// Flight SQL clients may read the rows from the last stage's workers (when the plan
-    /// only gathers there; see [`crate::results`]).
-    results_from_workers: bool,
-    execution: Mutex<Execution>,
-}
-
-/// The end-of-query guard of the current execution of a [`DistributedExec`].
-#[derive(Debug, Default)]
-struct Execution {
-    /// Shared by the streams of the execution; the query ends when the last one is gone.
-    guard: Weak<EndQuery>,
-    /// Held by the plan while some partitions have not been started yet.
-    pending: Option<Arc<EndQuery>>,
-    started: usize,
-}
-
-impl DistributedExec {
-    pub fn new(input: Arc<dyn ExecutionPlan>, query: String, workers: Vec<String>) -> Self {
-        Self {
-            input,
-            query,
-            workers,
-            results_from_workers: false,
-            execution: Mutex::new(Execution::default()),
-        }
-    }
-
-    /// Lets Flight SQL clients read the rows from the last stage's workers when the plan only
-    /// gathers there (the planner sets it from `distributed.results_from_workers`).
-    pub fn with_results_from_workers(mut self, allowed: bool) -> Self {
-        self.results_from_workers = allowed;
-        self
-    }
-
-    /// Whether Flight SQL clients may read the rows from the last stage's workers (see
-    /// [`Self::with_results_from_workers`]).
-    pub fn results_from_workers(&self) -> bool {
-        self.results_from_workers
-    }
-
-    pub fn query(&self) -> &str {
-        &self.query
-    }
-
-    pub fn workers(&self) -> &[String] {
-        &self.workers
-    }
-
-    fn end_guard(&self, context: &TaskContext) -> Result<Arc<EndQuery>> {
-        let mut execution = self.execution.lock().unwrap_or_else(|e| e.into_inner());
-        let guard = match execution.guard.upgrade() {
-            Some(guard) => guard,
-            None => {
-                let guard = Arc::new(EndQuery {
-                    query: self.query.clone(),
-                    workers: self.workers.clone(),
-                    network: NetworkContext::of(context)?,
-                });
-                *execution = Execution {
-                    guard: Arc::downgrade(&guard),
-                    pending: Some(Arc::clone(&guard)),
-                    started: 0,
-                };
-                guard
-            }
-        };
-        execution.started += 1;
-        if execution.started >= self.input.output_partitioning().partition_count() {
-            execution.pending = None;
-        }
-        Ok(guard)
-    }
-}
-
-/// Sends the end of a query to its workers when dropped.
-#[derive(Debug)]
-struct EndQuery {
-    query: String,
-    workers: Vec<String>,
-    network: Arc<NetworkContext>,
-}
-
-impl Drop for EndQuery {
-    fn drop(&mut self) {
-        crate::results::end_query(&self.network.channels, &self.query, &self.workers);
-    }
-}
-
-impl DisplayAs for DistributedExec {
-    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "DistributedExec: workers=[{}]", self.workers.join(", "))?;
-        if let Some(gather) = crate::results::client_gather(self) {
-            write!(
-                f,
-                ", flight_sql_results_from=[{}]",
-                gather.stage().workers.join(", ")
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl ExecutionPlan for DistributedExec {
-    fn name(&self) -> &'static str {
-        "DistributedExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn apply_expressions(
-        &self,
-        _: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = only_child(&children, "DistributedExec")?;
-        Ok(Arc::new(
-            Self::new(input, self.query.clone(), self.workers.clone())
-                .with_results_from_workers(self.results_from_workers),
-        ))
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        let guard = self.end_guard(&context)?;
-        let stream = self.input.execute(partition, context)?;
-        let schema = stream.schema();
-        let guarded = stream.map(move |batch| {
-            let _ = &guard;
-            batch
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded)))
-    }
 }

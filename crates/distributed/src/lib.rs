@@ -5,10 +5,14 @@
 //! Flight service. Its place in the dependency graph (it may use `flotilla-common`, never
 //! federation or connectors) is checked by `scripts/check-deps.py`. See `docs/distributed.md`.
 //!
-//! - [`planner`]: the stage planner, the last physical optimizer rule, and the `distributed.*`
-//!   session options.
-//! - [`exchange`]: the network operators — shuffle, gather, partition isolation — and
-//!   [`DistributedExec`], the root that ends a query on its workers.
+//! - [`planner`]: the stage planner, the last physical optimizer rule: boundaries placed by
+//!   what each operator requires of its inputs ([`planner`]'s `stages`), every plan proven
+//!   before it runs (`check`), and [`SingleNodeExec`] marking a plan kept on one node with the
+//!   reason; [`BroadcastJoinSelection`] for broadcast joins.
+//! - [`options`]: the `distributed.*` session options.
+//! - [`exchange`]: the network operators — shuffle, gather, partition isolation.
+//! - [`distributed_exec`]: [`DistributedExec`], the root that ends a query on its workers and
+//!   runs it again on the live nodes when a worker dies under it.
 //! - [`worker`]: the worker running stage tasks sent as datafusion-proto bytes with the whole
 //!   session configuration; [`execute_remote`] for one-off plans.
 //! - [`results`]: Flight SQL endpoints that let clients read a query's rows from the workers
@@ -17,31 +21,36 @@
 //! - [`discovery`]: where the workers are — a static list, every address of a DNS name
 //!   (Kubernetes headless services), or a file re-read when it changes.
 //! - [`channels`]: one cached tonic channel per worker, made by a [`ChannelFactory`] (the hook
-//!   for custom TLS and interceptors); workers found unreachable are left out for a while.
-//! - [`session`]: the builder extension; [`cluster`]: in-process and localhost clusters.
+//!   for custom TLS and interceptors); who is alive — workers found unreachable are left out of
+//!   plans at once and probed until they answer again.
+//! - [`session`]: the builder extension; [`cluster`]: in-process and localhost clusters (whose
+//!   workers tests can kill and restart); [`stats`]: per-stage figures for `EXPLAIN ANALYZE`.
 
-pub mod broadcast;
 pub mod channels;
 pub mod cluster;
 pub mod codec;
 pub mod discovery;
+pub mod distributed_exec;
 pub mod exchange;
+pub mod options;
 pub mod planner;
 pub mod results;
 pub mod session;
 pub mod stats;
 pub mod worker;
 
-pub use broadcast::BroadcastJoinSelection;
 pub use channels::{ChannelCache, ChannelFactory, DefaultChannels};
 pub use cluster::{InProcessCluster, LocalhostCluster};
 pub use codec::DistributedCodec;
 pub use discovery::{DnsWorkers, FileWorkers, StaticWorkers, WorkerDiscovery, check_worker_url};
+pub use distributed_exec::{Attempt, DistributedExec, Replan};
 pub use exchange::{
-    DistributedExec, NetworkCoalesceExec, NetworkContext, NetworkShuffleExec,
-    PartitionIsolatorExec, StageTasks, TaskIndex,
+    NetworkCoalesceExec, NetworkContext, NetworkShuffleExec, PartitionIsolatorExec, StageTasks,
+    TaskIndex,
 };
-pub use planner::{Compression, DistributedOptions, DistributedPlanner};
+pub use options::{Compression, DistributedOptions, Retry};
+pub use planner::broadcast::BroadcastJoinSelection;
+pub use planner::{DistributedPlanner, SingleNodeExec};
 pub use results::{ResultEndpoint, is_result_ticket, result_endpoints};
 pub use session::{DistributedSessionStateBuilder, Distribution};
 pub use worker::{Worker, execute_remote};

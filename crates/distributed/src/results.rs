@@ -33,7 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::channels::ChannelCache;
-use crate::exchange::{DistributedExec, NetworkCoalesceExec, NetworkContext};
+use crate::distributed_exec::DistributedExec;
+use crate::exchange::{NetworkCoalesceExec, NetworkContext};
 use crate::worker::{END_QUERY_ACTION, Envelope, TaskTicket, config_entries};
 
 /// The type of a result ticket inside its envelope.

@@ -20,12 +20,13 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
 use std::sync::Arc;
 
-use crate::broadcast::BroadcastJoinSelection;
 use crate::channels::{ChannelCache, ChannelFactory, DefaultChannels};
 use crate::codec::DistributedCodec;
 use crate::discovery::WorkerDiscovery;
 use crate::exchange::NetworkContext;
-use crate::planner::{DistributedOptions, DistributedPlanner};
+use crate::options::DistributedOptions;
+use crate::planner::DistributedPlanner;
+use crate::planner::broadcast::BroadcastJoinSelection;
 
 /// Where the workers are, how to reach them, and how plans are written for them.
 #[derive(Debug, Clone)]

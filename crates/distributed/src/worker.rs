@@ -15,7 +15,7 @@
 //! Functions, extension options and codecs the plan needs must be registered in the worker's
 //! base session and codec (the same ones the coordinator uses).
 
-use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::flight_service_server::FlightService;
@@ -54,7 +54,7 @@ use tonic::transport::Channel;
 use crate::channels::{ChannelCache, DefaultChannels};
 use crate::codec::DistributedCodec;
 use crate::exchange::{LocalWorker, NetworkContext, TaskIndex};
-use crate::planner::{COMPRESSION, Compression, DistributedOptions};
+use crate::options::{COMPRESSION, Compression, DistributedOptions};
 use crate::results::{ResultTicket, is_result_ticket};
 use crate::stats::{Recorder, Reported, StageFigures, StageReport};
 use tonic::{Request, Response, Status, Streaming};
@@ -481,8 +481,11 @@ impl Worker {
         let counted = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicBool::new(false));
         let (counter, failure) = (Arc::clone(&counted), Arc::clone(&failed));
+        // Dictionaries travel as dictionaries: hydrated, the batches would no longer match the
+        // schema the reading stage was planned with.
         let data = FlightDataEncoderBuilder::new()
             .with_options(ipc)
+            .with_dictionary_handling(DictionaryHandling::Resend)
             .with_schema(schema)
             .build(batches)
             .map_ok(move |data| {
@@ -920,7 +923,7 @@ fn stage_report(data: &FlightData) -> Option<StageReport> {
 /// Whether `status` says the worker could not be reached or its connection broke, rather
 /// than being an answer of the worker (say, a database of its failing): tonic gives the
 /// statuses it makes from transport errors a source; those read off the wire have none.
-fn unreachable(status: &Status) -> bool {
+pub(crate) fn unreachable(status: &Status) -> bool {
     matches!(
         status.code(),
         tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
@@ -940,6 +943,7 @@ pub(crate) async fn fetch(
         Some(channels) => channels.request(Ticket::new(ticket.seal())),
         None => Request::new(Ticket::new(ticket.seal())),
     };
+    let cache = channels.clone();
     let named = move |status: Status, worker: &str| {
         if !unreachable(&status) {
             return Error::new(
@@ -948,19 +952,44 @@ pub(crate) async fn fetch(
             );
         }
         if let Some(channels) = &channels {
-            channels.mark_down(worker);
+            channels.mark_down(worker, status.message());
         }
         Error::unavailable(format!(
             "worker {worker} is unreachable: {}",
             status.message()
         ))
     };
-    let response = FlightServiceClient::new(channel)
-        .max_decoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
-        .do_get(request)
-        .await
-        .map_err(|status| named(status, &worker))?;
+    let call = |channel: Channel, request: Request<Ticket>| async move {
+        FlightServiceClient::new(channel)
+            .max_decoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
+            .do_get(request)
+            .await
+    };
+    let retry_request = Request::new(request.get_ref().clone());
+    let retry_metadata = request.metadata().clone();
+    let response = match call(channel, request).await {
+        Ok(response) => response,
+        // A cached channel whose last connect failed (its worker was down, and may be back)
+        // fails its next call without trying: try once more on a fresh channel.
+        Err(status) if unreachable(&status) && cache.is_some() => {
+            let fresh = cache.as_ref().map(|channels| {
+                channels.forget(&worker);
+                channels.get(&worker)
+            });
+            match fresh {
+                Some(Ok(fresh)) => {
+                    let mut again = retry_request;
+                    *again.metadata_mut() = retry_metadata;
+                    call(fresh, again)
+                        .await
+                        .map_err(|status| named(status, &worker))?
+                }
+                _ => return Err(named(status, &worker)),
+            }
+        }
+        Err(status) => return Err(named(status, &worker)),
+    };
     let data = response
         .into_inner()
         .map_err(FlightError::from)

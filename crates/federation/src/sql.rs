@@ -4,7 +4,7 @@
 //! Every plan node becomes one SELECT over its inputs, each input a derived table with a fresh
 //! alias (`t0`, `t1`, …) whose columns have unique names. Column references are resolved by
 //! *position* in the input's schema, never by qualifier, so the qualifier and alias confusion
-//! that breaks SQL written from optimized plans (see LESSONS.md) cannot happen. Databases flatten
+//! that breaks SQL written from optimized plans (see docs/lessons.md) cannot happen. Databases flatten
 //! such derived tables; the text is longer, the plans are the same.
 //!
 //! ```text

@@ -163,6 +163,7 @@ enum BenchCommand {
     /// localhost ports (in this process), side by side, with the bytes shuffled.
     ///
     /// Example: flotilla bench tpch --scale 1 --mode both --workers 2
+    /// Example: flotilla bench tpch --scale 1 --workers 3 --kill-one-after 0.5
     Tpch {
         /// TPC-H scale factor; the data is generated into the cache on first use.
         #[arg(long, default_value_t = 1.0)]
@@ -186,6 +187,11 @@ enum BenchCommand {
         /// --set distributed.broadcast_bytes=0.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         settings: Vec<String>,
+        /// Also run each query once more and kill one worker (in turn) after this fraction of
+        /// its fault-free time, e.g. 0.5: the time with the kill and whether the rows are right
+        /// (the killed worker is started again before the next query).
+        #[arg(long, value_name = "FRACTION")]
+        kill_one_after: Option<f64>,
     },
 }
 
@@ -355,9 +361,11 @@ async fn run_command(command: Command) -> Result<()> {
                     repeat,
                     cache_dir,
                     settings,
+                    kill_one_after,
                 },
         } => {
             let options = flotilla::bench::tpch::Options {
+                kill_one_after,
                 scale,
                 cache: cache_dir.unwrap_or_else(demo::default_cache_dir),
                 mode: mode.parse()?,

@@ -18,9 +18,11 @@
 //!   connector runs.
 //! - [`tls::test_pki`] makes a CA and a server certificate for TLS tests.
 //! - [`influx_data`] generates time series for InfluxDB (line protocol) with an Arrow twin.
+//! - [`fuzz`] makes seeded random tables and queries for differential tests.
 
 pub mod clients;
 pub mod compare;
+pub mod fuzz;
 pub mod influx_data;
 mod influxdb;
 mod mariadb;

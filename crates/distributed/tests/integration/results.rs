@@ -155,7 +155,11 @@ async fn only_a_last_stage_that_just_gathers_is_read_from_the_workers() {
         "SELECT l_returnflag, count(*) FROM lineitem GROUP BY l_returnflag LIMIT 2",
         "SELECT 1",
     ] {
-        assert!(endpoints(&ctx, sql).await.is_none(), "{sql}");
+        assert!(
+            endpoints(&ctx, sql).await.is_none(),
+            "{sql}\n{}",
+            flotilla_testkit::plans::plan_text(&plan(&ctx, sql).await)
+        );
         assert!(!shown(sql).await, "{sql}");
     }
     ctx.sql("SET distributed.results_from_workers = false")

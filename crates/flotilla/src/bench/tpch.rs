@@ -6,6 +6,11 @@
 //! stack; with every node on the same cores, the ratio measures the overhead of distribution.
 //! Both sides read the same files with the same session options; results are checked to have
 //! the same number of rows.
+//!
+//! With `--kill-one-after F`, each query also runs once with a fault: one worker (in turn) is
+//! killed — its port closed and its connections cut — after F × the query's fault-free
+//! distributed time; the table adds that run's time and whether its rows equal the fault-free
+//! ones. The worker is started again, and used again, before the next query.
 
 use crate::config::{ClusterConfig, Config, Peers, SessionDefaults};
 use crate::demo;
@@ -50,6 +55,8 @@ pub struct Options {
     pub repeat: usize,
     /// `KEY=VALUE` session options set on both sides (`SET KEY = 'VALUE'`).
     pub settings: Vec<String>,
+    /// Kill one worker after this fraction of each query's fault-free distributed time.
+    pub kill_one_after: Option<f64>,
 }
 
 /// One query's figures: best seconds and rows, and Arrow bytes the workers sent.
@@ -59,6 +66,8 @@ struct Row {
     distributed: Option<f64>,
     bytes: u64,
     rows: usize,
+    /// With a worker killed: seconds, and whether the rows equal the fault-free run's.
+    fault: Option<(f64, bool)>,
 }
 
 /// The demo's Parquet source `lake` alone, queried by bare table names.
@@ -110,12 +119,93 @@ async fn with_settings(ctx: SessionContext, settings: &[String]) -> Result<Sessi
 
 /// Runs `sql` once; returns seconds and rows.
 async fn run_once(ctx: &SessionContext, sql: &str) -> Result<(f64, usize)> {
+    let (seconds, batches) = run_collect(ctx, sql).await?;
+    Ok((seconds, batches.iter().map(|b| b.num_rows()).sum()))
+}
+
+async fn run_collect(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(f64, Vec<datafusion::arrow::array::RecordBatch>)> {
     let started = Instant::now();
     let batches = ctx.sql(sql).await?.collect().await?;
-    Ok((
-        started.elapsed().as_secs_f64(),
-        batches.iter().map(|b| b.num_rows()).sum(),
-    ))
+    Ok((started.elapsed().as_secs_f64(), batches))
+}
+
+/// The rows of `batches` as sorted lines of text, to compare two runs' answers.
+fn row_lines(batches: &[datafusion::arrow::array::RecordBatch]) -> Result<Vec<String>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("NULL");
+    let mut lines = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::internal(format!("cannot show a result row: {e}")))?;
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            lines.push(cells.join("|"));
+        }
+    }
+    lines.sort();
+    Ok(lines)
+}
+
+/// Runs `sql` while worker `victim` is killed after `after`; returns seconds and whether the
+/// rows equal `expected`. The worker is started again, and planned on again, afterwards.
+async fn run_with_kill(
+    ctx: &SessionContext,
+    cluster: &mut LocalhostCluster,
+    sql: &str,
+    victim: usize,
+    after: std::time::Duration,
+    expected: &[String],
+) -> Result<(f64, bool)> {
+    let kill = async {
+        tokio::time::sleep(after).await;
+        cluster.kill(victim);
+    };
+    let (outcome, ()) = tokio::join!(run_collect(ctx, sql), kill);
+    let (seconds, right) = match outcome {
+        Ok((seconds, batches)) => (seconds, row_lines(&batches)? == expected),
+        Err(e) => {
+            eprint!("(failed: {e}) ");
+            (f64::NAN, false)
+        }
+    };
+    cluster.restart(victim).await?;
+    let url = cluster.urls()[victim].clone();
+    // A copy of the session (same planner, same view of who is alive) that spreads every
+    // stage over every live worker: the restarted one is back when its plan names it.
+    let probe = SessionContext::new_with_state(ctx.state());
+    for set in [
+        "SET distributed.bytes_per_task = 1",
+        "SET distributed.min_bytes = 0",
+    ] {
+        probe.sql(set).await?.collect().await?;
+    }
+    let started = Instant::now();
+    loop {
+        let plan = probe.sql(sql).await?.create_physical_plan().await?;
+        let text = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(false)
+            .to_string();
+        if text.contains(&url) {
+            break;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            return Err(Error::unavailable(format!(
+                "worker {url} is not used again 30 s after it was restarted"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok((seconds, right))
 }
 
 /// Best of `repeat` runs: seconds and rows.
@@ -171,6 +261,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
             distributed: None,
             bytes: 0,
             rows: 0,
+            fault: None,
         };
         if let Some(ctx) = &single {
             eprint!("q{n}: single… ");
@@ -191,6 +282,15 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
             }
             row.distributed = Some(seconds);
             row.rows = count;
+            if let (Some(fraction), Some(cluster)) = (options.kill_one_after, cluster.as_mut()) {
+                eprint!("q{n}: with a worker killed… ");
+                let (_, batches) = run_collect(ctx, &sql).await?;
+                let expected = row_lines(&batches)?;
+                let victim = rows.len() % cluster.urls().len();
+                let after = std::time::Duration::from_secs_f64(seconds * fraction.max(0.0));
+                row.fault =
+                    Some(run_with_kill(ctx, cluster, &sql, victim, after, &expected).await?);
+            }
         }
         eprintln!("done");
         rows.push(row);
@@ -210,9 +310,22 @@ fn print_table(options: &Options, repeat: usize, rows: &[Row], out: &mut dyn Wri
          localhost worker(s); shuffled = Arrow IPC bytes the workers sent per run",
         options.scale, options.workers
     )?;
+    if let Some(fraction) = options.kill_one_after {
+        writeln!(
+            out,
+            "(3) distributed, one worker killed after {fraction} × (2) and started again after \
+             the query; right = rows equal to (2)'s"
+        )?;
+    }
+    let faults = options.kill_one_after.is_some();
+    let fault_header = if faults {
+        format!(" {:>10} {:>8} {:>6}", "(3) s", "(3)/(2)", "right")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{:>5} {:>10} {:>10} {:>8} {:>12} {:>10}",
+        "{:>5} {:>10} {:>10} {:>8} {:>12} {:>10}{fault_header}",
         "query", "(1) s", "(2) s", "(2)/(1)", "shuffled MB", "rows"
     )?;
     for r in rows {
@@ -220,9 +333,18 @@ fn print_table(options: &Options, repeat: usize, rows: &[Row], out: &mut dyn Wri
             (Some(one), Some(many)) => format!("{:.2}", many / one),
             _ => "-".into(),
         };
+        let fault = match (r.fault, r.distributed) {
+            (Some((with_kill, right)), Some(clean)) => format!(
+                " {:>10.3} {:>8.2} {:>6}",
+                with_kill,
+                with_kill / clean,
+                if right { "yes" } else { "NO" }
+            ),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "{:>5} {:>10} {:>10} {:>8} {:>12.1} {:>10}",
+            "{:>5} {:>10} {:>10} {:>8} {:>12.1} {:>10}{fault}",
             format!("q{}", r.query),
             seconds(r.single),
             seconds(r.distributed),
@@ -243,5 +365,15 @@ fn print_table(options: &Options, repeat: usize, rows: &[Row], out: &mut dyn Wri
         "total: (1) {one:.3} s, (2) {many:.3} s, (2)/(1) {ratio}; shuffled {:.1} MB",
         rows.iter().map(|r| r.bytes).sum::<u64>() as f64 / 1e6
     )?;
+    if faults {
+        let with_kill: f64 = rows.iter().filter_map(|r| r.fault.map(|f| f.0)).sum();
+        let right = rows.iter().filter(|r| r.fault.is_some_and(|f| f.1)).count();
+        writeln!(
+            out,
+            "with a worker killed: (3) {with_kill:.3} s, (3)/(2) {:.2}; right {right} of {}",
+            with_kill / many,
+            rows.len()
+        )?;
+    }
     Ok(())
 }

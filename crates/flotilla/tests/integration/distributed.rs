@@ -139,6 +139,11 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
         secret_env: None,
     });
     let coordinator = fanned_out(&distributed).await;
+    // Not run again on the node left (see the next test): the query fails.
+    coordinator
+        .sql("SET distributed.retry = 'none'")
+        .await
+        .unwrap();
     // Long enough to be running when a node dies: 600,000 lines paired by supplier.
     let heavy = "SELECT count(*) FROM lake.public.lineitem a \
                  JOIN lake.public.lineitem b ON a.l_suppkey = b.l_suppkey";
@@ -163,6 +168,7 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
     let message = error.to_string();
     assert!(message.contains(&urls[1]), "{message}");
     assert!(message.contains("unreachable"), "{message}");
+    assert!(message.contains("distributed.retry is none"), "{message}");
     assert!(!message.contains("bug"), "{message}");
     eprintln!("failed {:?} after the kill: {message}", killed.elapsed());
 
@@ -173,6 +179,48 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
     assert!(!text.contains(&urls[1]), "{text}");
     let expected = rows(&build_context(&config()).await.unwrap(), sql).await;
     assert_same_rows(&expected, &rows(&coordinator, sql).await, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_query_whose_node_is_killed_runs_again_on_the_nodes_left() {
+    // Three `flotilla serve` processes; one is killed (SIGKILL) while a query runs on all.
+    let mut nodes: Vec<Served> = (0..3).map(|_| serve_config(&config_text(), &[])).collect();
+    let urls: Vec<String> = nodes.iter().map(|node| node.uri.clone()).collect();
+    let mut distributed = config();
+    distributed.cluster = Some(ClusterConfig {
+        peers: Peers::Static(urls.clone()),
+        tls_root_cert: None,
+        secret_env: None,
+    });
+    let coordinator = fanned_out(&distributed).await;
+    let sql = "SELECT l_suppkey % 10 AS bucket, count(*), sum(o_totalprice) \
+               FROM lake.public.lineitem JOIN lake.public.orders ON l_orderkey = o_orderkey \
+               JOIN shop.main.customer ON o_custkey = c_custkey \
+               GROUP BY 1 ORDER BY 1";
+    let expected = rows(&build_context(&config()).await.unwrap(), sql).await;
+    let text = plan_text(&coordinator, sql).await;
+    assert!(urls.iter().all(|url| text.contains(url.as_str())), "{text}");
+    let before = flotilla_distributed::distributed_exec::queries_run_again();
+    let running = {
+        let ctx = coordinator.clone();
+        tokio::spawn(async move { ctx.sql(sql).await?.collect().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let was_running = !running.is_finished();
+    nodes[2].child.kill().unwrap();
+    let actual = running
+        .await
+        .unwrap()
+        .expect("the query runs again on the nodes left");
+    assert_same_rows(&expected, &actual, true);
+    if was_running {
+        assert!(
+            flotilla_distributed::distributed_exec::queries_run_again() > before,
+            "the query was running when its node died, yet did not run again"
+        );
+    }
+    let text = plan_text(&coordinator, sql).await;
+    assert!(!text.contains(&urls[2]), "{text}");
 }
 
 #[tokio::test]

@@ -14,9 +14,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::operator_statistics::StatisticsRegistry;
 use std::sync::Arc;
 
+use super::{live_workers, total_leaf_bytes};
 use crate::channels::ChannelCache;
 use crate::discovery::WorkerDiscovery;
-use crate::planner::{DistributedOptions, live_workers, total_leaf_bytes};
+use crate::options::DistributedOptions;
 
 /// Bytes a row is taken to hold where a side's statistics know rows but not bytes (the stage
 /// planner estimates the same way).

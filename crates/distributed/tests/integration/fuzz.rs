@@ -1,0 +1,209 @@
+//! The differential harness: seeded random queries over generated tables
+//! (`flotilla_testkit::fuzz`), each run on one node and on a cluster in a configuration drawn
+//! from the matrix users can set, rows compared as multisets (in order where the query orders
+//! on unique columns).
+//!
+//! The test command runs a fixed set of seeds. The long mode runs new seeds until time is up:
+//!
+//! ```text
+//! FLOTILLA_FUZZ_MINUTES=60 cargo test -p flotilla-distributed --test integration fuzz -- --nocapture
+//! FLOTILLA_FUZZ_SEED=1234 cargo test -p flotilla-distributed --test integration fuzz   # one seed again
+//! ```
+//!
+//! A failure prints the seed, the SQL, the configuration and the distributed plan.
+
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_plan::displayable;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use flotilla_distributed::{
+    Compression, DistributedOptions, DistributedSessionStateBuilder, InProcessCluster, Worker,
+};
+use flotilla_testkit::compare::compare_batches;
+use flotilla_testkit::fuzz::{Queries, Rng, Tables};
+use std::time::{Duration, Instant};
+
+/// Seeds the test command runs, and queries per seed.
+const FIXED_SEEDS: std::ops::Range<u64> = 1..9;
+const QUERIES_PER_SEED: usize = 24;
+
+/// One point of the configuration matrix.
+#[derive(Debug, Clone)]
+struct Setting {
+    nodes: usize,
+    target_partitions: usize,
+    /// Every stage spread over all nodes, whatever its size.
+    forced: bool,
+    broadcast: bool,
+    compression: Compression,
+    batch_size: usize,
+}
+
+impl Setting {
+    fn draw(rng: &mut Rng) -> Self {
+        Self {
+            nodes: 1 + rng.below(4),
+            target_partitions: 1 + rng.below(4),
+            forced: rng.chance(80),
+            broadcast: rng.chance(50),
+            compression: *rng.pick(&[Compression::None, Compression::Lz4, Compression::Zstd]),
+            batch_size: *rng.pick(&[7, 64, 8192]),
+        }
+    }
+
+    fn options(&self) -> DistributedOptions {
+        let defaults = DistributedOptions::default();
+        DistributedOptions {
+            bytes_per_task: if self.forced {
+                1
+            } else {
+                defaults.bytes_per_task
+            },
+            min_bytes: 0,
+            broadcast_bytes: if self.broadcast {
+                defaults.broadcast_bytes
+            } else {
+                0
+            },
+            compression: self.compression,
+            ..defaults
+        }
+    }
+
+    fn config(&self) -> SessionConfig {
+        SessionConfig::new()
+            .with_target_partitions(self.target_partitions)
+            .with_batch_size(self.batch_size)
+    }
+}
+
+async fn register(ctx: &SessionContext, tables: &Tables) {
+    for (name, dir) in tables.paths() {
+        ctx.register_parquet(name, dir.to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+    }
+}
+
+/// Runs `seed`'s queries; returns a description of each failure.
+async fn run_seed(seed: u64, queries: usize) -> Vec<String> {
+    let dir = flotilla_testkit::reaper::temp_dir("flotilla-fuzz-").unwrap();
+    let tables = Tables::write(&dir, seed);
+    let mut generator = Queries::new(seed);
+    let mut draws = Rng::new(seed ^ 0xC0FF_EE00);
+    let mut failures = Vec::new();
+    // A few configurations per seed, each with its own cluster.
+    for chunk in 0..3 {
+        let setting = Setting::draw(&mut draws);
+        let cluster = InProcessCluster::new(setting.nodes, |_| {
+            Worker::new(SessionStateBuilder::new().with_default_features().build())
+        });
+        let single = SessionContext::new_with_config(setting.config());
+        register(&single, &tables).await;
+        let state = SessionStateBuilder::new()
+            .with_config(setting.config().with_option_extension(setting.options()))
+            .with_default_features()
+            .with_distribution(cluster.distribution().unwrap())
+            .build();
+        let distributed = SessionContext::new_with_state(state);
+        register(&distributed, &tables).await;
+        for i in 0..queries / 3 {
+            let query = generator.next_query();
+            let expected = match single.sql(&query.sql).await {
+                Ok(frame) => frame.collect().await,
+                Err(e) => Err(e),
+            };
+            // SQL one node cannot run says nothing about distribution.
+            let Ok(expected) = expected else { continue };
+            let frame = match distributed.sql(&query.sql).await {
+                Ok(frame) => frame,
+                Err(e) => {
+                    failures.push(describe(
+                        seed,
+                        chunk,
+                        i,
+                        &setting,
+                        &query.sql,
+                        &e.to_string(),
+                        "",
+                    ));
+                    continue;
+                }
+            };
+            let plan = match frame.clone().create_physical_plan().await {
+                Ok(plan) => displayable(plan.as_ref()).indent(false).to_string(),
+                Err(e) => format!("(no plan: {e})"),
+            };
+            let outcome = match frame.collect().await {
+                Ok(actual) => compare_batches(&expected, &actual, query.ordered),
+                Err(e) => Err(format!("failed: {e}")),
+            };
+            if let Err(difference) = outcome {
+                failures.push(describe(
+                    seed,
+                    chunk,
+                    i,
+                    &setting,
+                    &query.sql,
+                    &difference,
+                    &plan,
+                ));
+            }
+        }
+    }
+    failures
+}
+
+fn describe(
+    seed: u64,
+    chunk: usize,
+    index: usize,
+    setting: &Setting,
+    sql: &str,
+    difference: &str,
+    plan: &str,
+) -> String {
+    format!(
+        "seed {seed}, configuration {chunk}, query {index} (FLOTILLA_FUZZ_SEED={seed} to run it \
+         again)\n  SQL: {sql}\n  configuration: {setting:?}\n  difference: {difference}\n  \
+         plan:\n{plan}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_queries_on_a_cluster_equal_one_node() {
+    let minutes: Option<u64> = std::env::var("FLOTILLA_FUZZ_MINUTES").ok().map(|m| {
+        m.parse()
+            .expect("FLOTILLA_FUZZ_MINUTES is a number of minutes")
+    });
+    let seed: Option<u64> = std::env::var("FLOTILLA_FUZZ_SEED")
+        .ok()
+        .map(|s| s.parse().expect("FLOTILLA_FUZZ_SEED is a number"));
+    let mut failures = Vec::new();
+    match (seed, minutes) {
+        (Some(seed), _) => failures.extend(run_seed(seed, QUERIES_PER_SEED).await),
+        (None, Some(minutes)) => {
+            let until = Instant::now() + Duration::from_secs(minutes * 60);
+            let mut seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |t| t.as_secs());
+            let mut runs = 0;
+            while Instant::now() < until && failures.len() < 20 {
+                failures.extend(run_seed(seed, QUERIES_PER_SEED).await);
+                runs += 1;
+                seed += 1;
+            }
+            eprintln!("fuzz: {runs} seeds, {} failures", failures.len());
+        }
+        (None, None) => {
+            for seed in FIXED_SEEDS {
+                failures.extend(run_seed(seed, QUERIES_PER_SEED).await);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} queries differ from one node:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}

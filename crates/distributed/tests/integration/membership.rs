@@ -1,0 +1,124 @@
+//! Who is alive: a worker found dead is out of planning at once — it costs at most the query
+//! that found it — and is used again once it answers.
+
+use crate::tpch::{SCALE, coordinator, fan_out};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_plan::displayable;
+use datafusion::prelude::SessionContext;
+use flotilla_distributed::{Distribution, LocalhostCluster, StaticWorkers, Worker};
+use flotilla_testkit::compare::assert_same_rows;
+use flotilla_testkit::plans::{tpch_parquet_context, tpch_query};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn worker(_: usize) -> Worker {
+    Worker::new(SessionStateBuilder::new().with_default_features().build())
+}
+
+async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    displayable(plan.as_ref()).indent(false).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_worker_costs_one_query_at_most_and_is_used_again_when_back() {
+    let cluster = LocalhostCluster::start(2, worker).await.unwrap();
+    // A third node that is down: nothing listens on its port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("grpc://127.0.0.1:{port}");
+    let mut urls = cluster.urls().to_vec();
+    urls.push(dead.clone());
+    let distribution = Distribution::new(Arc::new(StaticWorkers::new(urls).unwrap()));
+    let ctx = coordinator(distribution, fan_out()).await;
+    // Without running queries again, the query that finds the dead node fails (with retries it
+    // would run again without it: see failover.rs).
+    ctx.sql("SET distributed.retry = 'none'").await.unwrap();
+    let sql = tpch_query(1);
+    let expected = tpch_parquet_context(SCALE)
+        .await
+        .sql(&sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+
+    // The first query is planned on it (nobody knows yet) and fails, naming it.
+    assert!(plan_text(&ctx, &sql).await.contains(&dead));
+    let error = ctx
+        .sql(&sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .expect_err("a task on a dead node")
+        .to_string();
+    assert!(error.contains(&dead), "{error}");
+
+    // The next ones are planned without it and are right.
+    for _ in 0..3 {
+        let plan = plan_text(&ctx, &sql).await;
+        assert!(!plan.contains(&dead), "{plan}");
+        let actual = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        assert_same_rows(&expected, &actual, true);
+    }
+
+    // The node comes back on its address: probes find it and plans use it again.
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let service = worker(2).with_address(dead.clone()).into_service();
+    let server = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await;
+    });
+    let started = Instant::now();
+    while !plan_text(&ctx, &sql).await.contains(&dead) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the node is not used again after it came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let actual = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    assert_same_rows(&expected, &actual, true);
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_died_is_left_out_of_the_next_plan_whoever_saw_it() {
+    // Stages of a join on three nodes, one dead: some tasks of the live workers read from it,
+    // and so may the coordinator. However the failure reaches the coordinator, it asks the
+    // query's workers before returning it, so the next plan leaves the dead node out.
+    let cluster = LocalhostCluster::start(2, worker).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("grpc://127.0.0.1:{port}");
+    let urls = vec![
+        cluster.urls()[0].clone(),
+        dead.clone(),
+        cluster.urls()[1].clone(),
+    ];
+    let distribution = Distribution::new(Arc::new(StaticWorkers::new(urls).unwrap()));
+    let ctx = coordinator(distribution, fan_out()).await;
+    let sql = tpch_query(3);
+    let _ = ctx.sql(&sql).await.unwrap().collect().await;
+    let plan = plan_text(&ctx, &sql).await;
+    assert!(!plan.contains(&dead), "{plan}");
+    assert!(ctx.sql(&sql).await.unwrap().collect().await.is_ok());
+}
