@@ -4,7 +4,7 @@
 # (used by scripts/check-deps.py). Idempotent: does nothing when everything is there.
 set -euo pipefail
 
-packages=(postgresql postgresql-client mariadb-server mariadb-client influxdb curl python3 python3-venv openssl)
+packages=(postgresql postgresql-client mariadb-server mariadb-client influxdb curl python3 python3-venv openssl iproute2)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -199,6 +199,11 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// The kind of error `e` is (what it would become as an [`Error`]), without taking it.
+pub fn kind_of(e: &DataFusionError) -> ErrorKind {
+    classify(e)
+}
+
 fn classify(e: &DataFusionError) -> ErrorKind {
     match e {
         DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {

@@ -7,7 +7,7 @@
 //!   (CLI exit codes, gRPC status codes, messages to clients) can react to the *kind* of failure
 //!   instead of parsing text. The mapping to gRPC codes lives here, in one exhaustive `match`.
 
-mod error;
+pub mod error;
 pub mod grpc;
 pub mod options;
 

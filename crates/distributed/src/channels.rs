@@ -5,10 +5,11 @@
 //! by itself, so one per worker is all a node needs.
 
 use flotilla_common::{Error, Result};
+use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
@@ -22,6 +23,34 @@ pub trait ChannelFactory: Debug + Send + Sync {
     /// # Errors
     /// When `url` or the factory's settings are unusable.
     fn channel(&self, url: &str) -> Result<Channel>;
+
+    /// Whether the worker at `url` can be reached at all — the question asked of a worker
+    /// whose stream has gone quiet. The default connects a TCP socket to its address (1.5 s at
+    /// most): the kernel answers that even when the worker is too busy to answer calls, and
+    /// a dead process or a cut link does not. `Err` says what failed.
+    fn reachable<'a>(&'a self, url: &'a str) -> BoxFuture<'a, std::result::Result<(), String>> {
+        Box::pin(tcp_reachable(url))
+    }
+}
+
+/// How long a TCP connect to a quiet worker may take before the worker counts as unreachable.
+const CONNECT_PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+async fn tcp_reachable(url: &str) -> std::result::Result<(), String> {
+    let address = url
+        .strip_prefix("grpc://")
+        .or_else(|| url.strip_prefix("grpc+tls://"))
+        .ok_or_else(|| format!("'{url}' is not a worker URL"))?;
+    match tokio::time::timeout(
+        CONNECT_PROBE_TIMEOUT,
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("cannot connect: {e}")),
+        Err(_) => Err(format!("no connection within {CONNECT_PROBE_TIMEOUT:?}")),
+    }
 }
 
 /// Plain channels for `grpc://`, TLS for `grpc+tls://` (checked against `tls_root_cert` or the
@@ -45,8 +74,6 @@ impl ChannelFactory for DefaultChannels {
 /// unanswered probe doubles it, up to [`PROBE_BACKOFF_MAX`].
 const PROBE_BACKOFF: Duration = Duration::from_millis(500);
 const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// How long a probe waits for an answer.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One channel per worker URL, made on first use and shared after; workers found unreachable
 /// are left out of new plans at once and probed, with backoff, until they answer again.
@@ -55,6 +82,8 @@ pub struct ChannelCache {
     factory: Arc<dyn ChannelFactory>,
     channels: Mutex<HashMap<String, Channel>>,
     down: Arc<Mutex<HashMap<String, Down>>>,
+    /// When each worker last answered.
+    seen: Arc<Mutex<HashMap<String, SystemTime>>>,
     /// The cluster's shared secret, sent on every call to a worker.
     secret: Option<MetadataValue<Ascii>>,
 }
@@ -64,6 +93,8 @@ pub struct ChannelCache {
 pub struct Down {
     /// When it was first found unreachable.
     pub since: Instant,
+    /// The same, on the wall clock.
+    pub at: SystemTime,
     /// What failed.
     pub error: String,
     /// Probes since, none answered.
@@ -76,6 +107,7 @@ impl ChannelCache {
             factory,
             channels: Mutex::new(HashMap::new()),
             down: Arc::default(),
+            seen: Arc::default(),
             secret: None,
         }
     }
@@ -115,8 +147,8 @@ impl ChannelCache {
     }
 
     /// Notes that `url` could not be reached (`error` says how): its channel is dropped, it is
-    /// left out of plans from now on, and a background probe re-admits it once it answers
-    /// (asking after 0.5 s, then twice as long each time, up to every 10 s).
+    /// left out of plans from now on, and a background probe re-admits it once it can be
+    /// reached again (asking after 0.5 s, then twice as long each time, up to every 10 s).
     pub fn mark_down(&self, url: &str, error: &str) {
         self.forget(url);
         let first = {
@@ -124,6 +156,7 @@ impl ChannelCache {
             let first = !down.contains_key(url);
             down.entry(url.to_string()).or_insert_with(|| Down {
                 since: Instant::now(),
+                at: SystemTime::now(),
                 error: error.to_string(),
                 probes: 0,
             });
@@ -136,6 +169,23 @@ impl ChannelCache {
                 url.to_string(),
             ));
         }
+    }
+
+    /// Notes that `url` answered just now.
+    pub fn saw(&self, url: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(url.to_string(), SystemTime::now());
+    }
+
+    /// When `url` last answered, if it ever did.
+    pub fn last_seen(&self, url: &str) -> Option<SystemTime> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(url)
+            .copied()
     }
 
     /// Whether `url` is not known to be unreachable.
@@ -158,20 +208,23 @@ impl ChannelCache {
         list
     }
 
-    /// Asks each of `urls` whether it is there (any answer counts, even a refusal) and marks
-    /// those that do not answer within 2 s down. After a query failed, so that the next one is
-    /// not planned on a worker that died during it — whoever saw it die.
+    /// Whether the worker at `url` can be reached (see [`ChannelFactory::reachable`]).
+    pub async fn reachable(&self, url: &str) -> std::result::Result<(), String> {
+        self.factory.reachable(url).await
+    }
+
+    /// Asks each of `urls` whether it can be reached (see [`ChannelFactory::reachable`]) and
+    /// marks those that cannot down. After a query failed, so that the next one is not planned
+    /// on a worker that died during it — whoever saw it die.
     pub async fn check(&self, urls: &[String]) {
         let probes = urls
             .iter()
             .filter(|url| self.is_up(url))
-            .map(|url| async move {
-                let answer = probe(self.factory.as_ref(), url).await;
-                (url, answer)
-            });
+            .map(|url| async move { (url, self.factory.reachable(url).await) });
         for (url, answer) in futures::future::join_all(probes).await {
-            if let Err(error) = answer {
-                self.mark_down(url, &error);
+            match answer {
+                Ok(()) => self.saw(url),
+                Err(error) => self.mark_down(url, &error),
             }
         }
     }
@@ -200,22 +253,7 @@ impl ChannelCache {
     }
 }
 
-/// Whether the worker at `url` answers a call (any answer, even a refusal, proves it is there);
-/// `Err` says what failed.
-async fn probe(factory: &dyn ChannelFactory, url: &str) -> std::result::Result<(), String> {
-    use arrow_flight::flight_service_client::FlightServiceClient;
-    let channel = factory.channel(url).map_err(|e| e.to_string())?;
-    let mut client = FlightServiceClient::new(channel);
-    let call = client.list_actions(arrow_flight::Empty {});
-    match tokio::time::timeout(PROBE_TIMEOUT, call).await {
-        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(status)) if crate::worker::unreachable(&status) => Err(status.message().to_string()),
-        Ok(Err(_)) => Ok(()),
-    }
-}
-
-/// Probes `url` with backoff until it answers, then re-admits it.
+/// Probes `url` with backoff until it can be reached, then re-admits it.
 async fn probe_until_back(
     factory: Arc<dyn ChannelFactory>,
     down: Arc<Mutex<HashMap<String, Down>>>,
@@ -231,7 +269,7 @@ async fn probe_until_back(
         {
             return;
         }
-        let answer = probe(factory.as_ref(), &url).await;
+        let answer = factory.reachable(&url).await;
         let mut down = down.lock().unwrap_or_else(|e| e.into_inner());
         match answer {
             Ok(()) => {

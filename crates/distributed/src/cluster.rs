@@ -56,6 +56,24 @@ impl ChannelFactory for InProcessChannels {
         Ok(Endpoint::from_static("http://in-process.invalid")
             .connect_with_connector_lazy(DuplexConnector { worker }))
     }
+
+    fn reachable<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> futures::future::BoxFuture<'a, std::result::Result<(), String>> {
+        // In-process workers live as long as the process.
+        let known = self
+            .workers
+            .get()
+            .is_some_and(|workers| workers.contains_key(url));
+        Box::pin(async move {
+            if known {
+                Ok(())
+            } else {
+                Err(format!("no in-process worker {url}"))
+            }
+        })
+    }
 }
 
 /// Connects by serving the worker on one end of a new duplex stream.

@@ -20,6 +20,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
 };
+use flotilla_common::ErrorKind;
 use futures::StreamExt;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -295,8 +296,18 @@ impl Run {
                 .filter(|worker| !channels.is_up(worker))
                 .cloned()
                 .collect();
-            if lost.is_empty() {
+            // A stream between workers can also break while every node is still there (reset
+            // as the cluster reacts to a node that died): a failure the network layer reports
+            // is worth another run too, as long as nothing was returned.
+            let broken = flotilla_common::error::kind_of(&error) == ErrorKind::Unavailable;
+            if lost.is_empty() && !broken {
                 self.over = true;
+                if self.attempt > 1 {
+                    return Some(Err(error.context(format!(
+                        "run {} of the query (run again after a node left)",
+                        self.attempt
+                    ))));
+                }
                 return Some(Err(error));
             }
             let not_again = match retry {
@@ -307,12 +318,14 @@ impl Run {
                 }
                 Some(_) => None,
             };
+            let what = if lost.is_empty() {
+                "a connection between nodes broke during the query".to_string()
+            } else {
+                format!("node {} left the cluster during the query", lost.join(", "))
+            };
             if let Some(why) = not_again {
                 self.over = true;
-                return Some(Err(error.context(format!(
-                    "node {} left the cluster during the query; not run again: {why}",
-                    lost.join(", ")
-                ))));
+                return Some(Err(error.context(format!("{what}; not run again: {why}"))));
             }
             let (replan, _) = retry?;
             match self.start_again(replan.as_ref(), context) {
@@ -320,11 +333,7 @@ impl Run {
                 Err(again) => {
                     self.over = true;
                     return Some(Err(DataFusionError::Context(
-                        format!(
-                            "node {} left the cluster during the query; running it again \
-                             failed: {again}",
-                            lost.join(", ")
-                        ),
+                        format!("{what}; running it again failed: {again}"),
                         Box::new(error),
                     )));
                 }

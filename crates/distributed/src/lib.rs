@@ -23,6 +23,7 @@
 //! - [`channels`]: one cached tonic channel per worker, made by a [`ChannelFactory`] (the hook
 //!   for custom TLS and interceptors); who is alive — workers found unreachable are left out of
 //!   plans at once and probed until they answer again.
+//! - [`nodes`]: the cluster as a table ([`ClusterNodes`], `flotilla.cluster.nodes`).
 //! - [`session`]: the builder extension; [`cluster`]: in-process and localhost clusters (whose
 //!   workers tests can kill and restart); [`stats`]: per-stage figures for `EXPLAIN ANALYZE`.
 
@@ -32,6 +33,7 @@ pub mod codec;
 pub mod discovery;
 pub mod distributed_exec;
 pub mod exchange;
+pub mod nodes;
 pub mod options;
 pub mod planner;
 pub mod results;
@@ -48,6 +50,7 @@ pub use exchange::{
     NetworkCoalesceExec, NetworkContext, NetworkShuffleExec, PartitionIsolatorExec, StageTasks,
     TaskIndex,
 };
+pub use nodes::ClusterNodes;
 pub use options::{Compression, DistributedOptions, Retry};
 pub use planner::broadcast::BroadcastJoinSelection;
 pub use planner::{DistributedPlanner, SingleNodeExec};

@@ -59,6 +59,16 @@ impl Distribution {
         self
     }
 
+    /// Where the workers are.
+    pub fn discovery(&self) -> &Arc<dyn WorkerDiscovery> {
+        &self.discovery
+    }
+
+    /// The channels to the workers, and who is alive.
+    pub fn channels(&self) -> &Arc<ChannelCache> {
+        &self.channels
+    }
+
     /// Writes the nodes and functions that are not Flotilla's or DataFusion's with `codec`;
     /// the workers must have the same (see [`crate::Worker::with_codec`]).
     pub fn with_codec(mut self, codec: Arc<dyn PhysicalExtensionCodec>) -> Self {

@@ -178,6 +178,10 @@ const IDLE_TASK_LIMIT: Duration = Duration::from_secs(300);
 /// The action a coordinator sends when a query is over (finished, failed or dropped).
 pub const END_QUERY_ACTION: &str = "flotilla.end_query";
 
+/// The action that asks a worker how many stage tasks it runs (the answer's body: the number,
+/// as text).
+pub const STATUS_ACTION: &str = "flotilla.status";
+
 /// Runs tasks sent by coordinators.
 #[derive(Debug, Clone)]
 pub struct Worker {
@@ -839,6 +843,10 @@ impl FlightService for Worker {
         request: Request<Action>,
     ) -> std::result::Result<Response<Self::DoActionStream>, Status> {
         let action = request.into_inner();
+        if action.r#type == STATUS_ACTION {
+            let status = arrow_flight::Result::new(self.running_tasks().to_string());
+            return Ok(Response::new(futures::stream::iter([Ok(status)]).boxed()));
+        }
         if action.r#type != END_QUERY_ACTION {
             return unimplemented(&format!("action '{}'", action.r#type));
         }
@@ -856,7 +864,13 @@ impl FlightService for Worker {
             r#type: END_QUERY_ACTION.to_string(),
             description: "Stop and drop every task of a query (body: the query id).".to_string(),
         };
-        Ok(Response::new(futures::stream::iter([Ok(end)]).boxed()))
+        let status = ActionType {
+            r#type: STATUS_ACTION.to_string(),
+            description: "How many stage tasks this worker runs.".to_string(),
+        };
+        Ok(Response::new(
+            futures::stream::iter([Ok(end), Ok(status)]).boxed(),
+        ))
     }
 }
 
@@ -990,6 +1004,10 @@ pub(crate) async fn fetch(
         }
         Err(status) => return Err(named(status, &worker)),
     };
+    if let Some(channels) = &cache {
+        channels.saw(&worker);
+    }
+    let worker_name = worker.clone();
     let data = response
         .into_inner()
         .map_err(FlightError::from)
@@ -1008,7 +1026,46 @@ pub(crate) async fn fetch(
             };
             error.into_datafusion()
         });
-    Ok(batches.boxed())
+    Ok(match cache {
+        Some(channels) => watched(batches.boxed(), channels, worker_name),
+        None => batches.boxed(),
+    })
+}
+
+/// How long a stream from a worker may stay quiet before the worker is asked whether it is
+/// still reachable.
+const QUIET_PROBE: Duration = Duration::from_secs(1);
+
+/// `batches` from `worker`, failing — and marking the worker down — when the stream has been
+/// quiet for a second and the worker cannot be reached any more (a cut link or a frozen host
+/// sends no reset: without this, only HTTP/2 keep-alive would notice, after ~30 s).
+fn watched(
+    batches: BoxStream<'static, DfResult<RecordBatch>>,
+    channels: Arc<ChannelCache>,
+    worker: String,
+) -> BoxStream<'static, DfResult<RecordBatch>> {
+    futures::stream::unfold(Some(batches), move |state| {
+        let (channels, worker) = (Arc::clone(&channels), worker.clone());
+        async move {
+            let mut batches = state?;
+            loop {
+                match tokio::time::timeout(QUIET_PROBE, batches.next()).await {
+                    Ok(Some(item)) => return Some((item, Some(batches))),
+                    Ok(None) => return None,
+                    Err(_) => {
+                        if let Err(error) = channels.reachable(&worker).await {
+                            channels.mark_down(&worker, &error);
+                            let error = Error::unavailable(format!(
+                                "worker {worker} is unreachable: {error}"
+                            ));
+                            return Some((Err(error.into_datafusion()), None));
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 #[cfg(test)]

@@ -38,8 +38,8 @@ use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_distributed::{
-    ChannelCache, DefaultChannels, DistributedSessionStateBuilder, Distribution, DnsWorkers,
-    FileWorkers, NetworkContext, StaticWorkers, Worker, WorkerDiscovery,
+    ChannelCache, ClusterNodes, DefaultChannels, DistributedSessionStateBuilder, Distribution,
+    DnsWorkers, FileWorkers, NetworkContext, StaticWorkers, Worker, WorkerDiscovery,
 };
 use flotilla_federation::FederationCodec;
 use flotilla_federation::{Source, SourceCatalog};
@@ -79,9 +79,17 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     )
     // Aggregates over InfluxDB measurements become InfluxQL (after filter pushdown).
     .with_optimizer_rule(Arc::new(InfluxAggregatePushdown));
+    let mut nodes = None;
     let builder = match &config.cluster {
         // Distribution's rule comes last, after federation's.
-        Some(cluster) => builder.with_distribution(distribution(cluster, &catalogs)?),
+        Some(cluster) => {
+            let distribution = distribution(cluster, &catalogs)?;
+            nodes = Some(ClusterNodes::new(
+                Arc::clone(distribution.discovery()),
+                Arc::clone(distribution.channels()),
+            ));
+            builder.with_distribution(distribution)
+        }
         None => builder,
     };
     let mut state = builder.build();
@@ -111,7 +119,26 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
             })?;
         ctx.register_catalog(name, catalog);
     }
+    if let Some(nodes) = nodes {
+        register_system_tables(&ctx, nodes)?;
+    }
     Ok(ctx)
+}
+
+/// The catalog of the node's own tables, `flotilla` (unless a source has that name).
+pub const SYSTEM_CATALOG: &str = "flotilla";
+
+/// Registers `flotilla.cluster.nodes`.
+fn register_system_tables(ctx: &SessionContext, nodes: ClusterNodes) -> Result<()> {
+    if ctx.catalog(SYSTEM_CATALOG).is_some() {
+        return Ok(());
+    }
+    let schema = Arc::new(MemorySchemaProvider::new());
+    schema.register_table("nodes".into(), Arc::new(nodes))?;
+    let catalog = Arc::new(MemoryCatalogProvider::new());
+    catalog.register_schema("cluster", schema)?;
+    ctx.register_catalog(SYSTEM_CATALOG, catalog);
+    Ok(())
 }
 
 /// The codec plans travel between nodes with: federated scans by source name.

@@ -26,6 +26,7 @@ pub mod fuzz;
 pub mod influx_data;
 mod influxdb;
 mod mariadb;
+pub mod netns;
 pub mod plans;
 mod postgres;
 pub mod reaper;

@@ -18,11 +18,15 @@ use std::sync::{Mutex, OnceLock};
 const SCRIPT: &str = r#"
 pids=""
 dirs=""
+namespaces=""
+links=""
 while IFS= read -r line; do
   case "$line" in
     pid\ *) pids="$pids ${line#pid }";;
     dir\ *) dirs="$dirs
 ${line#dir }";;
+    netns\ *) namespaces="$namespaces ${line#netns }";;
+    link\ *) links="$links ${line#link }";;
   esac
 done
 for entry in $pids; do kill "-${entry#*:}" "${entry%%:*}" 2>/dev/null; done
@@ -36,6 +40,8 @@ while [ $i -lt 100 ]; do
 done
 for entry in $pids; do kill -KILL "${entry%%:*}" 2>/dev/null; done
 echo "$dirs" | while IFS= read -r dir; do [ -n "$dir" ] && rm -rf "$dir"; done
+for link in $links; do ip link del "$link" 2>/dev/null; done
+for namespace in $namespaces; do ip netns del "$namespace" 2>/dev/null; done
 "#;
 
 fn pipe() -> &'static Mutex<Option<ChildStdin>> {
@@ -64,6 +70,16 @@ fn announce(line: &str) {
 /// Has `pid` stopped with `signal` (e.g. `"INT"`, `"TERM"`) when the test binary exits.
 pub fn stop_at_exit(pid: u32, signal: &str) {
     announce(&format!("pid {pid}:{signal}"));
+}
+
+/// Deletes the network namespace `name` when the test binary exits.
+pub fn delete_netns_at_exit(name: &str) {
+    announce(&format!("netns {name}"));
+}
+
+/// Deletes the network link `name` (of the root namespace) when the test binary exits.
+pub fn delete_link_at_exit(name: &str) {
+    announce(&format!("link {name}"));
 }
 
 /// Has `dir` removed, recursively, when the test binary exits.

@@ -5,7 +5,7 @@ use crate::tpch::{SCALE, coordinator, fan_out};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::SessionContext;
-use flotilla_distributed::{Distribution, LocalhostCluster, StaticWorkers, Worker};
+use flotilla_distributed::{ClusterNodes, Distribution, LocalhostCluster, StaticWorkers, Worker};
 use flotilla_testkit::compare::assert_same_rows;
 use flotilla_testkit::plans::{tpch_parquet_context, tpch_query};
 use std::sync::Arc;
@@ -39,6 +39,7 @@ async fn a_dead_worker_costs_one_query_at_most_and_is_used_again_when_back() {
     let mut urls = cluster.urls().to_vec();
     urls.push(dead.clone());
     let distribution = Distribution::new(Arc::new(StaticWorkers::new(urls).unwrap()));
+    let distribution_table = distribution.clone();
     let ctx = coordinator(distribution, fan_out()).await;
     // Without running queries again, the query that finds the dead node fails (with retries it
     // would run again without it: see failover.rs).
@@ -64,6 +65,37 @@ async fn a_dead_worker_costs_one_query_at_most_and_is_used_again_when_back() {
         .expect_err("a task on a dead node")
         .to_string();
     assert!(error.contains(&dead), "{error}");
+
+    // The cluster table says who is down, and why; the others answer with their tasks.
+    let nodes = ClusterNodes::new(
+        Arc::clone(distribution_table.discovery()),
+        Arc::clone(distribution_table.channels()),
+    );
+    ctx.register_table("nodes", Arc::new(nodes)).unwrap();
+    let count = |sql: String| {
+        let ctx = ctx.clone();
+        async move {
+            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            batches.iter().map(|b| b.num_rows()).sum::<usize>()
+        }
+    };
+    assert_eq!(
+        count(format!(
+            "SELECT * FROM nodes WHERE node = '{dead}' AND state = 'down' \
+             AND last_error IS NOT NULL AND down_since IS NOT NULL AND running_tasks IS NULL"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            "SELECT * FROM nodes WHERE state = 'up' AND last_error IS NULL \
+             AND running_tasks IS NOT NULL AND last_seen IS NOT NULL"
+                .to_string()
+        )
+        .await,
+        2
+    );
 
     // The next ones are planned without it and are right.
     for _ in 0..3 {

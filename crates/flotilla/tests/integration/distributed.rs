@@ -15,7 +15,7 @@ fn data() -> &'static PathBuf {
     crate::common::tpch_data()
 }
 
-fn config_text() -> String {
+pub(crate) fn config_text() -> String {
     format!(
         // The default catalog is a source: a worker must not replace it with an empty one.
         "[session]\ndefault_catalog = \"lake\"\ndefault_schema = \"public\"\n\n\
@@ -28,12 +28,12 @@ fn config_text() -> String {
     )
 }
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config::parse(&config_text(), "test.toml", Path::new(".")).unwrap()
 }
 
 /// The coordinator of `config`'s cluster, spreading every stage over all nodes.
-async fn fanned_out(config: &Config) -> SessionContext {
+pub(crate) async fn fanned_out(config: &Config) -> SessionContext {
     let ctx = build_context(config).await.unwrap();
     for set in [
         "SET distributed.min_bytes = 0",
@@ -44,7 +44,7 @@ async fn fanned_out(config: &Config) -> SessionContext {
     ctx
 }
 
-async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
+pub(crate) async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
     let plan = ctx
         .sql(sql)
         .await
@@ -55,7 +55,10 @@ async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
     displayable(plan.as_ref()).indent(false).to_string()
 }
 
-async fn rows(ctx: &SessionContext, sql: &str) -> Vec<datafusion::arrow::array::RecordBatch> {
+pub(crate) async fn rows(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Vec<datafusion::arrow::array::RecordBatch> {
     ctx.sql(sql)
         .await
         .unwrap()
@@ -179,6 +182,27 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
     assert!(!text.contains(&urls[1]), "{text}");
     let expected = rows(&build_context(&config()).await.unwrap(), sql).await;
     assert_same_rows(&expected, &rows(&coordinator, sql).await, true);
+
+    // The cluster table says so: the killed node is down (and why), the other, idle again,
+    // answers with the tasks it runs (the status action reaches `flotilla serve`'s worker).
+    let nodes = rows(
+        &coordinator,
+        "SELECT node, state, last_error IS NOT NULL, running_tasks IS NOT NULL \
+         FROM flotilla.cluster.nodes ORDER BY node",
+    )
+    .await;
+    let listed = datafusion::arrow::util::pretty::pretty_format_batches(&nodes)
+        .unwrap()
+        .to_string();
+    let line = |url: &str| {
+        listed
+            .lines()
+            .find(|line| line.contains(url))
+            .unwrap_or_else(|| panic!("{url} is not listed:\n{listed}"))
+            .replace(' ', "")
+    };
+    assert!(line(&urls[1]).contains("|down|true|false|"), "{listed}");
+    assert!(line(&urls[0]).contains("|up|false|true|"), "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

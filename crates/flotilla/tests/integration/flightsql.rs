@@ -36,19 +36,26 @@ fn serve(extra: &str, env: &[(&str, &str)]) -> Served {
 
 /// Starts `flotilla serve --listen 127.0.0.1:0` with the configuration `text`.
 pub(crate) fn serve_config(text: &str, env: &[(&str, &str)]) -> Served {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+    command.envs(env.iter().copied());
+    serve_with(command, text, "127.0.0.1:0")
+}
+
+/// Starts `command` (`flotilla`, or a command that runs it) with `serve --config <text>
+/// --listen <listen>` appended, and waits until it serves.
+pub(crate) fn serve_with(mut command: Command, text: &str, listen: &str) -> Served {
     let dir = tempfile::tempdir().unwrap().keep();
     flotilla_testkit::reaper::remove_at_exit(&dir);
     let config = dir.join("flotilla.toml");
     std::fs::write(&config, text).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+    let child = command
         .args([
             "serve",
             "--config",
             config.to_str().unwrap(),
             "--listen",
-            "127.0.0.1:0",
+            listen,
         ])
-        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -8,3 +8,4 @@ mod federation;
 mod flightsql;
 mod influxdb;
 mod mixed;
+mod netns;
