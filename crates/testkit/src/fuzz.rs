@@ -507,6 +507,15 @@ impl Queries {
             ),
         };
         let filter = self.maybe_where("t1");
+        if self.rng.chance(40) {
+            // Windows over a join: partitioned by other keys than the join shuffled on (rows
+            // ordered by both ids, unique in the join).
+            let window = window.replace("ORDER BY t1.id", "ORDER BY t1.id, t2.id");
+            return Self::unordered(format!(
+                "SELECT t1.id, t2.id, {function} OVER ({window}) FROM t1 \
+                 JOIN t2 ON t1.k = t2.k{filter}"
+            ));
+        }
         Self::unordered(format!(
             "SELECT t1.id, {function} OVER ({window}) FROM t1{filter}"
         ))

@@ -304,6 +304,14 @@ impl Checker<'_> {
                          are split across {tasks} tasks without a shuffle on them"
                     ));
                 }
+                (Spread::Split { keyed: true }, required @ Distribution::KeyPartitioned(_))
+                    if !keyed_on(children[i], required) =>
+                {
+                    return Err(format!(
+                        "{name} needs the rows of input {i} partitioned by its keys, but a \
+                         shuffle partitioned them by other keys"
+                    ));
+                }
                 (Spread::Split { keyed: split_keyed }, _) => keyed &= *split_keyed,
             }
         }
@@ -333,6 +341,18 @@ impl Checker<'_> {
             ));
         }
         Ok(())
+    }
+}
+
+/// Whether `input`'s hash partitioning puts all rows of each value of `required`'s keys in one
+/// partition — judged as if it had several partitions (DataFusion calls any one-partition input
+/// key-partitioned, which says nothing about the rows of the other tasks).
+pub(crate) fn keyed_on(input: &Arc<dyn ExecutionPlan>, required: &Distribution) -> bool {
+    match input.output_partitioning() {
+        Partitioning::Hash(exprs, _) => Partitioning::Hash(exprs.clone(), 2)
+            .satisfaction(required, input.equivalence_properties(), true)
+            .is_satisfied(),
+        _ => false,
     }
 }
 

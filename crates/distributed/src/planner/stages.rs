@@ -44,7 +44,7 @@ use datafusion::physical_plan::{
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::check::{Kind, collected_join, kind};
+use super::check::{Kind, collected_join, keyed_on, kind};
 use super::{leaf_bytes, pinned_here};
 use crate::exchange::{NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, StageTasks};
 use crate::options::{DistributedOptions, Retry};
@@ -253,7 +253,7 @@ impl<'a> StagePlanner<'a> {
             };
             let input = Arc::clone(&inputs[i]);
             let (input, part) = match keys {
-                Some(_) if part.keyed => continue,
+                Some(_) if part.keyed && keyed_on(&inputs[i], &requirements[i]) => continue,
                 // A new shuffle would lose the order the operator reads its input in.
                 Some(keys) if orderings.get(i).is_none_or(Option::is_none) => {
                     self.shuffle(input, part, keys, width)?

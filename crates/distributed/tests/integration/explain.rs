@@ -3,17 +3,9 @@
 
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::prelude::SessionContext;
-use flotilla_distributed::{InProcessCluster, Worker};
+use flotilla_distributed::InProcessCluster;
 
-use crate::tpch::{coordinator, fan_out};
-
-fn worker(_: usize) -> Worker {
-    Worker::new(
-        datafusion::execution::session_state::SessionStateBuilder::new()
-            .with_default_features()
-            .build(),
-    )
-}
+use crate::tpch::{coordinator, fan_out, worker};
 
 /// The plan text of `EXPLAIN [ANALYZE] sql` (its last row).
 async fn explain(ctx: &SessionContext, sql: &str) -> String {

@@ -3,33 +3,16 @@
 //! on the live nodes and is right; with `distributed.retry = none` it fails fast, naming the
 //! node; the next query succeeds either way; a node that comes back is used again.
 
-use crate::tpch::{SCALE, coordinator, fan_out};
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::physical_plan::displayable;
+use crate::tpch::{SCALE, coordinator, fan_out, plan_text, worker};
 use datafusion::prelude::SessionContext;
+use flotilla_distributed::LocalhostCluster;
 use flotilla_distributed::distributed_exec::queries_run_again;
-use flotilla_distributed::{LocalhostCluster, Worker};
 use flotilla_testkit::compare::compare_batches;
 use flotilla_testkit::fuzz::Rng;
 use flotilla_testkit::plans::{tpch_parquet_context, tpch_query};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-
-fn worker(_: usize) -> Worker {
-    Worker::new(SessionStateBuilder::new().with_default_features().build())
-}
-
-async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    displayable(plan.as_ref()).indent(false).to_string()
-}
 
 /// Waits until every worker of `cluster` is planned on again (after restarts).
 async fn until_all_used(ctx: &SessionContext, urls: &[String]) {

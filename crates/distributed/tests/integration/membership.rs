@@ -1,30 +1,12 @@
 //! Who is alive: a worker found dead is out of planning at once — it costs at most the query
 //! that found it — and is used again once it answers.
 
-use crate::tpch::{SCALE, coordinator, fan_out};
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::physical_plan::displayable;
-use datafusion::prelude::SessionContext;
-use flotilla_distributed::{ClusterNodes, Distribution, LocalhostCluster, StaticWorkers, Worker};
+use crate::tpch::{SCALE, coordinator, fan_out, plan_text, worker};
+use flotilla_distributed::{ClusterNodes, Distribution, LocalhostCluster, StaticWorkers};
 use flotilla_testkit::compare::assert_same_rows;
 use flotilla_testkit::plans::{tpch_parquet_context, tpch_query};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn worker(_: usize) -> Worker {
-    Worker::new(SessionStateBuilder::new().with_default_features().build())
-}
-
-async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    displayable(plan.as_ref()).indent(false).to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_worker_costs_one_query_at_most_and_is_used_again_when_back() {

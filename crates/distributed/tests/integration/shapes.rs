@@ -3,21 +3,16 @@
 //! and say why.
 
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::physical_plan::displayable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use flotilla_distributed::{DistributedSessionStateBuilder, InProcessCluster, Worker};
+use flotilla_distributed::{DistributedSessionStateBuilder, InProcessCluster};
 use flotilla_testkit::compare::{compare_batches, query_is_ordered};
 use flotilla_testkit::plans::{register_tpch_parquet, tpch_query};
 
-use crate::tpch::{SCALE, fan_out};
+use crate::tpch::{SCALE, fan_out, plan_text as plan_of, worker};
 
 const TPCH_TABLES: [&str; 8] = [
     "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
 ];
-
-fn worker(_: usize) -> Worker {
-    Worker::new(SessionStateBuilder::new().with_default_features().build())
-}
 
 /// A coordinator over `cluster` that spreads every stage over all nodes, with
 /// `target_partitions` partitions.
@@ -35,17 +30,6 @@ fn coordinator(cluster: &InProcessCluster, target_partitions: usize) -> SessionC
 
 fn single_node(target_partitions: usize) -> SessionContext {
     SessionContext::new_with_config(SessionConfig::new().with_target_partitions(target_partitions))
-}
-
-async fn plan_of(ctx: &SessionContext, sql: &str) -> String {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    displayable(plan.as_ref()).indent(false).to_string()
 }
 
 /// Runs `sql` on one node and on the cluster with 1–4 partitions; returns the failures.

@@ -16,7 +16,8 @@ const TABLES: [&str; 8] = [
     "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
 ];
 
-fn worker(_: usize) -> Worker {
+/// A worker with DataFusion's defaults, as every test cluster here uses.
+pub(crate) fn worker(_: usize) -> Worker {
     Worker::new(SessionStateBuilder::new().with_default_features().build())
 }
 
@@ -46,6 +47,18 @@ pub(crate) async fn coordinator(
     let ctx = SessionContext::new_with_state(state);
     register_tpch_parquet(&ctx, SCALE, &TABLES).await;
     ctx
+}
+
+/// The physical plan of `sql` on `ctx`, as `EXPLAIN` shows it.
+pub(crate) async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    displayable(plan.as_ref()).indent(false).to_string()
 }
 
 /// The distributed plan of each query, with the data directory's random name taken out.

@@ -360,9 +360,18 @@ fn print_table(options: &Options, repeat: usize, rows: &[Row], out: &mut dyn Wri
     } else {
         "-".into()
     };
+    let shown = |seconds: f64| {
+        if seconds > 0.0 {
+            format!("{seconds:.3} s")
+        } else {
+            "-".to_string()
+        }
+    };
     writeln!(
         out,
-        "total: (1) {one:.3} s, (2) {many:.3} s, (2)/(1) {ratio}; shuffled {:.1} MB",
+        "total: (1) {}, (2) {}, (2)/(1) {ratio}; shuffled {:.1} MB",
+        shown(one),
+        shown(many),
         rows.iter().map(|r| r.bytes).sum::<u64>() as f64 / 1e6
     )?;
     if faults {
