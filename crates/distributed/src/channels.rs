@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
@@ -92,13 +92,9 @@ pub struct ChannelCache {
 #[derive(Debug, Clone)]
 pub struct Down {
     /// When it was first found unreachable.
-    pub since: Instant,
-    /// The same, on the wall clock.
     pub at: SystemTime,
-    /// What failed.
+    /// What failed last (the first failure, then each unanswered probe's).
     pub error: String,
-    /// Probes since, none answered.
-    pub probes: u32,
 }
 
 impl ChannelCache {
@@ -155,10 +151,8 @@ impl ChannelCache {
             let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
             let first = !down.contains_key(url);
             down.entry(url.to_string()).or_insert_with(|| Down {
-                since: Instant::now(),
                 at: SystemTime::now(),
                 error: error.to_string(),
-                probes: 0,
             });
             first
         };
@@ -278,7 +272,6 @@ async fn probe_until_back(
             }
             Err(error) => {
                 if let Some(state) = down.get_mut(&url) {
-                    state.probes += 1;
                     state.error = error;
                 }
             }

@@ -1,23 +1,28 @@
 //! Who is alive: a worker found dead is out of planning at once — it costs at most the query
 //! that found it — and is used again once it answers.
 
-use crate::tpch::{SCALE, coordinator, fan_out, plan_text, worker};
+use crate::tpch::{coordinator, fan_out, plan_text, reference_rows, worker};
 use flotilla_distributed::{ClusterNodes, Distribution, LocalhostCluster, StaticWorkers};
 use flotilla_testkit::compare::assert_same_rows;
-use flotilla_testkit::plans::{tpch_parquet_context, tpch_query};
+use flotilla_testkit::plans::tpch_query;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dead_worker_costs_one_query_at_most_and_is_used_again_when_back() {
-    let cluster = LocalhostCluster::start(2, worker).await.unwrap();
-    // A third node that is down: nothing listens on its port.
+/// A loopback port nothing listens on, and its worker URL: a node that is down.
+fn nobody_listening() -> (u16, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let dead = format!("grpc://127.0.0.1:{port}");
+    (port, format!("grpc://127.0.0.1:{port}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_worker_costs_one_query_at_most_and_is_used_again_when_back() {
+    let cluster = LocalhostCluster::start(2, worker).await.unwrap();
+    // A third node that is down: nothing listens on its port.
+    let (port, dead) = nobody_listening();
     let mut urls = cluster.urls().to_vec();
     urls.push(dead.clone());
     let distribution = Distribution::new(Arc::new(StaticWorkers::new(urls).unwrap()));
@@ -27,14 +32,7 @@ async fn a_dead_worker_costs_one_query_at_most_and_is_used_again_when_back() {
     // would run again without it: see failover.rs).
     ctx.sql("SET distributed.retry = 'none'").await.unwrap();
     let sql = tpch_query(1);
-    let expected = tpch_parquet_context(SCALE)
-        .await
-        .sql(&sql)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let expected = reference_rows(&sql).await;
 
     // The first query is planned on it (nobody knows yet) and fails, naming it.
     assert!(plan_text(&ctx, &sql).await.contains(&dead));
@@ -117,12 +115,7 @@ async fn a_node_that_died_is_left_out_of_the_next_plan_whoever_saw_it() {
     // and so may the coordinator. However the failure reaches the coordinator, it asks the
     // query's workers before returning it, so the next plan leaves the dead node out.
     let cluster = LocalhostCluster::start(2, worker).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = format!("grpc://127.0.0.1:{port}");
+    let (_, dead) = nobody_listening();
     let urls = vec![
         cluster.urls()[0].clone(),
         dead.clone(),

@@ -61,6 +61,18 @@ pub(crate) async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
     displayable(plan.as_ref()).indent(false).to_string()
 }
 
+/// The rows of `sql` on DataFusion alone over the same TPC-H files: the reference.
+pub(crate) async fn reference_rows(sql: &str) -> Vec<datafusion::arrow::array::RecordBatch> {
+    tpch_parquet_context(SCALE)
+        .await
+        .sql(sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+}
+
 /// The distributed plan of each query, with the data directory's random name taken out.
 type Plans = Vec<String>;
 

@@ -44,6 +44,17 @@ pub(crate) async fn fanned_out(config: &Config) -> SessionContext {
     ctx
 }
 
+/// A coordinator in this process over the nodes at `urls`, spreading every stage over all.
+pub(crate) async fn coordinating(urls: &[String]) -> SessionContext {
+    let mut distributed = config();
+    distributed.cluster = Some(ClusterConfig {
+        peers: Peers::Static(urls.to_vec()),
+        tls_root_cert: None,
+        secret_env: None,
+    });
+    fanned_out(&distributed).await
+}
+
 pub(crate) async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
     let plan = ctx
         .sql(sql)
@@ -135,13 +146,7 @@ async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_o
     // Two `flotilla serve` processes are the cluster; this test coordinates.
     let mut nodes: Vec<Served> = (0..2).map(|_| serve_config(&config_text(), &[])).collect();
     let urls: Vec<String> = nodes.iter().map(|node| node.uri.clone()).collect();
-    let mut distributed = config();
-    distributed.cluster = Some(ClusterConfig {
-        peers: Peers::Static(urls.clone()),
-        tls_root_cert: None,
-        secret_env: None,
-    });
-    let coordinator = fanned_out(&distributed).await;
+    let coordinator = coordinating(&urls).await;
     // Not run again on the node left (see the next test): the query fails.
     coordinator
         .sql("SET distributed.retry = 'none'")
@@ -210,13 +215,7 @@ async fn a_query_whose_node_is_killed_runs_again_on_the_nodes_left() {
     // Three `flotilla serve` processes; one is killed (SIGKILL) while a query runs on all.
     let mut nodes: Vec<Served> = (0..3).map(|_| serve_config(&config_text(), &[])).collect();
     let urls: Vec<String> = nodes.iter().map(|node| node.uri.clone()).collect();
-    let mut distributed = config();
-    distributed.cluster = Some(ClusterConfig {
-        peers: Peers::Static(urls.clone()),
-        tls_root_cert: None,
-        secret_env: None,
-    });
-    let coordinator = fanned_out(&distributed).await;
+    let coordinator = coordinating(&urls).await;
     let sql = "SELECT l_suppkey % 10 AS bucket, count(*), sum(o_totalprice) \
                FROM lake.public.lineitem JOIN lake.public.orders ON l_orderkey = o_orderkey \
                JOIN shop.main.customer ON o_custkey = c_custkey \

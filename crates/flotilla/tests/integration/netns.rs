@@ -4,10 +4,9 @@
 //! the node; the next query succeeds; a node that comes back is used again. Needs root (CI runs
 //! as root); without it the tests fail saying so.
 
-use crate::distributed::{config, config_text, fanned_out, plan_text, rows};
+use crate::distributed::{config, config_text, coordinating, plan_text, rows};
 use crate::flightsql::{Served, serve_with};
 use datafusion::prelude::SessionContext;
-use flotilla::config::{ClusterConfig, Peers};
 use flotilla::session::build_context;
 use flotilla_distributed::distributed_exec::queries_run_again;
 use flotilla_testkit::assert_same_rows;
@@ -66,13 +65,7 @@ impl Cluster {
 
     /// A coordinator in this process (its own host) that spreads every stage over all nodes.
     async fn coordinator(&self) -> SessionContext {
-        let mut distributed = config();
-        distributed.cluster = Some(ClusterConfig {
-            peers: Peers::Static(self.urls.clone()),
-            tls_root_cert: None,
-            secret_env: None,
-        });
-        fanned_out(&distributed).await
+        coordinating(&self.urls).await
     }
 }
 
