@@ -35,10 +35,6 @@ KNOWN_CIRCLES = {
     "crates/federation": {"catalog", "exec", "keys", "planner", "split", "sql", "table", "write"},
     "crates/connectors/mysql": {"exec", "source", "write"},
     "crates/connectors/influxdb": {"influxql", "schema"},
-    "crates/distributed": {
-        "channels", "cluster", "codec", "distributed_exec", "exchange", "planner", "results",
-        "session", "stats", "worker",
-    },
 }
 CORE = re.compile(r"^(arrow|parquet|datafusion|sqlparser|object_store|tonic|prost)(-[a-z-]+)? v")
 

@@ -126,7 +126,7 @@ impl ChannelCache {
     }
 
     /// The cluster's shared secret, if there is one (it also signs the result tickets
-    /// clients present to workers, see [`crate::results`]).
+    /// clients present to workers, see the `results` module).
     pub fn secret(&self) -> Option<&str> {
         self.secret.as_ref().and_then(|value| value.to_str().ok())
     }

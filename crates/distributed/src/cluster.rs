@@ -1,7 +1,6 @@
 //! Clusters for tests and examples: workers in this process over in-memory streams, or on
 //! loopback TCP ports.
 
-use arrow_flight::flight_service_server::FlightServiceServer;
 use flotilla_common::{Error, Result};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
@@ -16,18 +15,6 @@ use crate::channels::{ChannelCache, ChannelFactory};
 use crate::discovery::StaticWorkers;
 use crate::session::Distribution;
 use crate::worker::Worker;
-
-/// Largest message a worker or its client accepts (a batch or a plan).
-pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 30;
-
-impl Worker {
-    /// The worker as a tonic service, to serve alone or beside others on one port.
-    pub fn into_service(self) -> FlightServiceServer<Worker> {
-        FlightServiceServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
-    }
-}
 
 /// Workers in this process, reached over in-memory duplex streams (real tonic and Arrow
 /// Flight, no sockets). Their URLs are `grpc://node-<i>.in-process:1`.

@@ -13,7 +13,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use prost::{Message, Oneof};
 use std::sync::Arc;
 
-use crate::exchange::{
+use crate::exec::{
     NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, StageTasks, only_child,
 };
 

@@ -5,50 +5,58 @@
 //! Flight service. Its place in the dependency graph (it may use `flotilla-common`, never
 //! federation or connectors) is checked by `scripts/check-deps.py`. See `docs/distributed.md`.
 //!
-//! - [`planner`]: the stage planner, the last physical optimizer rule: boundaries placed by
-//!   what each operator requires of its inputs ([`planner`]'s `stages`), every plan proven
-//!   before it runs (`check`), and [`SingleNodeExec`] marking a plan kept on one node with the
-//!   reason; [`BroadcastJoinSelection`] for broadcast joins.
-//! - [`options`]: the `distributed.*` session options.
-//! - [`exchange`]: the network operators — shuffle, gather, partition isolation.
-//! - [`distributed_exec`]: [`DistributedExec`], the root that ends a query on its workers and
-//!   runs it again on the live nodes when a worker dies under it.
-//! - [`worker`]: the worker running stage tasks sent as datafusion-proto bytes with the whole
-//!   session configuration; [`execute_remote`] for one-off plans.
-//! - [`results`]: Flight SQL endpoints that let clients read a query's rows from the workers
-//!   of its last stage, with tickets signed by the cluster secret.
-//! - [`codec`]: the codec for Flotilla's operators, wrapping the user's.
+//! The modules, from the bottom up (no two import each other; `scripts/check-deps.py` checks):
+//!
+//! - [`options`]: the `distributed.*` session options; [`stats`]: per-stage figures for
+//!   `EXPLAIN ANALYZE`.
+//! - [`protocol`]: what travels between nodes — task tickets in their envelopes, the session
+//!   configuration as entries, stage reports, action names, the message limit.
 //! - [`discovery`]: where the workers are — a static list, every address of a DNS name
 //!   (Kubernetes headless services), or a file re-read when it changes.
 //! - [`channels`]: one cached tonic channel per worker, made by a [`ChannelFactory`] (the hook
 //!   for custom TLS and interceptors); who is alive — workers found unreachable are left out of
 //!   plans at once and probed until they answer again.
+//! - [`client`]: asking a worker for a task's rows (a quiet stream checks its worker is still
+//!   reachable), ending a query on its workers; [`execute_remote`] for one-off plans.
+//! - [`exec`]: the operators, one per file — [`NetworkShuffleExec`], [`NetworkCoalesceExec`],
+//!   [`PartitionIsolatorExec`], and [`DistributedExec`], the root that ends a query on its
+//!   workers and runs it again on the live nodes when a worker dies under it.
+//! - [`codec`]: the codec for Flotilla's operators, wrapping the user's.
+//! - [`planner`]: the stage planner, the last physical optimizer rule: boundaries placed by
+//!   what each operator requires of its inputs (`planner/stages.rs`), every plan proven
+//!   before it runs (`planner/check.rs`), and [`SingleNodeExec`] marking a plan kept on one
+//!   node with the reason; [`BroadcastJoinSelection`] for broadcast joins.
+//! - [`results`]: Flight SQL endpoints that let clients read a query's rows from the workers
+//!   of its last stage, with tickets signed by the cluster secret.
+//! - [`worker`]: the server — a [`Worker`] runs stage tasks sent as datafusion-proto bytes
+//!   with the whole session configuration.
 //! - [`nodes`]: the cluster as a table ([`ClusterNodes`], `flotilla.cluster.nodes`).
 //! - [`session`]: the builder extension; [`cluster`]: in-process and localhost clusters (whose
-//!   workers tests can kill and restart); [`stats`]: per-stage figures for `EXPLAIN ANALYZE`.
+//!   workers tests can kill and restart).
 
 pub mod channels;
+pub mod client;
 pub mod cluster;
 pub mod codec;
 pub mod discovery;
-pub mod distributed_exec;
-pub mod exchange;
+pub mod exec;
 pub mod nodes;
 pub mod options;
 pub mod planner;
+pub mod protocol;
 pub mod results;
 pub mod session;
 pub mod stats;
 pub mod worker;
 
 pub use channels::{ChannelCache, ChannelFactory, DefaultChannels};
+pub use client::execute_remote;
 pub use cluster::{InProcessCluster, LocalhostCluster};
 pub use codec::DistributedCodec;
 pub use discovery::{DnsWorkers, FileWorkers, StaticWorkers, WorkerDiscovery, check_worker_url};
-pub use distributed_exec::{Attempt, DistributedExec, Replan};
-pub use exchange::{
-    NetworkCoalesceExec, NetworkContext, NetworkShuffleExec, PartitionIsolatorExec, StageTasks,
-    TaskIndex,
+pub use exec::{
+    Attempt, DistributedExec, NetworkCoalesceExec, NetworkContext, NetworkShuffleExec,
+    PartitionIsolatorExec, Replan, StageTasks, TaskIndex, queries_run_again,
 };
 pub use nodes::ClusterNodes;
 pub use options::{Compression, DistributedOptions, Retry};
@@ -56,4 +64,4 @@ pub use planner::broadcast::BroadcastJoinSelection;
 pub use planner::{DistributedPlanner, SingleNodeExec};
 pub use results::{ResultEndpoint, is_result_ticket, result_endpoints};
 pub use session::{DistributedSessionStateBuilder, Distribution};
-pub use worker::{Worker, execute_remote};
+pub use worker::Worker;

@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::channels::ChannelCache;
 use crate::discovery::WorkerDiscovery;
-use crate::worker::STATUS_ACTION;
+use crate::protocol::STATUS_ACTION;
 
 /// How long a node may take to say how many tasks it runs (a busy node answers late).
 const STATUS_TIMEOUT: Duration = Duration::from_secs(3);

@@ -17,14 +17,11 @@
 //! issued the ticket. Without a secret the cluster is open anyway (any caller may send tasks).
 //!
 //! A result stream dropped before its end (the client went away or cancelled) ends the query on
-//! every worker, like dropping a [`crate::DistributedExec`] does.
+//! every worker, like dropping a `DistributedExec` does.
 
-use arrow_flight::Action;
-use arrow_flight::flight_service_client::FlightServiceClient;
 use datafusion::common::Result as DfResult;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use flotilla_common::{Error, ErrorKind, Result};
 use hmac::{Hmac, KeyInit, Mac};
 use prost::Message;
@@ -32,10 +29,8 @@ use sha2::Sha256;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::channels::ChannelCache;
-use crate::distributed_exec::DistributedExec;
-use crate::exchange::{NetworkCoalesceExec, NetworkContext};
-use crate::worker::{END_QUERY_ACTION, Envelope, TaskTicket, config_entries};
+use crate::exec::{DistributedExec, NetworkContext};
+use crate::protocol::{Envelope, TaskTicket, config_entries};
 
 /// The type of a result ticket inside its envelope.
 pub const RESULT_TICKET_TYPE: &str = "type.googleapis.com/flotilla.distributed.ResultTicket";
@@ -150,21 +145,6 @@ pub fn is_result_ticket(bytes: &[u8]) -> bool {
     Envelope::decode(bytes).is_ok_and(|envelope| envelope.type_url == RESULT_TICKET_TYPE)
 }
 
-/// The gather whose tasks Flight SQL clients read from, when `root` allows it and nothing but
-/// the gather is left above the last stage.
-pub(crate) fn client_gather(root: &DistributedExec) -> Option<&NetworkCoalesceExec> {
-    if !root.results_from_workers() {
-        return None;
-    }
-    let mut below = root.children().into_iter().next()?;
-    if let Some(coalesce) = below.downcast_ref::<CoalescePartitionsExec>()
-        && coalesce.fetch().is_none()
-    {
-        below = coalesce.children().into_iter().next()?;
-    }
-    below.downcast_ref::<NetworkCoalesceExec>()
-}
-
 /// Endpoints reading `plan`'s rows from the workers of its last stage, one per task, when the
 /// plan qualifies (see the module documentation; `EXPLAIN` shows
 /// `flight_sql_results_from=[…]` on its `DistributedExec`); `None` otherwise (read them where
@@ -183,7 +163,7 @@ pub fn result_endpoints(
     ) else {
         return Ok(None);
     };
-    let Some(gather) = client_gather(root) else {
+    let Some(gather) = root.client_gather() else {
         return Ok(None);
     };
     let stage = gather.stage();
@@ -215,29 +195,3 @@ pub fn result_endpoints(
     }
     Ok(Some(endpoints))
 }
-
-/// Tells every worker in `workers` that `query` is over (without waiting for their answers).
-pub(crate) fn end_query(channels: &Arc<ChannelCache>, query: &str, workers: &[String]) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let calls: Vec<_> = workers
-        .iter()
-        .filter_map(|worker| channels.get(worker).ok())
-        .map(|channel| {
-            let action = channels.request(Action::new(
-                END_QUERY_ACTION,
-                query.to_string().into_bytes(),
-            ));
-            async move {
-                let mut client = FlightServiceClient::new(channel);
-                // A worker that is gone has nothing left to stop.
-                let _ = tokio::time::timeout(END_QUERY_TIMEOUT, client.do_action(action)).await;
-            }
-        })
-        .collect();
-    runtime.spawn(futures::future::join_all(calls));
-}
-
-/// How long a node waits for a worker to acknowledge the end of a query.
-const END_QUERY_TIMEOUT: Duration = Duration::from_secs(5);

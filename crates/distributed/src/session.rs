@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::channels::{ChannelCache, ChannelFactory, DefaultChannels};
 use crate::codec::DistributedCodec;
 use crate::discovery::WorkerDiscovery;
-use crate::exchange::NetworkContext;
+use crate::exec::NetworkContext;
 use crate::options::DistributedOptions;
 use crate::planner::DistributedPlanner;
 use crate::planner::broadcast::BroadcastJoinSelection;

@@ -17,8 +17,7 @@
 
 use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
-use arrow_flight::flight_service_client::FlightServiceClient;
-use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
@@ -28,137 +27,41 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::config::ConfigOptions;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::stream::{
-    RecordBatchReceiverStreamBuilder, RecordBatchStreamAdapter,
-};
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionConfig;
-use datafusion_proto::bytes::{
-    physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
-};
+use datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
 use flotilla_common::{Error, ErrorKind, Result};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use prost::Message;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 use crate::channels::{ChannelCache, DefaultChannels};
+use crate::client::end_query;
 use crate::codec::DistributedCodec;
-use crate::exchange::{LocalWorker, NetworkContext, TaskIndex};
+use crate::exec::{LocalTasks, LocalWorker, NetworkContext, OnEnd, Reported, TaskIndex};
 use crate::options::{COMPRESSION, Compression, DistributedOptions};
+use crate::protocol::{
+    END_QUERY_ACTION, MAX_MESSAGE_BYTES, STATUS_ACTION, TaskTicket, report_message,
+};
 use crate::results::{ResultTicket, is_result_ticket};
-use crate::stats::{Recorder, Reported, StageFigures, StageReport};
+use crate::stats::{StageFigures, StageReport};
 use tonic::{Request, Response, Status, Streaming};
 
-/// What a worker is asked to run.
-#[derive(Clone, PartialEq, Message)]
-pub struct TaskTicket {
-    /// The physical plan, as datafusion-proto bytes.
-    #[prost(bytes = "vec", tag = "1")]
-    pub plan: Vec<u8>,
-    /// The session configuration: every option as key and value.
-    #[prost(message, repeated, tag = "2")]
-    pub config: Vec<ConfigEntry>,
-    /// The output partition of the plan to run.
-    #[prost(uint32, tag = "3")]
-    pub partition: u32,
-    /// For a task of a stage: the query it belongs to. Every partition of one task runs on one
-    /// instance of its plan (a shuffle's repartition serves all its consumers), kept by the
-    /// worker until each partition has been asked for. Empty: a one-off plan.
-    #[prost(string, tag = "4")]
-    pub query: String,
-    /// The stage of the query.
-    #[prost(uint32, tag = "5")]
-    pub stage: u32,
-    /// Which task of the stage this is, and how many the stage has.
-    #[prost(uint32, tag = "6")]
-    pub task: u32,
-    #[prost(uint32, tag = "7")]
-    pub tasks: u32,
-}
-
-/// The type of a task ticket inside its envelope.
-pub const TASK_TICKET_TYPE: &str = "type.googleapis.com/flotilla.distributed.TaskTicket";
-
-/// What a ticket travels in: the wire format of `google.protobuf.Any`, as Flight SQL tickets
-/// are, so a node serving Flight SQL and a worker on one port tells them apart by type.
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct Envelope {
-    #[prost(string, tag = "1")]
-    pub type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
-}
-
-impl TaskTicket {
-    /// The ticket's bytes, in its envelope.
-    pub fn seal(&self) -> Vec<u8> {
-        Envelope {
-            type_url: TASK_TICKET_TYPE.to_string(),
-            value: self.encode_to_vec(),
-        }
-        .encode_to_vec()
+impl Worker {
+    /// The worker as a tonic service, to serve alone or beside others on one port.
+    pub fn into_service(self) -> FlightServiceServer<Worker> {
+        FlightServiceServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
-
-    /// The ticket in `bytes`, made by [`Self::seal`].
-    ///
-    /// # Errors
-    /// When `bytes` is not a sealed task ticket.
-    pub fn open(bytes: &[u8]) -> Result<Self> {
-        let envelope = Envelope::decode(bytes)
-            .ok()
-            .filter(|envelope| envelope.type_url == TASK_TICKET_TYPE)
-            .ok_or_else(|| Error::invalid("not a task ticket"))?;
-        TaskTicket::decode(envelope.value.as_slice())
-            .map_err(|e| Error::invalid(format!("not a task ticket: {e}")))
-    }
-}
-
-/// One configuration option.
-#[derive(Clone, PartialEq, Message)]
-pub struct ConfigEntry {
-    #[prost(string, tag = "1")]
-    pub key: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
-}
-
-/// Every set option of `config`, `datafusion.*` and registered extensions alike, each under
-/// the full key `SET` takes (extensions list their keys with or without their prefix).
-pub fn config_entries(config: &ConfigOptions) -> Vec<ConfigEntry> {
-    let own = config
-        .entries()
-        .into_iter()
-        .filter(|entry| entry.key.starts_with("datafusion."))
-        .filter_map(|entry| {
-            Some(ConfigEntry {
-                value: entry.value?,
-                key: entry.key,
-            })
-        });
-    let extensions = config.extensions.iter().flat_map(|(prefix, extension)| {
-        extension.entries().into_iter().filter_map(move |entry| {
-            let key = if entry.key.starts_with(&format!("{prefix}.")) {
-                entry.key
-            } else {
-                format!("{prefix}.{}", entry.key)
-            };
-            Some(ConfigEntry {
-                value: entry.value?,
-                key,
-            })
-        })
-    });
-    own.chain(extensions).collect()
 }
 
 /// `config` for a session made from an existing one: DataFusion must not create the default
@@ -174,13 +77,6 @@ fn keeping_catalogs(mut config: SessionConfig) -> SessionConfig {
 /// How long a stage task's plan is kept for partitions nobody has asked for yet, and how long
 /// an ended query is remembered (so late requests of it are refused, not started).
 const IDLE_TASK_LIMIT: Duration = Duration::from_secs(300);
-
-/// The action a coordinator sends when a query is over (finished, failed or dropped).
-pub const END_QUERY_ACTION: &str = "flotilla.end_query";
-
-/// The action that asks a worker how many stage tasks it runs (the answer's body: the number,
-/// as text).
-pub const STATUS_ACTION: &str = "flotilla.status";
 
 /// Runs tasks sent by coordinators.
 #[derive(Debug, Clone)]
@@ -307,7 +203,7 @@ impl Worker {
         state.config_mut().set_extension(Arc::new(NetworkContext {
             local: Some(LocalWorker {
                 url,
-                worker: self.clone(),
+                tasks: Arc::new(self.clone()),
             }),
             ..(*network).clone()
         }));
@@ -331,7 +227,7 @@ impl Worker {
         }
         let ticket = ResultTicket::open(bytes, self.channels.secret())?;
         if let Some(task) = &ticket.task {
-            crate::results::end_query(&self.channels, &task.query, &ticket.workers);
+            end_query(&self.channels, &task.query, &ticket.workers);
         }
         Ok(true)
     }
@@ -403,7 +299,7 @@ impl Worker {
             codec: Arc::clone(&self.codec),
             local: self.address.clone().map(|url| LocalWorker {
                 url,
-                worker: self.clone(),
+                tasks: Arc::new(self.clone()) as Arc<dyn LocalTasks>,
             }),
         }));
         Ok(SessionStateBuilder::new_from_existing(self.base.clone())
@@ -607,6 +503,12 @@ impl Worker {
     }
 }
 
+impl LocalTasks for Worker {
+    fn serve(&self, ticket: TaskTicket, on_end: OnEnd) -> Result<SendableRecordBatchStream> {
+        Worker::serve(self, ticket, on_end)
+    }
+}
+
 /// Runs one partition of a stage task, reporting to `on_end`.
 fn run_partition(
     task: Arc<Harvest>,
@@ -658,7 +560,7 @@ impl futures::Stream for EndsUnlessFinished {
             std::task::Poll::Ready(None) => self.settled = true,
             // A failed stream may still end; the query is over all the same.
             std::task::Poll::Ready(Some(Err(_))) => {
-                crate::results::end_query(&self.channels, &self.query, &self.workers);
+                end_query(&self.channels, &self.query, &self.workers);
                 self.settled = true;
             }
             _ => {}
@@ -670,13 +572,10 @@ impl futures::Stream for EndsUnlessFinished {
 impl Drop for EndsUnlessFinished {
     fn drop(&mut self) {
         if !self.settled {
-            crate::results::end_query(&self.channels, &self.query, &self.workers);
+            end_query(&self.channels, &self.query, &self.workers);
         }
     }
 }
-
-/// What receives a stage task stream's report.
-pub(crate) type OnEnd = Box<dyn FnOnce(StageReport) + Send>;
 
 /// A stage task partition's stream: keeps the task's plan (and its metrics) alive until it
 /// ends, then reports its figures and those of the stages below since the task's last report.
@@ -874,34 +773,6 @@ impl FlightService for Worker {
     }
 }
 
-/// Runs partition `partition` of `plan` on the worker behind `channel` under `config`, and
-/// streams its batches (with `plan`'s schema). Errors of the worker come back as DataFusion
-/// errors naming `worker`.
-///
-/// # Errors
-/// When `plan` cannot be encoded with `codec`, or the worker cannot be reached or refuses the task.
-pub async fn execute_remote(
-    channel: Channel,
-    worker: &str,
-    plan: Arc<dyn ExecutionPlan>,
-    config: &ConfigOptions,
-    partition: usize,
-    codec: &dyn PhysicalExtensionCodec,
-) -> Result<SendableRecordBatchStream> {
-    let schema: SchemaRef = plan.schema();
-    let bytes = physical_plan_to_bytes_with_extension_codec(plan, codec)
-        .map_err(|e| Error::invalid(format!("cannot encode the plan for {worker}: {e}")))?;
-    let ticket = TaskTicket {
-        plan: bytes.to_vec(),
-        config: config_entries(config),
-        partition: u32::try_from(partition)
-            .map_err(|_| Error::invalid(format!("partition {partition} is too large")))?,
-        ..TaskTicket::default()
-    };
-    let batches = fetch(channel, worker.to_string(), ticket, None, None).await?;
-    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
-}
-
 /// How the task's batches are written: compressed as its `distributed.compression` says.
 fn ipc_options(ticket: &TaskTicket) -> Result<IpcWriteOptions> {
     let key = format!("distributed.{COMPRESSION}");
@@ -915,172 +786,4 @@ fn ipc_options(ticket: &TaskTicket) -> Result<IpcWriteOptions> {
     IpcWriteOptions::default()
         .try_with_compression(compression.ipc())
         .map_err(|e| Error::internal(format!("IPC compression {}: {e}", compression.name())))
-}
-
-/// The message carrying a stage task stream's report: no Arrow IPC, the report in
-/// `app_metadata`.
-fn report_message(report: &StageReport) -> FlightData {
-    FlightData {
-        app_metadata: report.encode_to_vec().into(),
-        ..FlightData::default()
-    }
-}
-
-/// The report `data` carries, if it is a report message.
-fn stage_report(data: &FlightData) -> Option<StageReport> {
-    if !data.data_header.is_empty() || data.app_metadata.is_empty() {
-        return None;
-    }
-    StageReport::decode(data.app_metadata.as_ref()).ok()
-}
-
-/// Whether `status` says the worker could not be reached or its connection broke, rather
-/// than being an answer of the worker (say, a database of its failing): tonic gives the
-/// statuses it makes from transport errors a source; those read off the wire have none.
-pub(crate) fn unreachable(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
-    ) && std::error::Error::source(status).is_some()
-}
-
-/// Sends `ticket` to the worker behind `channel` and streams the batches it answers with;
-/// errors name `worker`.
-pub(crate) async fn fetch(
-    channel: Channel,
-    worker: String,
-    ticket: TaskTicket,
-    channels: Option<Arc<ChannelCache>>,
-    recorder: Option<Recorder>,
-) -> Result<BoxStream<'static, DfResult<RecordBatch>>> {
-    let request = match &channels {
-        Some(channels) => channels.request(Ticket::new(ticket.seal())),
-        None => Request::new(Ticket::new(ticket.seal())),
-    };
-    let cache = channels.clone();
-    let named = move |status: Status, worker: &str| {
-        if !unreachable(&status) {
-            return Error::new(
-                ErrorKind::from_grpc_code(status.code()),
-                format!("worker {worker}: {}", status.message()),
-            );
-        }
-        if let Some(channels) = &channels {
-            channels.mark_down(worker, status.message());
-        }
-        Error::unavailable(format!(
-            "worker {worker} is unreachable: {}",
-            status.message()
-        ))
-    };
-    let call = |channel: Channel, request: Request<Ticket>| async move {
-        FlightServiceClient::new(channel)
-            .max_decoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(crate::cluster::MAX_MESSAGE_BYTES)
-            .do_get(request)
-            .await
-    };
-    let retry_request = Request::new(request.get_ref().clone());
-    let retry_metadata = request.metadata().clone();
-    let response = match call(channel, request).await {
-        Ok(response) => response,
-        // A cached channel whose last connect failed (its worker was down, and may be back)
-        // fails its next call without trying: try once more on a fresh channel.
-        Err(status) if unreachable(&status) && cache.is_some() => {
-            let fresh = cache.as_ref().map(|channels| {
-                channels.forget(&worker);
-                channels.get(&worker)
-            });
-            match fresh {
-                Some(Ok(fresh)) => {
-                    let mut again = retry_request;
-                    *again.metadata_mut() = retry_metadata;
-                    call(fresh, again)
-                        .await
-                        .map_err(|status| named(status, &worker))?
-                }
-                _ => return Err(named(status, &worker)),
-            }
-        }
-        Err(status) => return Err(named(status, &worker)),
-    };
-    if let Some(channels) = &cache {
-        channels.saw(&worker);
-    }
-    let worker_name = worker.clone();
-    let data = response
-        .into_inner()
-        .map_err(FlightError::from)
-        .try_filter(move |data| {
-            let report = stage_report(data);
-            if let (Some(report), Some(recorder)) = (&report, &recorder) {
-                recorder.record(report);
-            }
-            futures::future::ready(report.is_none())
-        });
-    let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
-        .map_err(move |e| {
-            let error = match e {
-                FlightError::Tonic(status) => named(*status, &worker),
-                other => Error::unavailable(format!("worker {worker}: {other}")),
-            };
-            error.into_datafusion()
-        });
-    Ok(match cache {
-        Some(channels) => watched(batches.boxed(), channels, worker_name),
-        None => batches.boxed(),
-    })
-}
-
-/// How long a stream from a worker may stay quiet before the worker is asked whether it is
-/// still reachable.
-const QUIET_PROBE: Duration = Duration::from_secs(1);
-
-/// `batches` from `worker`, failing — and marking the worker down — when the stream has been
-/// quiet for a second and the worker cannot be reached any more (a cut link or a frozen host
-/// sends no reset: without this, only HTTP/2 keep-alive would notice, after ~30 s).
-fn watched(
-    batches: BoxStream<'static, DfResult<RecordBatch>>,
-    channels: Arc<ChannelCache>,
-    worker: String,
-) -> BoxStream<'static, DfResult<RecordBatch>> {
-    futures::stream::unfold(Some(batches), move |state| {
-        let (channels, worker) = (Arc::clone(&channels), worker.clone());
-        async move {
-            let mut batches = state?;
-            loop {
-                match tokio::time::timeout(QUIET_PROBE, batches.next()).await {
-                    Ok(Some(item)) => return Some((item, Some(batches))),
-                    Ok(None) => return None,
-                    Err(_) => {
-                        if let Err(error) = channels.reachable(&worker).await {
-                            channels.mark_down(&worker, &error);
-                            let error = Error::unavailable(format!(
-                                "worker {worker} is unreachable: {error}"
-                            ));
-                            return Some((Err(error.into_datafusion()), None));
-                        }
-                    }
-                }
-            }
-        }
-    })
-    .boxed()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_transport_failures_make_a_worker_unreachable() {
-        // What a worker answers when its database is down is not about the worker.
-        let answered = Status::unavailable("source 'pg': connection refused");
-        assert!(!unreachable(&answered));
-        let broken = Status::from_error(Box::new(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "connection reset by peer",
-        )));
-        assert!(unreachable(&broken), "{broken:?}");
-    }
 }

@@ -15,7 +15,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use flotilla_common::{Error, Result};
 use flotilla_distributed::Worker;
-use flotilla_distributed::worker::{END_QUERY_ACTION, STATUS_ACTION};
+use flotilla_distributed::protocol::{END_QUERY_ACTION, STATUS_ACTION};
 use flotilla_flightsql::{FlightFallback, FlightSqlServer, SessionLimits, SharedCatalogs, User};
 use futures::stream::BoxStream;
 use std::sync::Arc;

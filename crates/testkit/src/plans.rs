@@ -4,15 +4,24 @@ use crate::reaper;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use flotilla_tpch::{Format, GenerateOptions, Table};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// The TPC-H query `n` (1–22) from `tests/tpch/queries`.
+/// The TPC-H query `n` (1–22) from `tests/tpch/queries`, compiled in: a build cache shared
+/// between clones at other paths keeps no path to a clone that may be gone.
 pub fn tpch_query(n: usize) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/tpch/queries")
-        .join(format!("q{n}.sql"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    macro_rules! queries {
+        ($($n:literal),*) => {
+            [$(include_str!(concat!("../../../tests/tpch/queries/q", $n, ".sql"))),*]
+        };
+    }
+    const QUERIES: [&str; 22] = queries!(
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22
+    );
+    match QUERIES.get(n.wrapping_sub(1)) {
+        Some(sql) => (*sql).to_string(),
+        None => panic!("TPC-H has queries 1 to 22, not {n}"),
+    }
 }
 
 /// A directory with `<table>.parquet` for TPC-H at `scale`, generated once per test binary.

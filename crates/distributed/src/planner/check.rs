@@ -54,8 +54,8 @@ use datafusion::prelude::JoinType;
 use std::sync::Arc;
 
 use super::pinned_here;
-use crate::distributed_exec::DistributedExec;
-use crate::exchange::{NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec};
+use crate::exec::DistributedExec;
+use crate::exec::{NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec};
 
 /// Where a node's output lives across the tasks of its stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -42,8 +42,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::channels::ChannelCache;
 use crate::discovery::WorkerDiscovery;
-use crate::distributed_exec::{Attempt, DistributedExec, Replan};
-use crate::exchange::{NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, warm};
+use crate::exec::{Attempt, DistributedExec, Replan};
+use crate::exec::{NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, warm};
 use crate::options::{DistributedOptions, Retry};
 
 /// The physical optimizer rule that distributes plans over the workers `discovery` finds.
@@ -148,7 +148,7 @@ impl DistributedPlanner {
     }
 }
 
-/// Plans a query again over the workers alive now (see [`crate::distributed_exec`]).
+/// Plans a query again over the workers alive now (see [`DistributedExec`]).
 #[derive(Debug)]
 struct Replanner {
     /// The plan as DataFusion made it, before any stage was cut.

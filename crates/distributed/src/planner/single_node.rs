@@ -13,7 +13,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use std::fmt;
 use std::sync::Arc;
 
-use crate::exchange::only_child;
+use crate::exec::only_child;
 
 /// Runs its input where it was planned; says why it was not distributed.
 #[derive(Debug)]

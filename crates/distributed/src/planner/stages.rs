@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 use super::check::{Kind, collected_join, keyed_on, kind};
 use super::{leaf_bytes, pinned_here};
-use crate::exchange::{NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, StageTasks};
+use crate::exec::{NetworkCoalesceExec, NetworkShuffleExec, PartitionIsolatorExec, StageTasks};
 use crate::options::{DistributedOptions, Retry};
 
 /// What a part of a stage, built so far, needs and gives.
@@ -131,7 +131,7 @@ impl<'a> StagePlanner<'a> {
         &mut self,
         plan: Arc<dyn ExecutionPlan>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // A query that may run again must come out of one stream (see `distributed_exec`).
+        // A query that may run again must come out of one stream (see `DistributedExec`).
         let one_partition =
             plan.output_partitioning().partition_count() == 1 || self.options.retry == Retry::Query;
         let (root, part) = self.part(plan)?;

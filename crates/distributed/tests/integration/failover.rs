@@ -6,7 +6,7 @@
 use crate::tpch::{SCALE, coordinator, fan_out, plan_text, reference_rows, worker};
 use datafusion::prelude::SessionContext;
 use flotilla_distributed::LocalhostCluster;
-use flotilla_distributed::distributed_exec::queries_run_again;
+use flotilla_distributed::queries_run_again;
 use flotilla_testkit::compare::compare_batches;
 use flotilla_testkit::fuzz::Rng;
 use flotilla_testkit::plans::{tpch_parquet_context, tpch_query};

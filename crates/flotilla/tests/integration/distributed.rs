@@ -223,7 +223,7 @@ async fn a_query_whose_node_is_killed_runs_again_on_the_nodes_left() {
     let expected = rows(&build_context(&config()).await.unwrap(), sql).await;
     let text = plan_text(&coordinator, sql).await;
     assert!(urls.iter().all(|url| text.contains(url.as_str())), "{text}");
-    let before = flotilla_distributed::distributed_exec::queries_run_again();
+    let before = flotilla_distributed::queries_run_again();
     let running = {
         let ctx = coordinator.clone();
         tokio::spawn(async move { ctx.sql(sql).await?.collect().await })
@@ -238,7 +238,7 @@ async fn a_query_whose_node_is_killed_runs_again_on_the_nodes_left() {
     assert_same_rows(&expected, &actual, true);
     if was_running {
         assert!(
-            flotilla_distributed::distributed_exec::queries_run_again() > before,
+            flotilla_distributed::queries_run_again() > before,
             "the query was running when its node died, yet did not run again"
         );
     }
@@ -307,7 +307,7 @@ async fn task_call(uri: &str, metadata: &[(&'static str, String)]) -> tonic::Sta
         .connect()
         .await
         .unwrap();
-    let ticket = flotilla_distributed::worker::TaskTicket {
+    let ticket = flotilla_distributed::protocol::TaskTicket {
         plan: b"not a plan".to_vec(),
         query: "q".into(),
         ..Default::default()

@@ -16,6 +16,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
@@ -26,7 +27,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::exchange::{NetworkContext, only_child};
+use super::{NetworkCoalesceExec, NetworkContext, only_child};
+use crate::client::end_query;
 
 /// Queries this process ran again because a worker died under them.
 static RUN_AGAIN: AtomicU64 = AtomicU64::new(0);
@@ -68,7 +70,7 @@ pub struct DistributedExec {
     query: String,
     workers: Vec<String>,
     /// Flight SQL clients may read the rows from the last stage's workers (when the plan
-    /// only gathers there; see [`crate::results`]).
+    /// only gathers there; see the `results` module).
     results_from_workers: bool,
     /// Plans the query again when a worker dies under it, up to this many runs in all.
     retry: Option<(Arc<dyn Replan>, usize)>,
@@ -116,6 +118,21 @@ impl DistributedExec {
     /// [`Self::with_results_from_workers`]).
     pub fn results_from_workers(&self) -> bool {
         self.results_from_workers
+    }
+
+    /// The gather whose tasks Flight SQL clients read from, when this plan allows it and
+    /// nothing but the gather is left above the last stage.
+    pub fn client_gather(&self) -> Option<&NetworkCoalesceExec> {
+        if !self.results_from_workers {
+            return None;
+        }
+        let mut below = self.children().into_iter().next()?;
+        if let Some(coalesce) = below.downcast_ref::<CoalescePartitionsExec>()
+            && coalesce.fetch().is_none()
+        {
+            below = coalesce.children().into_iter().next()?;
+        }
+        below.downcast_ref::<NetworkCoalesceExec>()
     }
 
     pub fn query(&self) -> &str {
@@ -167,14 +184,14 @@ struct EndQuery {
 
 impl Drop for EndQuery {
     fn drop(&mut self) {
-        crate::results::end_query(&self.network.channels, &self.query, &self.workers);
+        end_query(&self.network.channels, &self.query, &self.workers);
     }
 }
 
 impl DisplayAs for DistributedExec {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "DistributedExec: workers=[{}]", self.workers.join(", "))?;
-        if let Some(gather) = crate::results::client_gather(self) {
+        if let Some(gather) = self.client_gather() {
             write!(
                 f,
                 ", flight_sql_results_from=[{}]",
