@@ -2,18 +2,64 @@
 //!
 //! DataFusion routes `SET <prefix>.<key> = <value>` to the extension registered under the first
 //! word of the key, so this extension owns the whole `flotilla` prefix and answers to
-//! `federation.pushdown` and `federation.join_key_pushdown`.
+//! `federation.pushdown`, `federation.join_key_pushdown` and `federation.partition_rows`.
 
 use datafusion::common::{Result, plan_err};
 use datafusion::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use std::any::Any;
+use std::fmt;
+use std::str::FromStr;
+
+/// `flotilla.federation.pushdown`: how much of a query goes into its databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pushdown {
+    /// Every sub-plan a database can run whole goes to it (the largest possible).
+    All,
+    /// Per sub-plan, whichever is estimated faster: running it in the database, or reading its
+    /// inputs and running it here (see the `cost` module).
+    #[default]
+    Cost,
+    /// Only scans go to the databases (with their columns, exact filters and limit); joins,
+    /// aggregates and the rest run here.
+    None,
+}
+
+impl Pushdown {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Cost => "cost",
+            Self::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for Pushdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Pushdown {
+    type Err = String;
+
+    /// `all`, `cost` or `none`; `true` and `false` (what the option took before it had three
+    /// values) mean `all` and `none`.
+    fn from_str(value: &str) -> std::result::Result<Self, Self::Err> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "all" | "true" | "on" => Ok(Self::All),
+            "cost" => Ok(Self::Cost),
+            "none" | "false" | "off" => Ok(Self::None),
+            other => Err(format!("takes all, cost or none, not '{other}'")),
+        }
+    }
+}
 
 /// `flotilla.*` session options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FederationConfig {
-    /// `flotilla.federation.pushdown`: push sub-plans down to the sources. `false` reads every
-    /// remote table whole and leaves all the work to DataFusion (for comparison and debugging).
-    pub pushdown: bool,
+    /// `flotilla.federation.pushdown`: `all`, `cost` (the default) or `none` (see [`Pushdown`]).
+    pub pushdown: Pushdown,
     /// `flotilla.federation.join_key_pushdown`: when a hash join has built its (small) side, send
     /// its join keys to the other side's database as `key IN (…)` and a key range, added to
     /// that side's SQL. The keys come from DataFusion's join dynamic filter, so its bounds
@@ -30,9 +76,19 @@ pub struct FederationConfig {
 impl Default for FederationConfig {
     fn default() -> Self {
         Self {
-            pushdown: true,
+            pushdown: Pushdown::Cost,
             join_key_pushdown: true,
             partition_rows: 500_000,
+        }
+    }
+}
+
+impl FederationConfig {
+    /// The default options, pushing `pushdown`.
+    pub fn pushing(pushdown: Pushdown) -> Self {
+        Self {
+            pushdown,
+            ..Self::default()
         }
     }
 }
@@ -60,7 +116,10 @@ impl ExtensionOptions for FederationConfig {
 
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
-            PUSHDOWN_KEY => self.pushdown = boolean(key, value)?,
+            PUSHDOWN_KEY => match value.parse() {
+                Ok(pushdown) => self.pushdown = pushdown,
+                Err(e) => return plan_err!("flotilla.{key} {e}"),
+            },
             JOIN_KEY_PUSHDOWN_KEY => self.join_key_pushdown = boolean(key, value)?,
             PARTITION_ROWS_KEY => {
                 self.partition_rows = flotilla_common::options::count(
@@ -84,7 +143,9 @@ impl ExtensionOptions for FederationConfig {
             ConfigEntry {
                 key: format!("flotilla.{PUSHDOWN_KEY}"),
                 value: Some(self.pushdown.to_string()),
-                description: "Push sub-plans down to the sources; false reads remote tables whole.",
+                description: "How much of a query goes into its databases: all (every sub-plan \
+                              a database can run), cost (per sub-plan, whichever is estimated \
+                              faster) or none (scans only).",
             },
             ConfigEntry {
                 key: format!("flotilla.{JOIN_KEY_PUSHDOWN_KEY}"),
@@ -100,6 +161,15 @@ impl ExtensionOptions for FederationConfig {
             },
         ]
     }
+}
+
+/// Whether `flotilla.federation.pushdown` pushes more than scans in a session with `options`.
+pub(crate) fn pushdown_enabled(options: &datafusion::config::ConfigOptions) -> bool {
+    options
+        .extensions
+        .get::<FederationConfig>()
+        .map_or(Pushdown::default(), |c| c.pushdown)
+        != Pushdown::None
 }
 
 impl ConfigExtension for FederationConfig {

@@ -128,6 +128,22 @@ pub trait Dialect: Debug + Send + Sync {
         false
     }
 
+    /// A statement reading about `rows` rows spread over the whole of `table` (quoted, with its
+    /// schema) with `columns` (quoted, comma-separated), cheaply: the cost-based cut measures
+    /// the share of rows a scan's conditions keep on them. `None`: no cheap way (the cut then
+    /// guesses per kind of condition).
+    fn sample_sql(&self, table: &str, columns: &str, rows: usize) -> Option<String> {
+        let _ = (table, columns, rows);
+        None
+    }
+
+    /// What the database's engine does fast and slow, for the cost-based cut
+    /// (`flotilla.federation.pushdown = cost`). Default: a server engine with hash joins and
+    /// hash aggregation, where running a sub-plan is cheap next to sending its inputs.
+    fn costs(&self) -> EngineCosts {
+        EngineCosts::SERVER
+    }
+
     /// The ordering of one sort key, explicit about NULLs.
     fn order_by(&self, expr: &str, asc: bool, nulls_first: bool) -> String {
         format!(
@@ -182,4 +198,50 @@ pub fn comparison_or_logic(op: &Operator) -> Option<&'static str> {
         Operator::Or => "OR",
         _ => return None,
     })
+}
+
+/// What an engine takes per unit of work, in seconds on the machine the constants were
+/// measured on (each dialect says how it measured its own). The cut compares a sub-plan run in
+/// the database plus sending its result against its inputs sent and the sub-plan run in
+/// DataFusion, and keeps the cheaper (see the `cost` module).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineCosts {
+    /// Reading one row in a full scan, its filters evaluated.
+    pub scan_row: f64,
+    /// One index lookup of a nested-loop join, per row looked up or found.
+    pub probe: f64,
+    /// One row into or out of a hash table (join build and probe, hash aggregation); for an
+    /// engine without hash joins, one row into a temporary index, times log2 of its size.
+    pub hash_row: f64,
+    /// Whether joins without a usable index are hash joins (else: a temporary index is built).
+    pub hash_joins: bool,
+    /// One input row of an aggregate (evaluating its functions).
+    pub aggregate_row: f64,
+    /// One row of a sort, times log2 of the rows sorted (ORDER BY, and GROUP BY of an engine
+    /// that groups by sorting).
+    pub sort_row: f64,
+    /// Whether GROUP BY is hashed (else sorted).
+    pub hash_aggregates: bool,
+    /// Sending one result row to Flotilla and decoding it into Arrow, per row and per byte.
+    pub fetch_row: f64,
+    pub fetch_byte: f64,
+    /// One statement: round trip, parsing, planning.
+    pub statement: f64,
+}
+
+impl EngineCosts {
+    /// A server engine with hash joins and hash aggregation over a network (PostgreSQL's
+    /// shape): pushing is nearly always right, so its work is priced low next to moving rows.
+    pub const SERVER: EngineCosts = EngineCosts {
+        scan_row: 5e-8,
+        probe: 5e-7,
+        hash_row: 1e-7,
+        hash_joins: true,
+        aggregate_row: 1e-7,
+        sort_row: 2e-8,
+        hash_aggregates: true,
+        fetch_row: 4e-7,
+        fetch_byte: 5e-9,
+        statement: 1e-3,
+    };
 }

@@ -57,6 +57,9 @@ pub struct FederatedScan {
     /// The key of the one table read, when it can be read in ranges, and the sub-plan the SQL
     /// was written from (to write one statement per range).
     pub split: Option<(SplitKey, Arc<LogicalPlan>)>,
+    /// Why the cut is here, with the estimates it compared (`flotilla.federation.pushdown =
+    /// cost`), for `EXPLAIN`.
+    pub choice: Option<String>,
 }
 
 impl PartialEq for FederatedScan {
@@ -105,7 +108,11 @@ impl UserDefinedLogicalNodeCore for FederatedScan {
             "FederatedScan: source={}, sql={}",
             self.source.name(),
             self.sql
-        )
+        )?;
+        if let Some(choice) = &self.choice {
+            write!(f, ", cost={choice}")?;
+        }
+        Ok(())
     }
 
     fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
@@ -136,7 +143,8 @@ impl ExtensionPlanner for FederatedScanPlanner {
         };
         let schema = Arc::new(scan.schema.as_arrow().clone());
         let mut exec = FederatedScanExec::new(Arc::clone(&scan.source), scan.sql.clone(), schema)
-            .with_row_estimate(scan.row_estimate);
+            .with_row_estimate(scan.row_estimate)
+            .with_choice(scan.choice.clone());
         if let Some((key, plan)) = &scan.split {
             let n = crate::split::partition_count(session.config_options(), scan.row_estimate);
             exec = exec.with_partitions(crate::split::split_statements(
@@ -172,6 +180,8 @@ pub struct FederatedScanExec {
     partitions: Vec<(String, String)>,
     /// The statements sent with join keys, by partition, once sent (for `EXPLAIN ANALYZE`).
     sent: Arc<Mutex<BTreeMap<usize, String>>>,
+    /// Why the cut is here (see [`FederatedScan::choice`]).
+    choice: Option<String>,
 }
 
 impl FederatedScanExec {
@@ -192,7 +202,14 @@ impl FederatedScanExec {
             join_filters: Vec::new(),
             partitions: Vec::new(),
             sent: Arc::new(Mutex::new(BTreeMap::new())),
+            choice: None,
         }
+    }
+
+    /// Notes why the cut is here, for `EXPLAIN`.
+    pub fn with_choice(mut self, choice: Option<String>) -> Self {
+        self.choice = choice;
+        self
     }
 
     /// Reads in parallel: one partition per `(key range, statement)`.
@@ -232,7 +249,8 @@ impl FederatedScanExec {
     pub fn with_join_filters(&self, filters: Vec<Arc<dyn PhysicalExpr>>) -> Self {
         let mut scan =
             FederatedScanExec::new(Arc::clone(&self.source), self.sql.clone(), self.schema())
-                .with_row_estimate(self.row_estimate);
+                .with_row_estimate(self.row_estimate)
+                .with_choice(self.choice.clone());
         scan.output = self.output.clone();
         scan.join_filters = filters;
         scan.with_partitions(self.partitions.clone())
@@ -304,6 +322,9 @@ impl DisplayAs for FederatedScanExec {
                 }
                 if let Some(sent) = self.sent_sql() {
                     write!(f, ", sent={}", shortened(&sent, 2_000))?;
+                }
+                if let Some(choice) = &self.choice {
+                    write!(f, ", cost={choice}")?;
                 }
                 Ok(())
             }

@@ -56,7 +56,7 @@ impl PhysicalOptimizerRule for JoinKeyPushdown {
         let enabled = config
             .extensions
             .get::<crate::config::FederationConfig>()
-            .is_none_or(|c| c.pushdown && c.join_key_pushdown);
+            .is_none_or(|c| c.pushdown != crate::config::Pushdown::None && c.join_key_pushdown);
         let mut joins = HashSet::new();
         if enabled {
             plan.apply(|node| {

@@ -7,7 +7,7 @@
 //!                          └ FederatedTable per table ◀───┘
 //!
 //!  SQL ─▶ DataFusion optimizer ─▶ FederationPlanner (a QueryPlanner)
-//!            filters, projections,   │ cut the largest single-source sub-plans (planner)
+//!            filters, projections,   │ cut single-source sub-plans by cost     (planner, cost)
 //!            limits pushed down      │ write each as SQL in its dialect       (sql)
 //!                                    ▼
 //!                       FederatedScan ─▶ FederatedScanExec ─▶ Source::execute(sql) (exec)
@@ -20,14 +20,15 @@
 //!   construct the dialect refuses is never sent: the cut moves below it.
 //! - [`sql`]: SQL generation from logical plans, resolving columns by position so qualifiers
 //!   and aliases of optimized plans cannot produce invalid SQL.
-//! - [`planner`]: where the cut is made.
+//! - [`planner`]: where the cut is made; [`cost`]: what each side of the cut is estimated to
+//!   cost (rows from the sources' counts and samples, per-row costs from each dialect).
 //! - [`table`]: the table provider for remote tables; filters are `Exact` only when the SQL the
 //!   scan sends contains them.
 //! - [`exec`]: the logical node and the physical operator; `EXPLAIN` shows the SQL.
 //! - [`split`]: big scans of one table read as key ranges in parallel.
 //! - [`keys`]: join-key pushdown: a hash join's built keys added to the other side's SQL as
 //!   `key IN (…)` and a key range once the build side is done.
-//! - [`config`]: `SET flotilla.federation.pushdown = false` turns pushdown off.
+//! - [`config`]: `SET flotilla.federation.pushdown = 'all' | 'cost' | 'none'`.
 //! - [`stream`]: the stream of a remote statement's batches, with a bounded channel and a stop
 //!   action on drop, shared by the connectors.
 //! - [`write`]: `INSERT INTO` and `CREATE TABLE … AS` into a source, through
@@ -41,6 +42,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod config;
+pub mod cost;
 pub mod dialect;
 pub mod exec;
 pub mod keys;

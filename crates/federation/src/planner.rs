@@ -1,25 +1,33 @@
-//! The pushdown planner: after DataFusion's logical optimizer, cut the largest sub-plans each
-//! source can run whole and replace each with one [`FederatedScan`].
+//! The pushdown planner: after DataFusion's logical optimizer, cut the plan into sub-plans each
+//! source runs and replace each with one [`FederatedScan`].
 //!
 //! It runs as the session's [`QueryPlanner`], so it sees the plan DataFusion's rules have already
 //! optimized: filters, projections and limits sit as low as they go, also above and below
 //! cross-source joins, and `IN`/`EXISTS` subqueries have become semi and anti joins.
 //!
-//! The cut, bottom-up: a scan of a [`FederatedTable`] belongs to its source. A node belongs to a
-//! source when all its inputs belong to sources with the same identity and the node can be
-//! written as SQL for that source's dialect ([`Writer::plan`]). A node that cannot joins
-//! DataFusion's side of the plan, and each of its inputs that belongs to a source becomes a
-//! federated scan. If the root belongs to a source, the whole query is one federated scan.
+//! The cut, bottom-up: a scan of a [`FederatedTable`] belongs to its source. A node can belong
+//! to a source when all its inputs belong to sources with the same identity and the node can be
+//! written as SQL for that source's dialect ([`Writer::plan`]). With
+//! `flotilla.federation.pushdown = all` it then does; with `cost` (the default) only when
+//! running it there and reading its rows is estimated no slower than reading its inputs at
+//! their best and running it here (see [`crate::cost`]; within [`PUSH_MARGIN`], pushed). A node
+//! that does not belong to a source runs in DataFusion, and each of its inputs that belongs to
+//! one becomes a federated scan. If the root belongs to a source, the whole query is one
+//! federated scan. The samples the estimates use are read before the cut (once per table).
 
+use crate::config::{FederationConfig, Pushdown};
+use crate::cost::{self, Estimate};
 use crate::exec::{FederatedScan, FederatedScanPlanner};
 use crate::keys::OutputColumns;
 use crate::source::Source;
+use crate::split::filtered_rows;
 use crate::sql::Writer;
 use crate::table::FederatedTable;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::Result;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::config::ConfigOptions;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
@@ -37,10 +45,13 @@ impl QueryPlanner for FederationPlanner {
         plan: &LogicalPlan,
         session: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let plan = if pushdown_enabled(session) {
-            federate(plan)?
-        } else {
-            plan.clone()
+        let cut = Cut::of(session.config().options());
+        if cut.pushdown == Pushdown::Cost {
+            load_samples(plan).await;
+        }
+        let plan = match cut.pushdown {
+            Pushdown::None => plan.clone(),
+            _ => cut.federate(plan)?,
         };
         DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(FederatedScanPlanner)])
             .create_physical_plan(&plan, session)
@@ -48,88 +59,243 @@ impl QueryPlanner for FederationPlanner {
     }
 }
 
-/// Whether `flotilla.federation.pushdown` is on (the default) for this session.
-pub(crate) fn pushdown_enabled(session: &dyn Session) -> bool {
-    session
-        .config()
-        .options()
-        .extensions
-        .get::<crate::config::FederationConfig>()
-        .is_none_or(|c| c.pushdown)
+/// Reads the samples of the remote tables `plan` reads (each once per table), for the cost
+/// estimates.
+async fn load_samples(plan: &LogicalPlan) {
+    let mut scans = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && FederatedTable::of_scan(scan).is_some()
+        {
+            scans.push(scan.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    futures::future::join_all(
+        scans
+            .iter()
+            .filter_map(FederatedTable::of_scan)
+            .map(FederatedTable::load_sample),
+    )
+    .await;
 }
 
-/// `plan` with every maximal single-source sub-plan replaced by a [`FederatedScan`].
+/// `plan` with every maximal single-source sub-plan replaced by a [`FederatedScan`]
+/// (`flotilla.federation.pushdown = all`).
 pub fn federate(plan: &LogicalPlan) -> Result<LogicalPlan> {
-    let (plan, source) = rewrite(plan)?;
-    Ok(match source {
-        Some(source) => wrap(plan, &source)?,
-        None => plan,
-    })
+    Cut {
+        pushdown: Pushdown::All,
+        cores: 1,
+    }
+    .federate(plan)
 }
 
-/// Rewrites below `plan`; returns the (possibly new) plan and, when the whole of it can run in
-/// one source, that source.
-fn rewrite(plan: &LogicalPlan) -> Result<(LogicalPlan, Option<Arc<dyn Source>>)> {
-    if let LogicalPlan::TableScan(scan) = plan
-        && let Some(table) = FederatedTable::of_scan(scan)
-    {
-        return Ok((plan.clone(), Some(Arc::clone(table.source()))));
+/// A sub-plan estimated to take up to this many times as long pushed as split is pushed.
+const PUSH_MARGIN: f64 = 1.05;
+
+/// How the plan is cut: the session's pushdown mode, and the cores DataFusion runs on (for the
+/// cost of running a part here).
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    pushdown: Pushdown,
+    cores: usize,
+}
+
+/// What [`Cut::rewrite`] made of a sub-plan.
+enum Rewritten {
+    /// It runs (at least its root) in DataFusion: the plan with its federated scans.
+    Here(LogicalPlan),
+    /// All of it can run in one source.
+    Pushable(Box<Part>),
+}
+
+/// A sub-plan that can run whole in one source, with what each way of running it costs.
+struct Part {
+    /// The sub-plan as it is (written as SQL when pushed whole).
+    plan: LogicalPlan,
+    source: Arc<dyn Source>,
+    estimate: Estimate,
+    /// Seconds to run it in the source and read its rows.
+    pushed: f64,
+    /// When splitting it is cheaper: its root runs here over its inputs at their best, with
+    /// the seconds that takes.
+    split: Option<(LogicalPlan, f64)>,
+    /// The seconds splitting it would take, when it was weighed (shown in `EXPLAIN`).
+    split_cost: Option<f64>,
+}
+
+impl Part {
+    fn best(&self) -> f64 {
+        self.split.as_ref().map_or(self.pushed, |(_, cost)| *cost)
     }
-    let inputs = plan.inputs();
-    if inputs.is_empty() {
-        return Ok((plan.clone(), None));
-    }
-    let children = inputs
-        .into_iter()
-        .map(rewrite)
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(source) = common_source(&children)
-        && Writer::new(source.as_ref()).plan(plan).is_some()
-    {
-        return Ok((plan.clone(), Some(source)));
-    }
-    let new_inputs = children
-        .into_iter()
-        .map(|(child, source)| match source {
-            Some(source) => wrap(child, &source),
-            None => Ok(child),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let rebuilt = plan.with_new_exprs(plan.expressions(), new_inputs)?;
-    // Subqueries DataFusion runs itself (uncorrelated ones left in expressions) are federated
-    // on their own.
-    let rebuilt = rebuilt
-        .map_subqueries(|sub| match sub {
-            LogicalPlan::Subquery(mut subquery) if subquery.outer_ref_columns.is_empty() => {
-                subquery.subquery = Arc::new(federate(&subquery.subquery)?);
-                Ok(Transformed::yes(LogicalPlan::Subquery(subquery)))
+
+    /// The cheapest plan: a federated scan of the whole, or the split. `above`: why the node
+    /// above runs here (for `EXPLAIN`).
+    fn into_plan(self, above: Option<&str>) -> Result<LogicalPlan> {
+        match self.split {
+            Some((plan, _)) => Ok(plan),
+            None if self.split_cost.is_none() && above.is_none() => {
+                wrap(self.plan, &self.source, None)
             }
-            other => Ok(Transformed::no(other)),
-        })?
-        .data;
-    Ok((rebuilt, None))
-}
-
-/// The source all children belong to, if they all belong to sources of one identity.
-fn common_source(children: &[(LogicalPlan, Option<Arc<dyn Source>>)]) -> Option<Arc<dyn Source>> {
-    let first = children.first()?.1.as_ref()?;
-    children
-        .iter()
-        .all(|(_, s)| s.as_ref().is_some_and(|s| s.identity() == first.identity()))
-        .then(|| Arc::clone(first))
-}
-
-/// Of the rows a filter reads, the share it is taken to keep (DataFusion's own default guess,
-/// `datafusion.physical_optimizer.default_filter_selectivity`).
-const FILTER_SELECTIVITY: f64 = 0.2;
-
-/// Of `rows`, how many a scan with `filters` conditions pushed into it is taken to keep: a fifth
-/// when there are any (the conditions of one scan are not independent enough to multiply).
-pub(crate) fn filtered_rows(rows: usize, filters: usize) -> usize {
-    if filters == 0 {
-        return rows;
+            None => {
+                let mut choice = format!("pushed est {}", seconds(self.pushed));
+                if let Some(split) = self.split_cost {
+                    choice.push_str(&format!(" vs {} split", seconds(split)));
+                }
+                if let Some(above) = above {
+                    choice.push_str(&format!("; {above}"));
+                }
+                wrap(self.plan, &self.source, Some(choice))
+            }
+        }
     }
-    (rows as f64 * FILTER_SELECTIVITY).ceil() as usize
+}
+
+/// Seconds as `EXPLAIN` shows an estimate.
+fn seconds(s: f64) -> String {
+    if s >= 10.0 {
+        format!("{s:.0}s")
+    } else if s >= 0.01 {
+        format!("{s:.2}s")
+    } else {
+        format!("{:.1}ms", s * 1e3)
+    }
+}
+
+impl Cut {
+    fn of(options: &ConfigOptions) -> Self {
+        let pushdown = options
+            .extensions
+            .get::<FederationConfig>()
+            .map_or(Pushdown::default(), |c| c.pushdown);
+        Self {
+            pushdown,
+            cores: options.execution.target_partitions.max(1),
+        }
+    }
+
+    fn federate(&self, plan: &LogicalPlan) -> Result<LogicalPlan> {
+        match self.rewrite(plan)? {
+            Rewritten::Here(plan) => Ok(plan),
+            Rewritten::Pushable(part) => part.into_plan(None),
+        }
+    }
+
+    /// Rewrites below `plan`, bottom-up.
+    fn rewrite(&self, plan: &LogicalPlan) -> Result<Rewritten> {
+        if let LogicalPlan::TableScan(scan) = plan
+            && let Some(table) = FederatedTable::of_scan(scan)
+        {
+            let source = Arc::clone(table.source());
+            let estimate = cost::estimate(plan, &[], &source.dialect().costs());
+            return Ok(Rewritten::Pushable(Box::new(Part {
+                plan: plan.clone(),
+                pushed: estimate.pushed(&source.dialect().costs()),
+                estimate,
+                source,
+                split: None,
+                split_cost: None,
+            })));
+        }
+        let inputs = plan.inputs();
+        if inputs.is_empty() {
+            return Ok(Rewritten::Here(plan.clone()));
+        }
+        let children = inputs
+            .into_iter()
+            .map(|input| self.rewrite(input))
+            .collect::<Result<Vec<_>>>()?;
+        let parts: Vec<&Part> = children
+            .iter()
+            .filter_map(|child| match child {
+                Rewritten::Pushable(part) => Some(part.as_ref()),
+                Rewritten::Here(_) => None,
+            })
+            .collect();
+        let same_source = parts.len() == children.len()
+            && parts
+                .iter()
+                .all(|part| part.source.identity() == parts[0].source.identity());
+        if same_source && Writer::new(parts[0].source.as_ref()).plan(plan).is_some() {
+            let source = Arc::clone(&parts[0].source);
+            let costs = source.dialect().costs();
+            let inputs: Vec<Estimate> = parts.iter().map(|part| part.estimate).collect();
+            let estimate = cost::estimate(plan, &inputs, &costs);
+            let pushed = estimate.pushed(&costs);
+            let split_cost = parts.iter().map(|part| part.best()).sum::<f64>()
+                + cost::local(plan, &inputs, self.cores);
+            // Within a few percent, pushed: estimates are not that precise, and one statement
+            // is simpler to run and to read than several and a join here.
+            if self.pushdown == Pushdown::All || pushed <= split_cost * PUSH_MARGIN {
+                return Ok(Rewritten::Pushable(Box::new(Part {
+                    plan: plan.clone(),
+                    source,
+                    estimate,
+                    pushed,
+                    split: None,
+                    split_cost: (self.pushdown == Pushdown::Cost).then_some(split_cost),
+                })));
+            }
+            let above = format!(
+                "{} runs here: est {} vs {} pushed",
+                node_name(plan),
+                seconds(split_cost),
+                seconds(pushed)
+            );
+            let split = self.rebuild(plan, children, Some(&above))?;
+            return Ok(Rewritten::Pushable(Box::new(Part {
+                plan: plan.clone(),
+                source,
+                estimate,
+                pushed,
+                split: Some((split, split_cost)),
+                split_cost: Some(split_cost),
+            })));
+        }
+        Ok(Rewritten::Here(self.rebuild(plan, children, None)?))
+    }
+
+    /// `plan` running here over its children at their best.
+    fn rebuild(
+        &self,
+        plan: &LogicalPlan,
+        children: Vec<Rewritten>,
+        above: Option<&str>,
+    ) -> Result<LogicalPlan> {
+        let new_inputs = children
+            .into_iter()
+            .map(|child| match child {
+                Rewritten::Pushable(part) => part.into_plan(above),
+                Rewritten::Here(plan) => Ok(plan),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rebuilt = plan.with_new_exprs(plan.expressions(), new_inputs)?;
+        // Subqueries DataFusion runs itself (uncorrelated ones left in expressions) are
+        // federated on their own.
+        Ok(rebuilt
+            .map_subqueries(|sub| match sub {
+                LogicalPlan::Subquery(mut subquery) if subquery.outer_ref_columns.is_empty() => {
+                    subquery.subquery = Arc::new(self.federate(&subquery.subquery)?);
+                    Ok(Transformed::yes(LogicalPlan::Subquery(subquery)))
+                }
+                other => Ok(Transformed::no(other)),
+            })?
+            .data)
+    }
+}
+
+/// The kind of a plan node, as `EXPLAIN` names it (`Join`, `Aggregate`, …).
+fn node_name(plan: &LogicalPlan) -> String {
+    match plan {
+        LogicalPlan::Join(join) => format!("{} join", join.join_type),
+        other => other
+            .display()
+            .to_string()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string(),
+    }
 }
 
 /// The estimated rows of a sub-plan over one table: the table's estimate, a fifth of it for the
@@ -159,7 +325,11 @@ fn estimated_rows(plan: &LogicalPlan) -> Option<usize> {
 
 /// Replaces `plan` (which runs whole in `source`) by a federated scan of its SQL. A plan the
 /// writer cannot express (only possible for a bare table scan) is left for its table provider.
-fn wrap(plan: LogicalPlan, source: &Arc<dyn Source>) -> Result<LogicalPlan> {
+fn wrap(
+    plan: LogicalPlan,
+    source: &Arc<dyn Source>,
+    choice: Option<String>,
+) -> Result<LogicalPlan> {
     match Writer::new(source.as_ref()).plan(&plan) {
         Some(query) => Ok(LogicalPlan::Extension(Extension {
             node: Arc::new(FederatedScan {
@@ -172,6 +342,7 @@ fn wrap(plan: LogicalPlan, source: &Arc<dyn Source>) -> Result<LogicalPlan> {
                     names: query.columns,
                     opaque: query.opaque,
                 }),
+                choice,
             }),
         })),
         None => Ok(plan),

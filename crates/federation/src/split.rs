@@ -22,6 +22,19 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
+/// Of the rows a filter reads, the share it is taken to keep (DataFusion's own default guess,
+/// `datafusion.physical_optimizer.default_filter_selectivity`).
+const FILTER_SELECTIVITY: f64 = 0.2;
+
+/// Of `rows`, how many a scan with `filters` conditions pushed into it is taken to keep: a fifth
+/// when there are any (the conditions of one scan are not independent enough to multiply).
+pub(crate) fn filtered_rows(rows: usize, filters: usize) -> usize {
+    if filters == 0 {
+        return rows;
+    }
+    (rows as f64 * FILTER_SELECTIVITY).ceil() as usize
+}
+
 /// How many ranges a scan of `rows` estimated rows is read in (1: not split).
 pub(crate) fn partition_count(config: &ConfigOptions, rows: Option<usize>) -> usize {
     let per_partition = config

@@ -21,7 +21,7 @@
 
 use crate::dialect::Dialect;
 use crate::source::{RemoteTable, Source, SourceIdentity};
-use crate::table::{FederatedTable, unqualified};
+use crate::table::{FederatedTable, column_origin, unqualified};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Column, DFSchema, JoinType, NullEquality};
 use datafusion::logical_expr::expr::{
@@ -916,47 +916,14 @@ impl<'a> Writer<'a> {
 /// Whether output column `i` of `plan` passes a base-table column through unchanged, and an
 /// index starts with that column.
 fn column_is_indexed(plan: &LogicalPlan, i: usize) -> bool {
-    match plan {
-        LogicalPlan::TableScan(scan) => {
-            let Some(table) = FederatedTable::of_scan(scan) else {
-                return false;
-            };
-            let column = match &scan.projection {
-                Some(projection) => projection.get(i).copied(),
-                None => Some(i),
-            };
-            match (&table.remote().indexed, column) {
-                (Some(indexed), Some(c)) => indexed.get(c).copied().unwrap_or(false),
-                _ => false,
-            }
-        }
-        LogicalPlan::Filter(f) => column_is_indexed(&f.input, i),
-        LogicalPlan::Sort(s) => column_is_indexed(&s.input, i),
-        LogicalPlan::Limit(l) => column_is_indexed(&l.input, i),
-        LogicalPlan::SubqueryAlias(a) => column_is_indexed(&a.input, i),
-        LogicalPlan::Projection(p) => {
-            let column = match p.expr.get(i) {
-                Some(Expr::Column(c)) => Some(c),
-                Some(Expr::Alias(Alias { expr, .. })) => match expr.as_ref() {
-                    Expr::Column(c) => Some(c),
-                    _ => None,
-                },
-                _ => None,
-            };
-            column
-                .and_then(|c| p.input.schema().maybe_index_of_column(c))
-                .is_some_and(|j| column_is_indexed(&p.input, j))
-        }
-        LogicalPlan::Join(j) => {
-            let left = j.left.schema().fields().len();
-            match j.join_type {
-                JoinType::LeftSemi | JoinType::LeftAnti => column_is_indexed(&j.left, i),
-                JoinType::RightSemi | JoinType::RightAnti => column_is_indexed(&j.right, i),
-                _ if i < left => column_is_indexed(&j.left, i),
-                _ => column_is_indexed(&j.right, i - left),
-            }
-        }
-        _ => false,
+    match column_origin(plan, i) {
+        Some((table, c)) => table
+            .remote()
+            .indexed
+            .as_ref()
+            .and_then(|indexed| indexed.get(c).copied())
+            .unwrap_or(false),
+        None => false,
     }
 }
 

@@ -6,20 +6,27 @@ use crate::source::{RemoteTable, Source, WriteTarget};
 use crate::sql::Writer;
 use crate::write::FederatedSink;
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema, Result as DfResult, internal_err, not_impl_err};
+use datafusion::common::{
+    Column, DFSchema, JoinType, Result as DfResult, internal_err, not_impl_err,
+};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::{DefaultTableSource, TableType};
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::expr::Alias;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableScan};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, TableScan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::limit::GlobalLimitExec;
+use futures::TryStreamExt;
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// A table of a [`Source`]. The federation planner recognizes scans of it and pushes the plan
 /// above them into the source; scanned on its own it reads with one SQL statement carrying the
@@ -28,11 +35,58 @@ use std::sync::Arc;
 pub struct FederatedTable {
     source: Arc<dyn Source>,
     remote: RemoteTable,
+    /// Rows spread over the table, read once when a cost-based cut first needs them (`None`
+    /// inside: the source has no cheap way, or reading failed).
+    sample: OnceLock<Option<RecordBatch>>,
 }
+
+/// How many rows a table's sample has.
+pub const SAMPLE_ROWS: usize = 1_000;
+
+/// How long reading a sample may take before the cut guesses instead.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl FederatedTable {
     pub fn new(source: Arc<dyn Source>, remote: RemoteTable) -> Self {
-        Self { source, remote }
+        Self {
+            source,
+            remote,
+            sample: OnceLock::new(),
+        }
+    }
+
+    /// The table's sample, if it was read ([`Self::load_sample`]) and the source has one.
+    pub fn sample(&self) -> Option<&RecordBatch> {
+        self.sample.get()?.as_ref()
+    }
+
+    /// Reads the table's sample, once; a failure or a slow source leaves none (never an error:
+    /// the sample only sharpens estimates).
+    pub async fn load_sample(&self) {
+        if self.sample.get().is_some() {
+            return;
+        }
+        let sample = self.read_sample().await;
+        let _ = self.sample.set(sample);
+    }
+
+    async fn read_sample(&self) -> Option<RecordBatch> {
+        if self.remote.table_type != TableType::Base {
+            return None;
+        }
+        let dialect = self.source.dialect();
+        let target = WriteTarget::Append(self.remote.clone()).sql(dialect);
+        let sql = dialect.sample_sql(&target.table, &target.columns, SAMPLE_ROWS)?;
+        let schema = Arc::clone(&self.remote.arrow_schema);
+        let stream = self
+            .source
+            .execute(&sql, Arc::clone(&schema), SAMPLE_ROWS)
+            .ok()?;
+        let batches = tokio::time::timeout(SAMPLE_TIMEOUT, stream.try_collect::<Vec<_>>())
+            .await
+            .ok()?
+            .ok()?;
+        concat_batches(&schema, &batches).ok()
     }
 
     /// The source the table lives in.
@@ -92,7 +146,7 @@ impl TableProvider for FederatedTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let filters: Vec<Expr> = filters.iter().map(unqualified).collect();
-        if !crate::planner::pushdown_enabled(state) {
+        if !crate::config::pushdown_enabled(state.config_options()) {
             return self.scan_without_pushdown(state, projection, &filters, limit);
         }
         let writer = Writer::new(self.source.as_ref());
@@ -118,7 +172,7 @@ impl TableProvider for FederatedTable {
             let rows = self
                 .remote
                 .row_estimate
-                .map(|rows| crate::planner::filtered_rows(rows, filters.len()));
+                .map(|rows| crate::split::filtered_rows(rows, filters.len()));
             let n = crate::split::partition_count(state.config_options(), rows);
             if n > 1 {
                 partitions = key
@@ -237,5 +291,46 @@ impl FederatedTable {
             plan = Arc::new(GlobalLimitExec::new(plan, 0, Some(fetch)));
         }
         Ok(plan)
+    }
+}
+
+/// The table and column output column `i` of `plan` passes through unchanged (through
+/// filters, sorts, limits, aliases, projections of a bare column and joins), if any.
+pub(crate) fn column_origin(plan: &LogicalPlan, i: usize) -> Option<(&FederatedTable, usize)> {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let table = FederatedTable::of_scan(scan)?;
+            let column = match &scan.projection {
+                Some(projection) => *projection.get(i)?,
+                None => i,
+            };
+            Some((table, column))
+        }
+        LogicalPlan::Filter(f) => column_origin(&f.input, i),
+        LogicalPlan::Sort(s) => column_origin(&s.input, i),
+        LogicalPlan::Limit(l) => column_origin(&l.input, i),
+        LogicalPlan::SubqueryAlias(a) => column_origin(&a.input, i),
+        LogicalPlan::Projection(p) => {
+            let column = match p.expr.get(i) {
+                Some(Expr::Column(c)) => Some(c),
+                Some(Expr::Alias(Alias { expr, .. })) => match expr.as_ref() {
+                    Expr::Column(c) => Some(c),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let j = p.input.schema().maybe_index_of_column(column?)?;
+            column_origin(&p.input, j)
+        }
+        LogicalPlan::Join(j) => {
+            let left = j.left.schema().fields().len();
+            match j.join_type {
+                JoinType::LeftSemi | JoinType::LeftAnti => column_origin(&j.left, i),
+                JoinType::RightSemi | JoinType::RightAnti => column_origin(&j.right, i),
+                _ if i < left => column_origin(&j.left, i),
+                _ => column_origin(&j.right, i - left),
+            }
+        }
+        _ => None,
     }
 }

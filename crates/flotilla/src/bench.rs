@@ -1,9 +1,11 @@
-//! `flotilla bench federation`: TPC-H over one database source, three ways, side by side.
+//! `flotilla bench federation`: TPC-H over one database source, four ways, side by side.
 //!
-//! For each query: (1) Flotilla with pushdown, (2) the SQL Flotilla sent, run by the database
-//! itself without converting rows to Arrow (the floor for a query pushed whole), (3) Flotilla
-//! with pushdown off. Each timing covers planning and reading every result row; rows
-//! transferred count the rows that crossed from the database into Flotilla.
+//! For each query: (1) Flotilla pushing all it can (`flotilla.federation.pushdown = all`),
+//! (2) the SQL of (1), run by the database itself without converting rows to Arrow (the floor
+//! for a query pushed whole), (3) Flotilla pushing scans only (`none`), (4) Flotilla choosing
+//! by cost (`cost`, the default), with the better of (1) and (3) as the mark (4) is held to.
+//! Each timing covers planning and reading every result row; rows transferred count the rows
+//! that crossed from the database into Flotilla. The result rows of (1), (3) and (4) must agree.
 //!
 //! Sources: `sqlite` (the demo's file, generated on first use), `postgres` and `mysql` (a server
 //! given by `--url`; TPC-H is loaded into schema/database `tpch_sf<scale>` with `psql` or the
@@ -12,6 +14,8 @@
 
 use crate::config::{Config, SessionDefaults, SourceConfig};
 use crate::demo;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::execution::context::SessionContext;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use flotilla_common::{Error, Result};
@@ -19,6 +23,7 @@ use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_federation::FederatedScanExec;
+use flotilla_federation::config::Pushdown;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -36,8 +41,17 @@ struct Row {
     flotilla: f64,
     native: Option<f64>,
     no_pushdown: f64,
+    chosen: f64,
+    chosen_whole: bool,
     rows_pushdown: usize,
     rows_no_pushdown: usize,
+    rows_chosen: usize,
+}
+
+impl Row {
+    fn best(&self) -> f64 {
+        self.flotilla.min(self.no_pushdown)
+    }
 }
 
 /// The TPC-H queries shipped in the repository, by number.
@@ -109,7 +123,11 @@ impl Native {
     }
 }
 
-async fn context(source: &SourceConfig, schema: &str, pushdown: bool) -> Result<SessionContext> {
+async fn context(
+    source: &SourceConfig,
+    schema: &str,
+    pushdown: Pushdown,
+) -> Result<SessionContext> {
     let mut config = Config {
         session: SessionDefaults {
             default_catalog: Some("db".into()),
@@ -123,13 +141,12 @@ async fn context(source: &SourceConfig, schema: &str, pushdown: bool) -> Result<
     crate::session::build_context(&config).await
 }
 
-/// Runs `sql` `repeat` times; returns the best seconds, the executed plan and the rows read
-/// from SQLite.
-async fn measure(
-    ctx: &SessionContext,
-    sql: &str,
-    repeat: usize,
-) -> Result<(f64, Arc<dyn ExecutionPlan>, usize)> {
+/// What one run measured: seconds, the executed plan, rows read from the database, and the
+/// result's rows (formatted and sorted, to compare runs).
+type Measured = (f64, Arc<dyn ExecutionPlan>, usize, Vec<Vec<String>>);
+
+/// Runs `sql` `repeat` times; returns the best run.
+async fn measure(ctx: &SessionContext, sql: &str, repeat: usize) -> Result<Measured> {
     let mut best = measure_once(ctx, sql).await?;
     for _ in 1..repeat {
         let run = measure_once(ctx, sql).await?;
@@ -140,21 +157,72 @@ async fn measure(
     Ok(best)
 }
 
-async fn measure_once(
-    ctx: &SessionContext,
-    sql: &str,
-) -> Result<(f64, Arc<dyn ExecutionPlan>, usize)> {
+async fn measure_once(ctx: &SessionContext, sql: &str) -> Result<Measured> {
     let started = Instant::now();
     let plan = ctx.sql(sql).await?.create_physical_plan().await?;
-    collect(Arc::clone(&plan), ctx.task_ctx()).await?;
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await?;
     let seconds = started.elapsed().as_secs_f64();
+    // Formatted after the clock stops; a scan's millions of rows are not compared.
+    let result = if batches.iter().map(RecordBatch::num_rows).sum::<usize>() <= 100_000 {
+        sorted_rows(&batches)?
+    } else {
+        vec![vec![format!(
+            "{} rows",
+            batches.iter().map(RecordBatch::num_rows).sum::<usize>()
+        )]]
+    };
     let mut scans = Vec::new();
     federated_scans(&plan, &mut scans);
     let rows = scans
         .iter()
         .filter_map(|s| s.metrics()?.output_rows())
         .sum();
-    Ok((seconds, plan, rows))
+    Ok((seconds, plan, rows, result))
+}
+
+/// The rows of `batches`, each as its cells' text, sorted (to compare results in any order).
+fn sorted_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::internal(format!("formatting a result: {e}")))?;
+        for row in 0..batch.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
+        }
+    }
+    rows.sort();
+    Ok(rows)
+}
+
+/// Whether two sorted results hold the same rows, numbers within a relative 1e-6 or one unit
+/// of the last digit the less precise of the two prints (SQLite computes decimals in floating
+/// point and rounds them to their scale; databases sum in other orders).
+fn same_rows(a: &[Vec<String>], b: &[Vec<String>]) -> bool {
+    let decimals = |x: &str| x.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
+    let cell = |x: &String, y: &String| {
+        x == y
+            || match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(a), Ok(b)) => {
+                    let unit = 1.5 * 10f64.powi(-decimals(x).min(decimals(y)));
+                    (a - b).abs() <= (1e-6 * a.abs().max(b.abs())).max(unit)
+                }
+                _ => false,
+            }
+    };
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(x, y)| cell(x, y)))
 }
 
 fn federated_scans<'a>(plan: &'a Arc<dyn ExecutionPlan>, out: &mut Vec<&'a FederatedScanExec>) {
@@ -244,14 +312,15 @@ pub async fn federation(
             (config, Native::Mysql(Box::new(native)), schema)
         }
     };
-    let with_pushdown = context(&config, &schema, true).await?;
-    let without = context(&config, &schema, false).await?;
+    let with_pushdown = context(&config, &schema, Pushdown::All).await?;
+    let without = context(&config, &schema, Pushdown::None).await?;
+    let by_cost = context(&config, &schema, Pushdown::Cost).await?;
     let label = source.label();
     let mut rows = Vec::new();
     for &n in queries {
         let sql = query_text(n)?;
         eprint!("q{n}: pushdown… ");
-        let (flotilla, plan, rows_pushdown) = measure(&with_pushdown, &sql, repeat).await?;
+        let (flotilla, plan, rows_pushdown, result) = measure(&with_pushdown, &sql, repeat).await?;
         let native_seconds = match whole_query_sql(&plan) {
             Some(pushed) => {
                 eprint!("{label}… ");
@@ -266,16 +335,38 @@ pub async fn federation(
             None => None,
         };
         eprint!("no pushdown… ");
-        let (no_pushdown, _, rows_no_pushdown) = measure(&without, &sql, repeat).await?;
+        let (no_pushdown, _, rows_no_pushdown, pulled) = measure(&without, &sql, repeat).await?;
+        eprint!("by cost… ");
+        let (chosen, chosen_plan, rows_chosen, by_cost_result) =
+            measure(&by_cost, &sql, repeat).await?;
         eprintln!("done");
+        for (mode, other) in [("none", &pulled), ("cost", &by_cost_result)] {
+            if !same_rows(&result, other) {
+                let differs = other
+                    .iter()
+                    .zip(&result)
+                    .find(|(a, b)| !same_rows(&[a.to_vec()], &[b.to_vec()]))
+                    .map(|(a, b)| format!("{a:?} vs {b:?}"))
+                    .unwrap_or_default();
+                return Err(Error::internal(format!(
+                    "q{n}: pushdown = {mode} returned other rows than pushdown = all \
+                     ({} rows vs {}; first difference: {differs})",
+                    other.len(),
+                    result.len()
+                )));
+            }
+        }
         rows.push(Row {
             query: n,
             pushed_whole: native_seconds.is_some(),
             flotilla,
             native: native_seconds,
             no_pushdown,
+            chosen,
+            chosen_whole: whole_query_sql(&chosen_plan).is_some(),
             rows_pushdown,
             rows_no_pushdown,
+            rows_chosen,
         });
     }
     print_table(label, scale, repeat, &rows, out)?;
@@ -291,7 +382,7 @@ pub async fn federation(
 /// Rows per second of `SELECT * FROM lineitem` into Arrow through Flotilla.
 async fn flotilla_scan(ctx: &SessionContext) -> Result<(usize, f64)> {
     eprint!("scan: Flotilla… ");
-    let (seconds, _, rows) = measure_once(ctx, "SELECT * FROM lineitem").await?;
+    let (seconds, _, rows, _) = measure_once(ctx, "SELECT * FROM lineitem").await?;
     Ok((rows, seconds))
 }
 
@@ -358,42 +449,68 @@ fn print_table(
 ) -> Result<()> {
     writeln!(
         out,
-        "TPC-H SF {scale} over {label}, best of {repeat}: (1) Flotilla with pushdown, \
-         (2) {label} running the SQL of (1), (3) Flotilla without pushdown"
+        "TPC-H SF {scale} over {label}, best of {repeat}: (1) pushdown = all, (2) {label} \
+         running the SQL of (1), (3) pushdown = none, (4) pushdown = cost (the default); \
+         best = the faster of (1) and (3)"
     )?;
     writeln!(
         out,
-        "{:>5} {:>6} {:>10} {:>10} {:>8} {:>10} {:>8} {:>12} {:>12}",
-        "query", "whole", "(1) s", "(2) s", "(1)/(2)", "(3) s", "(1)/(3)", "rows (1)", "rows (3)"
+        "{:>5} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7} {:>9} {:>9} {:>9}",
+        "query",
+        "(1) s",
+        "(2) s",
+        "(3) s",
+        "(4) s",
+        "(4)/best",
+        "whole",
+        "(1)/(3)",
+        "rows (1)",
+        "rows (3)",
+        "rows (4)"
     )?;
     for r in rows {
         let native = r.native.map_or("-".to_string(), |s| format!("{s:.3}"));
-        let ratio_native = r
-            .native
-            .map_or("-".to_string(), |s| format!("{:.2}", r.flotilla / s));
+        let whole = match (r.pushed_whole, r.chosen_whole) {
+            (true, true) => "(1)(4)",
+            (true, false) => "(1)",
+            (false, true) => "(4)",
+            (false, false) => "-",
+        };
         writeln!(
             out,
-            "{:>5} {:>6} {:>10.3} {:>10} {:>8} {:>10.3} {:>8.2} {:>12} {:>12}",
+            "{:>5} {:>9.3} {:>9} {:>9.3} {:>9.3} {:>8.2} {:>9} {:>7.2} {:>9} {:>9} {:>9}",
             format!("q{}", r.query),
-            if r.pushed_whole { "yes" } else { "no" },
             r.flotilla,
             native,
-            ratio_native,
             r.no_pushdown,
+            r.chosen,
+            r.chosen / r.best(),
+            whole,
             r.flotilla / r.no_pushdown,
             r.rows_pushdown,
-            r.rows_no_pushdown
+            r.rows_no_pushdown,
+            r.rows_chosen
         )?;
     }
     let total = |f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>();
+    let worst = rows
+        .iter()
+        .map(|r| (r.chosen / r.best(), r.query))
+        .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
     writeln!(
         out,
-        "total: (1) {:.3} s, (3) {:.3} s, (1)/(3) {:.2}; rows from {label} (1) {} vs (3) {}",
+        "total: pushed {:.1} s, pulled {:.1} s, chosen {:.1} s, best-of {:.1} s, chosen/best {:.2} \
+         (worst query q{}: {:.2}); rows from {label}: pushed {}, pulled {}, chosen {}",
         total(|r| r.flotilla),
         total(|r| r.no_pushdown),
-        total(|r| r.flotilla) / total(|r| r.no_pushdown),
+        total(|r| r.chosen),
+        total(Row::best),
+        total(|r| r.chosen) / total(Row::best),
+        worst.1,
+        worst.0,
         rows.iter().map(|r| r.rows_pushdown).sum::<usize>(),
-        rows.iter().map(|r| r.rows_no_pushdown).sum::<usize>()
+        rows.iter().map(|r| r.rows_no_pushdown).sum::<usize>(),
+        rows.iter().map(|r| r.rows_chosen).sum::<usize>()
     )?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 use flotilla_common::Error;
 use flotilla_connectors_mysql::{Flavor, ZeroDates};
 use flotilla_connectors_postgres::{NumericMapping, UnsupportedTypes};
+use flotilla_federation::config::Pushdown;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,13 +17,14 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// A validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Sources by name; each becomes a catalog of that name.
     pub sources: BTreeMap<String, SourceConfig>,
     pub session: SessionDefaults,
-    /// `[federation] pushdown`: push sub-plans down to the sources (default true).
-    pub pushdown: bool,
+    /// `[federation] pushdown`: `"all"`, `"cost"` (the default) or `"none"`; `true` and
+    /// `false` mean all and none.
+    pub pushdown: Pushdown,
     /// `[server]`: how `flotilla serve` listens and whom it lets in.
     pub server: ServerConfig,
     /// `[cluster]`: the nodes queries are distributed over; none: every query runs here.
@@ -48,18 +50,6 @@ pub enum Peers {
     Dns { name: String, port: u16 },
     /// `peers_file = "path"`: one URL per line, re-read when it changes.
     File(PathBuf),
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            sources: BTreeMap::new(),
-            session: SessionDefaults::default(),
-            pushdown: true,
-            server: ServerConfig::default(),
-            cluster: None,
-        }
-    }
 }
 
 /// The default address of `flotilla serve`: loopback only, so an open server (no users) is not
@@ -269,7 +259,15 @@ struct RawUser {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawFederation {
-    pushdown: Option<bool>,
+    pushdown: Option<Spanned<RawPushdown>>,
+}
+
+/// `pushdown = "cost"`, or the boolean the key took before it had three values.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawPushdown {
+    Flag(bool),
+    Mode(String),
 }
 
 #[derive(Deserialize, Default)]
@@ -828,7 +826,19 @@ impl Config {
                 default_schema: raw.session.default_schema,
                 options: session_options,
             },
-            pushdown: raw.federation.pushdown.unwrap_or(true),
+            pushdown: match raw.federation.pushdown {
+                None => Pushdown::default(),
+                Some(pushdown) => {
+                    let span = pushdown.span();
+                    match pushdown.into_inner() {
+                        RawPushdown::Flag(true) => Pushdown::All,
+                        RawPushdown::Flag(false) => Pushdown::None,
+                        RawPushdown::Mode(mode) => mode.parse().map_err(|e: String| {
+                            error(Some(span), "federation.pushdown".into(), e.to_string())
+                        })?,
+                    }
+                }
+            },
             server: ServerConfig {
                 listen: raw.server.listen,
                 users,
@@ -986,9 +996,25 @@ mod tests {
     }
 
     #[test]
-    fn pushdown_defaults_on_and_can_be_switched_off() {
-        assert!(parse("").unwrap().pushdown);
-        assert!(!parse("[federation]\npushdown = false\n").unwrap().pushdown);
+    fn pushdown_defaults_to_cost_and_takes_modes_or_booleans() {
+        assert_eq!(parse("").unwrap().pushdown, Pushdown::Cost);
+        assert_eq!(
+            parse("[federation]\npushdown = false\n").unwrap().pushdown,
+            Pushdown::None
+        );
+        assert_eq!(
+            parse("[federation]\npushdown = true\n").unwrap().pushdown,
+            Pushdown::All
+        );
+        assert_eq!(
+            parse("[federation]\npushdown = \"all\"\n")
+                .unwrap()
+                .pushdown,
+            Pushdown::All
+        );
+        let e = parse("[federation]\npushdown = \"some\"\n").unwrap_err();
+        assert_eq!(e.key, "federation.pushdown", "{e}");
+        assert!(e.to_string().contains("all, cost or none"), "{e}");
         let e = parse("[federation]\npushdwn = false\n").unwrap_err();
         assert_eq!(e.key, "federation.pushdwn", "{e}");
     }

@@ -16,6 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Date32Type};
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::logical_expr::Operator;
 use flotilla_federation::Dialect;
+use flotilla_federation::dialect::EngineCosts;
 
 /// SQL as SQLite 3.39+ speaks it (bundled with the connector, so always at least that).
 #[derive(Debug, Default)]
@@ -38,9 +39,54 @@ fn unquote(sql: &str) -> Option<String> {
     Some(inner.replace("''", "'"))
 }
 
+/// SQLite's engine, measured on the 2-core machine of the benchmarks with
+/// `flotilla bench federation --source sqlite --scale 1` (TPC-H SF 1, the demo's file):
+/// - `scan_row`: q6 pushed whole (a scan of lineitem's 6 M rows, its filters and one sum) runs
+///   in 0.76 s in SQLite itself: ~0.1 µs a row;
+/// - `aggregate_row`, `sort_row`: q1 (6 M rows grouped into 4, eight aggregates) takes 3.9 s:
+///   GROUP BY sorts (n log2 n × 0.015 µs) and each row costs ~0.15 µs more;
+/// - `probe`: q9 pushed whole scans lineitem and looks part up for each of its 6 M rows (then
+///   four more tables for the fifth that pass) in 12 s (`EXPLAIN QUERY PLAN`); q4 looks 57 k
+///   orders up in lineitem (~4 rows each) in 0.3 s: ~1.5 µs a lookup or row found, random
+///   reads in a file bigger than SQLite's cache;
+/// - `fetch_row`, `fetch_byte`: with scans only, q13 reads 1.65 M rows of 2–3 columns in
+///   0.24 s, q6 6 M rows of 4 columns in 1.3 s, q9 8.5 M rows in 1.9 s — queries included:
+///   ~0.1 µs a row and ~1.5 ns a byte;
+/// - no hash join: a join no index serves is a nested loop over the other side (q15, whose
+///   aggregated derived tables are joined that way, runs 40 s pushed against 2.6 s here).
+pub const SQLITE_COSTS: EngineCosts = EngineCosts {
+    scan_row: 1e-7,
+    probe: 1.5e-6,
+    hash_row: 5e-8,
+    hash_joins: false,
+    aggregate_row: 1.5e-7,
+    sort_row: 1.5e-8,
+    hash_aggregates: false,
+    fetch_row: 1e-7,
+    fetch_byte: 1.5e-9,
+    statement: 1e-4,
+};
+
 impl Dialect for SqliteDialect {
     fn name(&self) -> &str {
         "sqlite"
+    }
+
+    fn costs(&self) -> EngineCosts {
+        SQLITE_COSTS
+    }
+
+    /// Random rowids between the table's first and last: each a lookup, so about `rows`
+    /// lookups whatever the table's size (fewer rows where rowids have gaps). Tables without
+    /// rowids fail the statement, and the cut guesses.
+    fn sample_sql(&self, table: &str, columns: &str, rows: usize) -> Option<String> {
+        Some(format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}), \
+             span(low, count) AS (SELECT min(_rowid_), max(_rowid_) - min(_rowid_) + 1 \
+             FROM {table}) \
+             SELECT {columns} FROM {table} WHERE _rowid_ IN \
+             (SELECT low + abs(random() % count) FROM n, span WHERE count > 0)"
+        ))
     }
 
     fn literal(&self, value: &ScalarValue) -> Option<String> {

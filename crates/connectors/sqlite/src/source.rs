@@ -186,10 +186,15 @@ impl SqliteSource {
             fields.push(Field::new(name, column_type.arrow_type(), !not_null));
             opaque.push(is_opaque(declared, column_type));
         }
-        let row_estimate = if is_view {
-            None
+        let (row_estimate, indexed) = if is_view {
+            (None, None)
         } else {
-            self.row_estimate(conn, schema, table)
+            let leading = self.index_leaders(conn, schema, table);
+            let indexed = columns
+                .iter()
+                .map(|(name, _, _)| leading.iter().any(|l| l.eq_ignore_ascii_case(name)))
+                .collect();
+            (self.row_estimate(conn, schema, table), Some(indexed))
         };
         Ok(RemoteTable {
             row_estimate,
@@ -197,7 +202,7 @@ impl SqliteSource {
             name: table.to_string(),
             arrow_schema: Arc::new(Schema::new(fields)),
             opaque,
-            indexed: None,
+            indexed,
             table_type,
             split_key: None,
         })
@@ -205,6 +210,25 @@ impl SqliteSource {
 }
 
 impl SqliteSource {
+    /// The columns an index of the table starts with (its primary key's included), and an
+    /// `INTEGER PRIMARY KEY` (the rowid): SQLite looks rows up by them instead of scanning.
+    fn index_leaders(&self, conn: &rusqlite::Connection, schema: &str, table: &str) -> Vec<String> {
+        let indexes = "SELECT ii.name FROM pragma_index_list(?1, ?2) AS il, \
+                       pragma_index_info(il.name, ?2) AS ii WHERE ii.seqno = 0";
+        let rowid = "SELECT name FROM pragma_table_info(?1, ?2) WHERE pk = 1 \
+                     AND upper(type) = 'INTEGER' \
+                     AND (SELECT count(*) FROM pragma_table_info(?1, ?2) WHERE pk > 0) = 1";
+        let mut leaders = Vec::new();
+        for sql in [indexes, rowid] {
+            let names: rusqlite::Result<Vec<String>> = conn
+                .prepare(sql)
+                .and_then(|mut s| s.query_map([table, schema], |r| r.get(0))?.collect());
+            // Without the index pragmas (a very old SQLite) nothing counts as indexed.
+            leaders.extend(names.unwrap_or_default());
+        }
+        leaders
+    }
+
     /// A cheap row-count estimate: from `sqlite_stat1` when the database was analyzed, else the
     /// span of rowids (exact for tables whose rowids have no gaps).
     fn row_estimate(

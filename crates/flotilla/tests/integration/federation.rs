@@ -119,6 +119,7 @@ async fn check_equal(ctx: &SessionContext, reference: &SessionContext, sql: &str
 async fn tpch_in_one_sqlite_source_is_pushed_whole_and_correct() {
     let reference = parquet_context().await;
     let ctx = federated(&[]).await;
+    set(&ctx, "flotilla.federation.pushdown", "'all'").await;
     let mut not_whole = Vec::new();
     for n in 1..=22 {
         let plan = check_equal(&ctx, &reference, &query(n)).await;
@@ -131,6 +132,61 @@ async fn tpch_in_one_sqlite_source_is_pushed_whole_and_correct() {
         "not pushed whole:\n{}",
         not_whole.join("\n")
     );
+}
+
+/// `SET key = value` in `ctx`.
+async fn set(ctx: &SessionContext, key: &str, value: &str) {
+    ctx.sql(&format!("SET {key} = {value}"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+}
+
+/// By cost (the default), SQLite runs what it does fast — scans with their filters, one-table
+/// aggregates, joins it can drive from an index — and DataFusion joins what SQLite would run as
+/// lookups for every row of lineitem, or over derived tables; every answer equals Parquet's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_in_sqlite_by_cost_is_correct_and_cut_where_sqlite_is_slow() {
+    let reference = parquet_context().await;
+    let ctx = federated(&[]).await;
+    let mut plans = Vec::new();
+    for n in 1..=22 {
+        plans.push(check_equal(&ctx, &reference, &query(n)).await);
+    }
+    let plan = |n: usize| &plans[n - 1];
+    // Pushed whole, or with only its last projection here: one statement doing the work.
+    for n in [4, 6, 12] {
+        let sent = remote_sql(plan(n));
+        assert_eq!(sent.len(), 1, "q{n}:\n{}", plan(n));
+        assert!(
+            sent[0].contains("GROUP BY") || sent[0].contains("sum("),
+            "q{n}:\n{}",
+            plan(n)
+        );
+        assert!(plan(n).contains("cost=pushed est"), "q{n}:\n{}", plan(n));
+    }
+    // SQLite would drive these joins from lineitem or rescan derived tables: joined here.
+    for n in [9, 13, 15, 17] {
+        let sent = remote_sql(plan(n));
+        assert!(sent.len() > 1, "q{n}:\n{}", plan(n));
+        assert!(plan(n).contains("runs here: est"), "q{n}:\n{}", plan(n));
+    }
+    // The same with every sub-plan pushed, and with none: the choice changes, the rows do not.
+    set(&ctx, "flotilla.federation.pushdown", "'none'").await;
+    let sent = remote_sql(&check_equal(&ctx, &reference, &query(9)).await);
+    assert!(sent.iter().all(|s| !s.contains("JOIN")), "{sent:?}");
+    let error = match ctx.sql("SET flotilla.federation.pushdown = 'some'").await {
+        Err(e) => e.to_string(),
+        Ok(frame) => frame
+            .collect()
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+    };
+    assert!(error.contains("all, cost or none"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,6 +218,7 @@ async fn tpch_split_between_parquet_and_sqlite_is_correct_and_filters_reach_sqli
 async fn subqueries_are_pushed_whole_in_one_source_and_correct_when_split() {
     let reference = parquet_context().await;
     let one_source = federated(&[]).await;
+    set(&one_source, "flotilla.federation.pushdown", "'all'").await;
     let split = federated(&["orders"]).await;
     let queries = [
         // IN / NOT IN, uncorrelated

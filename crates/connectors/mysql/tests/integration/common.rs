@@ -2,7 +2,7 @@
 
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
-use flotilla_federation::{Source, catalog_of, federated_context};
+use flotilla_federation::{Source, catalog_of};
 use flotilla_testkit::MariaDb;
 pub use flotilla_testkit::plans::{plan_text, pushed_whole, run};
 use std::sync::Arc;
@@ -21,7 +21,9 @@ pub fn url(database: &str) -> String {
 
 /// A federated session with the database `database` of the test server as catalog `my`.
 pub async fn context(database: &str) -> (SessionContext, Arc<MysqlSource>) {
-    let ctx = federated_context(SessionConfig::new());
+    let ctx = flotilla_federation::federated_context(SessionConfig::new().with_option_extension(
+        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All),
+    ));
     let source =
         Arc::new(MysqlSource::new("my", &url(database), None, MysqlOptions::default()).unwrap());
     ctx.register_catalog(

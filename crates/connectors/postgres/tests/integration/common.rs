@@ -2,7 +2,7 @@
 
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
-use flotilla_federation::{Source, catalog_of, federated_context};
+use flotilla_federation::{Source, catalog_of};
 use flotilla_testkit::Postgres;
 pub use flotilla_testkit::plans::{plan_text, pushed_whole, run};
 use std::sync::Arc;
@@ -19,7 +19,9 @@ pub fn source(name: &str) -> Arc<PostgresSource> {
 
 /// A federated session with the test server as catalog `pg`.
 pub async fn context() -> (SessionContext, Arc<PostgresSource>) {
-    let ctx = federated_context(SessionConfig::new());
+    let ctx = flotilla_federation::federated_context(SessionConfig::new().with_option_extension(
+        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All),
+    ));
     let source = source("pg");
     ctx.register_catalog(
         "pg",

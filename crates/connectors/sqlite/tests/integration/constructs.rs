@@ -7,7 +7,7 @@ use datafusion::datasource::MemTable;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flotilla_connectors_sqlite::SqliteSource;
-use flotilla_federation::{Source, catalog_of, federated_context};
+use flotilla_federation::{Source, catalog_of};
 use flotilla_testkit::{Decimals, compare_batches_with, query_is_ordered};
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -227,7 +227,9 @@ async fn constructs_are_pushed_and_answer_like_datafusion() {
         .unwrap()
         .execute_batch(SQLITE)
         .unwrap();
-    let ctx = federated_context(SessionConfig::new());
+    let ctx = flotilla_federation::federated_context(SessionConfig::new().with_option_extension(
+        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All),
+    ));
     let source: Arc<dyn Source> = Arc::new(SqliteSource::open("lite", &path).unwrap());
     ctx.register_catalog("lite", catalog_of(source).await.unwrap());
     let reference = SessionContext::new();

@@ -1,0 +1,496 @@
+//! Push or pull: what a sub-plan costs run in its database and sent here, against its inputs
+//! sent here and the sub-plan run in DataFusion.
+//!
+//! ```text
+//!  sub-plan N, all of it in source S (children c₁ … cₖ)
+//!    pushed(N) = S runs N (EngineCosts of S's dialect) + S sends N's rows
+//!    split(N)  = Σ best(cᵢ) + DataFusion runs N's own operator over their rows
+//!    best(N)   = min(pushed, split)            (pushdown = all: always pushed)
+//! ```
+//!
+//! Estimates are rows and bytes per row, bottom-up: table row counts from the source (its
+//! statistics or a cheap probe), a fixed selectivity per kind of condition, a join's rows from
+//! the sizes of the tables its keys come from (the key of the smaller table taken as unique, as
+//! for a foreign key). They are rough; what matters is that they are rough the same way on both
+//! sides of each comparison. Engines without hash joins (SQLite, MySQL) join through an index
+//! when one leads with the join key — a lookup per outer row — and otherwise build a temporary
+//! index; DataFusion hashes everything, on `target_partitions` cores.
+
+use crate::dialect::EngineCosts;
+use crate::table::{FederatedTable, column_origin, unqualified};
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::DFSchema;
+use datafusion::common::JoinType;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{BinaryExpr, Expr, FetchType, LogicalPlan, Operator};
+use datafusion::physical_expr::create_physical_expr;
+
+/// What DataFusion takes per unit of work on one core (measured with `flotilla bench tpch`
+/// on the 2-core machine of docs/benchmarks: hash joins of lineitem × orders run at about
+/// 20 M input rows per second per core, hash aggregation at about 25 M).
+pub const LOCAL: EngineCosts = EngineCosts {
+    scan_row: 1e-8,
+    probe: 5e-8,
+    hash_row: 5e-8,
+    hash_joins: true,
+    aggregate_row: 4e-8,
+    sort_row: 1e-8,
+    hash_aggregates: true,
+    fetch_row: 0.0,
+    fetch_byte: 0.0,
+    statement: 0.0,
+};
+
+/// The estimated size of a sub-plan's result and, run in its source, its cost there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    pub rows: f64,
+    /// Bytes per row.
+    pub width: f64,
+    /// Seconds the source takes to compute it (not counting sending it).
+    pub remote: f64,
+}
+
+impl Estimate {
+    /// Seconds to send the result to Flotilla and decode it.
+    pub fn fetch(&self, costs: &EngineCosts) -> f64 {
+        costs.statement + self.rows * (costs.fetch_row + self.width * costs.fetch_byte)
+    }
+
+    /// Seconds to run it in the source and read its result.
+    pub fn pushed(&self, costs: &EngineCosts) -> f64 {
+        self.remote + self.fetch(costs)
+    }
+}
+
+/// Rows of a table whose source gives no estimate.
+const UNKNOWN_TABLE_ROWS: f64 = 1_000_000.0;
+
+/// The estimate of `plan` run whole in a source with `costs`; `inputs` are the estimates of
+/// its inputs (in order).
+pub fn estimate(plan: &LogicalPlan, inputs: &[Estimate], costs: &EngineCosts) -> Estimate {
+    let rows = output_rows(plan, inputs);
+    let width = row_width(plan);
+    let below: f64 = inputs.iter().map(|input| input.remote).sum();
+    let remote = match plan {
+        LogicalPlan::TableScan(_) => table_rows(plan) * costs.scan_row,
+        LogicalPlan::Join(join) => {
+            let (left, right) = (inputs[0], inputs[1]);
+            remote_join(join, left, right, rows, costs)
+        }
+        // Grouped by a column an index of the table leads with, an engine that groups by
+        // sorting reads the table in index order instead: no sort, but a lookup per row
+        // (SQLite's plan for q15 — `SCAN lineitem USING INDEX lineitem_l_suppkey`, twice —
+        // is why it runs 40 s).
+        LogicalPlan::Aggregate(aggregate)
+            if !costs.hash_aggregates
+                && is_table(&aggregate.input)
+                && aggregate
+                    .group_expr
+                    .first()
+                    .is_some_and(|key| key_is_indexed(&aggregate.input, key)) =>
+        {
+            let input: f64 = inputs.iter().map(|input| input.rows).sum();
+            below + scanned_rows(&aggregate.input) * costs.probe + input * costs.aggregate_row
+        }
+        _ => below + operator_cost(plan, inputs, rows, costs),
+    };
+    Estimate {
+        rows,
+        width,
+        remote,
+    }
+}
+
+/// Seconds DataFusion takes to run `plan`'s own operator over inputs of the given sizes, on
+/// `cores` cores.
+pub fn local(plan: &LogicalPlan, inputs: &[Estimate], cores: usize) -> f64 {
+    let rows = output_rows(plan, inputs);
+    let cost = match plan {
+        LogicalPlan::Join(_) => {
+            (inputs[0].rows + inputs[1].rows + rows) * LOCAL.hash_row
+                + nested_loop_rows(plan, inputs) * LOCAL.scan_row
+        }
+        _ => operator_cost(plan, inputs, rows, &LOCAL),
+    };
+    cost / cores.max(1) as f64
+}
+
+/// The work of one operator other than a scan or a join: per input row, by kind.
+fn operator_cost(plan: &LogicalPlan, inputs: &[Estimate], rows: f64, costs: &EngineCosts) -> f64 {
+    let input: f64 = inputs.iter().map(|input| input.rows).sum();
+    let sort = |n: f64| n * n.max(2.0).log2() * costs.sort_row;
+    match plan {
+        LogicalPlan::Aggregate(aggregate) => {
+            let grouping = if aggregate.group_expr.is_empty() || costs.hash_aggregates {
+                input * costs.hash_row
+            } else {
+                sort(input)
+            };
+            input * costs.aggregate_row + grouping
+        }
+        LogicalPlan::Distinct(_) => {
+            if costs.hash_aggregates {
+                input * costs.hash_row
+            } else {
+                sort(input)
+            }
+        }
+        LogicalPlan::Sort(sort_plan) => match sort_plan.fetch {
+            Some(fetch) => input * (fetch.max(2) as f64).log2() * costs.sort_row,
+            None => sort(input),
+        },
+        LogicalPlan::Window(_) => sort(input) + input * costs.aggregate_row,
+        LogicalPlan::Union(_) => rows * costs.scan_row,
+        _ => input * costs.scan_row * 0.1,
+    }
+}
+
+/// A join in the source: through an index on one side's key (a lookup per row of the other),
+/// else a hash join or a temporary index.
+fn remote_join(
+    join: &datafusion::logical_expr::Join,
+    left: Estimate,
+    right: Estimate,
+    rows: f64,
+    costs: &EngineCosts,
+) -> f64 {
+    if join.on.is_empty() {
+        return left.remote + right.remote + left.rows * right.rows * costs.scan_row;
+    }
+    let hashed = left.remote + right.remote + (left.rows + right.rows + rows) * costs.hash_row;
+    if costs.hash_joins {
+        return hashed;
+    }
+    // An indexed table on the inner side is not scanned: each outer row looks up its matches.
+    // Which side is outer is the database's choice; one without statistics (SQLite not
+    // analyzed) drives the join from the side with the bigger table and looks the other up —
+    // its plan for q9 scans lineitem's 6 M rows and looks part, supplier, partsupp, orders and
+    // nation up for each (12 s), although a fifth of part's rows pass their filter. Outer
+    // joins and semi joins are driven by their preserved side.
+    let through = |outer: Estimate, inner: &LogicalPlan, keys: Vec<&Expr>| {
+        let indexed = keys.iter().any(|key| key_is_indexed(inner, key));
+        (indexed && is_table(inner)).then_some(outer.remote + (outer.rows + rows) * costs.probe)
+    };
+    let left_outer = || through(left, &join.right, join.on.iter().map(|(_, r)| r).collect());
+    let right_outer = || through(right, &join.left, join.on.iter().map(|(l, _)| l).collect());
+    let driven = match join.join_type {
+        JoinType::Inner if largest_table(&join.right) > largest_table(&join.left) => {
+            right_outer().or_else(left_outer)
+        }
+        JoinType::Inner => left_outer().or_else(right_outer),
+        JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+            left_outer()
+        }
+        JoinType::Right | JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+            right_outer()
+        }
+        JoinType::Full => None,
+    };
+    if let Some(cost) = driven {
+        return cost;
+    }
+    // Without an index: a temporary index on the smaller side, then a lookup per outer row —
+    // for tables and joins of tables, and for the subquery of a semi or anti join (its result
+    // is materialized with an index). A derived table (an aggregate, a union) joined to
+    // something else is rescanned for every outer row: measured on SQLite, q15 (supplier
+    // joined to an aggregate of lineitem) runs 40 s pushed against 2.6 s here.
+    let (small, big) = if left.rows <= right.rows {
+        (left, right)
+    } else {
+        (right, left)
+    };
+    let semi = matches!(
+        join.join_type,
+        JoinType::LeftSemi | JoinType::LeftAnti | JoinType::RightSemi | JoinType::RightAnti
+    );
+    let unserved = if semi || (!is_derived(&join.left) && !is_derived(&join.right)) {
+        small.rows * small.rows.max(2.0).log2() * costs.hash_row + (big.rows + rows) * costs.probe
+    } else {
+        left.rows * right.rows * costs.scan_row
+    };
+    left.remote + right.remote + unserved
+}
+
+/// Whether `plan` is a derived table: its rows come out of an aggregate, a union, a window or
+/// a limit rather than from tables and joins of them.
+fn is_derived(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::TableScan(_) => false,
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Projection(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Sort(_) => is_derived(plan.inputs()[0]),
+        LogicalPlan::Join(join) => is_derived(&join.left) || is_derived(&join.right),
+        _ => true,
+    }
+}
+
+/// Whether `plan` reads one table through filters, projections and aliases only (so an index
+/// of the table can serve lookups into it).
+fn is_table(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::TableScan(scan) => FederatedTable::of_scan(scan).is_some(),
+        LogicalPlan::Filter(_) | LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => {
+            is_table(plan.inputs()[0])
+        }
+        _ => false,
+    }
+}
+
+fn key_is_indexed(plan: &LogicalPlan, key: &Expr) -> bool {
+    let Expr::Column(column) = key else {
+        return false;
+    };
+    plan.schema()
+        .maybe_index_of_column(column)
+        .and_then(|i| column_origin(plan, i))
+        .is_some_and(|(table, c)| {
+            table
+                .remote()
+                .indexed
+                .as_ref()
+                .and_then(|indexed| indexed.get(c).copied())
+                .unwrap_or(false)
+        })
+}
+
+/// The rows of the biggest table `plan` reads.
+fn largest_table(plan: &LogicalPlan) -> f64 {
+    match plan {
+        LogicalPlan::TableScan(_) => table_rows(plan),
+        _ => plan
+            .inputs()
+            .into_iter()
+            .map(largest_table)
+            .fold(0.0, f64::max),
+    }
+}
+
+/// The rows of the one table `plan` reads through filters, projections and aliases.
+fn scanned_rows(plan: &LogicalPlan) -> f64 {
+    match plan {
+        LogicalPlan::TableScan(_) => table_rows(plan),
+        _ => plan
+            .inputs()
+            .first()
+            .map_or(UNKNOWN_TABLE_ROWS, |input| scanned_rows(input)),
+    }
+}
+
+/// The rows of the table a scan reads (before its filters).
+fn table_rows(plan: &LogicalPlan) -> f64 {
+    match plan {
+        LogicalPlan::TableScan(scan) => FederatedTable::of_scan(scan)
+            .and_then(|table| table.remote().row_estimate)
+            .map_or(UNKNOWN_TABLE_ROWS, |rows| rows as f64),
+        _ => UNKNOWN_TABLE_ROWS,
+    }
+}
+
+/// The rows a cross or non-equi join compares.
+fn nested_loop_rows(plan: &LogicalPlan, inputs: &[Estimate]) -> f64 {
+    match plan {
+        LogicalPlan::Join(join) if join.on.is_empty() => inputs[0].rows * inputs[1].rows,
+        _ => 0.0,
+    }
+}
+
+/// The estimated rows of `plan`'s result, from its inputs' estimates.
+pub fn output_rows(plan: &LogicalPlan, inputs: &[Estimate]) -> f64 {
+    let input = inputs.first().map_or(1.0, |input| input.rows);
+    let rows = match plan {
+        LogicalPlan::TableScan(scan) => {
+            let share = FederatedTable::of_scan(scan)
+                .and_then(|table| sampled_share(table.sample()?, &scan.filters))
+                .unwrap_or_else(|| scan.filters.iter().map(selectivity).product::<f64>());
+            let rows = table_rows(plan) * share;
+            scan.fetch.map_or(rows, |fetch| rows.min(fetch as f64))
+        }
+        LogicalPlan::Filter(filter) => input * selectivity(&filter.predicate),
+        LogicalPlan::Limit(limit) => match limit.get_fetch_type() {
+            Ok(FetchType::Literal(Some(fetch))) => input.min(fetch as f64),
+            _ => input,
+        },
+        LogicalPlan::Sort(sort) => sort.fetch.map_or(input, |fetch| input.min(fetch as f64)),
+        LogicalPlan::Aggregate(aggregate) if aggregate.group_expr.is_empty() => 1.0,
+        LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => groups(input),
+        LogicalPlan::Join(join) => join_rows(join, inputs[0].rows, inputs[1].rows),
+        LogicalPlan::Union(_) => inputs.iter().map(|input| input.rows).sum(),
+        LogicalPlan::Values(values) => values.values.len() as f64,
+        LogicalPlan::EmptyRelation(empty) => f64::from(u8::from(empty.produce_one_row)),
+        _ => input,
+    };
+    rows.max(1.0)
+}
+
+/// Groups of an aggregate over `rows` rows: a tenth of them (DataFusion has no better guess
+/// without distinct counts either).
+fn groups(rows: f64) -> f64 {
+    (rows / 10.0).max(1.0)
+}
+
+/// Rows of an equi-join: `left × right / domain`, the domain of the keys being the size of the
+/// smaller of the tables they come from (the key taken as unique there, as a foreign key
+/// references a primary key); semi and anti joins keep half the left side.
+fn join_rows(join: &datafusion::logical_expr::Join, left: f64, right: f64) -> f64 {
+    let inner = match join.on.first() {
+        None => left * right * if join.filter.is_some() { 0.33 } else { 1.0 },
+        Some((l, r)) => {
+            let domain = key_domain(&join.left, l)
+                .into_iter()
+                .chain(key_domain(&join.right, r))
+                .fold(f64::INFINITY, f64::min);
+            let domain = if domain.is_finite() {
+                domain
+            } else {
+                left.max(right)
+            };
+            left * right / domain.max(1.0)
+        }
+    };
+    match join.join_type {
+        JoinType::Inner => inner,
+        JoinType::Left => inner.max(left),
+        JoinType::Right => inner.max(right),
+        JoinType::Full => inner.max(left + right),
+        JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => left * 0.5,
+        JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => right * 0.5,
+    }
+}
+
+/// How many distinct values a join key can take: the rows of the table it comes from.
+fn key_domain(plan: &LogicalPlan, key: &Expr) -> Option<f64> {
+    let Expr::Column(column) = key else {
+        return None;
+    };
+    let i = plan.schema().maybe_index_of_column(column)?;
+    let (table, _) = column_origin(plan, i)?;
+    table.remote().row_estimate.map(|rows| rows as f64)
+}
+
+/// The share of `sample`'s rows that pass every one of `filters` (conditions on the sampled
+/// table's columns), a little above zero when none does (the sample is small); `None` when a
+/// condition cannot be evaluated on it.
+fn sampled_share(sample: &RecordBatch, filters: &[Expr]) -> Option<f64> {
+    if filters.is_empty() {
+        return Some(1.0);
+    }
+    if sample.num_rows() == 0 {
+        return None;
+    }
+    let schema = DFSchema::try_from(sample.schema_ref().as_ref().clone()).ok()?;
+    let condition = conjunction(filters.iter().map(unqualified))?;
+    let expr = create_physical_expr(
+        &condition,
+        &schema,
+        &ExecutionProps::new(),
+        &PhysicalPlanningContext::default(),
+    )
+    .ok()?;
+    let passed = expr
+        .evaluate(sample)
+        .ok()?
+        .into_array(sample.num_rows())
+        .ok()?;
+    let passed = passed.as_any().downcast_ref::<BooleanArray>()?.true_count();
+    Some((passed as f64 + 0.5) / (sample.num_rows() as f64 + 1.0))
+}
+
+/// The share of rows a condition keeps (fixed guesses per kind, as DataFusion and PostgreSQL
+/// use without statistics).
+pub fn selectivity(predicate: &Expr) -> f64 {
+    match predicate {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::And => selectivity(left) * selectivity(right),
+            Operator::Or => (selectivity(left) + selectivity(right)).min(1.0),
+            Operator::Eq => 0.1,
+            Operator::NotEq => 0.9,
+            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => 0.33,
+            _ => 0.5,
+        },
+        Expr::Like(like) => {
+            if like.negated {
+                0.9
+            } else {
+                0.1
+            }
+        }
+        Expr::InList(list) => {
+            let share = (0.1 * list.list.len() as f64).min(0.5);
+            if list.negated { 1.0 - share } else { share }
+        }
+        Expr::Between(between) => {
+            if between.negated {
+                0.9
+            } else {
+                0.11
+            }
+        }
+        Expr::IsNull(_) => 0.1,
+        Expr::IsNotNull(_) => 0.9,
+        Expr::Not(inner) => 1.0 - selectivity(inner),
+        Expr::Alias(alias) => selectivity(&alias.expr),
+        _ => 0.5,
+    }
+}
+
+/// Bytes per row of `plan`'s result, from its column types.
+fn row_width(plan: &LogicalPlan) -> f64 {
+    plan.schema()
+        .fields()
+        .iter()
+        .map(|field| type_width(field.data_type()))
+        .sum::<f64>()
+        .max(1.0)
+}
+
+fn type_width(data_type: &DataType) -> f64 {
+    match data_type {
+        DataType::Boolean | DataType::Int8 | DataType::UInt8 => 1.0,
+        DataType::Int16 | DataType::UInt16 | DataType::Float16 => 2.0,
+        DataType::Int32 | DataType::UInt32 | DataType::Float32 | DataType::Date32 => 4.0,
+        DataType::Decimal128(..) => 16.0,
+        DataType::Decimal256(..) => 32.0,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => 24.0,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => 32.0,
+        _ => 8.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::{col, lit};
+
+    #[test]
+    fn conditions_keep_fewer_rows_the_more_they_ask() {
+        let eq = col("a").eq(lit(1));
+        let range = col("a").gt(lit(1));
+        assert!(selectivity(&eq) < selectivity(&range));
+        assert!(selectivity(&eq.clone().and(range.clone())) < selectivity(&eq));
+        assert!(selectivity(&eq.clone().or(range.clone())) > selectivity(&range));
+        assert!(
+            selectivity(&col("a").like(lit("x%"))) < selectivity(&col("a").not_like(lit("x%")))
+        );
+    }
+
+    #[test]
+    fn sending_rows_costs_per_row_and_per_byte() {
+        let narrow = Estimate {
+            rows: 1e6,
+            width: 8.0,
+            remote: 0.0,
+        };
+        let wide = Estimate {
+            width: 80.0,
+            ..narrow
+        };
+        let costs = EngineCosts::SERVER;
+        assert!(narrow.fetch(&costs) < wide.fetch(&costs));
+        assert!(wide.pushed(&costs) >= wide.fetch(&costs));
+    }
+}
