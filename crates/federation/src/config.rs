@@ -13,11 +13,12 @@ use std::str::FromStr;
 /// `flotilla.federation.pushdown`: how much of a query goes into its databases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pushdown {
-    /// Every sub-plan a database can run whole goes to it (the largest possible).
+    /// Every sub-plan a database can run whole goes to it (the largest possible). The default
+    /// until the cost-based cut is measured at least as fast (see `Cost`).
+    #[default]
     All,
     /// Per sub-plan, whichever is estimated faster: running it in the database, or reading its
     /// inputs and running it here (see the `cost` module).
-    #[default]
     Cost,
     /// Only scans go to the databases (with their columns, exact filters and limit); joins,
     /// aggregates and the rest run here.
@@ -58,7 +59,7 @@ impl FromStr for Pushdown {
 /// `flotilla.*` session options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FederationConfig {
-    /// `flotilla.federation.pushdown`: `all`, `cost` (the default) or `none` (see [`Pushdown`]).
+    /// `flotilla.federation.pushdown`: `all` (the default), `cost` or `none` (see [`Pushdown`]).
     pub pushdown: Pushdown,
     /// `flotilla.federation.join_key_pushdown`: when a hash join has built its (small) side, send
     /// its join keys to the other side's database as `key IN (…)` and a key range, added to
@@ -76,7 +77,7 @@ pub struct FederationConfig {
 impl Default for FederationConfig {
     fn default() -> Self {
         Self {
-            pushdown: Pushdown::Cost,
+            pushdown: Pushdown::All,
             join_key_pushdown: true,
             partition_rows: 500_000,
         }

@@ -8,7 +8,7 @@
 //! The cut, bottom-up: a scan of a [`FederatedTable`] belongs to its source. A node can belong
 //! to a source when all its inputs belong to sources with the same identity and the node can be
 //! written as SQL for that source's dialect ([`Writer::plan`]). With
-//! `flotilla.federation.pushdown = all` it then does; with `cost` (the default) only when
+//! `flotilla.federation.pushdown = all` (the default) it then does; with `cost` only when
 //! running it there and reading its rows is estimated no slower than reading its inputs at
 //! their best and running it here (see [`crate::cost`]; within [`PUSH_MARGIN`], pushed). A node
 //! that does not belong to a source runs in DataFusion, and each of its inputs that belongs to

@@ -3,7 +3,7 @@
 //! For each query: (1) Flotilla pushing all it can (`flotilla.federation.pushdown = all`),
 //! (2) the SQL of (1), run by the database itself without converting rows to Arrow (the floor
 //! for a query pushed whole), (3) Flotilla pushing scans only (`none`), (4) Flotilla choosing
-//! by cost (`cost`, the default), with the better of (1) and (3) as the mark (4) is held to.
+//! by cost (`cost`), with the better of (1) and (3) as the mark (4) is held to.
 //! Each timing covers planning and reading every result row; rows transferred count the rows
 //! that crossed from the database into Flotilla. The result rows of (1), (3) and (4) must agree.
 //!
@@ -450,7 +450,7 @@ fn print_table(
     writeln!(
         out,
         "TPC-H SF {scale} over {label}, best of {repeat}: (1) pushdown = all, (2) {label} \
-         running the SQL of (1), (3) pushdown = none, (4) pushdown = cost (the default); \
+         running the SQL of (1), (3) pushdown = none, (4) pushdown = cost; \
          best = the faster of (1) and (3)"
     )?;
     writeln!(

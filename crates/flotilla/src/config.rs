@@ -22,7 +22,7 @@ pub struct Config {
     /// Sources by name; each becomes a catalog of that name.
     pub sources: BTreeMap<String, SourceConfig>,
     pub session: SessionDefaults,
-    /// `[federation] pushdown`: `"all"`, `"cost"` (the default) or `"none"`; `true` and
+    /// `[federation] pushdown`: `"all"` (the default), `"cost"` or `"none"`; `true` and
     /// `false` mean all and none.
     pub pushdown: Pushdown,
     /// `[server]`: how `flotilla serve` listens and whom it lets in.
@@ -996,8 +996,14 @@ mod tests {
     }
 
     #[test]
-    fn pushdown_defaults_to_cost_and_takes_modes_or_booleans() {
-        assert_eq!(parse("").unwrap().pushdown, Pushdown::Cost);
+    fn pushdown_defaults_to_all_and_takes_modes_or_booleans() {
+        assert_eq!(parse("").unwrap().pushdown, Pushdown::All);
+        assert_eq!(
+            parse("[federation]\npushdown = \"cost\"\n")
+                .unwrap()
+                .pushdown,
+            Pushdown::Cost
+        );
         assert_eq!(
             parse("[federation]\npushdown = false\n").unwrap().pushdown,
             Pushdown::None

@@ -144,13 +144,14 @@ async fn set(ctx: &SessionContext, key: &str, value: &str) {
         .unwrap();
 }
 
-/// By cost (the default), SQLite runs what it does fast — scans with their filters, one-table
+/// By cost (`pushdown = 'cost'`), SQLite runs what it does fast — scans with their filters, one-table
 /// aggregates, joins it can drive from an index — and DataFusion joins what SQLite would run as
 /// lookups for every row of lineitem, or over derived tables; every answer equals Parquet's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_in_sqlite_by_cost_is_correct_and_cut_where_sqlite_is_slow() {
     let reference = parquet_context().await;
     let ctx = federated(&[]).await;
+    set(&ctx, "flotilla.federation.pushdown", "'cost'").await;
     let mut plans = Vec::new();
     for n in 1..=22 {
         plans.push(check_equal(&ctx, &reference, &query(n)).await);
