@@ -164,13 +164,17 @@ impl ExtensionOptions for FederationConfig {
     }
 }
 
-/// Whether `flotilla.federation.pushdown` pushes more than scans in a session with `options`.
-pub(crate) fn pushdown_enabled(options: &datafusion::config::ConfigOptions) -> bool {
+/// `flotilla.federation.pushdown` in a session with `options`.
+pub(crate) fn pushdown(options: &datafusion::config::ConfigOptions) -> Pushdown {
     options
         .extensions
         .get::<FederationConfig>()
         .map_or(Pushdown::default(), |c| c.pushdown)
-        != Pushdown::None
+}
+
+/// Whether `flotilla.federation.pushdown` pushes more than scans in a session with `options`.
+pub(crate) fn pushdown_enabled(options: &datafusion::config::ConfigOptions) -> bool {
+    pushdown(options) != Pushdown::None
 }
 
 impl ConfigExtension for FederationConfig {

@@ -17,7 +17,7 @@
 //! index; DataFusion hashes everything, on `target_partitions` cores.
 
 use crate::dialect::EngineCosts;
-use crate::table::{FederatedTable, column_origin, unqualified};
+use crate::table::{FederatedTable, column_origin, key_is_indexed, unqualified};
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
@@ -28,9 +28,10 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, FetchType, LogicalPlan, Operator};
 use datafusion::physical_expr::create_physical_expr;
 
-/// What DataFusion takes per unit of work on one core (measured with `flotilla bench tpch`
-/// on the 2-core machine of docs/benchmarks: hash joins of lineitem × orders run at about
-/// 20 M input rows per second per core, hash aggregation at about 25 M).
+/// What DataFusion takes per unit of work on one core. Not measured yet: assumed figures
+/// (about 20 M rows a second per core into or out of a hash table, 25 M aggregated), small
+/// next to any remote engine's, so that fetching rows dominates the cost of running a part
+/// here. Measuring them (`flotilla bench tpch` on Parquet, per operator) is open work.
 pub const LOCAL: EngineCosts = EngineCosts {
     scan_row: 1e-8,
     probe: 5e-8,
@@ -196,8 +197,8 @@ fn remote_join(
     // Without an index: a temporary index on the smaller side, then a lookup per outer row —
     // for tables and joins of tables, and for the subquery of a semi or anti join (its result
     // is materialized with an index). A derived table (an aggregate, a union) joined to
-    // something else is rescanned for every outer row: measured on SQLite, q15 (supplier
-    // joined to an aggregate of lineitem) runs 40 s pushed against 2.6 s here.
+    // something else is taken to be rescanned for every outer row — an assumption on the
+    // safe side, not a measurement (SQLite may build an automatic index instead).
     let (small, big) = if left.rows <= right.rows {
         (left, right)
     } else {
@@ -239,23 +240,6 @@ fn is_table(plan: &LogicalPlan) -> bool {
         }
         _ => false,
     }
-}
-
-fn key_is_indexed(plan: &LogicalPlan, key: &Expr) -> bool {
-    let Expr::Column(column) = key else {
-        return false;
-    };
-    plan.schema()
-        .maybe_index_of_column(column)
-        .and_then(|i| column_origin(plan, i))
-        .is_some_and(|(table, c)| {
-            table
-                .remote()
-                .indexed
-                .as_ref()
-                .and_then(|indexed| indexed.get(c).copied())
-                .unwrap_or(false)
-        })
 }
 
 /// The rows of the biggest table `plan` reads.

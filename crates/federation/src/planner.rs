@@ -15,7 +15,7 @@
 //! one becomes a federated scan. If the root belongs to a source, the whole query is one
 //! federated scan. The samples the estimates use are read before the cut (once per table).
 
-use crate::config::{FederationConfig, Pushdown};
+use crate::config::Pushdown;
 use crate::cost::{self, Estimate};
 use crate::exec::{FederatedScan, FederatedScanPlanner};
 use crate::keys::OutputColumns;
@@ -117,37 +117,43 @@ struct Part {
     estimate: Estimate,
     /// Seconds to run it in the source and read its rows.
     pushed: f64,
-    /// When splitting it is cheaper: its root runs here over its inputs at their best, with
-    /// the seconds that takes.
-    split: Option<(LogicalPlan, f64)>,
-    /// The seconds splitting it would take, when it was weighed (shown in `EXPLAIN`).
-    split_cost: Option<f64>,
+    choice: Choice,
+}
+
+/// How a [`Part`] runs when nothing above it pushes it whole.
+enum Choice {
+    /// Pushed whole; `split`: the seconds splitting it was estimated at, when it was weighed.
+    Pushed { split: Option<f64> },
+    /// Its root runs here over its inputs at their best, in `seconds`.
+    Split { plan: LogicalPlan, seconds: f64 },
 }
 
 impl Part {
     fn best(&self) -> f64 {
-        self.split.as_ref().map_or(self.pushed, |(_, cost)| *cost)
+        match &self.choice {
+            Choice::Pushed { .. } => self.pushed,
+            Choice::Split { seconds, .. } => *seconds,
+        }
     }
 
     /// The cheapest plan: a federated scan of the whole, or the split. `above`: why the node
     /// above runs here (for `EXPLAIN`).
     fn into_plan(self, above: Option<&str>) -> Result<LogicalPlan> {
-        match self.split {
-            Some((plan, _)) => Ok(plan),
-            None if self.split_cost.is_none() && above.is_none() => {
-                wrap(self.plan, &self.source, None)
-            }
-            None => {
-                let mut choice = format!("pushed est {}", seconds(self.pushed));
-                if let Some(split) = self.split_cost {
-                    choice.push_str(&format!(" vs {} split", seconds(split)));
-                }
-                if let Some(above) = above {
-                    choice.push_str(&format!("; {above}"));
-                }
-                wrap(self.plan, &self.source, Some(choice))
-            }
+        let split = match self.choice {
+            Choice::Split { plan, .. } => return Ok(plan),
+            Choice::Pushed { split } => split,
+        };
+        if split.is_none() && above.is_none() {
+            return wrap(self.plan, &self.source, None);
         }
+        let mut choice = format!("pushed est {}", seconds(self.pushed));
+        if let Some(split) = split {
+            choice.push_str(&format!(" vs {} split", seconds(split)));
+        }
+        if let Some(above) = above {
+            choice.push_str(&format!("; {above}"));
+        }
+        wrap(self.plan, &self.source, Some(choice))
     }
 }
 
@@ -164,12 +170,8 @@ fn seconds(s: f64) -> String {
 
 impl Cut {
     fn of(options: &ConfigOptions) -> Self {
-        let pushdown = options
-            .extensions
-            .get::<FederationConfig>()
-            .map_or(Pushdown::default(), |c| c.pushdown);
         Self {
-            pushdown,
+            pushdown: crate::config::pushdown(options),
             cores: options.execution.target_partitions.max(1),
         }
     }
@@ -193,8 +195,7 @@ impl Cut {
                 pushed: estimate.pushed(&source.dialect().costs()),
                 estimate,
                 source,
-                split: None,
-                split_cost: None,
+                choice: Choice::Pushed { split: None },
             })));
         }
         let inputs = plan.inputs();
@@ -232,8 +233,9 @@ impl Cut {
                     source,
                     estimate,
                     pushed,
-                    split: None,
-                    split_cost: (self.pushdown == Pushdown::Cost).then_some(split_cost),
+                    choice: Choice::Pushed {
+                        split: (self.pushdown == Pushdown::Cost).then_some(split_cost),
+                    },
                 })));
             }
             let above = format!(
@@ -248,8 +250,10 @@ impl Cut {
                 source,
                 estimate,
                 pushed,
-                split: Some((split, split_cost)),
-                split_cost: Some(split_cost),
+                choice: Choice::Split {
+                    plan: split,
+                    seconds: split_cost,
+                },
             })));
         }
         Ok(Rewritten::Here(self.rebuild(plan, children, None)?))

@@ -71,6 +71,17 @@ pub struct RemoteTable {
     pub split_key: Option<SplitKey>,
 }
 
+impl RemoteTable {
+    /// Whether an index of the table starts with column `c` (false where the source does not
+    /// say).
+    pub fn is_indexed(&self, c: usize) -> bool {
+        self.indexed
+            .as_ref()
+            .and_then(|indexed| indexed.get(c).copied())
+            .unwrap_or(false)
+    }
+}
+
 /// An indexed integer column and the smallest and largest values it held when described.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitKey {

@@ -21,7 +21,7 @@
 
 use crate::dialect::Dialect;
 use crate::source::{RemoteTable, Source, SourceIdentity};
-use crate::table::{FederatedTable, column_origin, unqualified};
+use crate::table::{FederatedTable, key_is_indexed, unqualified};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Column, DFSchema, JoinType, NullEquality};
 use datafusion::logical_expr::expr::{
@@ -667,19 +667,12 @@ impl<'a> Writer<'a> {
 
     /// Whether an index can serve `join` (see [`Dialect::join_needs_index`]).
     fn index_serves(&self, join: &Join) -> bool {
-        let indexed = |plan: &LogicalPlan, key: &Expr| match key {
-            Expr::Column(c) => plan
-                .schema()
-                .maybe_index_of_column(c)
-                .is_some_and(|i| column_is_indexed(plan, i)),
-            _ => false,
-        };
         if join.on.is_empty() {
             // No keys: every engine runs a nested loop.
             return true;
         }
-        let left_keys = || join.on.iter().any(|(l, _)| indexed(&join.left, l));
-        let right_keys = || join.on.iter().any(|(_, r)| indexed(&join.right, r));
+        let left_keys = || join.on.iter().any(|(l, _)| key_is_indexed(&join.left, l));
+        let right_keys = || join.on.iter().any(|(_, r)| key_is_indexed(&join.right, r));
         match join.join_type {
             JoinType::Inner => left_keys() || right_keys(),
             JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti => {
@@ -910,20 +903,6 @@ impl<'a> Writer<'a> {
             return None;
         }
         Some(self.plan(&subquery.subquery)?.sql)
-    }
-}
-
-/// Whether output column `i` of `plan` passes a base-table column through unchanged, and an
-/// index starts with that column.
-fn column_is_indexed(plan: &LogicalPlan, i: usize) -> bool {
-    match column_origin(plan, i) {
-        Some((table, c)) => table
-            .remote()
-            .indexed
-            .as_ref()
-            .and_then(|indexed| indexed.get(c).copied())
-            .unwrap_or(false),
-        None => false,
     }
 }
 

@@ -334,3 +334,15 @@ pub(crate) fn column_origin(plan: &LogicalPlan, i: usize) -> Option<(&FederatedT
         _ => None,
     }
 }
+
+/// Whether `key`, a column of `plan`'s output, passes a base-table column through unchanged
+/// and an index of that table starts with it (so the database can look rows up by it).
+pub(crate) fn key_is_indexed(plan: &LogicalPlan, key: &Expr) -> bool {
+    let Expr::Column(column) = key else {
+        return false;
+    };
+    plan.schema()
+        .maybe_index_of_column(column)
+        .and_then(|i| column_origin(plan, i))
+        .is_some_and(|(table, c)| table.remote().is_indexed(c))
+}

@@ -54,38 +54,11 @@ impl Row {
     }
 }
 
-/// The TPC-H queries shipped in the repository, by number.
+/// The TPC-H query `n` shipped in the repository.
 fn query_text(n: usize) -> Result<String> {
-    let text = match n {
-        1 => include_str!("../../../tests/tpch/queries/q1.sql"),
-        2 => include_str!("../../../tests/tpch/queries/q2.sql"),
-        3 => include_str!("../../../tests/tpch/queries/q3.sql"),
-        4 => include_str!("../../../tests/tpch/queries/q4.sql"),
-        5 => include_str!("../../../tests/tpch/queries/q5.sql"),
-        6 => include_str!("../../../tests/tpch/queries/q6.sql"),
-        7 => include_str!("../../../tests/tpch/queries/q7.sql"),
-        8 => include_str!("../../../tests/tpch/queries/q8.sql"),
-        9 => include_str!("../../../tests/tpch/queries/q9.sql"),
-        10 => include_str!("../../../tests/tpch/queries/q10.sql"),
-        11 => include_str!("../../../tests/tpch/queries/q11.sql"),
-        12 => include_str!("../../../tests/tpch/queries/q12.sql"),
-        13 => include_str!("../../../tests/tpch/queries/q13.sql"),
-        14 => include_str!("../../../tests/tpch/queries/q14.sql"),
-        15 => include_str!("../../../tests/tpch/queries/q15.sql"),
-        16 => include_str!("../../../tests/tpch/queries/q16.sql"),
-        17 => include_str!("../../../tests/tpch/queries/q17.sql"),
-        18 => include_str!("../../../tests/tpch/queries/q18.sql"),
-        19 => include_str!("../../../tests/tpch/queries/q19.sql"),
-        20 => include_str!("../../../tests/tpch/queries/q20.sql"),
-        21 => include_str!("../../../tests/tpch/queries/q21.sql"),
-        22 => include_str!("../../../tests/tpch/queries/q22.sql"),
-        _ => {
-            return Err(Error::invalid(format!(
-                "there is no TPC-H query {n} (1 to 22)"
-            )));
-        }
-    };
-    Ok(text.to_string())
+    flotilla_tpch::query(n)
+        .map(str::to_string)
+        .ok_or_else(|| Error::invalid(format!("there is no TPC-H query {n} (1 to 22)")))
 }
 
 /// The database a benchmark runs against.

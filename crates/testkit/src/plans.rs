@@ -7,19 +7,10 @@ use flotilla_tpch::{Format, GenerateOptions, Table};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// The TPC-H query `n` (1–22) from `tests/tpch/queries`, compiled in: a build cache shared
-/// between clones at other paths keeps no path to a clone that may be gone.
+/// The TPC-H query `n` (1–22), from `tests/tpch/queries`.
 pub fn tpch_query(n: usize) -> String {
-    macro_rules! queries {
-        ($($n:literal),*) => {
-            [$(include_str!(concat!("../../../tests/tpch/queries/q", $n, ".sql"))),*]
-        };
-    }
-    const QUERIES: [&str; 22] = queries!(
-        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22
-    );
-    match QUERIES.get(n.wrapping_sub(1)) {
-        Some(sql) => (*sql).to_string(),
+    match flotilla_tpch::query(n) {
+        Some(sql) => sql.to_string(),
         None => panic!("TPC-H has queries 1 to 22, not {n}"),
     }
 }

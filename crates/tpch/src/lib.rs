@@ -29,6 +29,37 @@ use tpchgen_arrow as ta;
 /// Rows per generated batch.
 const BATCH_SIZE: usize = 8192;
 
+/// The 22 TPC-H queries shipped in the repository (`tests/tpch/queries`), compiled in.
+const QUERIES: [&str; 22] = [
+    include_str!("../../../tests/tpch/queries/q1.sql"),
+    include_str!("../../../tests/tpch/queries/q2.sql"),
+    include_str!("../../../tests/tpch/queries/q3.sql"),
+    include_str!("../../../tests/tpch/queries/q4.sql"),
+    include_str!("../../../tests/tpch/queries/q5.sql"),
+    include_str!("../../../tests/tpch/queries/q6.sql"),
+    include_str!("../../../tests/tpch/queries/q7.sql"),
+    include_str!("../../../tests/tpch/queries/q8.sql"),
+    include_str!("../../../tests/tpch/queries/q9.sql"),
+    include_str!("../../../tests/tpch/queries/q10.sql"),
+    include_str!("../../../tests/tpch/queries/q11.sql"),
+    include_str!("../../../tests/tpch/queries/q12.sql"),
+    include_str!("../../../tests/tpch/queries/q13.sql"),
+    include_str!("../../../tests/tpch/queries/q14.sql"),
+    include_str!("../../../tests/tpch/queries/q15.sql"),
+    include_str!("../../../tests/tpch/queries/q16.sql"),
+    include_str!("../../../tests/tpch/queries/q17.sql"),
+    include_str!("../../../tests/tpch/queries/q18.sql"),
+    include_str!("../../../tests/tpch/queries/q19.sql"),
+    include_str!("../../../tests/tpch/queries/q20.sql"),
+    include_str!("../../../tests/tpch/queries/q21.sql"),
+    include_str!("../../../tests/tpch/queries/q22.sql"),
+];
+
+/// TPC-H query `n` (1 to 22), or `None` for any other number.
+pub fn query(n: usize) -> Option<&'static str> {
+    QUERIES.get(n.checked_sub(1)?).copied()
+}
+
 /// The name of the SQLite database file written by [`Format::Sqlite`].
 pub const SQLITE_FILE_NAME: &str = "tpch.sqlite";
 

@@ -52,8 +52,9 @@ fn unquote(sql: &str) -> Option<String> {
 /// - `fetch_row`, `fetch_byte`: with scans only, q13 reads 1.65 M rows of 2–3 columns in
 ///   0.24 s, q6 6 M rows of 4 columns in 1.3 s, q9 8.5 M rows in 1.9 s — queries included:
 ///   ~0.1 µs a row and ~1.5 ns a byte;
-/// - no hash join: a join no index serves is a nested loop over the other side (q15, whose
-///   aggregated derived tables are joined that way, runs 40 s pushed against 2.6 s here).
+/// - no hash join and GROUP BY by sorting: q15 pushed whole runs 43 s against 2.6 s with scans
+///   only, because SQLite reads lineitem through its `l_suppkey` index, twice, to group
+///   without sorting (`EXPLAIN QUERY PLAN`).
 pub const SQLITE_COSTS: EngineCosts = EngineCosts {
     scan_row: 1e-7,
     probe: 1.5e-6,

@@ -58,10 +58,7 @@ pub fn demo_data() -> PathBuf {
 
 /// The TPC-H query `n` from the shared query set.
 pub fn tpch_query(n: usize) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/tpch/queries")
-        .join(format!("q{n}.sql"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    flotilla_testkit::plans::tpch_query(n)
 }
 
 /// TPC-H at SF 0.1 as Parquet files (`parquet/`) and one SQLite database (`sqlite/`),
