@@ -59,10 +59,16 @@ pub async fn execute_remote(
 /// Whether `status` says the worker could not be reached or its connection broke, rather
 /// than being an answer of the worker (say, a database of its failing): tonic gives the
 /// statuses it makes from transport errors a source; those read off the wire have none.
+/// A connection that closes under a stream comes back as Cancelled ("operation was
+/// canceled", hyper's word for it) — transport too, so a worker reading from a node that was
+/// killed says that node is unreachable, and the query can run again without it.
 pub(crate) fn unreachable(status: &Status) -> bool {
     matches!(
         status.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+            | tonic::Code::Cancelled
     ) && std::error::Error::source(status).is_some()
 }
 
@@ -233,5 +239,14 @@ mod tests {
             "connection reset by peer",
         )));
         assert!(unreachable(&broken), "{broken:?}");
+        // A connection closed under a stream (the node at its other end was killed).
+        let mut closed = Status::cancelled("operation was canceled");
+        closed.set_source(Arc::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "connection closed",
+        )));
+        assert!(unreachable(&closed), "{closed:?}");
+        // A worker saying its query was cancelled is its answer.
+        assert!(!unreachable(&Status::cancelled("query cancelled")));
     }
 }

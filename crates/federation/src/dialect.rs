@@ -128,9 +128,21 @@ pub trait Dialect: Debug + Send + Sync {
         false
     }
 
+    /// `column` (written) as the operand of a join key's range bound (`k >= 3`, sent into a
+    /// scan by join-key pushdown) — written so the database does not read the table through an
+    /// index on it when that is what the dialect's engine would do. A range taken from a hash
+    /// join's build side usually spans most of the key's values: read through an index, that
+    /// is a random lookup per row instead of one sequential scan. Default: `column` as is, for
+    /// engines that estimate how many rows a range holds and choose the scan themselves.
+    fn key_range_operand(&self, column: &str) -> String {
+        column.to_string()
+    }
+
     /// A statement reading about `rows` rows spread over the whole of `table` (quoted, with its
     /// schema) with `columns` (quoted, comma-separated), cheaply: the cost-based cut measures
-    /// the share of rows a scan's conditions keep on them. `None`: no cheap way (the cut then
+    /// the share of rows a scan's conditions keep on them. Rows in the order the table is
+    /// stored in, where it has one: the cut sees on them which columns follow that order (an
+    /// index on such a column is read about sequentially). `None`: no cheap way (the cut then
     /// guesses per kind of condition).
     fn sample_sql(&self, table: &str, columns: &str, rows: usize) -> Option<String> {
         let _ = (table, columns, rows);

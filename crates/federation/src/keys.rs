@@ -161,7 +161,9 @@ pub(crate) fn restricted_sql(
         };
         // Each conjunct on its own: one the dialect cannot write is left out.
         for conjunct in split_and(expr) {
-            if let Some(sql) = Writer::new(source).table_filter(&table, &conjunct) {
+            let written = key_range(source, &table, &conjunct)
+                .or_else(|| Writer::new(source).table_filter(&table, &conjunct));
+            if let Some(sql) = written {
                 conditions.push(sql);
             }
         }
@@ -174,6 +176,40 @@ pub(crate) fn restricted_sql(
         "SELECT * FROM ({sql}) AS {alias} WHERE {}",
         conditions.join(" AND ")
     ))
+}
+
+/// A bound of a key range, `column <op> literal` over a number column, written with
+/// the dialect's [`key_range_operand`](crate::Dialect::key_range_operand); `None` for any other
+/// condition (the writer writes those as they are).
+fn key_range(source: &dyn Source, table: &RemoteTable, condition: &Expr) -> Option<String> {
+    let Expr::BinaryExpr(LogicalBinary { left, op, right }) = condition else {
+        return None;
+    };
+    let (Expr::Column(column), Expr::Literal(value, _)) = (left.as_ref(), right.as_ref()) else {
+        return None;
+    };
+    if !matches!(
+        op,
+        Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+    ) {
+        return None;
+    }
+    let data_type = table
+        .arrow_schema
+        .field_with_name(&column.name)
+        .ok()?
+        .data_type();
+    // Numbers only: an operand wrapped by the dialect may lose the column's type conversions
+    // (SQLite's `+k` has no affinity), which changes nothing when both sides are numbers.
+    let number = data_type.is_integer() || data_type.is_floating();
+    if !number || value.data_type() != *data_type || value.is_null() {
+        return None;
+    }
+    let dialect = source.dialect();
+    let op = dialect.binary_operator(op, data_type, data_type)?;
+    let operand = dialect.key_range_operand(&dialect.quote_identifier(&column.name));
+    let bound = Writer::new(source).table_filter(table, right)?;
+    Some(format!("({operand} {op} {bound})"))
 }
 
 fn split_and(expr: Expr) -> Vec<Expr> {

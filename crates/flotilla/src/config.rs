@@ -996,8 +996,8 @@ mod tests {
     }
 
     #[test]
-    fn pushdown_defaults_to_all_and_takes_modes_or_booleans() {
-        assert_eq!(parse("").unwrap().pushdown, Pushdown::All);
+    fn pushdown_defaults_to_cost_and_takes_modes_or_booleans() {
+        assert_eq!(parse("").unwrap().pushdown, Pushdown::Cost);
         assert_eq!(
             parse("[federation]\npushdown = \"cost\"\n")
                 .unwrap()

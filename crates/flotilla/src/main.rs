@@ -120,8 +120,9 @@ struct DemoArgs {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// TPC-H over a federated source: with pushdown, the source running the pushed SQL itself,
-    /// and without pushdown, side by side.
+    /// TPC-H over a federated source, side by side: everything pushed, the source running the
+    /// pushed SQL itself, nothing pushed, and pushed by cost (the default) — with a total of
+    /// each and of the better of the first and third per query.
     ///
     /// Examples: flotilla bench federation --source sqlite --scale 1
     ///           flotilla bench federation --source postgres --url postgresql://me@localhost/db
