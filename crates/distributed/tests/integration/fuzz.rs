@@ -1,7 +1,8 @@
 //! The differential harness: seeded random queries over generated tables
 //! (`flotilla_testkit::fuzz`), each run on one node and on a cluster in a configuration drawn
 //! from the matrix users can set, rows compared as multisets (in order where the query orders
-//! on unique columns).
+//! on unique columns). With `results_from_workers` drawn, a query whose last stage only
+//! gathers is read from its workers' endpoints, as a Flight SQL client reads it.
 //!
 //! The test command runs a fixed set of seeds. The long mode runs new seeds until time is up:
 //!
@@ -12,14 +13,23 @@
 //!
 //! A failure prints the seed, the SQL, the configuration and the distributed plan.
 
+use arrow_flight::Ticket;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::physical_plan::displayable;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use flotilla_distributed::{
-    Compression, DistributedOptions, DistributedSessionStateBuilder, InProcessCluster, Worker,
+    ChannelCache, Compression, DistributedOptions, DistributedSessionStateBuilder,
+    InProcessCluster, Worker, result_endpoints,
 };
 use flotilla_testkit::compare::compare_batches;
 use flotilla_testkit::fuzz::{Queries, Rng, Tables};
+use futures::TryStreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Seeds the test command runs, and queries per seed.
@@ -36,6 +46,9 @@ struct Setting {
     broadcast: bool,
     compression: Compression,
     batch_size: usize,
+    /// Rows read from the last stage's workers, as a Flight SQL client does, where the plan
+    /// allows (`distributed.results_from_workers`).
+    results_from_workers: bool,
 }
 
 impl Setting {
@@ -47,6 +60,7 @@ impl Setting {
             broadcast: rng.chance(50),
             compression: *rng.pick(&[Compression::None, Compression::Lz4, Compression::Zstd]),
             batch_size: *rng.pick(&[7, 64, 8192]),
+            results_from_workers: rng.chance(50),
         }
     }
 
@@ -65,6 +79,7 @@ impl Setting {
                 0
             },
             compression: self.compression,
+            results_from_workers: self.results_from_workers,
             ..defaults
         }
     }
@@ -105,6 +120,7 @@ async fn run_seed(seed: u64, queries: usize) -> Vec<String> {
             .with_distribution(cluster.distribution().unwrap())
             .build();
         let distributed = SessionContext::new_with_state(state);
+        let channels = Arc::clone(cluster.distribution().unwrap().channels());
         register(&distributed, &tables).await;
         for i in 0..queries / 3 {
             let query = generator.next_query();
@@ -129,13 +145,16 @@ async fn run_seed(seed: u64, queries: usize) -> Vec<String> {
                     continue;
                 }
             };
-            let plan = match frame.clone().create_physical_plan().await {
-                Ok(plan) => displayable(plan.as_ref()).indent(false).to_string(),
-                Err(e) => format!("(no plan: {e})"),
-            };
-            let outcome = match frame.collect().await {
-                Ok(actual) => compare_batches(&expected, &actual, query.ordered),
-                Err(e) => Err(format!("failed: {e}")),
+            let (plan, outcome) = match frame.create_physical_plan().await {
+                Ok(plan) => {
+                    let text = displayable(plan.as_ref()).indent(false).to_string();
+                    let outcome = match run(&distributed, &channels, plan, &setting).await {
+                        Ok(actual) => compare_batches(&expected, &actual, query.ordered),
+                        Err(e) => Err(format!("failed: {e}")),
+                    };
+                    (text, outcome)
+                }
+                Err(e) => (String::new(), Err(format!("failed to plan: {e}"))),
             };
             if let Err(difference) = outcome {
                 failures.push(describe(
@@ -151,6 +170,51 @@ async fn run_seed(seed: u64, queries: usize) -> Vec<String> {
         }
     }
     failures
+}
+
+/// Queries whose rows were read from their workers' endpoints.
+static READ_FROM_WORKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// The rows of `plan`: from the endpoints a Flight SQL client would be given when the setting
+/// reads results from the workers and the plan allows it, else through the plan itself.
+async fn run(
+    ctx: &SessionContext,
+    channels: &Arc<ChannelCache>,
+    plan: Arc<dyn ExecutionPlan>,
+    setting: &Setting,
+) -> Result<Vec<RecordBatch>, String> {
+    let endpoints = if setting.results_from_workers {
+        result_endpoints(&plan, &ctx.task_ctx()).map_err(|e| e.to_string())?
+    } else {
+        None
+    };
+    let Some(endpoints) = endpoints else {
+        return datafusion::physical_plan::collect(plan, ctx.task_ctx())
+            .await
+            .map_err(|e| e.to_string());
+    };
+    READ_FROM_WORKERS.fetch_add(1, Ordering::Relaxed);
+    // Every endpoint at once, as ADBC reads them.
+    let reads = endpoints.into_iter().map(|endpoint| async move {
+        let channel = channels
+            .get(&endpoint.location)
+            .map_err(|e| e.to_string())?;
+        let response = FlightServiceClient::new(channel)
+            .do_get(Ticket::new(endpoint.ticket))
+            .await
+            .map_err(|s| format!("{}: {}", endpoint.location, s.message()))?;
+        FlightRecordBatchStream::new_from_flight_data(
+            response.into_inner().map_err(FlightError::from),
+        )
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| format!("{}: {e}", endpoint.location))
+    });
+    let mut rows = Vec::new();
+    for read in futures::future::join_all(reads).await {
+        rows.extend(read?);
+    }
+    Ok(rows)
 }
 
 fn describe(
@@ -192,12 +256,21 @@ async fn random_queries_on_a_cluster_equal_one_node() {
                 runs += 1;
                 seed += 1;
             }
-            eprintln!("fuzz: {runs} seeds, {} failures", failures.len());
+            eprintln!(
+                "fuzz: {runs} seeds, {} read from the workers, {} failures",
+                READ_FROM_WORKERS.load(Ordering::Relaxed),
+                failures.len()
+            );
         }
         (None, None) => {
             for seed in FIXED_SEEDS {
                 failures.extend(run_seed(seed, QUERIES_PER_SEED).await);
             }
+            // The fixed seeds cover reading results from the workers too.
+            assert!(
+                READ_FROM_WORKERS.load(Ordering::Relaxed) > 0,
+                "no query was read from its workers' endpoints"
+            );
         }
     }
     assert!(
