@@ -8,6 +8,7 @@
 //!   instead of parsing text. The mapping to gRPC codes lives here, in one exhaustive `match`.
 
 pub mod error;
+pub mod flight;
 pub mod grpc;
 pub mod options;
 

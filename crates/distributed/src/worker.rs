@@ -15,7 +15,6 @@
 //! Functions, extension options and codecs the plan needs must be registered in the worker's
 //! base session and codec (the same ones the coordinator uses).
 
-use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
@@ -383,11 +382,7 @@ impl Worker {
         let (counter, failure) = (Arc::clone(&counted), Arc::clone(&failed));
         // Dictionaries travel as dictionaries: hydrated, the batches would no longer match the
         // schema the reading stage was planned with.
-        let data = FlightDataEncoderBuilder::new()
-            .with_options(ipc)
-            .with_dictionary_handling(DictionaryHandling::Resend)
-            .with_schema(schema)
-            .build(batches)
+        let data = flotilla_common::flight::flight_data(schema, batches, ipc)
             .map_ok(move |data| {
                 let bytes = (data.data_header.len() + data.data_body.len()) as u64;
                 sent.fetch_add(bytes, Ordering::Relaxed);

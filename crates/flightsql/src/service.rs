@@ -15,7 +15,6 @@ use crate::metadata;
 use crate::registry::{Cancellable, Cancelled, Prepared, Registry};
 use crate::session::{Session, Sessions, no_session};
 use crate::{ingest, options};
-use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
@@ -93,12 +92,13 @@ fn flight_stream(
     schema: SchemaRef,
     batches: impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static,
 ) -> BoxStream<'static, Result<FlightData, Status>> {
-    FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .with_dictionary_handling(DictionaryHandling::Resend)
-        .build(batches.map_err(|s| FlightError::Tonic(Box::new(s))))
-        .map_err(Status::from)
-        .boxed()
+    flotilla_common::flight::flight_data(
+        schema,
+        batches.map_err(|s| FlightError::Tonic(Box::new(s))),
+        IpcWriteOptions::default(),
+    )
+    .map_err(Status::from)
+    .boxed()
 }
 
 /// One batch as a DoGet response.

@@ -384,18 +384,16 @@ fn travels(schema: &Schema, stage: usize) -> Result<(), String> {
 
 /// The part of `data_type` Arrow IPC between nodes cannot carry, if any.
 ///
-/// Large lists are refused: a `LargeList` made on a worker (e.g. by `arrow_cast`) arrives with
-/// 32-bit offsets under a schema that says 64, which Arrow IPC then reads as garbage or refuses
-/// (found by the differential harness, DataFusion 55); list views are not written by DataFusion's
-/// Arrow IPC path at all.
+/// List views are refused: Arrow IPC (59) does not write them. (Large lists travel since
+/// stages are written with `flotilla_common::flight`: arrow-flight's encoder announced them as
+/// `List` over 64-bit offsets, which the differential harness found.)
 fn untransportable(data_type: &DataType) -> Option<String> {
     match data_type {
-        DataType::LargeList(_) | DataType::ListView(_) | DataType::LargeListView(_) => {
-            Some(data_type.to_string())
-        }
-        DataType::List(field) | DataType::FixedSizeList(field, _) | DataType::Map(field, _) => {
-            untransportable(field.data_type())
-        }
+        DataType::ListView(_) | DataType::LargeListView(_) => Some(data_type.to_string()),
+        DataType::List(field)
+        | DataType::LargeList(field)
+        | DataType::FixedSizeList(field, _)
+        | DataType::Map(field, _) => untransportable(field.data_type()),
         DataType::Struct(fields) => fields
             .iter()
             .find_map(|field| untransportable(field.data_type())),

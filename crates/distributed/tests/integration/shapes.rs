@@ -133,6 +133,21 @@ async fn float16_and_dictionary_values_travel_between_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_lists_travel_between_nodes() {
+    let cluster = InProcessCluster::new(3, worker);
+    // Grouped by the list: the partial aggregates' lists are shuffled between nodes.
+    let sql = "SELECT l, count(*) FROM (\
+                 SELECT CASE WHEN value % 5 = 0 THEN NULL \
+                        ELSE arrow_cast(make_array(value % 13, NULL, -value % 3), 'LargeList(Int64)') \
+                        END AS l \
+                 FROM generate_series(1, 20000)) GROUP BY l";
+    let plan = plan_of(&coordinator(&cluster, 2), sql).await;
+    assert!(!plan.contains("not distributed"), "{plan}");
+    assert!(plan.contains("NetworkShuffleExec"), "{plan}");
+    assert_like_one_node(&cluster, sql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn window_functions_limits_and_sorts_match_one_node() {
     let cluster = InProcessCluster::new(3, worker);
     for sql in [

@@ -103,3 +103,61 @@ async fn an_error_while_streaming_reaches_the_client() {
         "{error}"
     );
 }
+
+/// Values of every kind of Arrow type DataFusion makes, with a NULL, arrive with the type the
+/// FlightInfo announces and the values DataFusion computes locally. (arrow-flight's own
+/// encoder announced a `LargeList` as `List`: ADBC refused the stream.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_arrow_type_arrives_as_announced_and_as_datafusion_computes_it() {
+    let server = common::start().await;
+    let mut client = common::client(server.addr).await;
+    let local = datafusion::prelude::SessionContext::new();
+    for value in [
+        "arrow_cast(1.5, 'Float16')",
+        "arrow_cast('a', 'Dictionary(Int32, Utf8)')",
+        "arrow_cast('a', 'Dictionary(UInt8, LargeUtf8)')",
+        "arrow_cast('a', 'LargeUtf8')",
+        "arrow_cast('a', 'Utf8View')",
+        "arrow_cast('x', 'LargeBinary')",
+        "arrow_cast(make_array(1, NULL, 3), 'LargeList(Int64)')",
+        "arrow_cast(make_array(make_array(1), NULL), 'LargeList(LargeList(Int64))')",
+        "arrow_cast(make_array(1, 2), 'FixedSizeList(2, Int64)')",
+        "arrow_cast(1.5, 'Decimal256(40, 2)')",
+        "INTERVAL '1 day 2 hours'",
+        "arrow_cast(arrow_cast(5, 'Int64'), 'Duration(Second)')",
+        "named_struct('a', 1, 'b', arrow_cast(make_array(2), 'LargeList(Int64)'))",
+        "map(['k'], [1])",
+    ] {
+        let sql = format!(
+            "SELECT k, CASE WHEN k = 1 THEN {value} END AS v FROM (VALUES (1), (2)) AS t(k)"
+        );
+        let expected = local.sql(&sql).await.unwrap().collect().await.unwrap();
+        let info = client
+            .execute(sql.clone(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let announced = info.clone().try_decode_schema().unwrap();
+        assert_eq!(&announced, expected[0].schema().as_ref(), "{sql}");
+        let info_endpoints = info.endpoint.clone();
+        let mut actual = Vec::new();
+        for endpoint in info_endpoints {
+            let stream = client
+                .do_get(endpoint.ticket.expect("a ticket"))
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            actual.extend(
+                futures::TryStreamExt::try_collect::<Vec<_>>(stream)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            );
+        }
+        for batch in &actual {
+            assert_eq!(batch.schema().as_ref(), &announced, "{sql}");
+        }
+        let mut got = common::rows(&actual);
+        got.sort();
+        let mut want = common::rows(&expected);
+        want.sort();
+        assert_eq!(got, want, "{sql}");
+    }
+}
