@@ -27,7 +27,7 @@ use datafusion::common::JoinType;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{BinaryExpr, Expr, FetchType, LogicalPlan, Operator};
+use datafusion::logical_expr::{Aggregate, BinaryExpr, Expr, FetchType, LogicalPlan, Operator};
 use datafusion::physical_expr::create_physical_expr;
 
 /// What DataFusion takes per unit of work on one core. Not measured yet: assumed figures
@@ -84,31 +84,13 @@ pub fn estimate(plan: &LogicalPlan, inputs: &[Estimate], costs: &EngineCosts) ->
             let (left, right) = (inputs[0], inputs[1]);
             remote_join(join, left, right, rows, costs)
         }
-        // Grouped by a column an index of the table leads with, an engine that groups by
-        // sorting reads the table in index order instead: no sort, but a lookup per row
-        // (SQLite's plan for q15 — `SCAN lineitem USING INDEX lineitem_l_suppkey`, twice —
-        // is why it runs 40 s). Unless the table is stored in about that order: then the
-        // lookups read it front to back (q18's GROUP BY l_orderkey, 1.7 s at SF 1).
-        LogicalPlan::Aggregate(aggregate)
-            if !costs.hash_aggregates
-                && is_table(&aggregate.input)
-                && aggregate
-                    .group_expr
-                    .first()
-                    .is_some_and(|key| key_is_indexed(&aggregate.input, key)) =>
-        {
-            let input: f64 = inputs.iter().map(|input| input.rows).sum();
-            let sequential = aggregate
-                .group_expr
-                .first()
-                .is_some_and(|key| key_in_storage_order(&aggregate.input, key));
-            let per_row = if sequential {
-                costs.scan_row
-            } else {
-                costs.probe
-            };
-            below + scanned_rows(&aggregate.input) * per_row + input * costs.aggregate_row
-        }
+        LogicalPlan::Aggregate(aggregate) => match index_order_read(aggregate, costs) {
+            Some(per_row) => {
+                let input: f64 = inputs.iter().map(|input| input.rows).sum();
+                below + scanned_rows(&aggregate.input) * per_row + input * costs.aggregate_row
+            }
+            None => below + operator_cost(plan, inputs, rows, costs),
+        },
         _ => below + operator_cost(plan, inputs, rows, costs),
     };
     Estimate {
@@ -116,6 +98,28 @@ pub fn estimate(plan: &LogicalPlan, inputs: &[Estimate], costs: &EngineCosts) ->
         width,
         remote,
     }
+}
+
+/// Per row, what reading `aggregate`'s table in the order of an index on its first grouping
+/// key costs, when the engine groups that way rather than sorting or hashing (`None`: it does
+/// not). Grouped by a column an index of the table leads with, an engine that groups by
+/// sorting reads the table in index order instead: no sort, but a lookup per row (SQLite's
+/// plan for q15 — `SCAN lineitem USING INDEX lineitem_l_suppkey`, twice — is why it runs
+/// 40 s). Unless the table is stored in about that order: then the lookups read it front to
+/// back (q18's GROUP BY l_orderkey, 1.7 s at SF 1).
+fn index_order_read(aggregate: &Aggregate, costs: &EngineCosts) -> Option<f64> {
+    if costs.hash_aggregates || !is_table(&aggregate.input) {
+        return None;
+    }
+    let key = aggregate.group_expr.first()?;
+    if !key_is_indexed(&aggregate.input, key) {
+        return None;
+    }
+    Some(if key_in_storage_order(&aggregate.input, key) {
+        costs.scan_row
+    } else {
+        costs.probe
+    })
 }
 
 /// Seconds DataFusion takes to run `plan`'s own operator over inputs of the given sizes, on

@@ -27,6 +27,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::utils::split_conjunction_owned;
 use datafusion::logical_expr::{BinaryExpr as LogicalBinary, Cast, Expr, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{
@@ -160,7 +161,7 @@ pub(crate) fn restricted_sql(
             continue;
         };
         // Each conjunct on its own: one the dialect cannot write is left out.
-        for conjunct in split_and(expr) {
+        for conjunct in split_conjunction_owned(expr) {
             let written = key_range(source, &table, &conjunct)
                 .or_else(|| Writer::new(source).table_filter(&table, &conjunct));
             if let Some(sql) = written {
@@ -210,21 +211,6 @@ fn key_range(source: &dyn Source, table: &RemoteTable, condition: &Expr) -> Opti
     let operand = dialect.key_range_operand(&dialect.quote_identifier(&column.name));
     let bound = Writer::new(source).table_filter(table, right)?;
     Some(format!("({operand} {op} {bound})"))
-}
-
-fn split_and(expr: Expr) -> Vec<Expr> {
-    match expr {
-        Expr::BinaryExpr(LogicalBinary {
-            left,
-            op: Operator::And,
-            right,
-        }) => {
-            let mut parts = split_and(*left);
-            parts.extend(split_and(*right));
-            parts
-        }
-        other => vec![other],
-    }
 }
 
 /// A logical expression over the columns `names` that holds wherever `expr` holds, or `None`
@@ -357,7 +343,7 @@ mod tests {
             expr.to_string(),
             "k >= Int64(3) AND k <= Int64(9) AND k IN ([Int64(3), Int64(9)])"
         );
-        assert_eq!(split_and(expr).len(), 3);
+        assert_eq!(split_conjunction_owned(expr).len(), 3);
     }
 
     #[test]

@@ -132,30 +132,6 @@ async fn run_collect(
     Ok((started.elapsed().as_secs_f64(), batches))
 }
 
-/// The rows of `batches` as sorted lines of text, to compare two runs' answers.
-fn row_lines(batches: &[datafusion::arrow::array::RecordBatch]) -> Result<Vec<String>> {
-    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-    let options = FormatOptions::default().with_null("NULL");
-    let mut lines = Vec::new();
-    for batch in batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::internal(format!("cannot show a result row: {e}")))?;
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters
-                .iter()
-                .map(|f| f.value(row).to_string())
-                .collect();
-            lines.push(cells.join("|"));
-        }
-    }
-    lines.sort();
-    Ok(lines)
-}
-
 /// Runs `sql` while worker `victim` is killed after `after`; returns seconds and whether the
 /// rows equal `expected`. The worker is started again, and planned on again, afterwards.
 async fn run_with_kill(
@@ -164,7 +140,7 @@ async fn run_with_kill(
     sql: &str,
     victim: usize,
     after: std::time::Duration,
-    expected: &[String],
+    expected: &[Vec<String>],
 ) -> Result<(f64, bool)> {
     let kill = async {
         tokio::time::sleep(after).await;
@@ -172,7 +148,7 @@ async fn run_with_kill(
     };
     let (outcome, ()) = tokio::join!(run_collect(ctx, sql), kill);
     let (seconds, right) = match outcome {
-        Ok((seconds, batches)) => (seconds, row_lines(&batches)? == expected),
+        Ok((seconds, batches)) => (seconds, super::sorted_rows(&batches)? == expected),
         Err(e) => {
             eprint!("(failed: {e}) ");
             (f64::NAN, false)
@@ -285,7 +261,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
             if let (Some(fraction), Some(cluster)) = (options.kill_one_after, cluster.as_mut()) {
                 eprint!("q{n}: with a worker killed… ");
                 let (_, batches) = run_collect(ctx, &sql).await?;
-                let expected = row_lines(&batches)?;
+                let expected = super::sorted_rows(&batches)?;
                 let victim = rows.len() % cluster.urls().len();
                 let after = std::time::Duration::from_secs_f64(seconds * fraction.max(0.0));
                 row.fault =
