@@ -213,6 +213,15 @@ fn classify(e: &DataFusionError) -> ErrorKind {
                 ErrorKind::InvalidArgument
             }
         }
+        // SQL `EXECUTE`/`DEALLOCATE` of a name never prepared, `PREPARE` of one in use:
+        // DataFusion reports them as execution errors, but the statement is what is wrong.
+        DataFusionError::Execution(message) if message.starts_with("Prepared statement '") => {
+            if message.contains("does not exist") {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::InvalidArgument
+            }
+        }
         DataFusionError::NotImplemented(_) => ErrorKind::Unsupported,
         DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourceExhausted,
         DataFusionError::Configuration(_) => ErrorKind::InvalidArgument,
@@ -241,6 +250,16 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         assert!(e.to_string().contains("bad column"));
         assert_eq!(e.kind().grpc_code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn unknown_prepared_statements_are_not_found() {
+        let e = DataFusionError::Execution("Prepared statement 'p' does not exist".into());
+        assert_eq!(kind_of(&e), ErrorKind::NotFound);
+        let e = DataFusionError::Execution("Prepared statement 'p' already exists".into());
+        assert_eq!(kind_of(&e), ErrorKind::InvalidArgument);
+        let e = DataFusionError::Execution("division by zero".into());
+        assert_eq!(kind_of(&e), ErrorKind::Internal);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub(crate) struct PlannedQuery {
 pub(crate) struct Prepared {
     pub session: Arc<Session>,
     pub plan: LogicalPlan,
+    /// The schema of the rows it returns (for SQL `EXECUTE name(…)`, those of `name`).
+    dataset: SchemaRef,
     /// One field per parameter (`$1`, `$2`, …), in order; `Null` where the type is unknown.
     pub parameters: SchemaRef,
     /// The rows of values bound with DoPut: a query runs with the one row, an update once per
@@ -50,10 +52,20 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Prepares `plan` in `session`, finding its parameters.
-    pub fn new(session: Arc<Session>, plan: LogicalPlan) -> datafusion::error::Result<Self> {
+    /// Prepares `plan` in `session`, returning rows of schema `dataset`; finds its parameters.
+    pub fn new(
+        session: Arc<Session>,
+        plan: LogicalPlan,
+        dataset: SchemaRef,
+    ) -> datafusion::error::Result<Self> {
         let mut parameters: Vec<(usize, String, DataType)> = Vec::new();
-        for (name, data_type) in plan.get_parameter_types()? {
+        // SQL's own `PREPARE name AS …` keeps its parameters for `EXECUTE name(…)`: the
+        // statement itself takes none.
+        let own_parameters = match &plan {
+            LogicalPlan::Statement(_) => Default::default(),
+            plan => plan.get_parameter_types()?,
+        };
+        for (name, data_type) in own_parameters {
             let position = name
                 .strip_prefix('$')
                 .and_then(|n| n.parse::<usize>().ok())
@@ -73,6 +85,7 @@ impl Prepared {
         Ok(Self {
             session,
             plan,
+            dataset,
             parameters: Arc::new(Schema::new(fields)),
             bound: Mutex::new(Vec::new()),
             last_used: Mutex::new(Instant::now()),
@@ -80,8 +93,8 @@ impl Prepared {
     }
 
     /// The schema of the rows the statement returns.
-    pub fn dataset_schema(&self) -> Schema {
-        self.plan.schema().as_arrow().clone()
+    pub fn dataset_schema(&self) -> SchemaRef {
+        Arc::clone(&self.dataset)
     }
 
     /// Keeps rows of values for the next executions (replacing earlier ones).

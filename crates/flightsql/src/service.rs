@@ -2,8 +2,9 @@
 //!
 //! A query is planned exactly once, by `GetFlightInfo`: the physical plan is kept under the
 //! handle the ticket carries, and `DoGet` executes that plan, so the schema in the `FlightInfo`
-//! is the schema of the stream. Results stream through `FlightDataEncoder` batch by batch; an
-//! error in the middle of a stream reaches the client as the stream's status.
+//! is the schema of the stream. Results stream through `flotilla_common::flight` batch by batch;
+//! an error in the middle of a stream reaches the client as the stream's status. `GetSchema`
+//! plans logically only; `PollFlightInfo` answers complete at once (planning runs nothing).
 //!
 //! Errors map to gRPC codes by their [`flotilla_common::ErrorKind`]: bad SQL is
 //! `InvalidArgument`, an unknown table `NotFound`, an unreachable database `Unavailable`, a
@@ -17,6 +18,7 @@ use crate::session::{Session, Sessions, no_session};
 use crate::{ingest, options};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::Command;
 use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
@@ -32,7 +34,7 @@ use arrow_flight::sql::{
 use arrow_flight::{
     Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
-    SchemaAsIpc, Ticket,
+    PollInfo, SchemaAsIpc, SchemaResult, Ticket,
 };
 use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -40,7 +42,7 @@ use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
@@ -254,6 +256,58 @@ impl FlotillaFlightSql {
         Ok(if counts { rows_affected(&batches) } else { 0 })
     }
 
+    /// `GetSchema`: the schema of the rows a command returns, without running anything. A
+    /// statement or prepared statement is planned logically (an `INSERT` is not run, an
+    /// `EXECUTE name(…)` is resolved to the prepared statement's rows); a metadata command
+    /// answers with the schema its `GetFlightInfo` announces.
+    pub(crate) async fn schema_of(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        let any = Any::decode(&*request.get_ref().cmd).map_err(|_| {
+            Status::invalid_argument("GetSchema takes a Flight SQL command descriptor")
+        })?;
+        let command = Command::try_from(any)
+            .map_err(|e| Status::invalid_argument(format!("not a Flight SQL command: {e}")))?;
+        let schema: SchemaRef = match command {
+            Command::CommandStatementQuery(query) => {
+                let session = session_of(&request)?;
+                let plan = self.logical_plan(&session, &query.query).await?;
+                logical_schema(&session, plan).await?
+            }
+            Command::CommandPreparedStatementQuery(query) => {
+                let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
+                prepared.dataset_schema()
+            }
+            _ => {
+                let info = self.get_flight_info(request).await?.into_inner();
+                let schema = info
+                    .try_decode_schema()
+                    .map_err(|e| Status::internal(format!("decoding a schema: {e}")))?;
+                Arc::new(schema)
+            }
+        };
+        let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+            .try_into()
+            .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?;
+        Ok(Response::new(result))
+    }
+
+    /// `PollFlightInfo`: a query is planned, not run, by `GetFlightInfo`, so its FlightInfo is
+    /// complete at once (progress 1, nothing to poll again); the rows stream with `DoGet`.
+    pub(crate) async fn poll_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        let info = self.get_flight_info(request).await?.into_inner();
+        Ok(Response::new(PollInfo {
+            info: Some(info),
+            flight_descriptor: None,
+            progress: Some(1.0),
+            expiration_time: None,
+        }))
+    }
+
     /// The logical plan of `sql` in `session`. JDBC-style `?` parameters become `$1`, `$2`, …
     /// in the order they appear (DataFusion numbers only `$n` parameters).
     async fn logical_plan(&self, session: &Session, sql: &str) -> Result<LogicalPlan, Status> {
@@ -265,6 +319,23 @@ impl FlotillaFlightSql {
         }
         state.statement_to_plan(statement).await.map_err(status)
     }
+}
+
+/// The schema of the rows `plan` returns when run in `session`; `EXECUTE name(…)` returns the
+/// rows of the statement prepared as `name`.
+async fn logical_schema(session: &Session, plan: LogicalPlan) -> Result<SchemaRef, Status> {
+    let plan = match plan {
+        LogicalPlan::Statement(Statement::Execute(_)) => {
+            let frame = session
+                .context()
+                .execute_logical_plan(plan)
+                .await
+                .map_err(status)?;
+            frame.logical_plan().clone()
+        }
+        plan => plan,
+    };
+    Ok(Arc::new(plan.schema().as_arrow().clone()))
 }
 
 /// The rows of parameter values a client sent with DoPut, each row one execution.
@@ -405,7 +476,8 @@ impl FlightSqlService for FlotillaFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let session = session_of(&request)?;
         let plan = self.logical_plan(&session, &query.query).await?;
-        let prepared = Prepared::new(session, plan).map_err(status)?;
+        let dataset = logical_schema(&session, plan.clone()).await?;
+        let prepared = Prepared::new(session, plan, dataset).map_err(status)?;
         let dataset_schema = schema_bytes(&prepared.dataset_schema())?;
         let parameter_schema = schema_bytes(&prepared.parameters)?;
         let handle = self.registry.prepare(prepared);

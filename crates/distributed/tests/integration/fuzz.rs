@@ -4,6 +4,8 @@
 //! on unique columns). With `results_from_workers` drawn, a query whose last stage only
 //! gathers is read from its workers' endpoints, as a Flight SQL client reads it.
 //!
+//! TPC-H 22 runs over the same matrix (`tpch_over_the_configuration_matrix_equals_one_node`).
+//!
 //! The test command runs a fixed set of seeds. The long mode runs new seeds until time is up:
 //!
 //! ```text
@@ -13,6 +15,7 @@
 //!
 //! A failure prints the seed, the SQL, the configuration and the distributed plan.
 
+use crate::tpch;
 use arrow_flight::Ticket;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
@@ -25,8 +28,9 @@ use flotilla_distributed::{
     ChannelCache, Compression, DistributedOptions, DistributedSessionStateBuilder,
     InProcessCluster, Worker, result_endpoints,
 };
-use flotilla_testkit::compare::compare_batches;
+use flotilla_testkit::compare::{compare_batches, query_is_ordered};
 use flotilla_testkit::fuzz::{Queries, Rng, Tables};
+use flotilla_testkit::plans::{register_tpch_parquet, tpch_query};
 use futures::TryStreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,6 +93,23 @@ impl Setting {
             .with_target_partitions(self.target_partitions)
             .with_batch_size(self.batch_size)
     }
+
+    /// In-process workers, one per node of the setting.
+    fn cluster(&self) -> InProcessCluster {
+        InProcessCluster::new(self.nodes, |_| {
+            Worker::new(SessionStateBuilder::new().with_default_features().build())
+        })
+    }
+
+    /// A session distributing over `cluster` as the setting says; no tables yet.
+    fn session(&self, cluster: &InProcessCluster) -> SessionContext {
+        let state = SessionStateBuilder::new()
+            .with_config(self.config().with_option_extension(self.options()))
+            .with_default_features()
+            .with_distribution(cluster.distribution().unwrap())
+            .build();
+        SessionContext::new_with_state(state)
+    }
 }
 
 async fn register(ctx: &SessionContext, tables: &Tables) {
@@ -109,17 +130,10 @@ async fn run_seed(seed: u64, queries: usize) -> Vec<String> {
     // A few configurations per seed, each with its own cluster.
     for chunk in 0..3 {
         let setting = Setting::draw(&mut draws);
-        let cluster = InProcessCluster::new(setting.nodes, |_| {
-            Worker::new(SessionStateBuilder::new().with_default_features().build())
-        });
+        let cluster = setting.cluster();
         let single = SessionContext::new_with_config(setting.config());
         register(&single, &tables).await;
-        let state = SessionStateBuilder::new()
-            .with_config(setting.config().with_option_extension(setting.options()))
-            .with_default_features()
-            .with_distribution(cluster.distribution().unwrap())
-            .build();
-        let distributed = SessionContext::new_with_state(state);
+        let distributed = setting.session(&cluster);
         let channels = Arc::clone(cluster.distribution().unwrap().channels());
         register(&distributed, &tables).await;
         for i in 0..queries / 3 {
@@ -276,6 +290,96 @@ async fn random_queries_on_a_cluster_equal_one_node() {
     assert!(
         failures.is_empty(),
         "{} queries differ from one node:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Runs TPC-H query `n` at SF 0.1 on `setting`: whether its plan crossed nodes, or the
+/// difference from DataFusion alone.
+async fn tpch_on(n: usize, setting: &Setting) -> Result<bool, String> {
+    let sql = tpch_query(n);
+    let expected = tpch::reference_rows(&sql).await;
+    let cluster = setting.cluster();
+    let ctx = setting.session(&cluster);
+    register_tpch_parquet(&ctx, tpch::SCALE, &tpch::TABLES).await;
+    let channels = Arc::clone(cluster.distribution().unwrap().channels());
+    let plan = ctx
+        .sql(&sql)
+        .await
+        .map_err(|e| e.to_string())?
+        .create_physical_plan()
+        .await
+        .map_err(|e| format!("failed to plan: {e}"))?;
+    let text = displayable(plan.as_ref()).indent(false).to_string();
+    let actual = run(&ctx, &channels, plan, setting)
+        .await
+        .map_err(|e| format!("failed: {e}\n{text}"))?;
+    compare_batches(&expected, &actual, query_is_ordered(&sql))
+        .map_err(|d| format!("{d}\n{text}"))?;
+    Ok(text.contains("Network"))
+}
+
+/// TPC-H 22 over the configuration matrix: each query on configurations drawn from a seed.
+/// The test command runs each query once, at 1–4 partitions and 1–4 nodes in turn (the rest
+/// drawn); the long mode (`FLOTILLA_FUZZ_MINUTES`) draws whole configurations until time is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tpch_over_the_configuration_matrix_equals_one_node() {
+    let minutes: Option<u64> = std::env::var("FLOTILLA_FUZZ_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok());
+    let mut failures = Vec::new();
+    let mut crossed = 0;
+    let mut check = async |n: usize, setting: Setting, seed: u64| {
+        // Batches of a few rows make SF 0.1 crawl; the random queries cover those.
+        let setting = Setting {
+            batch_size: setting.batch_size.max(1024),
+            ..setting
+        };
+        let started = Instant::now();
+        let outcome = tpch_on(n, &setting).await;
+        eprintln!("q{n}: {:?} {setting:?}", started.elapsed());
+        match outcome {
+            Ok(distributed) => crossed += usize::from(distributed),
+            Err(difference) => failures.push(format!(
+                "TPC-H q{n}, seed {seed}\n  configuration: {setting:?}\n  difference: {difference}"
+            )),
+        }
+    };
+    match minutes {
+        None => {
+            let mut draws = Rng::new(7);
+            for n in 1..=22 {
+                let setting = Setting {
+                    target_partitions: 1 + n % 4,
+                    nodes: 1 + (n / 4) % 4,
+                    ..Setting::draw(&mut draws)
+                };
+                check(n, setting, 7).await;
+            }
+            // Nodes 2–4 with distribution forced in most: the fixed run must cross nodes.
+            assert!(crossed >= 10, "only {crossed} of 22 queries crossed nodes");
+        }
+        Some(minutes) => {
+            let until = Instant::now() + Duration::from_secs(minutes * 60);
+            let mut seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |t| t.as_secs());
+            let mut runs = 0;
+            while Instant::now() < until {
+                let mut draws = Rng::new(seed);
+                for n in 1..=22 {
+                    check(n, Setting::draw(&mut draws), seed).await;
+                }
+                runs += 1;
+                seed += 1;
+            }
+            eprintln!("tpch matrix: {runs} × 22 queries");
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} TPC-H queries differ from one node:\n\n{}",
         failures.len(),
         failures.join("\n\n")
     );

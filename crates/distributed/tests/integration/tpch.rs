@@ -12,7 +12,7 @@ use flotilla_testkit::plans::{
 };
 
 pub(crate) const SCALE: f64 = 0.1;
-const TABLES: [&str; 8] = [
+pub(crate) const TABLES: [&str; 8] = [
     "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
 ];
 

@@ -1,12 +1,16 @@
 //! Prepared statements with parameters, and updates (DDL and DML) with their row counts.
 
 use crate::common;
+use arrow_flight::FlightDescriptor;
+use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::{
-    CommandStatementIngest, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
+    CommandGetCatalogs, CommandStatementIngest, CommandStatementQuery, ProstMessageExt,
+    TableDefinitionOptions, TableExistsOption, TableNotExistOption,
 };
 use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use prost::Message;
 use std::sync::Arc;
 use tonic::Code;
 
@@ -38,6 +42,141 @@ async fn prepared_queries_bind_parameters_and_run_again() {
         }
         prepared.close().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_prepare_execute_and_deallocate_work_as_in_datafusion() {
+    let server = common::start().await;
+    let mut client = common::client(server.addr).await;
+    // The statement's $1 belongs to the prepared query, not to the PREPARE statement.
+    common::query(
+        &mut client,
+        "PREPARE pick(BIGINT) AS SELECT n_name FROM nation WHERE n_nationkey = $1",
+    )
+    .await;
+    let rows = common::rows(&common::query(&mut client, "EXECUTE pick(7)").await);
+    assert_eq!(rows, ["GERMANY"]);
+    // Sent as a prepared statement (what ADBC's execute does), the same.
+    let mut prepared = client
+        .prepare("EXECUTE pick(3)".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(prepared.parameter_schema().unwrap().fields().len(), 0);
+    let dataset = prepared.dataset_schema().unwrap().clone();
+    assert_eq!(dataset.field(0).name(), "n_name", "{dataset:?}");
+    let info = prepared.execute().await.unwrap();
+    assert_eq!(
+        common::rows(&common::fetch(&mut client, info).await),
+        ["CANADA"]
+    );
+    // Untyped parameters take the value's type.
+    common::query(&mut client, "PREPARE echo AS SELECT $1 AS v").await;
+    let rows = common::rows(&common::query(&mut client, "EXECUTE echo('x')").await);
+    assert_eq!(rows, ["x"]);
+    common::query(&mut client, "DEALLOCATE pick").await;
+    let error = client
+        .execute("EXECUTE pick(7)".into(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(&error), Code::NotFound, "{error}");
+    assert!(common::message(&error).contains("'pick'"), "{error}");
+    let error = client
+        .execute("PREPARE echo AS SELECT 1".into(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(&error), Code::InvalidArgument, "{error}");
+    // Another session has its own names.
+    let mut other = common::client(server.addr).await;
+    let error = other
+        .execute("EXECUTE echo(1)".into(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(&error), Code::NotFound, "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_schema_plans_without_running_and_poll_answers_complete() {
+    let server = common::start().await;
+    // The raw calls carry the session token of `client`, so they see its tables.
+    let mut client =
+        arrow_flight::sql::client::FlightSqlServiceClient::new(common::channel(server.addr).await);
+    let token = client.handshake("", "").await.unwrap();
+    let token = format!("Bearer {}", std::str::from_utf8(&token).unwrap());
+    let mut raw = common::raw(server.addr).await;
+    let command = |any: arrow_flight::sql::Any| {
+        let mut request = tonic::Request::new(FlightDescriptor::new_cmd(any.encode_to_vec()));
+        request
+            .metadata_mut()
+            .insert("authorization", token.parse().unwrap());
+        request
+    };
+    let schema_of = async |raw: &mut FlightServiceClient<_>, request| {
+        let result = raw.get_schema(request).await?.into_inner();
+        Ok::<_, tonic::Status>(Schema::try_from(&result).unwrap())
+    };
+    let query = CommandStatementQuery {
+        query: "SELECT n_nationkey, n_name FROM nation".into(),
+        transaction_id: None,
+    };
+    let schema = schema_of(&mut raw, command(query.as_any())).await.unwrap();
+    let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["n_nationkey", "n_name"]);
+    // An INSERT's schema is its count; asking does not run it.
+    common::query(
+        &mut client,
+        "CREATE TABLE datafusion.public.kept (k BIGINT)",
+    )
+    .await;
+    let insert = CommandStatementQuery {
+        query: "INSERT INTO datafusion.public.kept VALUES (1)".into(),
+        transaction_id: None,
+    };
+    let schema = schema_of(&mut raw, command(insert.as_any())).await.unwrap();
+    assert_eq!(schema.field(0).name(), "count");
+    let count = "SELECT count(*) FROM datafusion.public.kept";
+    assert_eq!(
+        common::rows(&common::query(&mut client, count).await),
+        ["0"]
+    );
+    // `EXECUTE name(…)`: the rows of the statement prepared as `name`.
+    common::query(&mut client, "PREPARE named AS SELECT r_name FROM region").await;
+    let execute = CommandStatementQuery {
+        query: "EXECUTE named".into(),
+        transaction_id: None,
+    };
+    let schema = schema_of(&mut raw, command(execute.as_any()))
+        .await
+        .unwrap();
+    assert_eq!(schema.field(0).name(), "r_name");
+    // A metadata command: the schema its FlightInfo announces.
+    let schema = schema_of(&mut raw, command(CommandGetCatalogs {}.as_any()))
+        .await
+        .unwrap();
+    assert_eq!(schema.field(0).name(), "catalog_name");
+    // Bad input: a clear error.
+    let junk = tonic::Request::new(FlightDescriptor::new_cmd(b"junk".to_vec()));
+    let error = schema_of(&mut raw, junk).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+    let bad_sql = CommandStatementQuery {
+        query: "SELEC 1".into(),
+        transaction_id: None,
+    };
+    let error = schema_of(&mut raw, command(bad_sql.as_any()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+
+    // PollFlightInfo: complete at once, with a ticket DoGet serves.
+    let poll = raw
+        .poll_flight_info(command(query.as_any()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(poll.progress, Some(1.0));
+    assert!(poll.flight_descriptor.is_none(), "nothing left to poll");
+    let info = poll.info.expect("a FlightInfo");
+    let batches = common::fetch(&mut client, info).await;
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 25);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

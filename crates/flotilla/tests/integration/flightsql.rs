@@ -198,6 +198,14 @@ fn adbc_prepared_statements_take_parameters() {
     assert!(out.status.success(), "{stderr}");
     let expected: u64 = stdout.lines().nth(1).unwrap().trim().parse().unwrap();
     assert_eq!(result["count"].as_u64(), Some(expected));
+    assert_eq!(result["executed"], "UNITED STATES", "{result}");
+    let deallocated = result["deallocated"].as_str().unwrap_or_default();
+    assert!(deallocated.contains("'pick' does not exist"), "{result}");
+    assert_eq!(
+        result["schema"],
+        serde_json::json!(["n_nationkey", "n_name"])
+    );
+    assert_eq!(result["polled"], serde_json::json!([[[25]]]), "{result}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ import time
 import warnings
 
 import adbc_driver_flightsql
+import adbc_driver_manager
 import adbc_driver_flightsql.dbapi as flight_sql
 import pyarrow
 import pyarrow.flight
@@ -76,7 +77,30 @@ def check_prepared(uri, out):
         cur.execute("SELECT count(*) FROM lineitem WHERE l_quantity > ? AND l_returnflag = ?",
                     parameters=(45, "R"))
         count = cur.fetchall()[0][0]
-        return {"names": names, "count": count}
+        # SQL's own PREPARE / EXECUTE / DEALLOCATE, as in a DataFusion session.
+        cur.execute("PREPARE pick(BIGINT) AS SELECT n_name FROM nation WHERE n_nationkey = $1")
+        cur.execute("EXECUTE pick(24)")
+        executed = cur.fetchall()[0][0]
+        cur.execute("DEALLOCATE pick")
+        try:
+            cur.execute("EXECUTE pick(24)")
+            deallocated = None
+        except adbc_driver_manager.Error as e:
+            deallocated = str(e)
+        # execute_schema (GetSchema): the columns without running the query.
+        schema = cur.adbc_execute_schema("SELECT n_nationkey, n_name FROM nation")
+        # Incremental execution (PollFlightInfo), read to the end.
+        statement = cur.adbc_statement
+        statement.set_options(**{"adbc.statement.exec.incremental": "true"})
+        statement.set_sql_query("SELECT count(*) AS n FROM nation")
+        partitions, _, _ = statement.execute_partitions()
+        polled = []
+        for partition in partitions:
+            cur.adbc_read_partition(partition)
+            polled.append(cur.fetchall())
+        return {"names": names, "count": count, "executed": executed,
+                "deallocated": deallocated, "schema": [f.name for f in schema],
+                "polled": polled}
 
 
 def execute_update(cur, sql):
