@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Flotilla's tests need on Debian/Ubuntu: PostgreSQL, MariaDB and InfluxDB servers (the test
-# kit starts throwaway instances from their binaries), their command-line clients, and Python 3
-# (used by scripts/check-deps.py). Idempotent: does nothing when everything is there.
+# kit starts throwaway instances from their binaries), their command-line clients, Prometheus (a
+# test has it scrape a node's metrics), and Python 3 (used by scripts/check-deps.py). Idempotent: does nothing when everything is there.
 set -euo pipefail
 
-packages=(postgresql postgresql-client mariadb-server mariadb-client influxdb curl python3 python3-venv openssl iproute2)
+packages=(postgresql postgresql-client mariadb-server mariadb-client influxdb curl python3 python3-venv openssl iproute2 prometheus)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -6,10 +6,12 @@
 //! - [`Error`] and [`ErrorKind`]: what went wrong, classified so that every edge of the system
 //!   (CLI exit codes, gRPC status codes, messages to clients) can react to the *kind* of failure
 //!   instead of parsing text. The mapping to gRPC codes lives here, in one exhaustive `match`.
+//! - [`metrics`]: the node's Prometheus metrics, written by the crates that do the work.
 
 pub mod error;
 pub mod flight;
 pub mod grpc;
+pub mod metrics;
 pub mod options;
 
 pub use error::{Error, ErrorKind, Result};

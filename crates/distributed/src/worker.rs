@@ -33,6 +33,7 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
+use flotilla_common::metrics::metrics;
 use flotilla_common::{Error, ErrorKind, Result};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -380,6 +381,7 @@ impl Worker {
         let counted = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicBool::new(false));
         let (counter, failure) = (Arc::clone(&counted), Arc::clone(&failed));
+        let streaming = StreamingTask::start();
         // Dictionaries travel as dictionaries: hydrated, the batches would no longer match the
         // schema the reading stage was planned with.
         let data = flotilla_common::flight::flight_data(schema, batches, ipc)
@@ -387,6 +389,8 @@ impl Worker {
                 let bytes = (data.data_header.len() + data.data_body.len()) as u64;
                 sent.fetch_add(bytes, Ordering::Relaxed);
                 counter.fetch_add(bytes, Ordering::Relaxed);
+                let _streaming = &streaming;
+                metrics().exchange_bytes_sent.inc_by(bytes);
                 data
             })
             .map_err(move |e| {
@@ -781,4 +785,21 @@ fn ipc_options(ticket: &TaskTicket) -> Result<IpcWriteOptions> {
     IpcWriteOptions::default()
         .try_with_compression(compression.ipc())
         .map_err(|e| Error::internal(format!("IPC compression {}: {e}", compression.name())))
+}
+
+/// A partition stream of a stage task, counted in the node's `task_streams_running` metric
+/// while it lives.
+struct StreamingTask;
+
+impl StreamingTask {
+    fn start() -> Self {
+        metrics().task_streams_running.inc();
+        Self
+    }
+}
+
+impl Drop for StreamingTask {
+    fn drop(&mut self) {
+        metrics().task_streams_running.dec();
+    }
 }

@@ -89,13 +89,53 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
         // The ready service handles this call; a clone waits for the next one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if !request.uri().path().starts_with(FLIGHT_PATH) {
+        let Some(method) = request.uri().path().strip_prefix(FLIGHT_PATH) else {
             return Box::pin(inner.call(request));
-        }
+        };
+        let method = method.to_string();
+        let call = self.admit(inner, request);
+        Box::pin(async move {
+            let response = call.await?;
+            record_call(method, &response);
+            Ok(response)
+        })
+    }
+}
+
+/// Counts a call in the node's metrics, by method and the status it started with (a call
+/// refused or failed at once carries `grpc-status` in its headers; a stream that started is
+/// `OK`).
+fn record_call<R>(method: String, response: &http::Response<R>) {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|code| code.to_str().ok())
+        .and_then(|code| code.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from);
+    let labels = vec![("method", method), ("code", format!("{code:?}"))];
+    flotilla_common::metrics::metrics()
+        .flight_calls
+        .get_or_create(&labels)
+        .inc();
+}
+
+impl<S> SessionService<S> {
+    /// Admits a Flight call into its session (or refuses it) and passes it to `inner`.
+    fn admit<B, R>(
+        &self,
+        mut inner: S,
+        mut request: http::Request<B>,
+    ) -> BoxFuture<http::Response<R>, S::Error>
+    where
+        S: tower_service::Service<http::Request<B>, Response = http::Response<R>> + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+        R: Default + Send + 'static,
+    {
         if let Some(given) = request
             .headers()
             .get(flotilla_common::grpc::CLUSTER_SECRET_HEADER)

@@ -11,6 +11,8 @@
 //!   for undecodable requests).
 //! - `service`: the Flight SQL commands. A query is planned once, in `GetFlightInfo`; its ticket
 //!   names the plan, and `DoGet` streams it.
+//! - `metered`: a query's stream counted in the node's metrics (outcome, duration, rows, bytes);
+//!   `layer` counts calls and `session` open sessions.
 //! - `registry`: tickets waiting for `DoGet`, queries streaming (cancellable), prepared statements.
 //! - `metadata`: catalogs, schemas, tables, SqlInfo, XDBC types.
 //! - `ingest`: bulk ingestion (`adbc_ingest`) into session tables or writable catalogs.
@@ -26,6 +28,7 @@ pub mod fallback;
 mod ingest;
 mod layer;
 mod metadata;
+mod metered;
 mod options;
 pub mod password;
 mod registry;

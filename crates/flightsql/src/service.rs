@@ -13,6 +13,7 @@
 use crate::fallback::FlightFallback;
 use crate::layer::Peer;
 use crate::metadata;
+use crate::metered::{self, MeteredQuery};
 use crate::registry::{Cancellable, Cancelled, Prepared, Registry};
 use crate::session::{Session, Sessions, no_session};
 use crate::{ingest, options};
@@ -46,6 +47,7 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
+use flotilla_common::metrics::metrics;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
@@ -429,8 +431,12 @@ impl FlightSqlService for FlotillaFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = session_of(&request)?;
-        let plan = self.logical_plan(&session, &query.query).await?;
-        self.plan_query(session, plan, request.into_inner()).await
+        let planned = async {
+            let plan = self.logical_plan(&session, &query.query).await?;
+            self.plan_query(Arc::clone(&session), plan, request.into_inner())
+                .await
+        };
+        planned.await.inspect_err(|_| metered::failed_to_start())
     }
 
     async fn get_flight_info_prepared_statement(
@@ -438,10 +444,13 @@ impl FlightSqlService for FlotillaFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
-        let plan = prepared.plan_with(None)?;
-        let session = Arc::clone(&prepared.session);
-        self.plan_query(session, plan, request.into_inner()).await
+        let planned = async {
+            let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
+            let plan = prepared.plan_with(None)?;
+            let session = Arc::clone(&prepared.session);
+            self.plan_query(session, plan, request.into_inner()).await
+        };
+        planned.await.inspect_err(|_| metered::failed_to_start())
     }
 
     async fn do_get_statement(
@@ -449,14 +458,21 @@ impl FlightSqlService for FlotillaFlightSql {
         ticket: TicketStatementQuery,
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let handle = handle_text(&ticket.statement_handle)?;
-        let (query, cancel) = self.registry.start(handle)?;
-        let schema = query.plan.schema();
-        let batches = execute_stream(query.plan, query.session.context().task_ctx())
-            .map_err(status)?
-            .map_err(status);
-        let flight = flight_stream(schema, batches);
-        Ok(Response::new(Box::pin(Cancellable::new(flight, cancel))))
+        let started = async {
+            let handle = handle_text(&ticket.statement_handle)?;
+            let (query, cancel) = self.registry.start(handle)?;
+            let schema = query.plan.schema();
+            let batches = execute_stream(query.plan, query.session.context().task_ctx())
+                .map_err(status)?
+                .map_err(status)
+                .inspect_ok(|batch| {
+                    metrics().result_rows.inc_by(batch.num_rows() as u64);
+                });
+            Ok::<_, Status>((flight_stream(schema, batches), cancel))
+        };
+        let (flight, cancel) = started.await.inspect_err(|_| metered::failed_to_start())?;
+        let flight = MeteredQuery::new(Cancellable::new(flight, cancel));
+        Ok(Response::new(Box::pin(flight)))
     }
 
     async fn do_put_statement_update(
@@ -475,9 +491,13 @@ impl FlightSqlService for FlotillaFlightSql {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let session = session_of(&request)?;
-        let plan = self.logical_plan(&session, &query.query).await?;
-        let dataset = logical_schema(&session, plan.clone()).await?;
-        let prepared = Prepared::new(session, plan, dataset).map_err(status)?;
+        // A statement that cannot be prepared is a query that failed (ADBC prepares each).
+        let prepared = async {
+            let plan = self.logical_plan(&session, &query.query).await?;
+            let dataset = logical_schema(&session, plan.clone()).await?;
+            Prepared::new(session, plan, dataset).map_err(status)
+        };
+        let prepared = prepared.await.inspect_err(|_| metered::failed_to_start())?;
         let dataset_schema = schema_bytes(&prepared.dataset_schema())?;
         let parameter_schema = schema_bytes(&prepared.parameters)?;
         let handle = self.registry.prepare(prepared);

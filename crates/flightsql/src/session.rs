@@ -376,6 +376,7 @@ impl Sessions {
                     None => break,
                 };
             }
+            count_sessions(&live);
         }
         let ctx = self.provider.new_session().map_err(Status::from)?;
         let token = new_token();
@@ -391,7 +392,10 @@ impl Sessions {
                 new_token: None,
             });
         }
-        lock(&self.live).insert(token.clone(), Arc::clone(&session));
+        let mut live = lock(&self.live);
+        live.insert(token.clone(), Arc::clone(&session));
+        count_sessions(&live);
+        drop(live);
         Ok(Admitted {
             session,
             new_token: Some(token),
@@ -400,7 +404,9 @@ impl Sessions {
 
     /// Ends the session named by `token` (its options, tables and token are forgotten).
     pub fn close(&self, token: &str) {
-        lock(&self.live).remove(token);
+        let mut live = lock(&self.live);
+        live.remove(token);
+        count_sessions(&live);
     }
 
     fn sweep(&self) {
@@ -420,7 +426,9 @@ impl Sessions {
     fn sweep_now(&self) {
         let now = Instant::now();
         let idle = self.limits.idle_timeout;
-        lock(&self.live).retain(|_, s| s.idle_for(now) < idle);
+        let mut live = lock(&self.live);
+        live.retain(|_, s| s.idle_for(now) < idle);
+        count_sessions(&live);
     }
 }
 
@@ -439,4 +447,12 @@ pub(crate) fn no_session() -> Status {
         ErrorKind::Internal,
         "the call reached the Flight SQL service without a session",
     ))
+}
+
+/// Sets the node's `sessions_active` metric to the sessions kept.
+fn count_sessions(live: &HashMap<String, Arc<Session>>) {
+    let open = i64::try_from(live.len()).unwrap_or(i64::MAX);
+    flotilla_common::metrics::metrics()
+        .sessions_active
+        .set(open);
 }

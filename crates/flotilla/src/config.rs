@@ -61,6 +61,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub struct ServerConfig {
     /// `listen = "host:port"` (default [`DEFAULT_LISTEN`]; `--listen` overrides it).
     pub listen: Option<String>,
+    /// `http_listen = "host:port"`: serve `/metrics`, `/healthz` and `/readyz` there (off
+    /// unless set).
+    pub http_listen: Option<String>,
     /// `[[server.users]]`: who may connect. None: the server is open.
     pub users: Vec<UserConfig>,
     /// `session_idle_timeout = seconds`: idle sessions are dropped after this (default 1800).
@@ -241,6 +244,7 @@ struct RawCluster {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    http_listen: Option<String>,
     #[serde(default)]
     users: Vec<RawUser>,
     session_idle_timeout: Option<u64>,
@@ -841,6 +845,7 @@ impl Config {
             },
             server: ServerConfig {
                 listen: raw.server.listen,
+                http_listen: raw.server.http_listen,
                 users,
                 session_idle_timeout: raw.server.session_idle_timeout,
                 tls,

@@ -8,6 +8,7 @@
 //!                                          ▼
 //!                 run::run_sql (CLI `sql`, REPL, `demo`) ──▶ output::Printer
 //!                 serve::serve (CLI `serve`) ──▶ flotilla-flightsql, one session per client
+//!                                                └─▶ http: /metrics, /healthz, /readyz
 //! ```
 //!
 //! The binary (`src/main.rs`) is a thin layer of argument parsing over these modules; the
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod config;
 pub mod datagen;
 pub mod demo;
+pub mod http;
 pub mod output;
 pub mod progress;
 pub mod repl;

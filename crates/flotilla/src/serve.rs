@@ -17,6 +17,7 @@ use flotilla_common::{Error, Result};
 use flotilla_distributed::Worker;
 use flotilla_distributed::protocol::{END_QUERY_ACTION, STATUS_ACTION};
 use flotilla_flightsql::{FlightFallback, FlightSqlServer, SessionLimits, SharedCatalogs, User};
+use futures::FutureExt;
 use futures::stream::BoxStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,14 @@ pub async fn serve(
         .await
         .map_err(|e| Error::unavailable(format!("cannot listen on {address}: {e}")))?;
     let bound = listener.local_addr()?;
+    let http = bind_http(config).await?;
     let mut notes = Vec::new();
+    if let Some(http) = &http {
+        notes.push(format!(
+            "metrics and health on http://{}/metrics, /healthz, /readyz",
+            http.local_addr()?
+        ));
+    }
     if users.is_empty() {
         notes.push("open: no [[server.users]] configured".to_string());
         if !bound.ip().is_loopback() {
@@ -63,7 +71,7 @@ pub async fn serve(
     };
     let shutdown = shutdown_signal();
     ready(&format!("{scheme}://{bound}"), &notes);
-    run(config, &ctx, listener, users, shutdown).await
+    run(config, &ctx, (listener, http), users, shutdown).await
 }
 
 /// Serves `config`'s node on `listener` until `shutdown` completes: `flotilla serve` without
@@ -78,7 +86,16 @@ pub async fn serve_on(
 ) -> Result<()> {
     let users = users(config)?;
     let ctx = session::build_context(config).await?;
-    run(config, &ctx, listener, users, shutdown).await
+    let http = bind_http(config).await?;
+    run(config, &ctx, (listener, http), users, shutdown).await
+}
+
+/// The listener of `[server] http_listen`, if configured.
+async fn bind_http(config: &Config) -> Result<Option<TcpListener>> {
+    match &config.server.http_listen {
+        Some(address) => Ok(Some(crate::http::bind(address).await?)),
+        None => Ok(None),
+    }
 }
 
 /// The users of `[[server.users]]`, their passwords read.
@@ -108,10 +125,11 @@ fn users(config: &Config) -> Result<Vec<User>> {
         .collect()
 }
 
+/// Serves the node: Flight SQL on the first listener, the HTTP port on the second.
 async fn run(
     config: &Config,
     ctx: &SessionContext,
-    listener: TcpListener,
+    (listener, http): (TcpListener, Option<TcpListener>),
     users: Vec<User>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -148,7 +166,19 @@ async fn run(
         };
         server = server.with_tls(read(cert)?, read(key)?);
     }
-    server.serve(listener, shutdown).await
+    let Some(http) = http else {
+        return server.serve(listener, shutdown).await;
+    };
+    // Both ports stop on the same signal.
+    let shutdown = shutdown.shared();
+    let http = crate::http::serve(
+        http,
+        ctx.clone(),
+        config.cluster.is_some(),
+        shutdown.clone(),
+    );
+    let (flight, http) = tokio::join!(server.serve(listener, shutdown), http);
+    flight.and(http)
 }
 
 /// The node's worker behind its Flight SQL service: task tickets and the end-of-query action

@@ -18,11 +18,13 @@ use std::time::Duration;
 /// A running `flotilla serve`; stopped when the test binary exits.
 pub(crate) struct Served {
     pub(crate) uri: String,
+    /// `host:port` of the HTTP port (`[server] http_listen`), when configured.
+    pub(crate) http: Option<String>,
     pub(crate) child: Child,
 }
 
 /// Starts `flotilla serve` over the demo data (SF 0.01) with `extra` appended to its config.
-fn serve(extra: &str, env: &[(&str, &str)]) -> Served {
+pub(crate) fn serve(extra: &str, env: &[(&str, &str)]) -> Served {
     let data = common::demo_data();
     let text = format!(
         "[session]\ndefault_catalog = \"lake\"\ndefault_schema = \"public\"\n\n\
@@ -64,6 +66,7 @@ pub(crate) fn serve_with(mut command: Command, text: &str, listen: &str) -> Serv
     // Owned by `Served` from here on, so a failed start still kills and reaps the child.
     let mut served = Served {
         uri: String::new(),
+        http: None,
         child,
     };
     let stderr = served.child.stderr.take().unwrap();
@@ -81,6 +84,11 @@ pub(crate) fn serve_with(mut command: Command, text: &str, listen: &str) -> Serv
             .expect("flotilla serve says where it listens within a minute");
         if let Some(rest) = line.split("serving Arrow Flight SQL on ").nth(1) {
             served.uri = rest.split_whitespace().next().unwrap().to_string();
+            served.http = rest
+                .split("http://")
+                .nth(1)
+                .and_then(|address| address.split('/').next())
+                .map(str::to_string);
             return served;
         }
     }

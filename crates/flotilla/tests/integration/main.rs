@@ -9,3 +9,4 @@ mod flightsql;
 mod influxdb;
 mod mixed;
 mod netns;
+mod operations;

@@ -207,6 +207,19 @@ def check_auth(uri, out, user=None, password=None):
         return {"rows": None, "error": f"{type(e).__name__}: {e}"}
 
 
+def check_queries(uri, out, *sqls):
+    """Runs each statement; the rows of each, or its error."""
+    results = []
+    with connect(uri) as conn, conn.cursor() as cur:
+        for sql in sqls:
+            try:
+                cur.execute(sql)
+                results.append({"rows": len(cur.fetchall())})
+            except adbc_driver_manager.Error as e:
+                results.append({"error": str(e)})
+    return results
+
+
 def check_cluster(uri, out, user, password, sql):
     """A node that coordinates a cluster: the plan it shows and the rows it returns."""
     with connect(uri, user, password) as conn, conn.cursor() as cur:

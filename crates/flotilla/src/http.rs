@@ -1,0 +1,112 @@
+//! The node's HTTP port (`[server] http_listen`, off unless configured): what operators'
+//! tools ask of a running node.
+//!
+//! ```text
+//!  GET /healthz  ──▶ 200 "ok" while the process serves
+//!  GET /readyz   ──▶ 200 once its sources are open and, with a [cluster], a node is up;
+//!                    503 with the reason otherwise
+//!  GET /metrics  ──▶ flotilla_common::metrics in the OpenMetrics text format (Prometheus)
+//! ```
+//!
+//! Plain HTTP without users: bind it to loopback or a network only operators reach.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use datafusion::arrow::array::{Array, StringArray};
+use datafusion::prelude::SessionContext;
+use flotilla_common::{Error, Result};
+use std::future::Future;
+use tokio::net::TcpListener;
+
+/// What the handlers read: the node's session context (its sources and cluster table).
+#[derive(Clone)]
+struct Node {
+    ctx: SessionContext,
+    /// The node has a `[cluster]` (and so a `flotilla.cluster.nodes` table).
+    cluster: bool,
+}
+
+/// Binds `address`.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn bind(address: &str) -> Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|e| {
+        Error::unavailable(format!(
+            "server.http_listen: cannot listen on {address}: {e}"
+        ))
+    })
+}
+
+/// Serves the HTTP port on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: SessionContext,
+    cluster: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(Node { ctx, cluster });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::unavailable(format!("the HTTP port stopped: {e}")))
+}
+
+async fn metrics() -> Response {
+    let text = flotilla_common::metrics::metrics().encode();
+    (
+        [(header::CONTENT_TYPE, flotilla_common::metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
+}
+
+async fn ready(State(node): State<Node>) -> Response {
+    match readiness(&node).await {
+        Ok(what) => (StatusCode::OK, format!("ready: {what}\n")).into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Why the node is ready, or why not. Its sources were opened before the ports were bound;
+/// with a cluster, at least one node must be up (this one counts once discovery finds it).
+async fn readiness(node: &Node) -> std::result::Result<String, String> {
+    let catalogs = node.ctx.catalog_names().len();
+    if !node.cluster {
+        return Ok(format!("{catalogs} catalog(s)"));
+    }
+    let states = node
+        .ctx
+        .sql("SELECT state FROM flotilla.cluster.nodes")
+        .await
+        .map_err(|e| format!("the cluster's nodes cannot be listed: {e}"))?
+        .collect()
+        .await
+        .map_err(|e| format!("the cluster's nodes cannot be listed: {e}"))?;
+    let mut up = 0;
+    let mut known = 0;
+    for batch in &states {
+        if let Some(state) = batch.column(0).as_any().downcast_ref::<StringArray>() {
+            known += state.len();
+            up += state.iter().filter(|s| *s == Some("up")).count();
+        }
+    }
+    if up == 0 {
+        return Err(format!("no node of the cluster is up ({known} known)"));
+    }
+    Ok(format!("{catalogs} catalog(s), {up} of {known} node(s) up"))
+}

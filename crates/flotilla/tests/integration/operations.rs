@@ -1,0 +1,173 @@
+//! Operating a node: its HTTP port (`[server] http_listen`) — liveness, readiness and metrics —
+//! read by the tools operators use: plain HTTP and a real Prometheus server scraping it.
+
+use crate::flightsql::{client, serve};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `GET path` over HTTP/1.1: the status code and the body.
+fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("{address}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    // Chunked bodies: keep the text, drop the chunk sizes (enough for line-based checks).
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.split("\r\n")
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, chunk)| chunk)
+            .collect()
+    } else {
+        body.to_string()
+    };
+    (code, body)
+}
+
+/// The value of the series `name` (exact, labels included) in an OpenMetrics text.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The `prometheus` binary, or a failure naming the setup step.
+fn prometheus() -> &'static str {
+    let found = Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "prometheus is not installed: run scripts/setup.sh (apt-get install prometheus)"
+    );
+    "prometheus"
+}
+
+/// A free port on loopback.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_node_reports_health_and_metrics_that_prometheus_scrapes() {
+    let node = serve("[server]\nhttp_listen = \"127.0.0.1:0\"\n", &[]);
+    let http = node
+        .http
+        .clone()
+        .expect("the node names its HTTP port when it starts");
+    assert_eq!(get(&http, "/healthz"), (200, "ok\n".to_string()));
+    let (code, ready) = get(&http, "/readyz");
+    assert_eq!(code, 200, "{ready}");
+    assert!(ready.starts_with("ready:"), "{ready}");
+    assert_eq!(get(&http, "/nothing").0, 404);
+
+    // Queries through ADBC: two read the SQLite source, one fails.
+    let (results, _) = client(
+        "queries",
+        &node.uri,
+        &[
+            "SELECT n_name FROM shop.main.nation WHERE n_regionkey = 1",
+            "SELECT count(*) FROM shop.main.region",
+            "SELECT * FROM no_such_table",
+        ],
+    );
+    assert_eq!(results[0]["rows"], 5, "{results}");
+    assert_eq!(results[1]["rows"], 1, "{results}");
+    assert!(results[2]["error"].is_string(), "{results}");
+
+    let (code, metrics) = get(&http, "/metrics");
+    assert_eq!(code, 200);
+    let value = |name: &str| sample(&metrics, name).unwrap_or_else(|| panic!("{name}: {metrics}"));
+    assert!(value("flotilla_queries_total{outcome=\"ok\"}") >= 2.0);
+    assert!(value("flotilla_queries_total{outcome=\"error\"}") >= 1.0);
+    assert!(value("flotilla_source_statements_total{source=\"shop\"}") >= 2.0);
+    // Five nations of region 1, and region's one count (or its five rows, pulled).
+    assert!(value("flotilla_source_rows_total{source=\"shop\"}") >= 6.0);
+    assert!(value("flotilla_result_rows_total") >= 6.0);
+    assert!(value("flotilla_flight_calls_total{method=\"DoAction\",code=\"NotFound\"}") >= 1.0);
+    assert_eq!(value("flotilla_queries_running"), 0.0);
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+
+    // A real Prometheus scrapes the node every second; its API must see the same counts.
+    let binary = prometheus();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: flotilla\n    \
+             static_configs:\n      - targets: [\"{http}\"]\n"
+        ),
+    )
+    .unwrap();
+    let web = format!("127.0.0.1:{}", free_port());
+    let mut server = Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    flotilla_testkit::reaper::stop_at_exit(server.id(), "TERM");
+    let query = |expr: &str| -> Option<f64> {
+        let encoded: String = expr
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        // Not listening yet: no answer.
+        TcpStream::connect(&web).ok()?;
+        let (code, body) = get(&web, &format!("/api/v1/query?query={encoded}"));
+        let json: Value = serde_json::from_str(&body).ok()?;
+        (code == 200).then_some(())?;
+        json["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen = (None, None);
+    while Instant::now() < until {
+        seen = (
+            query("up{job=\"flotilla\"}"),
+            query("flotilla_source_statements_total{source=\"shop\"}"),
+        );
+        if seen.0 == Some(1.0) && seen.1.is_some_and(|n| n >= 2.0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(seen.0, Some(1.0), "Prometheus never scraped the node");
+    assert!(
+        seen.1.is_some_and(|n| n >= 2.0),
+        "Prometheus has no statements to shop: {seen:?}"
+    );
+}
