@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// `http_listen = "host:port"`: serve `/metrics`, `/healthz` and `/readyz` there (off
     /// unless set).
     pub http_listen: Option<String>,
+    /// `memory_limit = "8G"`: bytes every query of the node shares (DataFusion's memory pool:
+    /// sorts, aggregates and joins that can spill do, others fail the query). None: no limit.
+    pub memory_limit: Option<usize>,
     /// `[[server.users]]`: who may connect. None: the server is open.
     pub users: Vec<UserConfig>,
     /// `session_idle_timeout = seconds`: idle sessions are dropped after this (default 1800).
@@ -245,6 +248,7 @@ struct RawCluster {
 struct RawServer {
     listen: Option<String>,
     http_listen: Option<String>,
+    memory_limit: Option<Spanned<String>>,
     #[serde(default)]
     users: Vec<RawUser>,
     session_idle_timeout: Option<u64>,
@@ -687,6 +691,12 @@ impl Config {
                 password,
             });
         }
+        let memory_limit = match raw.server.memory_limit {
+            Some(limit) => Some(parse_bytes(limit.get_ref()).map_err(|message| {
+                error(Some(limit.span()), "server.memory_limit".into(), message)
+            })?),
+            None => None,
+        };
         let tls = match (raw.server.tls_cert, raw.server.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
@@ -846,6 +856,7 @@ impl Config {
             server: ServerConfig {
                 listen: raw.server.listen,
                 http_listen: raw.server.http_listen,
+                memory_limit,
                 users,
                 session_idle_timeout: raw.server.session_idle_timeout,
                 tls,
@@ -905,9 +916,44 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// A size such as `512M`, `8G`, `8GB`, `64KiB` or `1048576` (bytes), in powers of 1024.
+fn parse_bytes(text: &str) -> std::result::Result<usize, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size: write bytes or e.g. 512M, 8G"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        other => return Err(format!("'{other}' is not a unit of size: use K, M, G or T")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| format!("'{text}' is not a usable size (zero or too large)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_read_in_powers_of_1024() {
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("8GB"), Ok(8 << 30));
+        assert_eq!(parse_bytes("64 KiB"), Ok(64 << 10));
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("8X").unwrap_err().contains("unit"));
+        assert!(parse_bytes("lots").unwrap_err().contains("not a size"));
+    }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let dir = std::env::temp_dir();

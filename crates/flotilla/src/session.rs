@@ -26,6 +26,8 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
@@ -71,8 +73,14 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
         ..Default::default()
     };
     let catalogs: Arc<dyn CatalogProviderList> = Arc::new(MemoryCatalogProviderList::new());
+    // One pool for every session and task of the node: what `[server] memory_limit` bounds.
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(bytes) = config.server.memory_limit {
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+    }
     let builder = flotilla_federation::with_federation(
         SessionStateBuilder::new()
+            .with_runtime_env(runtime.build_arc()?)
             .with_config(session_config.with_option_extension(federation))
             .with_catalog_list(Arc::clone(&catalogs))
             .with_default_features(),

@@ -171,3 +171,26 @@ fn a_node_reports_health_and_metrics_that_prometheus_scrapes() {
         "Prometheus has no statements to shop: {seen:?}"
     );
 }
+
+#[test]
+fn a_query_over_the_memory_limit_fails_and_the_node_serves_the_next() {
+    let node = serve("[server]\nmemory_limit = \"1M\"\n", &[]);
+    let (results, _) = client(
+        "queries",
+        &node.uri,
+        &[
+            // The build side of this join (every comment of lineitem) needs more than 1 MiB,
+            // and a hash join cannot spill.
+            "SELECT count(*) FROM lineitem a JOIN lineitem b ON a.l_comment = b.l_comment",
+            "SELECT count(*) FROM region",
+        ],
+    );
+    let error = results[0]["error"].as_str().unwrap_or_default();
+    // The gRPC code, as ADBC's driver reports it.
+    assert!(error.contains("(ResourceExhausted;"), "{results}");
+    assert!(
+        error.contains("pool_size: 1024.0 KB"),
+        "names the limit: {results}"
+    );
+    assert_eq!(results[1]["rows"], 1, "{results}");
+}
