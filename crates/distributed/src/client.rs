@@ -62,6 +62,22 @@ pub async fn execute_remote(
 /// A connection that closes under a stream comes back as Cancelled ("operation was
 /// canceled", hyper's word for it) — transport too, so a worker reading from a node that was
 /// killed says that node is unreachable, and the query can run again without it.
+/// How a worker that cannot be reached is reported, by this node or by another worker (whose
+/// message reaches the coordinator as text): [`unreachable_worker`] reads it back.
+fn unreachable_message(worker: &str, why: &str) -> String {
+    format!("worker {worker} {UNREACHABLE}: {why}")
+}
+
+const UNREACHABLE: &str = "is unreachable";
+
+/// The worker an error says could not be reached — the innermost one, where a worker reports
+/// another (`worker A: worker B is unreachable: …` names B).
+pub(crate) fn unreachable_worker(message: &str) -> Option<&str> {
+    let before = &message[..message.rfind(&format!(" {UNREACHABLE}"))?];
+    let worker = before.rsplit("worker ").next()?;
+    (!worker.is_empty() && !worker.contains(' ')).then_some(worker)
+}
+
 pub(crate) fn unreachable(status: &Status) -> bool {
     matches!(
         status.code(),
@@ -99,10 +115,7 @@ pub(crate) async fn fetch(
         if let Some(channels) = &channels {
             channels.mark_down(worker, status.message());
         }
-        Error::unavailable(format!(
-            "worker {worker} is unreachable: {}",
-            status.message()
-        ))
+        Error::unavailable(unreachable_message(worker, status.message()))
     };
     let call = |channel: Channel, request: Request<Ticket>| async move {
         FlightServiceClient::new(channel)
@@ -186,9 +199,7 @@ fn watched(
                     Err(_) => {
                         if let Err(error) = channels.reachable(&worker).await {
                             channels.mark_down(&worker, &error);
-                            let error = Error::unavailable(format!(
-                                "worker {worker} is unreachable: {error}"
-                            ));
+                            let error = Error::unavailable(unreachable_message(&worker, &error));
                             return Some((Err(error.into_datafusion()), None));
                         }
                     }
@@ -228,6 +239,19 @@ const END_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_innermost_unreachable_worker_is_read_back_from_an_error() {
+        let inner = unreachable_message("grpc://10.0.0.3:50051", "tcp connect error");
+        let outer = format!("worker grpc://10.0.0.2:50051: {inner}");
+        assert_eq!(unreachable_worker(&outer), Some("grpc://10.0.0.3:50051"));
+        assert_eq!(unreachable_worker(&inner), Some("grpc://10.0.0.3:50051"));
+        assert_eq!(
+            unreachable_worker("worker grpc://a:1: query cancelled"),
+            None
+        );
+        assert_eq!(unreachable_worker("the table is unreachable"), None);
+    }
 
     #[test]
     fn only_transport_failures_make_a_worker_unreachable() {

@@ -149,6 +149,46 @@ impl Network {
         ])
     }
 
+    /// Cuts the link between hosts `i` and `j` only: each gets an `unreachable` route to the
+    /// other (connecting fails at once), while both still reach every other host and the
+    /// test's own address.
+    ///
+    /// # Errors
+    /// When a route cannot be added.
+    pub fn cut_between(&self, i: usize, j: usize) -> Result<(), String> {
+        for (from, to) in [(i, j), (j, i)] {
+            let to = format!("{}/32", self.address(to));
+            ip(&[
+                "-n",
+                &self.namespace(from),
+                "route",
+                "add",
+                "unreachable",
+                &to,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Joins hosts `i` and `j` again after [`Network::cut_between`].
+    ///
+    /// # Errors
+    /// When a route cannot be removed.
+    pub fn join_between(&self, i: usize, j: usize) -> Result<(), String> {
+        for (from, to) in [(i, j), (j, i)] {
+            let to = format!("{}/32", self.address(to));
+            ip(&[
+                "-n",
+                &self.namespace(from),
+                "route",
+                "del",
+                "unreachable",
+                &to,
+            ])?;
+        }
+        Ok(())
+    }
+
     /// Connects host `i` again.
     ///
     /// # Errors

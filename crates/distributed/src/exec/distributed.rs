@@ -5,7 +5,9 @@
 //! ```text
 //!  DistributedExec ── execute ──▶ root stage (NetworkCoalesceExec / NetworkShuffleExec …)
 //!        │ a stream fails: ask the query's workers whether they are there (2 s at most)
-//!        │   none lost ──────────────▶ the error, as it is
+//!        │   none lost ──────────────▶ the error, as it is (unless the network broke:
+//!        │                              run again; a worker another could not reach is left
+//!        │                              out of the next runs, see `avoid`)
 //!        │   lost, rows returned ────▶ the error, naming the node (the caller has part of them)
 //!        │   lost, nothing returned ─▶ Replan: stages cut again over the live nodes, new query
 //!        ▼                              id; the old query is ended on its workers; run again
@@ -28,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::{NetworkCoalesceExec, NetworkContext, only_child};
-use crate::client::end_query;
+use crate::client::{end_query, unreachable_worker};
 
 /// Queries this process ran again because a worker died under them.
 static RUN_AGAIN: AtomicU64 = AtomicU64::new(0);
@@ -45,7 +47,9 @@ pub trait Replan: fmt::Debug + Send + Sync {
     ///
     /// # Errors
     /// When the plan cannot be made.
-    fn replan(&self, attempt: usize) -> Result<Attempt>;
+    /// `avoid`: workers to leave out although they answer this node (another worker could
+    /// not reach them).
+    fn replan(&self, attempt: usize, avoid: &[String]) -> Result<Attempt>;
 }
 
 /// One run of a query: its root stage, query id and workers (none: it runs on this node).
@@ -252,6 +256,7 @@ impl ExecutionPlan for DistributedExec {
             attempt: 1,
             returned_rows: false,
             over: false,
+            avoid: Vec::new(),
         };
         let retry = match &self.retry {
             Some((replan, max_attempts))
@@ -283,6 +288,9 @@ struct Run {
     returned_rows: bool,
     /// An error was returned: the stream is over.
     over: bool,
+    /// Workers another worker could not reach while this node could (a link between two
+    /// workers cut): the next runs leave them out.
+    avoid: Vec<String>,
 }
 
 impl Run {
@@ -317,6 +325,16 @@ impl Run {
             // as the cluster reacts to a node that died): a failure the network layer reports
             // is worth another run too, as long as nothing was returned.
             let broken = flotilla_common::error::kind_of(&error) == ErrorKind::Unavailable;
+            // Every node answers here, but a worker could not reach one of them: run again
+            // without that one (the cluster is split between workers, not from this node).
+            if broken
+                && lost.is_empty()
+                && let Some(worker) = unreachable_worker(&error.to_string())
+                && self.workers.iter().any(|w| w == worker)
+                && !self.avoid.iter().any(|w| w == worker)
+            {
+                self.avoid.push(worker.to_string());
+            }
             if lost.is_empty() && !broken {
                 self.over = true;
                 if self.attempt > 1 {
@@ -335,7 +353,9 @@ impl Run {
                 }
                 Some(_) => None,
             };
-            let what = if lost.is_empty() {
+            let what = if let (true, Some(worker)) = (lost.is_empty(), self.avoid.last()) {
+                format!("another node could not reach node {worker} during the query")
+            } else if lost.is_empty() {
                 "a connection between nodes broke during the query".to_string()
             } else {
                 format!("node {} left the cluster during the query", lost.join(", "))
@@ -359,7 +379,7 @@ impl Run {
     }
 
     fn start_again(&mut self, replan: &dyn Replan, context: &Arc<TaskContext>) -> Result<()> {
-        let attempt = replan.replan(self.attempt + 1)?;
+        let attempt = replan.replan(self.attempt + 1, &self.avoid)?;
         let guard = Arc::new(EndQuery {
             query: attempt.query,
             workers: attempt.workers.clone(),

@@ -162,7 +162,7 @@ struct Replanner {
 }
 
 impl Replan for Replanner {
-    fn replan(&self, attempt: usize) -> Result<Attempt> {
+    fn replan(&self, attempt: usize, avoid: &[String]) -> Result<Attempt> {
         // Operators that keep state between executions (a join's collected side, a table
         // function's position) start afresh.
         let original = reset_plan_states(Arc::clone(&self.original))?;
@@ -172,7 +172,8 @@ impl Replan for Replanner {
             query,
             workers: Vec::new(),
         };
-        let workers = live_workers(self.discovery.as_ref(), &self.channels)?;
+        let mut workers = live_workers(self.discovery.as_ref(), &self.channels)?;
+        workers.retain(|worker| !avoid.contains(worker));
         if workers.is_empty() {
             return Ok(here(original, query));
         }

@@ -189,3 +189,51 @@ async fn a_link_cut_mid_query_fails_fast_without_retry_and_costs_no_answer_with_
     assert_same_rows(&expected, &actual, true);
     cluster.network.restore(2).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_cut_between_two_workers_costs_no_answer() {
+    let cluster = Cluster::start(3);
+    let ctx = cluster.coordinator().await;
+    let sql = query(9);
+    let expected = rows(&build_context(&config()).await.unwrap(), &sql).await;
+    // Nodes 1 and 2 cannot reach each other; this process reaches all three.
+    cluster.network.cut_between(1, 2).unwrap();
+
+    // Without retries: the query fails at once, naming a node of the cut link.
+    ctx.sql("SET distributed.retry = 'none'").await.unwrap();
+    let message = ctx
+        .sql(&sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .expect_err("nodes 1 and 2 read each other's partitions")
+        .to_string();
+    assert!(
+        message.contains(&cluster.urls[1]) || message.contains(&cluster.urls[2]),
+        "{message}"
+    );
+    assert!(message.contains("distributed.retry is none"), "{message}");
+
+    // With retries: the query runs again without one of them, and is right.
+    ctx.sql("SET distributed.retry = 'query'").await.unwrap();
+    let before = queries_run_again();
+    assert_same_rows(&expected, &rows(&ctx, &sql).await, true);
+    assert!(queries_run_again() > before, "the query was not run again");
+
+    // Cut mid-query: the same.
+    cluster.network.join_between(1, 2).unwrap();
+    let running = {
+        let ctx = ctx.clone();
+        let sql = sql.clone();
+        tokio::spawn(async move { ctx.sql(&sql).await?.collect().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.network.cut_between(1, 2).unwrap();
+    let actual = running
+        .await
+        .unwrap()
+        .expect("the query runs again without a node of the cut link");
+    assert_same_rows(&expected, &actual, true);
+    cluster.network.join_between(1, 2).unwrap();
+}
