@@ -78,7 +78,7 @@ pub struct FederationConfig {
 impl Default for FederationConfig {
     fn default() -> Self {
         Self {
-            pushdown: Pushdown::All,
+            pushdown: Pushdown::default(),
             join_key_pushdown: true,
             partition_rows: 500_000,
         }

@@ -22,7 +22,7 @@ pub struct Config {
     /// Sources by name; each becomes a catalog of that name.
     pub sources: BTreeMap<String, SourceConfig>,
     pub session: SessionDefaults,
-    /// `[federation] pushdown`: `"all"` (the default), `"cost"` or `"none"`; `true` and
+    /// `[federation] pushdown`: `"cost"` (the default), `"all"` or `"none"`; `true` and
     /// `false` mean all and none.
     pub pushdown: Pushdown,
     /// `[server]`: how `flotilla serve` listens and whom it lets in.
