@@ -158,12 +158,14 @@ enum BenchCommand {
     /// asked and straight from the workers.
     ///
     /// Example: flotilla bench flightsql --scale 1
+    ///
     /// Example: flotilla bench flightsql --scale 1 --workers 2
     Flightsql(FlightSqlBench),
     /// TPC-H on the demo's Parquet files: on this node alone and distributed over workers on
     /// localhost ports (in this process), side by side, with the bytes shuffled.
     ///
     /// Example: flotilla bench tpch --scale 1 --mode both --workers 2
+    ///
     /// Example: flotilla bench tpch --scale 1 --workers 3 --kill-one-after 0.5
     Tpch {
         /// TPC-H scale factor; the data is generated into the cache on first use.
