@@ -61,8 +61,8 @@ pub struct Metrics {
 
 impl Metrics {
     fn new() -> Self {
-        let mut registry = Registry::with_prefix("flotilla");
-        let metrics = Self {
+        let mut metrics = Self {
+            registry: Registry::with_prefix("flotilla"),
             flight_calls: Family::default(),
             queries: Family::default(),
             queries_running: Gauge::default(),
@@ -77,78 +77,95 @@ impl Metrics {
             source_statement_duration: Family::new_with_constructor(seconds_histogram),
             task_streams_running: Gauge::default(),
             exchange_bytes_sent: Counter::default(),
-            registry: Registry::default(),
         };
-        let m = &metrics;
-        registry.register(
+        // The registry keeps handles: they share their values with the fields.
+        let r = &mut metrics.registry;
+        r.register(
             "flight_calls",
             "Flight and Flight SQL calls by gRPC method and starting status",
-            m.flight_calls.clone(),
+            metrics.flight_calls.clone(),
         );
-        registry.register(
+        r.register(
             "queries",
             "Queries returning rows, by outcome (ok, error, cancelled)",
-            m.queries.clone(),
+            metrics.queries.clone(),
         );
-        registry.register(
+        r.register(
             "queries_running",
             "Queries streaming rows now",
-            m.queries_running.clone(),
+            metrics.queries_running.clone(),
         );
-        registry.register(
+        r.register(
             "query_duration_seconds",
             "Seconds from a query's first DoGet to its last row",
-            m.query_duration.clone(),
+            metrics.query_duration.clone(),
         );
-        registry.register("result_rows", "Rows sent to clients", m.result_rows.clone());
-        registry.register(
+        r.register(
+            "result_rows",
+            "Rows sent to clients",
+            metrics.result_rows.clone(),
+        );
+        r.register(
             "result_bytes",
             "Arrow IPC bytes sent to clients",
-            m.result_bytes.clone(),
+            metrics.result_bytes.clone(),
         );
-        registry.register(
+        r.register(
             "sessions_active",
             "Open client sessions",
-            m.sessions_active.clone(),
+            metrics.sessions_active.clone(),
         );
-        registry.register(
+        r.register(
             "source_statements",
             "Statements sent to each source",
-            m.source_statements.clone(),
+            metrics.source_statements.clone(),
         );
-        registry.register(
+        r.register(
             "source_errors",
             "Statements of each source that failed",
-            m.source_errors.clone(),
+            metrics.source_errors.clone(),
         );
-        registry.register(
+        r.register(
             "source_rows",
             "Rows received from each source",
-            m.source_rows.clone(),
+            metrics.source_rows.clone(),
         );
-        registry.register(
+        r.register(
             "source_bytes",
             "Bytes of Arrow data received from each source",
-            m.source_bytes.clone(),
+            metrics.source_bytes.clone(),
         );
-        registry.register(
+        r.register(
             "source_statement_duration_seconds",
             "Seconds from sending a statement to a source to its last row",
-            m.source_statement_duration.clone(),
+            metrics.source_statement_duration.clone(),
         );
-        registry.register(
+        r.register(
             "task_streams_running",
             "Partitions of distributed stage tasks this node streams now",
-            m.task_streams_running.clone(),
+            metrics.task_streams_running.clone(),
         );
-        registry.register(
+        r.register(
             "exchange_bytes_sent",
             "Arrow IPC bytes sent by this node's stage tasks",
-            m.exchange_bytes_sent.clone(),
+            metrics.exchange_bytes_sent.clone(),
         );
-        Self {
-            registry,
-            ..metrics
+        metrics
+    }
+
+    /// The metrics of one statement sent to `source`, counted as sent; resolved once so that
+    /// each batch only adds to counters.
+    pub fn statement(&self, source: &str) -> StatementMetrics {
+        let source = label("source", source);
+        self.source_statements.get_or_create(&source).inc();
+        StatementMetrics {
+            rows: self.source_rows.get_or_create(&source).clone(),
+            bytes: self.source_bytes.get_or_create(&source).clone(),
+            errors: self.source_errors.get_or_create(&source).clone(),
+            duration: self
+                .source_statement_duration
+                .get_or_create(&source)
+                .clone(),
         }
     }
 
@@ -159,6 +176,15 @@ impl Metrics {
         let _ = text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// Handles on the metrics of one source, for one statement (see [`Metrics::statement`]).
+#[derive(Clone)]
+pub struct StatementMetrics {
+    pub rows: Counter,
+    pub bytes: Counter,
+    pub errors: Counter,
+    pub duration: Histogram,
 }
 
 /// The content type of [`Metrics::encode`]'s text.

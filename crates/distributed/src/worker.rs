@@ -389,8 +389,9 @@ impl Worker {
                 let bytes = (data.data_header.len() + data.data_body.len()) as u64;
                 sent.fetch_add(bytes, Ordering::Relaxed);
                 counter.fetch_add(bytes, Ordering::Relaxed);
-                let _streaming = &streaming;
                 metrics().exchange_bytes_sent.inc_by(bytes);
+                // Held by the closure: counted as running as long as the stream lives.
+                let _ = &streaming;
                 data
             })
             .map_err(move |e| {

@@ -34,7 +34,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
-use flotilla_common::metrics::{Labels, label, metrics};
+use flotilla_common::metrics::{StatementMetrics, metrics};
 use futures::{Stream, StreamExt, TryStreamExt};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -480,11 +480,9 @@ impl ExecutionPlan for FederatedScanExec {
                 .source
                 .execute(self.statement(partition), self.schema(), batch_size)?,
         };
-        let source = label("source", self.source.name());
-        metrics().source_statements.get_or_create(&source).inc();
         Ok(Box::pin(MeteredStream {
             inner,
-            source,
+            node: metrics().statement(self.source.name()),
             baseline: BaselineMetrics::new(&self.metrics, partition),
             bytes: MetricBuilder::new(&self.metrics).counter("bytes_received", partition),
             remote_time: MetricBuilder::new(&self.metrics).subset_time("source_time", partition),
@@ -513,8 +511,8 @@ impl ExecutionPlan for FederatedScanExec {
 /// start of the statement to its last row; `elapsed_compute` only the time spent polling.
 struct MeteredStream {
     inner: SendableRecordBatchStream,
-    /// The `source` label of the node's metrics (`flotilla_common::metrics`).
-    source: Labels,
+    /// The node's metrics of the statement's source (`flotilla_common::metrics`).
+    node: StatementMetrics,
     baseline: BaselineMetrics,
     bytes: Count,
     remote_time: Time,
@@ -530,25 +528,19 @@ impl Stream for MeteredStream {
         let timer = elapsed.timer();
         let polled = self.inner.poll_next_unpin(cx);
         timer.done();
-        let node = metrics();
         match &polled {
             Poll::Ready(Some(Ok(batch))) => {
                 let bytes = batch.get_array_memory_size();
                 self.bytes.add(bytes);
-                let source = &self.source;
-                node.source_rows
-                    .get_or_create(source)
-                    .inc_by(batch.num_rows() as u64);
-                node.source_bytes.get_or_create(source).inc_by(bytes as u64);
+                self.node.rows.inc_by(batch.num_rows() as u64);
+                self.node.bytes.inc_by(bytes as u64);
             }
             Poll::Ready(ended) => {
                 if let Some(started) = self.started.take() {
                     self.remote_time.add_duration(started.elapsed());
-                    node.source_statement_duration
-                        .get_or_create(&self.source)
-                        .observe(started.elapsed().as_secs_f64());
+                    self.node.duration.observe(started.elapsed().as_secs_f64());
                     if matches!(ended, Some(Err(_))) {
-                        node.source_errors.get_or_create(&self.source).inc();
+                        self.node.errors.inc();
                     }
                 }
             }

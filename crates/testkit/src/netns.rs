@@ -156,18 +156,7 @@ impl Network {
     /// # Errors
     /// When a route cannot be added.
     pub fn cut_between(&self, i: usize, j: usize) -> Result<(), String> {
-        for (from, to) in [(i, j), (j, i)] {
-            let to = format!("{}/32", self.address(to));
-            ip(&[
-                "-n",
-                &self.namespace(from),
-                "route",
-                "add",
-                "unreachable",
-                &to,
-            ])?;
-        }
-        Ok(())
+        self.unreachable_routes("add", i, j)
     }
 
     /// Joins hosts `i` and `j` again after [`Network::cut_between`].
@@ -175,13 +164,18 @@ impl Network {
     /// # Errors
     /// When a route cannot be removed.
     pub fn join_between(&self, i: usize, j: usize) -> Result<(), String> {
+        self.unreachable_routes("del", i, j)
+    }
+
+    /// Adds or deletes (`action`) the `unreachable` routes between hosts `i` and `j`.
+    fn unreachable_routes(&self, action: &str, i: usize, j: usize) -> Result<(), String> {
         for (from, to) in [(i, j), (j, i)] {
             let to = format!("{}/32", self.address(to));
             ip(&[
                 "-n",
                 &self.namespace(from),
                 "route",
-                "del",
+                action,
                 "unreachable",
                 &to,
             ])?;

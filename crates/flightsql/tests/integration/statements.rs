@@ -94,6 +94,15 @@ async fn sql_prepare_execute_and_deallocate_work_as_in_datafusion() {
     assert_eq!(common::code(&error), Code::NotFound, "{error}");
 }
 
+/// A statement command, as a descriptor carries it.
+fn statement(sql: &str) -> arrow_flight::sql::Any {
+    CommandStatementQuery {
+        query: sql.into(),
+        transaction_id: None,
+    }
+    .as_any()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_schema_plans_without_running_and_poll_answers_complete() {
     let server = common::start().await;
@@ -114,11 +123,8 @@ async fn get_schema_plans_without_running_and_poll_answers_complete() {
         let result = raw.get_schema(request).await?.into_inner();
         Ok::<_, tonic::Status>(Schema::try_from(&result).unwrap())
     };
-    let query = CommandStatementQuery {
-        query: "SELECT n_nationkey, n_name FROM nation".into(),
-        transaction_id: None,
-    };
-    let schema = schema_of(&mut raw, command(query.as_any())).await.unwrap();
+    let query = statement("SELECT n_nationkey, n_name FROM nation");
+    let schema = schema_of(&mut raw, command(query.clone())).await.unwrap();
     let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(names, ["n_nationkey", "n_name"]);
     // An INSERT's schema is its count; asking does not run it.
@@ -127,11 +133,12 @@ async fn get_schema_plans_without_running_and_poll_answers_complete() {
         "CREATE TABLE datafusion.public.kept (k BIGINT)",
     )
     .await;
-    let insert = CommandStatementQuery {
-        query: "INSERT INTO datafusion.public.kept VALUES (1)".into(),
-        transaction_id: None,
-    };
-    let schema = schema_of(&mut raw, command(insert.as_any())).await.unwrap();
+    let schema = schema_of(
+        &mut raw,
+        command(statement("INSERT INTO datafusion.public.kept VALUES (1)")),
+    )
+    .await
+    .unwrap();
     assert_eq!(schema.field(0).name(), "count");
     let count = "SELECT count(*) FROM datafusion.public.kept";
     assert_eq!(
@@ -140,11 +147,7 @@ async fn get_schema_plans_without_running_and_poll_answers_complete() {
     );
     // `EXECUTE name(…)`: the rows of the statement prepared as `name`.
     common::query(&mut client, "PREPARE named AS SELECT r_name FROM region").await;
-    let execute = CommandStatementQuery {
-        query: "EXECUTE named".into(),
-        transaction_id: None,
-    };
-    let schema = schema_of(&mut raw, command(execute.as_any()))
+    let schema = schema_of(&mut raw, command(statement("EXECUTE named")))
         .await
         .unwrap();
     assert_eq!(schema.field(0).name(), "r_name");
@@ -157,18 +160,14 @@ async fn get_schema_plans_without_running_and_poll_answers_complete() {
     let junk = tonic::Request::new(FlightDescriptor::new_cmd(b"junk".to_vec()));
     let error = schema_of(&mut raw, junk).await.unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument, "{error}");
-    let bad_sql = CommandStatementQuery {
-        query: "SELEC 1".into(),
-        transaction_id: None,
-    };
-    let error = schema_of(&mut raw, command(bad_sql.as_any()))
+    let error = schema_of(&mut raw, command(statement("SELEC 1")))
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument, "{error}");
 
     // PollFlightInfo: complete at once, with a ticket DoGet serves.
     let poll = raw
-        .poll_flight_info(command(query.as_any()))
+        .poll_flight_info(command(query.clone()))
         .await
         .unwrap()
         .into_inner();

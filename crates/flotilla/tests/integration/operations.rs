@@ -8,17 +8,14 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `GET path` over HTTP/1.1: the status code and the body.
+/// `GET path` as HTTP/1.0 (so the answer is not chunked and ends with the connection): the
+/// status code and the body.
 fn get(address: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("{address}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -27,20 +24,7 @@ fn get(address: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
-    // Chunked bodies: keep the text, drop the chunk sizes (enough for line-based checks).
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body.split("\r\n")
-            .enumerate()
-            .filter(|(i, _)| i % 2 == 1)
-            .map(|(_, chunk)| chunk)
-            .collect()
-    } else {
-        body.to_string()
-    };
-    (code, body)
+    (code, body.to_string())
 }
 
 /// The value of the series `name` (exact, labels included) in an OpenMetrics text.
