@@ -173,9 +173,16 @@ pub(crate) fn pushdown(options: &datafusion::config::ConfigOptions) -> Pushdown 
         .map_or(Pushdown::default(), |c| c.pushdown)
 }
 
-/// Whether `flotilla.federation.pushdown` pushes more than scans in a session with `options`.
-pub(crate) fn pushdown_enabled(options: &datafusion::config::ConfigOptions) -> bool {
-    pushdown(options) != Pushdown::None
+impl Pushdown {
+    /// The mode for a part of a query in `source` when the session's is `self`: a source's own
+    /// `pushdown` (in flotilla.toml) refines `cost`; a session set to `all` or `none` overrides
+    /// every source.
+    pub fn for_source(self, source: Option<Pushdown>) -> Pushdown {
+        match self {
+            Pushdown::Cost => source.unwrap_or(Pushdown::Cost),
+            session => session,
+        }
+    }
 }
 
 impl ConfigExtension for FederationConfig {

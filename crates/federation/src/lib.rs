@@ -57,12 +57,13 @@ pub mod write;
 
 pub use catalog::{SourceCatalog, catalog_of};
 pub use codec::FederationCodec;
-pub use config::FederationConfig;
+pub use config::{FederationConfig, Pushdown};
 pub use dialect::Dialect;
 pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};
 pub use source::{
     RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes, WriteTarget,
+    with_pushdown,
 };
 pub use table::FederatedTable;
 pub use write::{FederatedSink, execute_logical_plan, sql};

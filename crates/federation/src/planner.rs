@@ -8,9 +8,11 @@
 //! The cut, bottom-up: a scan of a [`FederatedTable`] belongs to its source. A node can belong
 //! to a source when all its inputs belong to sources with the same identity and the node can be
 //! written as SQL for that source's dialect ([`Writer::plan`]). With
-//! `flotilla.federation.pushdown = all` (the default) it then does; with `cost` only when
+//! `flotilla.federation.pushdown = all` it then does; with `cost` (the default) only when
 //! running it there and reading its rows is estimated no slower than reading its inputs at
-//! their best and running it here (see [`crate::cost`]; within [`PUSH_MARGIN`], pushed). A node
+//! their best and running it here (see [`crate::cost`]; within [`PUSH_MARGIN`], pushed). Under
+//! `cost`, a source with a `pushdown` of its own (flotilla.toml) takes that instead: `all`
+//! pushes all it can run without weighing, `none` only its scans. A node
 //! that does not belong to a source runs in DataFusion, and each of its inputs that belongs to
 //! one becomes a federated scan. If the root belongs to a source, the whole query is one
 //! federated scan. The samples the estimates use are read before the cut (once per table).
@@ -75,6 +77,7 @@ async fn load_samples(plan: &LogicalPlan) {
         scans
             .iter()
             .filter_map(FederatedTable::of_scan)
+            .filter(|table| Pushdown::Cost.for_source(table.source().pushdown()) == Pushdown::Cost)
             .map(FederatedTable::load_sample),
     )
     .await;
@@ -122,8 +125,9 @@ struct Part {
 
 /// How a [`Part`] runs when nothing above it pushes it whole.
 enum Choice {
-    /// Pushed whole; `split`: the seconds splitting it was estimated at, when it was weighed.
-    Pushed { split: Option<f64> },
+    /// Pushed whole; `split`: the seconds splitting it was estimated at, when it was weighed;
+    /// `hinted`: because its source's own pushdown is `all`.
+    Pushed { split: Option<f64>, hinted: bool },
     /// Its root runs here over its inputs at their best, in `seconds`.
     Split { plan: LogicalPlan, seconds: f64 },
 }
@@ -139,17 +143,22 @@ impl Part {
     /// The cheapest plan: a federated scan of the whole, or the split. `above`: why the node
     /// above runs here (for `EXPLAIN`).
     fn into_plan(self, above: Option<&str>) -> Result<LogicalPlan> {
-        let split = match self.choice {
+        let (split, hinted) = match self.choice {
             Choice::Split { plan, .. } => return Ok(plan),
-            Choice::Pushed { split } => split,
+            Choice::Pushed { split, hinted } => (split, hinted),
         };
-        if split.is_none() && above.is_none() {
+        if split.is_none() && above.is_none() && !hinted {
             return wrap(self.plan, &self.source, None);
         }
-        let mut choice = format!("pushed est {}", seconds(self.pushed));
-        if let Some(split) = split {
-            choice.push_str(&format!(" vs {} split", seconds(split)));
-        }
+        let mut choice = match split {
+            _ if hinted => "pushed: source pushdown = all".to_string(),
+            Some(split) => format!(
+                "pushed est {} vs {} split",
+                seconds(self.pushed),
+                seconds(split)
+            ),
+            None => format!("pushed est {}", seconds(self.pushed)),
+        };
         if let Some(above) = above {
             choice.push_str(&format!("; {above}"));
         }
@@ -189,13 +198,20 @@ impl Cut {
             && let Some(table) = FederatedTable::of_scan(scan)
         {
             let source = Arc::clone(table.source());
+            if self.pushdown.for_source(source.pushdown()) == Pushdown::None {
+                // Left to the table provider, which reads only columns.
+                return Ok(Rewritten::Here(plan.clone()));
+            }
             let estimate = cost::estimate(plan, &[], &source.dialect().costs());
             return Ok(Rewritten::Pushable(Box::new(Part {
                 plan: plan.clone(),
                 pushed: estimate.pushed(&source.dialect().costs()),
                 estimate,
                 source,
-                choice: Choice::Pushed { split: None },
+                choice: Choice::Pushed {
+                    split: None,
+                    hinted: false,
+                },
             })));
         }
         let inputs = plan.inputs();
@@ -219,6 +235,7 @@ impl Cut {
                 .all(|part| part.source.identity() == parts[0].source.identity());
         if same_source && Writer::new(parts[0].source.as_ref()).plan(plan).is_some() {
             let source = Arc::clone(&parts[0].source);
+            let mode = self.pushdown.for_source(source.pushdown());
             let costs = source.dialect().costs();
             let inputs: Vec<Estimate> = parts.iter().map(|part| part.estimate).collect();
             let estimate = cost::estimate(plan, &inputs, &costs);
@@ -227,14 +244,15 @@ impl Cut {
                 + cost::local(plan, &inputs, self.cores);
             // Within a few percent, pushed: estimates are not that precise, and one statement
             // is simpler to run and to read than several and a join here.
-            if self.pushdown == Pushdown::All || pushed <= split_cost * PUSH_MARGIN {
+            if mode == Pushdown::All || pushed <= split_cost * PUSH_MARGIN {
                 return Ok(Rewritten::Pushable(Box::new(Part {
                     plan: plan.clone(),
                     source,
                     estimate,
                     pushed,
                     choice: Choice::Pushed {
-                        split: (self.pushdown == Pushdown::Cost).then_some(split_cost),
+                        split: (mode == Pushdown::Cost).then_some(split_cost),
+                        hinted: mode == Pushdown::All && self.pushdown == Pushdown::Cost,
                     },
                 })));
             }

@@ -1,5 +1,6 @@
 //! The `Source` contract: what a connector provides to the federation engine.
 
+use crate::config::Pushdown;
 use crate::dialect::Dialect;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -8,6 +9,7 @@ use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
 use std::fmt::Debug;
+use std::sync::Arc;
 
 /// Which database a source reaches, as a structured value. Two sources with equal identities see
 /// the same tables through the same credentials, so a query over both can run inside that one
@@ -199,6 +201,13 @@ pub trait Source: Debug + Send + Sync {
     /// How to write SQL for this database, and what it can run.
     fn dialect(&self) -> &dyn Dialect;
 
+    /// How much of a query this source takes when the session's pushdown is `cost`: `None`
+    /// (the default) lets the cost model choose; a user who knows the database set `all` or
+    /// `none` for it in flotilla.toml (see [`with_pushdown`]).
+    fn pushdown(&self) -> Option<Pushdown> {
+        None
+    }
+
     /// The names of the source's schemas, including empty ones. Cheap: names only.
     async fn schemas(&self) -> Result<Vec<String>>;
 
@@ -230,5 +239,62 @@ pub trait Source: Debug + Send + Sync {
             ),
         )
         .with_source(self.name()))
+    }
+}
+
+/// `source`, taking `pushdown` when the session's pushdown is `cost` (`pushdown = "all"` in
+/// flotilla.toml for a database the user knows runs whole queries fast).
+pub fn with_pushdown(source: Arc<dyn Source>, pushdown: Pushdown) -> Arc<dyn Source> {
+    Arc::new(WithPushdown { source, pushdown })
+}
+
+/// A source with a pushdown of its own; everything else is the source's.
+#[derive(Debug)]
+struct WithPushdown {
+    source: Arc<dyn Source>,
+    pushdown: Pushdown,
+}
+
+#[async_trait]
+impl Source for WithPushdown {
+    fn name(&self) -> &str {
+        self.source.name()
+    }
+
+    fn identity(&self) -> &SourceIdentity {
+        self.source.identity()
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        self.source.dialect()
+    }
+
+    fn pushdown(&self) -> Option<Pushdown> {
+        Some(self.pushdown)
+    }
+
+    async fn schemas(&self) -> Result<Vec<String>> {
+        self.source.schemas().await
+    }
+
+    async fn tables(&self) -> Result<Vec<TableName>> {
+        self.source.tables().await
+    }
+
+    async fn describe(&self, schema: &str, table: &str) -> Result<Option<RemoteTable>> {
+        self.source.describe(schema, table).await
+    }
+
+    fn execute(
+        &self,
+        sql: &str,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> DfResult<SendableRecordBatchStream> {
+        self.source.execute(sql, schema, batch_size)
+    }
+
+    async fn write(&self, target: WriteTarget, data: SendableRecordBatchStream) -> Result<u64> {
+        self.source.write(target, data).await
     }
 }

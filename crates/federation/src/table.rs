@@ -172,7 +172,9 @@ impl TableProvider for FederatedTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let filters: Vec<Expr> = filters.iter().map(unqualified).collect();
-        if !crate::config::pushdown_enabled(state.config_options()) {
+        let pushdown =
+            crate::config::pushdown(state.config_options()).for_source(self.source.pushdown());
+        if pushdown == crate::config::Pushdown::None {
             return self.scan_without_pushdown(state, projection, &filters, limit);
         }
         let writer = Writer::new(self.source.as_ref());

@@ -253,6 +253,7 @@ pub async fn federation(
             let config = SourceConfig::Sqlite {
                 path: sqlite,
                 attach: vec![],
+                pushdown: None,
             };
             (config, native, "main".to_string())
         }
@@ -265,6 +266,7 @@ pub async fn federation(
                 numeric: Default::default(),
                 unsupported_types: Default::default(),
                 tls_root_cert: None,
+                pushdown: None,
             };
             (config, Native::Postgres(native), schema)
         }
@@ -281,6 +283,7 @@ pub async fn federation(
                 zero_dates: Default::default(),
                 unsupported_types: Default::default(),
                 tls_root_cert: None,
+                pushdown: None,
             };
             (config, Native::Mysql(Box::new(native)), schema)
         }

@@ -111,6 +111,9 @@ pub enum SourceConfig {
         path: PathBuf,
         /// `attach = { archive = "archive.db" }`: (schema name, file).
         attach: Vec<(String, PathBuf)>,
+        /// `pushdown = "all" | "cost" | "none"`: how much of a query this source takes when the
+        /// session's pushdown is `cost` (`None`: the cost model chooses).
+        pushdown: Option<Pushdown>,
     },
     /// Parquet files: a file (one table) or a directory (one table per file or sub-directory).
     Parquet { path: PathBuf },
@@ -130,6 +133,9 @@ pub enum SourceConfig {
         unsupported_types: UnsupportedTypes,
         /// A CA certificate file to check the server's certificate against (turns TLS on).
         tls_root_cert: Option<PathBuf>,
+        /// `pushdown = "all" | "cost" | "none"`: how much of a query this source takes when the
+        /// session's pushdown is `cost` (`None`: the cost model chooses).
+        pushdown: Option<Pushdown>,
     },
     /// A PostgreSQL database.
     Postgres {
@@ -142,6 +148,9 @@ pub enum SourceConfig {
         /// A CA certificate file to check the server's certificate against (turns TLS on
         /// unless the URL says `sslmode=disable`).
         tls_root_cert: Option<PathBuf>,
+        /// `pushdown = "all" | "cost" | "none"`: how much of a query this source takes when the
+        /// session's pushdown is `cost` (`None`: the cost model chooses).
+        pushdown: Option<Pushdown>,
     },
     /// A remote Arrow Flight SQL endpoint (another Flotilla node, InfluxDB 3, Dremio, …).
     FlightSql {
@@ -155,6 +164,9 @@ pub enum SourceConfig {
         password_env: Option<String>,
         /// For `grpc+tls://`: a CA certificate file to trust instead of the system's.
         tls_root_cert: Option<PathBuf>,
+        /// `pushdown = "all" | "cost" | "none"`: how much of a query this source takes when the
+        /// session's pushdown is `cost` (`None`: the cost model chooses).
+        pushdown: Option<Pushdown>,
     },
     /// One database of an InfluxDB server, over its v1 HTTP API (InfluxQL).
     Influxdb {
@@ -306,11 +318,12 @@ struct RawSource {
     tls_root_cert: Option<Spanned<String>>,
     database: Option<Spanned<String>>,
     token_env: Option<Spanned<String>>,
+    pushdown: Option<Spanned<String>>,
 }
 
 /// The kinds of source and the keys each accepts (besides `kind`).
 const KINDS: &[(&str, &[&str])] = &[
-    ("sqlite", &["path", "attach"]),
+    ("sqlite", &["path", "attach", "pushdown"]),
     ("parquet", &["path"]),
     ("csv", &["path", "delimiter", "has_header"]),
     (
@@ -321,6 +334,7 @@ const KINDS: &[(&str, &[&str])] = &[
             "numeric",
             "unsupported_types",
             "tls_root_cert",
+            "pushdown",
         ],
     ),
     (
@@ -332,11 +346,19 @@ const KINDS: &[(&str, &[&str])] = &[
             "zero_dates",
             "unsupported_types",
             "tls_root_cert",
+            "pushdown",
         ],
     ),
     (
         "flightsql",
-        &["url", "catalog", "user", "password_env", "tls_root_cert"],
+        &[
+            "url",
+            "catalog",
+            "user",
+            "password_env",
+            "tls_root_cert",
+            "pushdown",
+        ],
     ),
     (
         "influxdb",
@@ -426,6 +448,7 @@ impl Config {
                 ("tls_root_cert", span_of(&raw_source.tls_root_cert)),
                 ("database", span_of(&raw_source.database)),
                 ("token_env", span_of(&raw_source.token_env)),
+                ("pushdown", span_of(&raw_source.pushdown)),
             ];
             for (k, value_span) in present {
                 if let Some(s) = value_span
@@ -441,6 +464,14 @@ impl Config {
                     ));
                 }
             }
+            let pushdown = match &raw_source.pushdown {
+                None => None,
+                Some(v) => Some(
+                    v.get_ref()
+                        .parse::<Pushdown>()
+                        .map_err(|e| error(Some(v.span()), key("pushdown"), e))?,
+                ),
+            };
             if kind == "influxdb" {
                 let missing = |what: &str| {
                     error(
@@ -500,6 +531,7 @@ impl Config {
                     catalog: raw_source.catalog.map(|v| v.into_inner()),
                     user: raw_source.user.map(|v| v.into_inner()),
                     password_env: raw_source.password_env.map(|v| v.into_inner()),
+                    pushdown,
                 };
                 sources.insert(name, source);
                 continue;
@@ -574,6 +606,7 @@ impl Config {
                         numeric,
                         unsupported_types,
                         tls_root_cert,
+                        pushdown,
                     }
                 } else {
                     let flavor =
@@ -599,6 +632,7 @@ impl Config {
                         zero_dates,
                         unsupported_types,
                         tls_root_cert,
+                        pushdown,
                     }
                 };
                 sources.insert(name, source);
@@ -637,7 +671,11 @@ impl Config {
                         }
                         attach.push((schema, file_path));
                     }
-                    SourceConfig::Sqlite { path, attach }
+                    SourceConfig::Sqlite {
+                        path,
+                        attach,
+                        pushdown,
+                    }
                 }
                 "parquet" => SourceConfig::Parquet { path },
                 _ => {
@@ -971,6 +1009,7 @@ mod tests {
             SourceConfig::Sqlite {
                 path: dir.path().join("shop.db"),
                 attach: vec![],
+                pushdown: None,
             }
         );
     }
@@ -1089,7 +1128,8 @@ mod tests {
     #[test]
     fn postgres_sources_take_a_url_and_type_options() {
         let text = "[sources.pg]\nkind = \"postgres\"\nurl = \"postgresql://me@db:5433/shop\"\n\
-                    password_env = \"PG_PASS\"\nnumeric = \"float\"\nunsupported_types = \"skip\"\n";
+                    password_env = \"PG_PASS\"\nnumeric = \"float\"\nunsupported_types = \"skip\"\n\
+                    pushdown = \"all\"\n";
         let config = parse(text).unwrap();
         assert_eq!(
             config.sources["pg"],
@@ -1099,8 +1139,17 @@ mod tests {
                 numeric: NumericMapping::Float,
                 unsupported_types: UnsupportedTypes::Skip,
                 tls_root_cert: None,
+                pushdown: Some(Pushdown::All),
             }
         );
+        let e = parse("[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\npushdown = \"most\"\n")
+            .unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.position.map(|p| p.0)),
+            ("sources.pg.pushdown", Some(4)),
+            "{e}"
+        );
+        assert!(e.message.contains("all, cost or none"), "{e}");
         let e = parse(
             "[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\ntls_root_cert = \"nowhere.pem\"\n",
         )
@@ -1138,6 +1187,7 @@ mod tests {
                 zero_dates: ZeroDates::Null,
                 unsupported_types: UnsupportedTypes::Error,
                 tls_root_cert: None,
+                pushdown: None,
             }
         );
         let e =

@@ -44,7 +44,7 @@ use flotilla_distributed::{
     DnsWorkers, FileWorkers, NetworkContext, StaticWorkers, Worker, WorkerDiscovery,
 };
 use flotilla_federation::FederationCodec;
-use flotilla_federation::{Source, SourceCatalog};
+use flotilla_federation::{Pushdown, Source, SourceCatalog};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -253,15 +253,29 @@ pub async fn refresh(ctx: &SessionContext, only: Option<&str>) -> Result<Vec<Str
     Ok(refreshed)
 }
 
+/// `source`, with the pushdown its configuration gives it (if any).
+fn hinted(source: Arc<dyn Source>, pushdown: Option<Pushdown>) -> Arc<dyn Source> {
+    match pushdown {
+        Some(pushdown) => flotilla_federation::with_pushdown(source, pushdown),
+        None => source,
+    }
+}
+
 async fn open_source(
     ctx: &SessionContext,
     name: &str,
     source: &SourceConfig,
 ) -> Result<Arc<dyn CatalogProvider>> {
     match source {
-        SourceConfig::Sqlite { path, attach } => {
-            let source: Arc<dyn Source> =
-                Arc::new(SqliteSource::open_attached(name, path, attach)?);
+        SourceConfig::Sqlite {
+            path,
+            attach,
+            pushdown,
+        } => {
+            let source = hinted(
+                Arc::new(SqliteSource::open_attached(name, path, attach)?),
+                *pushdown,
+            );
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
         }
@@ -272,6 +286,7 @@ async fn open_source(
             zero_dates,
             unsupported_types,
             tls_root_cert,
+            pushdown,
         } => {
             let options = MysqlOptions {
                 flavor: *flavor,
@@ -280,8 +295,10 @@ async fn open_source(
                 tls_root_cert: tls_root_cert.clone(),
             };
             let password = password_from(password_env.as_deref())?;
-            let source: Arc<dyn Source> =
-                Arc::new(MysqlSource::new(name, url, password.as_deref(), options)?);
+            let source = hinted(
+                Arc::new(MysqlSource::new(name, url, password.as_deref(), options)?),
+                *pushdown,
+            );
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
         }
@@ -291,6 +308,7 @@ async fn open_source(
             numeric,
             unsupported_types,
             tls_root_cert,
+            pushdown,
         } => {
             let password = password_from(password_env.as_deref())?;
             let options = PostgresOptions {
@@ -298,12 +316,15 @@ async fn open_source(
                 unsupported_types: *unsupported_types,
                 tls_root_cert: tls_root_cert.clone(),
             };
-            let source: Arc<dyn Source> = Arc::new(PostgresSource::with_password(
-                name,
-                url,
-                password.as_deref(),
-                options,
-            )?);
+            let source = hinted(
+                Arc::new(PostgresSource::with_password(
+                    name,
+                    url,
+                    password.as_deref(),
+                    options,
+                )?),
+                *pushdown,
+            );
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
         }
@@ -313,6 +334,7 @@ async fn open_source(
             user,
             password_env,
             tls_root_cert,
+            pushdown,
         } => {
             let tls_root_cert = match tls_root_cert {
                 Some(path) => Some(
@@ -327,8 +349,10 @@ async fn open_source(
                 user: user.clone(),
                 password: password_from(password_env.as_deref())?,
             };
-            let source: Arc<dyn Source> =
-                Arc::new(FlightSqlSource::connect(name, url, options).await?);
+            let source = hinted(
+                Arc::new(FlightSqlSource::connect(name, url, options).await?),
+                *pushdown,
+            );
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
         }

@@ -6,7 +6,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use flotilla_connectors_sqlite::SqliteSource;
-use flotilla_federation::{Source, catalog_of, federated_context};
+use flotilla_federation::{Pushdown, Source, catalog_of, federated_context};
 use flotilla_testkit::plans::pushed_whole;
 use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
 use flotilla_tpch::Table;
@@ -43,14 +43,22 @@ async fn parquet_context() -> SessionContext {
 /// A federated session with the SQLite source as catalog `shop` and, in the default schema,
 /// the tables named `in_parquet` from Parquet and the others from SQLite.
 async fn federated(in_parquet: &[&str]) -> SessionContext {
+    federated_with(in_parquet, None).await
+}
+
+/// [`federated`], with the SQLite source's own `pushdown` (as `pushdown = …` in flotilla.toml).
+async fn federated_with(in_parquet: &[&str], pushdown: Option<Pushdown>) -> SessionContext {
     let ctx = federated_context(SessionConfig::new());
-    let source: Arc<dyn Source> = Arc::new(
+    let mut source: Arc<dyn Source> = Arc::new(
         SqliteSource::open(
             "shop",
             &data().join("sqlite").join(flotilla_tpch::SQLITE_FILE_NAME),
         )
         .unwrap(),
     );
+    if let Some(pushdown) = pushdown {
+        source = flotilla_federation::with_pushdown(source, pushdown);
+    }
     ctx.register_catalog("shop", catalog_of(source).await.unwrap());
     for table in Table::ALL {
         let name = table.name();
@@ -188,6 +196,36 @@ async fn tpch_in_sqlite_by_cost_is_correct_and_cut_where_sqlite_is_slow() {
             .unwrap_or_default(),
     };
     assert!(error.contains("all, cost or none"), "{error}");
+}
+
+/// A source's own pushdown (flotilla.toml) replaces the cost model's choice for that source:
+/// `all` sends the queries the model cuts whole, `none` only their scans; a session that sets
+/// `all` or `none` itself overrides the source. The rows never change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sources_own_pushdown_replaces_the_cost_choice_for_it() {
+    let reference = parquet_context().await;
+    let all = federated_with(&[], Some(Pushdown::All)).await;
+    for n in [9, 13] {
+        let plan = check_equal(&all, &reference, &query(n)).await;
+        assert!(pushed_whole(&plan), "q{n}:\n{plan}");
+        assert!(
+            plan.contains("cost=pushed: source pushdown = all"),
+            "q{n}:\n{plan}"
+        );
+    }
+    let none = federated_with(&[], Some(Pushdown::None)).await;
+    let plan = check_equal(&none, &reference, &query(4)).await;
+    let sent = remote_sql(&plan);
+    assert!(sent.len() >= 2, "{plan}");
+    for sql in &sent {
+        assert!(
+            !sql.contains("JOIN") && !sql.contains("GROUP BY") && !sql.contains("WHERE"),
+            "{plan}"
+        );
+    }
+    set(&none, "flotilla.federation.pushdown", "'all'").await;
+    let plan = check_equal(&none, &reference, &query(4)).await;
+    assert!(pushed_whole(&plan), "{plan}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
