@@ -11,6 +11,7 @@
 pub mod error;
 pub mod flight;
 pub mod grpc;
+pub mod memory;
 pub mod metrics;
 pub mod options;
 

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  flightsql layer ── flight_calls{method,code}
-//!  flightsql DoGet ── queries{outcome}, queries_running, query_duration, result_rows/bytes
+//!  flightsql DoGet ── queries{outcome}, queries_running, queries_queued, query_duration,
+//!                     result_rows/bytes
 //!  flightsql sessions ─ sessions_active
 //!  federation scan ── source_statements/errors/rows/bytes{source}, source_statement_duration
 //!  distributed worker ─ task_streams_running, exchange_bytes_sent
@@ -39,9 +40,12 @@ pub struct Metrics {
     registry: Registry,
     /// Flight calls by gRPC method and the status they started with.
     pub flight_calls: Family<Labels, Counter>,
-    /// Queries (Flight SQL statements returning rows) by outcome: `ok`, `error`, `cancelled`.
+    /// Queries (Flight SQL statements returning rows) by outcome: `ok`, `error`, `cancelled`,
+    /// `timeout` (stopped by `flotilla.statement_timeout`).
     pub queries: Family<Labels, Counter>,
     pub queries_running: Gauge,
+    /// Queries waiting for their turn (`[server] max_concurrent_queries`).
+    pub queries_queued: Gauge,
     /// Seconds from a query's first `DoGet` to its last row.
     pub query_duration: Histogram,
     pub result_rows: Counter,
@@ -66,6 +70,7 @@ impl Metrics {
             flight_calls: Family::default(),
             queries: Family::default(),
             queries_running: Gauge::default(),
+            queries_queued: Gauge::default(),
             query_duration: seconds_histogram(),
             result_rows: Counter::default(),
             result_bytes: Counter::default(),
@@ -87,13 +92,18 @@ impl Metrics {
         );
         r.register(
             "queries",
-            "Queries returning rows, by outcome (ok, error, cancelled)",
+            "Queries returning rows, by outcome (ok, error, cancelled, timeout)",
             metrics.queries.clone(),
         );
         r.register(
             "queries_running",
             "Queries streaming rows now",
             metrics.queries_running.clone(),
+        );
+        r.register(
+            "queries_queued",
+            "Queries waiting for their turn (server.max_concurrent_queries)",
+            metrics.queries_queued.clone(),
         );
         r.register(
             "query_duration_seconds",

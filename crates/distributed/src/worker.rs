@@ -26,6 +26,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
@@ -33,14 +34,16 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
+use flotilla_common::memory::runtime_for_query;
 use flotilla_common::metrics::metrics;
+use flotilla_common::options::QueryLimits;
 use flotilla_common::{Error, ErrorKind, Result};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::channels::{ChannelCache, DefaultChannels};
@@ -89,6 +92,9 @@ pub struct Worker {
     bytes_sent: Arc<AtomicU64>,
     /// Bytes its tasks spilled to disk.
     spilled: Arc<AtomicU64>,
+    /// Per query with a `flotilla.query_memory_limit`: the runtime its tasks here share, whose
+    /// pool holds them to that limit together (kept while a task of the query runs).
+    query_runtimes: Arc<Mutex<HashMap<String, Weak<RuntimeEnv>>>>,
     /// The URL peers reach this worker at, when known: its tasks then read partitions of
     /// other tasks on this worker directly, without the network.
     address: Option<String>,
@@ -171,6 +177,7 @@ impl Worker {
             tasks: Arc::default(),
             bytes_sent: Arc::default(),
             spilled: Arc::default(),
+            query_runtimes: Arc::default(),
             address: None,
         }
     }
@@ -302,10 +309,28 @@ impl Worker {
                 tasks: Arc::new(self.clone()) as Arc<dyn LocalTasks>,
             }),
         }));
-        Ok(SessionStateBuilder::new_from_existing(self.base.clone())
+        let state = SessionStateBuilder::new_from_existing(self.base.clone())
             .with_config(keeping_catalogs(config))
-            .build()
-            .task_ctx())
+            .build();
+        let Some(limit) = QueryLimits::of(state.config_options()).query_memory_limit else {
+            return Ok(state.task_ctx());
+        };
+        let runtime = {
+            let mut runtimes = self
+                .query_runtimes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            runtimes.retain(|_, runtime| runtime.strong_count() > 0);
+            match runtimes.get(&ticket.query).and_then(Weak::upgrade) {
+                Some(runtime) => runtime,
+                None => {
+                    let runtime = runtime_for_query(state.runtime_env(), limit);
+                    runtimes.insert(ticket.query.clone(), Arc::downgrade(&runtime));
+                    runtime
+                }
+            }
+        };
+        Ok(Arc::new(TaskContext::from(&state).with_runtime(runtime)))
     }
 
     fn decode(&self, ticket: &TaskTicket) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {

@@ -1,11 +1,12 @@
 //! Session options of the federation engine: `flotilla.federation.*`.
 //!
-//! DataFusion routes `SET <prefix>.<key> = <value>` to the extension registered under the first
-//! word of the key, so this extension owns the whole `flotilla` prefix and answers to
-//! `federation.pushdown`, `federation.join_key_pushdown` and `federation.partition_rows`.
+//! A section of the `flotilla.*` options ([`flotilla_common::options::FlotillaOptions`]): it
+//! answers to `federation.pushdown`, `federation.join_key_pushdown` and
+//! `federation.partition_rows`.
 
 use datafusion::common::{Result, plan_err};
-use datafusion::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::config::{ConfigEntry, ExtensionOptions};
+use datafusion::prelude::SessionConfig;
 use std::any::Any;
 use std::fmt;
 use std::str::FromStr;
@@ -57,7 +58,7 @@ impl FromStr for Pushdown {
     }
 }
 
-/// `flotilla.*` session options.
+/// `flotilla.federation.*` session options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FederationConfig {
     /// `flotilla.federation.pushdown`: `cost` (the default), `all` or `none` (see [`Pushdown`]).
@@ -92,6 +93,11 @@ impl FederationConfig {
             pushdown,
             ..Self::default()
         }
+    }
+
+    /// `config` with these options as its `flotilla.federation.*` (unless it has some already).
+    pub fn add_to(self, config: SessionConfig) -> SessionConfig {
+        flotilla_common::options::with_section(config, self)
     }
 }
 
@@ -167,9 +173,7 @@ impl ExtensionOptions for FederationConfig {
 
 /// `flotilla.federation.pushdown` in a session with `options`.
 pub(crate) fn pushdown(options: &datafusion::config::ConfigOptions) -> Pushdown {
-    options
-        .extensions
-        .get::<FederationConfig>()
+    flotilla_common::options::section::<FederationConfig>(options)
         .map_or(Pushdown::default(), |c| c.pushdown)
 }
 
@@ -183,8 +187,4 @@ impl Pushdown {
             session => session,
         }
     }
-}
-
-impl ConfigExtension for FederationConfig {
-    const PREFIX: &'static str = "flotilla";
 }

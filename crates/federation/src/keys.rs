@@ -54,9 +54,7 @@ impl PhysicalOptimizerRule for JoinKeyPushdown {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let enabled = config
-            .extensions
-            .get::<crate::config::FederationConfig>()
+        let enabled = flotilla_common::options::section::<crate::config::FederationConfig>(config)
             .is_none_or(|c| c.pushdown != crate::config::Pushdown::None && c.join_key_pushdown);
         let mut joins = HashSet::new();
         if enabled {

@@ -84,16 +84,7 @@ pub fn with_federation(builder: SessionStateBuilder) -> SessionStateBuilder {
 /// A session context with federation, from `config` (with the default `flotilla.federation`
 /// options unless `config` already has them).
 pub fn federated_context(config: SessionConfig) -> SessionContext {
-    let config = if config
-        .options()
-        .extensions
-        .get::<FederationConfig>()
-        .is_some()
-    {
-        config
-    } else {
-        config.with_option_extension(FederationConfig::default())
-    };
+    let config = flotilla_common::options::with_section(config, FederationConfig::default());
     let state = with_federation(
         SessionStateBuilder::new()
             .with_config(config)

@@ -37,9 +37,7 @@ pub(crate) fn filtered_rows(rows: usize, filters: usize) -> usize {
 
 /// How many ranges a scan of `rows` estimated rows is read in (1: not split).
 pub(crate) fn partition_count(config: &ConfigOptions, rows: Option<usize>) -> usize {
-    let per_partition = config
-        .extensions
-        .get::<FederationConfig>()
+    let per_partition = flotilla_common::options::section::<FederationConfig>(config)
         .map_or(FederationConfig::default().partition_rows, |c| {
             c.partition_rows
         });

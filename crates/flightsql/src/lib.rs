@@ -27,6 +27,7 @@ mod clean;
 pub mod fallback;
 mod ingest;
 mod layer;
+mod limits;
 mod metadata;
 mod metered;
 mod options;
@@ -37,6 +38,7 @@ mod service;
 pub mod session;
 
 pub use fallback::FlightFallback;
+pub use limits::QueryAdmission;
 pub use password::Password;
 pub use registry::RegistryLimits;
 pub use server::FlightSqlServer;

@@ -51,10 +51,10 @@ where
                 metrics().result_bytes.inc_by(bytes as u64);
             }
             Poll::Ready(Some(Err(status))) if self.outcome.is_none() => {
-                self.outcome = Some(if status.code() == tonic::Code::Cancelled {
-                    "cancelled"
-                } else {
-                    "error"
+                self.outcome = Some(match status.code() {
+                    tonic::Code::Cancelled => "cancelled",
+                    tonic::Code::DeadlineExceeded => "timeout",
+                    _ => "error",
                 });
             }
             Poll::Ready(None) if self.outcome.is_none() => self.outcome = Some("ok"),

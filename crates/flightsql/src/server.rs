@@ -4,6 +4,7 @@
 use crate::clean::CleanErrors;
 use crate::fallback::FlightFallback;
 use crate::layer::SessionLayer;
+use crate::limits::{Admission, QueryAdmission};
 use crate::registry::{Registry, RegistryLimits};
 use crate::service::FlotillaFlightSql;
 use crate::session::{SessionLimits, SessionProvider, Sessions, User};
@@ -36,6 +37,7 @@ pub struct FlightSqlServer {
     users: Vec<User>,
     session_limits: SessionLimits,
     registry_limits: RegistryLimits,
+    admission: QueryAdmission,
     drain_timeout: Duration,
     /// PEM certificate chain and private key: serve TLS.
     tls: Option<(Vec<u8>, Vec<u8>)>,
@@ -51,6 +53,7 @@ impl FlightSqlServer {
             users: Vec::new(),
             session_limits: SessionLimits::default(),
             registry_limits: RegistryLimits::default(),
+            admission: QueryAdmission::default(),
             drain_timeout: Duration::from_secs(30),
             tls: None,
             fallback: None,
@@ -99,6 +102,12 @@ impl FlightSqlServer {
         self
     }
 
+    /// How many queries run at once and how many may wait (default: no limit).
+    pub fn with_query_admission(mut self, admission: QueryAdmission) -> Self {
+        self.admission = admission;
+        self
+    }
+
     /// How long running calls may go on after the shutdown signal before they are dropped.
     pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
@@ -122,6 +131,7 @@ impl FlightSqlServer {
         ));
         let service = FlotillaFlightSql::new(
             Registry::new(self.registry_limits),
+            Admission::new(self.admission),
             Arc::clone(&sessions),
             self.fallback,
             self.cluster_secret.is_some(),

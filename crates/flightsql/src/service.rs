@@ -12,6 +12,7 @@
 
 use crate::fallback::FlightFallback;
 use crate::layer::Peer;
+use crate::limits::{self, Admission, Limited};
 use crate::metadata;
 use crate::metered::{self, MeteredQuery};
 use crate::registry::{Cancellable, Cancelled, Prepared, Registry};
@@ -42,23 +43,29 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::config::ConfigOptions;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
+use flotilla_common::memory::query_task_context;
 use flotilla_common::metrics::metrics;
+use flotilla_common::options::QueryLimits;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The Flight SQL service of a node. Build one with [`crate::FlightSqlServer`].
 pub struct FlotillaFlightSql {
     pub(crate) registry: Registry,
+    /// Turns to run queries (`[server] max_concurrent_queries`).
+    admission: Admission,
     sessions: Arc<Sessions>,
     sql_info: SqlInfoData,
     xdbc_types: XdbcTypeInfoData,
@@ -164,12 +171,14 @@ fn returns_rows(plan: &LogicalPlan) -> bool {
 impl FlotillaFlightSql {
     pub(crate) fn new(
         registry: Registry,
+        admission: Admission,
         sessions: Arc<Sessions>,
         fallback: Option<Arc<dyn FlightFallback>>,
         peers_only: bool,
     ) -> flotilla_common::Result<Self> {
         Ok(Self {
             registry,
+            admission,
             sessions,
             sql_info: metadata::sql_info()?,
             xdbc_types: metadata::xdbc_type_info()?,
@@ -213,7 +222,10 @@ impl FlotillaFlightSql {
             .map_err(status)?;
         let physical: Arc<dyn ExecutionPlan> = if changes {
             let schema = frame.schema().inner().clone();
-            let counts = frame.collect().await.map_err(status)?;
+            let options = session.context().state().config_options().clone();
+            let counts = self
+                .under_limits(&options, async { frame.collect().await.map_err(status) })
+                .await?;
             MemorySourceConfig::try_new_exec(&[counts], schema, None).map_err(status)?
         } else {
             frame.create_physical_plan().await.map_err(status)?
@@ -254,8 +266,30 @@ impl FlotillaFlightSql {
         let frame = flotilla_federation::execute_logical_plan(session.context(), plan)
             .await
             .map_err(status)?;
-        let batches = frame.collect().await.map_err(status)?;
+        let options = session.context().state().config_options().clone();
+        let batches = self
+            .under_limits(&options, async { frame.collect().await.map_err(status) })
+            .await?;
         Ok(if counts { rows_affected(&batches) } else { 0 })
+    }
+
+    /// Runs `work` (a statement that changes rows) under the session's limits: with a turn
+    /// of the node's, stopped at its statement timeout.
+    async fn under_limits<T>(
+        &self,
+        options: &ConfigOptions,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let run = async {
+            let _turn = self.admission.admit().await?;
+            work.await
+        };
+        match QueryLimits::of(options).statement_timeout {
+            Some(timeout) => tokio::time::timeout(timeout, run)
+                .await
+                .map_err(|_| limits::timed_out(timeout))?,
+            None => run.await,
+        }
     }
 
     /// `GetSchema`: the schema of the rows a command returns, without running anything. A
@@ -461,17 +495,34 @@ impl FlightSqlService for FlotillaFlightSql {
         let started = async {
             let handle = handle_text(&ticket.statement_handle)?;
             let (query, cancel) = self.registry.start(handle)?;
+            let state = query.session.context().state();
+            let limits = QueryLimits::of(state.config_options());
+            // The timeout counts from here: waiting for a turn is part of the query's time.
+            let deadline = limits
+                .statement_timeout
+                .map(|timeout| (Instant::now() + timeout, timeout));
+            let turn = match deadline {
+                Some((at, timeout)) => tokio::time::timeout_at(at, self.admission.admit())
+                    .await
+                    .map_err(|_| limits::timed_out(timeout))??,
+                None => self.admission.admit().await?,
+            };
             let schema = query.plan.schema();
-            let batches = execute_stream(query.plan, query.session.context().task_ctx())
+            let batches = execute_stream(query.plan, query_task_context(&state))
                 .map_err(status)?
                 .map_err(status)
                 .inspect_ok(|batch| {
                     metrics().result_rows.inc_by(batch.num_rows() as u64);
                 });
-            Ok::<_, Status>((flight_stream(schema, batches), cancel))
+            Ok::<_, Status>((flight_stream(schema, batches), cancel, deadline, turn))
         };
-        let (flight, cancel) = started.await.inspect_err(|_| metered::failed_to_start())?;
-        let flight = MeteredQuery::new(Cancellable::new(flight, cancel));
+        let (flight, cancel, deadline, turn) =
+            started.await.inspect_err(|_| metered::failed_to_start())?;
+        let flight = MeteredQuery::new(Limited::new(
+            Cancellable::new(flight, cancel),
+            deadline,
+            turn,
+        ));
         Ok(Response::new(Box::pin(flight)))
     }
 

@@ -23,6 +23,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::SessionState;
+use flotilla_common::options::QueryLimits;
 use flotilla_common::{Error, ErrorKind, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,8 +54,14 @@ pub struct SharedCatalogs {
 
 impl SharedCatalogs {
     /// Sessions like `base`: its catalogs, options, functions and planner.
+    /// Sessions over `base`'s catalogs and options, to which the query limits
+    /// (`flotilla.statement_timeout`, `flotilla.query_memory_limit`) are added unless `base`
+    /// has them.
     pub fn new(base: &SessionContext) -> Self {
-        Self { base: base.state() }
+        let mut base = base.state();
+        let config = std::mem::take(base.config_mut());
+        *base.config_mut() = flotilla_common::options::with_section(config, QueryLimits::default());
+        Self { base }
     }
 }
 

@@ -9,6 +9,7 @@ use flotilla_common::Error;
 use flotilla_connectors_mysql::{Flavor, ZeroDates};
 use flotilla_connectors_postgres::{NumericMapping, UnsupportedTypes};
 use flotilla_federation::config::Pushdown;
+use flotilla_flightsql::QueryAdmission;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,6 +57,10 @@ pub enum Peers {
 /// reachable from other machines unless someone asks for it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
+/// How many queries may wait for a turn when `max_concurrent_queries` is set and
+/// `max_queued_queries` is not.
+pub const DEFAULT_MAX_QUEUED: usize = 100;
+
 /// `[server]`: the Flight SQL server of `flotilla serve`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerConfig {
@@ -67,6 +72,9 @@ pub struct ServerConfig {
     /// `memory_limit = "8G"`: bytes every query of the node shares (DataFusion's memory pool:
     /// sorts, aggregates and joins that can spill do, others fail the query). None: no limit.
     pub memory_limit: Option<usize>,
+    /// `max_concurrent_queries` (0 or absent: no limit) and `max_queued_queries` (default
+    /// [`DEFAULT_MAX_QUEUED`]): queries beyond the first wait for a turn, beyond both fail.
+    pub admission: QueryAdmission,
     /// `[[server.users]]`: who may connect. None: the server is open.
     pub users: Vec<UserConfig>,
     /// `session_idle_timeout = seconds`: idle sessions are dropped after this (default 1800).
@@ -261,6 +269,8 @@ struct RawServer {
     listen: Option<String>,
     http_listen: Option<String>,
     memory_limit: Option<Spanned<String>>,
+    max_concurrent_queries: Option<usize>,
+    max_queued_queries: Option<Spanned<usize>>,
     #[serde(default)]
     users: Vec<RawUser>,
     session_idle_timeout: Option<u64>,
@@ -730,10 +740,28 @@ impl Config {
             });
         }
         let memory_limit = match raw.server.memory_limit {
-            Some(limit) => Some(parse_bytes(limit.get_ref()).map_err(|message| {
-                error(Some(limit.span()), "server.memory_limit".into(), message)
-            })?),
+            Some(limit) => Some(flotilla_common::options::size(limit.get_ref()).map_err(
+                |message| error(Some(limit.span()), "server.memory_limit".into(), message),
+            )?),
             None => None,
+        };
+        let max_running = raw.server.max_concurrent_queries.unwrap_or(0);
+        if max_running == 0
+            && let Some(queued) = &raw.server.max_queued_queries
+        {
+            return Err(error(
+                Some(queued.span()),
+                "server.max_queued_queries".into(),
+                "queries only wait with a limit on running ones: set max_concurrent_queries too"
+                    .into(),
+            ));
+        }
+        let admission = QueryAdmission {
+            max_running,
+            max_queued: raw
+                .server
+                .max_queued_queries
+                .map_or(DEFAULT_MAX_QUEUED, |q| q.into_inner()),
         };
         let tls = match (raw.server.tls_cert, raw.server.tls_key) {
             (None, None) => None,
@@ -895,6 +923,7 @@ impl Config {
                 listen: raw.server.listen,
                 http_listen: raw.server.http_listen,
                 memory_limit,
+                admission,
                 users,
                 session_idle_timeout: raw.server.session_idle_timeout,
                 tls,
@@ -954,44 +983,9 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// A size such as `512M`, `8G`, `8GB`, `64KiB` or `1048576` (bytes), in powers of 1024.
-fn parse_bytes(text: &str) -> std::result::Result<usize, String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: usize = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size: write bytes or e.g. 512M, 8G"))?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        "T" | "TB" | "TIB" => 40,
-        other => return Err(format!("'{other}' is not a unit of size: use K, M, G or T")),
-    };
-    number
-        .checked_mul(1 << shift)
-        .filter(|bytes| *bytes > 0)
-        .ok_or_else(|| format!("'{text}' is not a usable size (zero or too large)"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_are_read_in_powers_of_1024() {
-        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
-        assert_eq!(parse_bytes("8GB"), Ok(8 << 30));
-        assert_eq!(parse_bytes("64 KiB"), Ok(64 << 10));
-        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
-        assert!(parse_bytes("0").is_err());
-        assert!(parse_bytes("8X").unwrap_err().contains("unit"));
-        assert!(parse_bytes("lots").unwrap_err().contains("not a size"));
-    }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let dir = std::env::temp_dir();
@@ -1083,6 +1077,25 @@ mod tests {
         assert!(e.to_string().contains("password_hash"), "{e}");
         let e = parse("[[server.users]]\nname = \"bo\"\n").unwrap_err();
         assert!(e.to_string().contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn queries_wait_for_a_turn_only_with_a_limit_on_running_ones() {
+        assert_eq!(parse("").unwrap().server.admission.max_running, 0);
+        let config = parse("[server]\nmax_concurrent_queries = 4\n").unwrap();
+        assert_eq!(
+            config.server.admission,
+            QueryAdmission {
+                max_running: 4,
+                max_queued: DEFAULT_MAX_QUEUED
+            }
+        );
+        let config =
+            parse("[server]\nmax_concurrent_queries = 4\nmax_queued_queries = 0\n").unwrap();
+        assert_eq!(config.server.admission.max_queued, 0);
+        let e = parse("[server]\nmax_queued_queries = 3\n").unwrap_err();
+        assert_eq!(e.key, "server.max_queued_queries", "{e}");
+        assert!(e.message.contains("max_concurrent_queries"), "{e}");
     }
 
     #[test]

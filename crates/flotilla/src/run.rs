@@ -2,9 +2,12 @@
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::context::SessionContext;
+use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
-use flotilla_common::{Error, Result};
+use flotilla_common::memory::query_task_context;
+use flotilla_common::options::QueryLimits;
+use flotilla_common::{Error, ErrorKind, Result};
 use futures::StreamExt;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -31,18 +34,36 @@ pub async fn run_statement(
     statement: Statement,
     printer: &mut Printer<'_>,
 ) -> Result<usize> {
-    let plan = ctx.state().statement_to_plan(statement).await?;
-    let frame = flotilla_federation::execute_logical_plan(ctx, plan).await?;
-    let mut stream = frame.execute_stream().await?;
-    printer.begin(stream.schema())?;
-    let mut rows = 0;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows();
-        printer.batch(batch)?;
+    let state = ctx.state();
+    let timeout = QueryLimits::of(state.config_options()).statement_timeout;
+    let run = async {
+        let plan = state.statement_to_plan(statement).await?;
+        let frame = flotilla_federation::execute_logical_plan(ctx, plan).await?;
+        // `SET` changed the session: the query runs with its options as they are now.
+        let plan = frame.create_physical_plan().await?;
+        let mut stream = execute_stream(plan, query_task_context(&ctx.state()))?;
+        printer.begin(stream.schema())?;
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            rows += batch.num_rows();
+            printer.batch(batch)?;
+        }
+        printer.finish()?;
+        Ok(rows)
+    };
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, run).await.map_err(|_| {
+            Error::new(
+                ErrorKind::Cancelled,
+                format!(
+                    "the query ran longer than flotilla.statement_timeout ({timeout:?}) and was \
+                     stopped"
+                ),
+            )
+        })?,
+        None => run.await,
     }
-    printer.finish()?;
-    Ok(rows)
 }
 
 /// Runs every statement of `sql`, printing results in `format` to `out` and a row count with

@@ -156,6 +156,7 @@ async fn run(
     let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(ctx)))
         .with_users(users)
         .with_session_limits(limits)
+        .with_query_admission(config.server.admission)
         .with_fallback(Arc::new(WorkerFallback(worker)));
     if let Some(secret) = session::cluster_secret(config.cluster.as_ref())? {
         server = server.with_cluster_secret(secret);

@@ -31,6 +31,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
+use flotilla_common::options::QueryLimits;
 use flotilla_common::{Error, Result};
 use flotilla_connectors_flightsql::{FlightSqlOptions, FlightSqlSource};
 use flotilla_connectors_influxdb::{
@@ -81,7 +82,10 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     let builder = flotilla_federation::with_federation(
         SessionStateBuilder::new()
             .with_runtime_env(runtime.build_arc()?)
-            .with_config(session_config.with_option_extension(federation))
+            .with_config(flotilla_common::options::with_section(
+                federation.add_to(session_config),
+                QueryLimits::default(),
+            ))
             .with_catalog_list(Arc::clone(&catalogs))
             .with_default_features(),
     )

@@ -6,7 +6,9 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use flotilla_flightsql::{FlightSqlServer, RegistryLimits, SessionLimits, SharedCatalogs, User};
+use flotilla_flightsql::{
+    FlightSqlServer, QueryAdmission, RegistryLimits, SessionLimits, SharedCatalogs, User,
+};
 use futures::TryStreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,42 +48,40 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(users: Vec<User>, limits: RegistryLimits) -> TestServer {
-    start_server(users, limits, None, SessionLimits::default()).await
-}
-
-/// A server keeping at most `limits.max_sessions` sessions.
-pub async fn start_limited(limits: SessionLimits) -> TestServer {
-    start_server(Vec::new(), RegistryLimits::default(), None, limits).await
-}
-
-/// A server speaking TLS with `cert` and `key` (PEM).
-pub async fn start_tls(cert: Vec<u8>, key: Vec<u8>) -> TestServer {
-    start_server(
-        Vec::new(),
-        RegistryLimits::default(),
-        Some((cert, key)),
-        SessionLimits::default(),
+    let ctx = tpch_context().await;
+    serve(
+        FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
+            .with_users(users)
+            .with_registry_limits(limits),
     )
     .await
 }
 
-async fn start_server(
-    users: Vec<User>,
-    limits: RegistryLimits,
-    tls: Option<(Vec<u8>, Vec<u8>)>,
-    session_limits: SessionLimits,
-) -> TestServer {
+/// A server keeping at most `limits.max_sessions` sessions.
+pub async fn start_limited(limits: SessionLimits) -> TestServer {
     let ctx = tpch_context().await;
+    serve(FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx))).with_session_limits(limits))
+        .await
+}
+
+/// A server running at most `admission.max_running` queries at once.
+pub async fn start_admitting(admission: QueryAdmission) -> TestServer {
+    let ctx = tpch_context().await;
+    serve(FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx))).with_query_admission(admission))
+        .await
+}
+
+/// A server speaking TLS with `cert` and `key` (PEM).
+pub async fn start_tls(cert: Vec<u8>, key: Vec<u8>) -> TestServer {
+    let ctx = tpch_context().await;
+    serve(FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx))).with_tls(cert, key)).await
+}
+
+/// Runs `server` on a free loopback port.
+async fn serve(server: FlightSqlServer) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(&ctx)))
-        .with_users(users)
-        .with_registry_limits(limits)
-        .with_session_limits(session_limits);
-    if let Some((cert, key)) = tls {
-        server = server.with_tls(cert, key);
-    }
     tokio::spawn(async move {
         server
             .serve(listener, async {

@@ -3,6 +3,7 @@
 //! `flotilla serve` binary.)
 
 mod common;
+mod limits;
 mod metadata;
 mod queries;
 mod robustness;

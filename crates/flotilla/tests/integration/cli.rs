@@ -86,6 +86,34 @@ fn a_file_that_is_not_sqlite_is_reported_with_the_source() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// The query limits hold in `flotilla sql` too, set in the file's `[session.options]` or with
+/// `SET`.
+#[test]
+fn sql_stops_a_query_past_its_timeout_and_over_its_memory_limit() {
+    let config = "[session.options]\n\"flotilla.statement_timeout\" = \"300ms\"\n";
+    let (ok, _, stderr) = sql_with_config(
+        config,
+        "SELECT 1; SELECT sum(value) FROM generate_series(1, 10000000000)",
+    );
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("flotilla.statement_timeout (300ms)"),
+        "{stderr}"
+    );
+    let out = flotilla(&[
+        "sql",
+        // A hash join's build side cannot spill: it fails at once.
+        "SET flotilla.query_memory_limit = '64K'; SELECT count(*) FROM \
+         generate_series(1, 200000) a JOIN generate_series(1, 200000) b ON a.value = b.value",
+    ]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("flotilla.query_memory_limit (65536 bytes)"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bad_sql_gives_datafusions_message_not_a_panic() {
     let out = flotilla(&["sql", "SELEC 1"]);

@@ -249,12 +249,59 @@ async fn a_query_whose_node_is_killed_runs_again_on_the_nodes_left() {
     assert!(!text.contains(&urls[2]), "{text}");
 }
 
+/// `flotilla.query_memory_limit` travels with a query's tasks: on the workers, the tasks of
+/// the query share one pool of that size, and the query fails naming the limit; without it
+/// the same query runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_query_memory_limit_holds_on_the_workers() {
+    let base = config();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        nodes.push(build_context(&base).await.unwrap());
+    }
+    let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], &base).unwrap())
+        .await
+        .unwrap();
+    let coordinator = coordinating(cluster.urls()).await;
+    let sql = "SELECT count(*) FROM lineitem a JOIN lineitem b ON a.l_comment = b.l_comment";
+    let text = plan_text(&coordinator, sql).await;
+    let network = text.find("Network").expect("a distributed plan");
+    let join = text.find("HashJoinExec").expect("a hash join");
+    assert!(network < join, "the join runs on the workers:\n{text}");
+    coordinator
+        .sql("SET flotilla.query_memory_limit = '1M'")
+        .await
+        .unwrap();
+    let error = coordinator
+        .sql(sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("flotilla.query_memory_limit (1048576 bytes)"),
+        "{error}"
+    );
+    coordinator
+        .sql("SET flotilla.query_memory_limit = 0")
+        .await
+        .unwrap();
+    let single = build_context(&base).await.unwrap();
+    assert_same_rows(
+        &rows(&single, sql).await,
+        &rows(&coordinator, sql).await,
+        true,
+    );
+}
+
 #[tokio::test]
 async fn session_options_of_the_configuration_are_in_every_session_and_checked() {
     let cluster = "[cluster]\npeers = [\"grpc://127.0.0.1:1\"]\n";
     let text = format!(
         "{}\n{cluster}\n[session.options]\n\"distributed.results_from_workers\" = false\n\
-         \"datafusion.execution.batch_size\" = 777\n",
+         \"datafusion.execution.batch_size\" = 777\n\"flotilla.statement_timeout\" = \"30s\"\n",
         config_text()
     );
     let ctx = build_context(&Config::parse(&text, "test.toml", Path::new(".")).unwrap())
@@ -267,6 +314,10 @@ async fn session_options_of_the_configuration_are_in_every_session_and_checked()
         .get::<flotilla_distributed::DistributedOptions>()
         .unwrap();
     assert!(!distributed.results_from_workers);
+    assert_eq!(
+        flotilla_common::options::QueryLimits::of(&options).statement_timeout,
+        Some(std::time::Duration::from_secs(30))
+    );
 
     let build = |text: String| async move {
         match build_context(&Config::parse(&text, "test.toml", Path::new(".")).unwrap()).await {

@@ -21,9 +21,10 @@ pub fn url(database: &str) -> String {
 
 /// A federated session with the database `database` of the test server as catalog `my`.
 pub async fn context(database: &str) -> (SessionContext, Arc<MysqlSource>) {
-    let ctx = flotilla_federation::federated_context(SessionConfig::new().with_option_extension(
-        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All),
-    ));
+    let ctx = flotilla_federation::federated_context(
+        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All)
+            .add_to(SessionConfig::new()),
+    );
     let source =
         Arc::new(MysqlSource::new("my", &url(database), None, MysqlOptions::default()).unwrap());
     ctx.register_catalog(

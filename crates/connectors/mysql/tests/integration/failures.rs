@@ -102,11 +102,8 @@ async fn a_server_stopped_during_a_query_is_a_clear_error_and_the_pool_recovers(
     let source: Arc<dyn Source> =
         Arc::new(MysqlSource::new("my", &private.url(), None, MysqlOptions::default()).unwrap());
     let ctx = flotilla_federation::federated_context(
-        datafusion::prelude::SessionConfig::new().with_option_extension(
-            flotilla_federation::FederationConfig::pushing(
-                flotilla_federation::config::Pushdown::All,
-            ),
-        ),
+        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All)
+            .add_to(datafusion::prelude::SessionConfig::new()),
     );
     ctx.register_catalog("my", catalog_of(source).await.unwrap());
     // 20 000² rows counted inside MariaDB: long enough to stop the server under it.

@@ -19,9 +19,10 @@ pub fn source(name: &str) -> Arc<PostgresSource> {
 
 /// A federated session with the test server as catalog `pg`.
 pub async fn context() -> (SessionContext, Arc<PostgresSource>) {
-    let ctx = flotilla_federation::federated_context(SessionConfig::new().with_option_extension(
-        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All),
-    ));
+    let ctx = flotilla_federation::federated_context(
+        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All)
+            .add_to(SessionConfig::new()),
+    );
     let source = source("pg");
     ctx.register_catalog(
         "pg",

@@ -108,11 +108,8 @@ async fn a_server_stopped_during_a_query_is_a_clear_error_and_the_pool_recovers(
     let source =
         Arc::new(PostgresSource::new("pg", &private.url(), PostgresOptions::default()).unwrap());
     let ctx = flotilla_federation::federated_context(
-        datafusion::prelude::SessionConfig::new().with_option_extension(
-            flotilla_federation::FederationConfig::pushing(
-                flotilla_federation::config::Pushdown::All,
-            ),
-        ),
+        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All)
+            .add_to(datafusion::prelude::SessionConfig::new()),
     );
     let catalog = catalog_of(Arc::clone(&source) as Arc<dyn Source>)
         .await

@@ -227,9 +227,10 @@ async fn constructs_are_pushed_and_answer_like_datafusion() {
         .unwrap()
         .execute_batch(SQLITE)
         .unwrap();
-    let ctx = flotilla_federation::federated_context(SessionConfig::new().with_option_extension(
-        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All),
-    ));
+    let ctx = flotilla_federation::federated_context(
+        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All)
+            .add_to(SessionConfig::new()),
+    );
     let source: Arc<dyn Source> = Arc::new(SqliteSource::open("lite", &path).unwrap());
     ctx.register_catalog("lite", catalog_of(source).await.unwrap());
     let reference = SessionContext::new();
