@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::catalog::SourceCatalog;
 use crate::exec::FederatedScanExec;
-use crate::keys::OutputColumns;
+use crate::sql::OutputColumns;
 
 /// Encodes [`FederatedScanExec`] and finds sources by name in `catalogs` when decoding; other
 /// nodes go to `inner`.

@@ -6,14 +6,14 @@
 //!                  │ metrics: output_rows, bytes_received, elapsed_compute (EXPLAIN ANALYZE)
 //! ```
 
-use crate::keys::OutputColumns;
 use crate::source::{Source, SplitKey};
+use crate::sql::OutputColumns;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchemaRef, Result, Statistics, internal_err};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
@@ -21,11 +21,13 @@ use datafusion::logical_expr::{
     Expr, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::StatisticsArgs;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
 };
+use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
@@ -37,7 +39,7 @@ use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use flotilla_common::metrics::{StatementMetrics, metrics};
 use futures::{Stream, StreamExt, TryStreamExt};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
@@ -553,5 +555,61 @@ impl Stream for MeteredStream {
 impl RecordBatchStream for MeteredStream {
     fn schema(&self) -> SchemaRef {
         self.inner.schema()
+    }
+}
+
+/// Keeps, in every federated scan, only the dynamic filters that hash joins produce, and none
+/// when `flotilla.federation.join_key_pushdown` is off.
+#[derive(Debug, Default)]
+pub struct JoinKeyPushdown;
+
+impl PhysicalOptimizerRule for JoinKeyPushdown {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let enabled = flotilla_common::options::section::<crate::config::FederationConfig>(config)
+            .is_none_or(|c| c.pushdown != crate::config::Pushdown::None && c.join_key_pushdown);
+        let mut joins = HashSet::new();
+        if enabled {
+            plan.apply(|node| {
+                if node.downcast_ref::<HashJoinExec>().is_some() {
+                    joins.extend(
+                        node.dynamic_expressions_produced()
+                            .iter()
+                            .filter_map(|filter| filter.expression_id()),
+                    );
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        plan.transform_up(|node| {
+            let Some(scan) = node.downcast_ref::<FederatedScanExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if scan.join_filters().is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            let kept: Vec<Arc<dyn PhysicalExpr>> = scan
+                .join_filters()
+                .iter()
+                .filter(|f| f.expression_id().is_some_and(|id| joins.contains(&id)))
+                .cloned()
+                .collect();
+            if kept.len() == scan.join_filters().len() {
+                return Ok(Transformed::no(node));
+            }
+            Ok(Transformed::yes(Arc::new(scan.with_join_filters(kept))))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "flotilla_join_key_pushdown"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
     }
 }

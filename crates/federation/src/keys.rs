@@ -8,7 +8,7 @@
 //! ```
 //!
 //! DataFusion's filter pushdown offers every dynamic filter to the scans below it; the scan keeps
-//! them ([`FederatedScanExec`]'s `handle_child_pushdown_result`), and [`JoinKeyPushdown`] (a
+//! them (`FederatedScanExec`'s `handle_child_pushdown_result`), and `exec::JoinKeyPushdown` (a
 //! physical optimizer rule that runs after DataFusion's) keeps only those a hash join produces —
 //! a TopK's or an aggregate's filter only completes once the scan's rows have gone through, so
 //! waiting for one would never end. When the scan starts it waits for the join's build side,
@@ -18,13 +18,9 @@
 //! table lookup for a large build side, a hash-partition routing expression) is left out, so the
 //! database returns a superset of the rows the join keeps and the join itself does the rest.
 
-use crate::exec::FederatedScanExec;
 use crate::source::{RemoteTable, Source};
-use crate::sql::Writer;
+use crate::sql::{OutputColumns, Writer};
 use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::common::Result;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::config::ConfigOptions;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::utils::split_conjunction_owned;
@@ -34,70 +30,10 @@ use datafusion::physical_expr::expressions::{
     BinaryExpr, CaseExpr, CastExpr, Column, DynamicFilterPhysicalExpr, InListExpr, IsNotNullExpr,
     IsNullExpr, Literal,
 };
-use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::joins::HashJoinExec;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 /// At most this many values go into one `IN` list (DataFusion's own bound is lower by default).
 const MAX_IN_VALUES: usize = 10_000;
-
-/// Keeps, in every federated scan, only the dynamic filters that hash joins produce, and none
-/// when `flotilla.federation.join_key_pushdown` is off.
-#[derive(Debug, Default)]
-pub struct JoinKeyPushdown;
-
-impl PhysicalOptimizerRule for JoinKeyPushdown {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let enabled = flotilla_common::options::section::<crate::config::FederationConfig>(config)
-            .is_none_or(|c| c.pushdown != crate::config::Pushdown::None && c.join_key_pushdown);
-        let mut joins = HashSet::new();
-        if enabled {
-            plan.apply(|node| {
-                if node.downcast_ref::<HashJoinExec>().is_some() {
-                    joins.extend(
-                        node.dynamic_expressions_produced()
-                            .iter()
-                            .filter_map(|filter| filter.expression_id()),
-                    );
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })?;
-        }
-        plan.transform_up(|node| {
-            let Some(scan) = node.downcast_ref::<FederatedScanExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            if scan.join_filters().is_empty() {
-                return Ok(Transformed::no(node));
-            }
-            let kept: Vec<Arc<dyn PhysicalExpr>> = scan
-                .join_filters()
-                .iter()
-                .filter(|f| f.expression_id().is_some_and(|id| joins.contains(&id)))
-                .cloned()
-                .collect();
-            if kept.len() == scan.join_filters().len() {
-                return Ok(Transformed::no(node));
-            }
-            Ok(Transformed::yes(Arc::new(scan.with_join_filters(kept))))
-        })
-        .map(|t| t.data)
-    }
-
-    fn name(&self) -> &str {
-        "flotilla_join_key_pushdown"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
-    }
-}
 
 /// Whether `filter` is a dynamic filter a scan may hold on to.
 pub(crate) fn is_dynamic(filter: &Arc<dyn PhysicalExpr>) -> bool {
@@ -111,14 +47,6 @@ pub(crate) async fn wait_for(filters: &[Arc<dyn PhysicalExpr>]) {
             dynamic.wait_complete().await;
         }
     }
-}
-
-/// The result columns of a scan's SQL: their names there, and which pass opaque columns
-/// through (no condition may touch those).
-#[derive(Debug, Clone)]
-pub struct OutputColumns {
-    pub names: Vec<String>,
-    pub opaque: Vec<bool>,
 }
 
 /// `sql` restricted by the current value of `filters` (columns of the scan's `schema`), or

@@ -47,6 +47,7 @@ pub mod dialect;
 pub mod exec;
 pub mod keys;
 pub mod planner;
+mod provider;
 pub mod sink;
 pub mod source;
 pub mod split;
@@ -74,11 +75,11 @@ use datafusion::prelude::SessionConfig;
 use std::sync::Arc;
 
 /// Adds federation to a session being built: the [`FederationPlanner`], the join-key pushdown
-/// rule ([`keys::JoinKeyPushdown`]) and the `flotilla.federation.*` options. Everything else stays vanilla DataFusion.
+/// rule ([`exec::JoinKeyPushdown`]) and the `flotilla.federation.*` options. Everything else stays vanilla DataFusion.
 pub fn with_federation(builder: SessionStateBuilder) -> SessionStateBuilder {
     builder
         .with_query_planner(Arc::new(FederationPlanner))
-        .with_physical_optimizer_rule(Arc::new(keys::JoinKeyPushdown))
+        .with_physical_optimizer_rule(Arc::new(exec::JoinKeyPushdown))
 }
 
 /// A session context with federation, from `config` (with the default `flotilla.federation`

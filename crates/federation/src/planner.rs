@@ -20,9 +20,9 @@
 use crate::config::Pushdown;
 use crate::cost::{self, Estimate};
 use crate::exec::{FederatedScan, FederatedScanPlanner};
-use crate::keys::OutputColumns;
 use crate::source::Source;
 use crate::split::filtered_rows;
+use crate::sql::OutputColumns;
 use crate::sql::Writer;
 use crate::table::FederatedTable;
 use async_trait::async_trait;

@@ -48,6 +48,14 @@ pub struct Query {
     pub opaque: Vec<bool>,
 }
 
+/// The result columns of a scan's SQL: their names there, and which pass opaque columns
+/// through (no condition may touch those).
+#[derive(Debug, Clone)]
+pub struct OutputColumns {
+    pub names: Vec<String>,
+    pub opaque: Vec<bool>,
+}
+
 /// Writes SQL for one source, in its dialect.
 pub struct Writer<'a> {
     dialect: &'a dyn Dialect,

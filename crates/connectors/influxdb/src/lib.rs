@@ -4,7 +4,7 @@
 //! - A source is one database: catalog `<source>`, schema `<database>`, a table per
 //!   measurement with `time` (UTC nanoseconds), its tags (text) and its fields (float,
 //!   integer, unsigned, string, boolean), found with `SHOW MEASUREMENTS`, `SHOW TAG KEYS` and
-//!   `SHOW FIELD KEYS` ([`schema`]).
+//!   `SHOW FIELD KEYS` ([`discovery`], into a [`schema::MeasurementSchema`]).
 //! - A scan is one InfluxQL `SELECT` ([`table`]): time ranges, tag equality, tag lists and
 //!   regexes, field comparisons and `AND`/`OR` of them are sent in its `WHERE`
 //!   ([`influxql`]); so is `LIMIT` when every condition went. The answer is read in chunks and
@@ -18,6 +18,7 @@
 
 pub mod aggregate;
 pub mod client;
+pub mod discovery;
 pub mod influxql;
 pub mod schema;
 pub mod table;
@@ -59,7 +60,7 @@ impl InfluxCatalog {
             ))
             .with_source(client.source()));
         }
-        let measurements = schema::measurements(&client).await?;
+        let measurements = discovery::measurements(&client).await?;
         Ok(Self {
             schema: Arc::new(InfluxSchema {
                 client,
@@ -104,7 +105,7 @@ impl SchemaProvider for InfluxSchema {
         {
             return Ok(Some(Arc::clone(table) as Arc<dyn TableProvider>));
         }
-        let Some(measurement) = schema::describe(&self.client, name)
+        let Some(measurement) = discovery::describe(&self.client, name)
             .await
             .map_err(flotilla_common::Error::into_datafusion)?
         else {

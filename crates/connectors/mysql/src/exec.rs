@@ -5,7 +5,7 @@
 //! batches through a channel holding at most two. Dropping the stream aborts the task and sends
 //! `KILL QUERY` for the statement's connection from another one, so the server stops working.
 
-use crate::source::{MysqlSource, error, get_connection};
+use crate::pool::{error, get_connection};
 use crate::types::Decoder;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::runtime::SpawnedTask;
@@ -21,8 +21,11 @@ use std::sync::{Arc, Mutex};
 /// The connection id of a running statement, for `KILL QUERY`.
 type Running = Arc<Mutex<Option<(Pool, u32)>>>;
 
+/// Runs `sql` on a connection of `pool` (the source `name`), streaming its rows.
 pub(crate) fn stream(
-    source: &MysqlSource,
+    pool: &Pool,
+    name: &str,
+    zero_dates: crate::types::ZeroDates,
     sql: &str,
     schema: SchemaRef,
     batch_size: usize,
@@ -30,14 +33,14 @@ pub(crate) fn stream(
     let (tx, rx) = channel();
     let running: Running = Arc::new(Mutex::new(None));
     let reader = Reader {
-        pool: source.pool().clone(),
+        pool: pool.clone(),
         sql: sql.to_string(),
         schema: Arc::clone(&schema),
         batch_size: batch_size.max(1),
-        zero_dates: source.zero_dates(),
+        zero_dates,
         running: Arc::clone(&running),
     };
-    let name = flotilla_federation::Source::name(source).to_string();
+    let name = name.to_string();
     let task = SpawnedTask::spawn(async move {
         if let Err(e) = reader.run(&tx).await {
             let _ = tx

@@ -13,11 +13,13 @@
 //! - [`dialect`]: the capability model; text is compared byte-wise whatever the column's
 //!   collation (MySQL's default collations ignore case and trailing spaces, DataFusion does not).
 //! - [`types`]: type mapping and decoding. `exec`: streaming with `KILL QUERY` on drop.
+//! - `pool`: connections within a timeout, driver errors classified by the server's code.
 //! - `write`: `INSERT INTO` / `CREATE TABLE … AS` as batched multi-row prepared `INSERT`s in one
 //!   transaction (a created table is dropped again if the insert fails).
 
 pub mod dialect;
 mod exec;
+mod pool;
 pub mod source;
 pub mod types;
 mod write;

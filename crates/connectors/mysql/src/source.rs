@@ -1,6 +1,7 @@
 //! The MySQL [`Source`]: discovery from `information_schema`, identity, flavor and execution.
 
 use crate::dialect::Flavor;
+use crate::pool::{error, get_connection};
 use crate::types::{DeclaredColumn, ZeroDates, arrow_type};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -15,10 +16,6 @@ use flotilla_federation::{
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
-
-/// How long getting a connection may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Statements every connection runs first: byte-exact string literals, UTC, no
 /// ONLY_FULL_GROUP_BY (grouping keys are written with a collation), and decimal division with
@@ -154,15 +151,7 @@ impl MysqlSource {
         )
     }
 
-    pub(crate) fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
-    pub(crate) fn zero_dates(&self) -> ZeroDates {
-        self.options.zero_dates
-    }
-
-    /// A pooled connection, within [`CONNECT_TIMEOUT`]; learns the flavor on first contact.
+    /// A pooled connection (see [`get_connection`]); learns the flavor on first contact.
     pub(crate) async fn connection(&self) -> Result<Conn> {
         let mut conn = get_connection(&self.pool)
             .await
@@ -234,41 +223,6 @@ impl MysqlSource {
             None => (String::new(), vec![]),
         }
     }
-}
-
-pub(crate) async fn get_connection(pool: &Pool) -> Result<Conn> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, pool.get_conn()).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(error(&e, "cannot connect")),
-        Err(_) => Err(Error::new(
-            ErrorKind::Unavailable,
-            format!("cannot connect: no connection within {CONNECT_TIMEOUT:?}"),
-        )),
-    }
-}
-
-/// A driver error as a Flotilla error, classified by the server's error code.
-pub(crate) fn error(e: &mysql_async::Error, context: &str) -> Error {
-    let kind = match e {
-        mysql_async::Error::Server(server) => match server.code {
-            1045 | 1698 => ErrorKind::Unauthenticated,
-            1044 | 1142 | 1143 => ErrorKind::PermissionDenied,
-            1049 | 1146 | 1054 => ErrorKind::NotFound,
-            1317 => ErrorKind::Cancelled,
-            _ => ErrorKind::InvalidArgument,
-        },
-        _ => ErrorKind::Unavailable,
-    };
-    let message = match e {
-        mysql_async::Error::Server(server) => {
-            format!(
-                "{} (error {}, SQLSTATE {})",
-                server.message, server.code, server.state
-            )
-        }
-        other => other.to_string(),
-    };
-    Error::new(kind, format!("{context}: {message}"))
 }
 
 #[async_trait]
@@ -406,11 +360,20 @@ impl Source for MysqlSource {
         schema: SchemaRef,
         batch_size: usize,
     ) -> DfResult<SendableRecordBatchStream> {
-        crate::exec::stream(self, sql, schema, batch_size)
+        crate::exec::stream(
+            &self.pool,
+            &self.name,
+            self.options.zero_dates,
+            sql,
+            schema,
+            batch_size,
+        )
     }
 
     async fn write(&self, target: WriteTarget, data: SendableRecordBatchStream) -> Result<u64> {
-        crate::write::write(self, &target, data)
+        let conn = self.connection().await?;
+        // The flavor is known once connected.
+        crate::write::write(conn, Source::dialect(self), &target, data)
             .await
             .map_err(|e| self.named(e))
     }

@@ -18,7 +18,7 @@
 //!
 //! A field that is not nullable gets `NOT NULL`.
 
-use crate::source::{MysqlSource, error};
+use crate::pool::error;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
     Float32Array, Float64Array, Int64Array, RecordBatch, StringArray, Time64MicrosecondArray,
@@ -29,7 +29,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, Result};
 use flotilla_federation::write::create_table_sql;
-use flotilla_federation::{Source, WriteTarget};
+use flotilla_federation::{Dialect, WriteTarget};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, TxOpts, Value};
@@ -45,13 +45,11 @@ const MAX_INSERT_BYTES: usize = 4 << 20;
 
 /// Writes `data` into `target`; returns the rows written.
 pub(crate) async fn write(
-    source: &MysqlSource,
+    mut conn: Conn,
+    dialect: &dyn Dialect,
     target: &WriteTarget,
     data: SendableRecordBatchStream,
 ) -> Result<u64> {
-    let mut conn = source.connection().await?;
-    // The flavor is known once connected.
-    let dialect = Source::dialect(source);
     let (schema, table, columns) = (target.schema(), target.table(), target.columns());
     let names = target.sql(dialect);
     let qualified = names.table;
