@@ -35,6 +35,7 @@ pub mod password;
 mod registry;
 mod server;
 mod service;
+mod serving;
 pub mod session;
 
 pub use fallback::FlightFallback;
@@ -42,4 +43,5 @@ pub use limits::QueryAdmission;
 pub use password::Password;
 pub use registry::RegistryLimits;
 pub use server::FlightSqlServer;
+pub use serving::FlightOptions;
 pub use session::{SessionLimits, SessionProvider, SharedCatalogs, User};

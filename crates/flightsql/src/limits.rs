@@ -12,6 +12,7 @@
 //!           waits (until the statement timeout) ──▶ runs
 //! ```
 
+use datafusion::execution::TaskContext;
 use flotilla_common::metrics::metrics;
 use futures::Stream;
 use std::future::Future;
@@ -104,29 +105,50 @@ pub(crate) fn timed_out(timeout: Duration) -> Status {
     ))
 }
 
-/// A query's result stream under its limits: it holds the query's turn until it ends, and
-/// stops the query (dropping its execution) when the statement timeout passes.
+/// One query's run, shared by the streams of its endpoints: its turn (given back when the
+/// last of them ends), the context its partitions execute in (one memory pool) and when its
+/// statement timeout passes.
+pub(crate) struct Run {
+    _turn: Turn,
+    pub task: Arc<TaskContext>,
+    /// When the statement timeout passes, and the timeout (for the error).
+    pub deadline: Option<(Instant, Duration)>,
+}
+
+impl Run {
+    pub fn new(turn: Turn, task: Arc<TaskContext>, deadline: Option<(Instant, Duration)>) -> Self {
+        Self {
+            _turn: turn,
+            task,
+            deadline,
+        }
+    }
+}
+
+/// A query's result stream under its limits: it holds the query's run (and with it its turn)
+/// until it ends, and stops the query (dropping its execution) when the statement timeout
+/// passes.
 pub(crate) struct Limited<S> {
     inner: Option<S>,
-    /// When the statement timeout passes, and the timeout (for the error).
     deadline: Option<(Pin<Box<Sleep>>, Duration)>,
-    turn: Turn,
+    run: Option<Arc<Run>>,
 }
 
 impl<S> Limited<S> {
-    /// `inner`, stopped at `deadline` (the query's start plus `timeout`), holding `turn`.
-    pub fn new(inner: S, deadline: Option<(Instant, Duration)>, turn: Turn) -> Self {
+    /// `inner`, stopped at the run's deadline, holding `run`.
+    pub fn new(inner: S, run: Arc<Run>) -> Self {
         Self {
             inner: Some(inner),
-            deadline: deadline
+            deadline: run
+                .deadline
                 .map(|(at, timeout)| (Box::pin(tokio::time::sleep_until(at)), timeout)),
-            turn,
+            run: Some(run),
         }
     }
 
     fn end(&mut self) {
         self.inner = None;
-        self.turn = None;
+        self.run = None;
         self.deadline = None;
     }
 }

@@ -13,16 +13,22 @@ use tonic::Status;
 /// See the module documentation.
 pub(crate) struct MeteredQuery<S> {
     inner: S,
+    /// Whether this stream counts as the query (not so for its other endpoints: their bytes
+    /// count, the query once).
+    counted: bool,
     started: Instant,
     /// How the stream ended, once it has: `ok`, `error` or `cancelled`.
     outcome: Option<&'static str>,
 }
 
 impl<S> MeteredQuery<S> {
-    pub fn new(inner: S) -> Self {
-        metrics().queries_running.inc();
+    pub fn new(inner: S, counted: bool) -> Self {
+        if counted {
+            metrics().queries_running.inc();
+        }
         Self {
             inner,
+            counted,
             started: Instant::now(),
             outcome: None,
         }
@@ -66,6 +72,9 @@ where
 
 impl<S> Drop for MeteredQuery<S> {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         let m = metrics();
         m.queries_running.dec();
         m.query_duration

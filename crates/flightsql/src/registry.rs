@@ -12,18 +12,19 @@
 //! session token can still run a prepared statement across calls); each entry remembers the
 //! session it was created in and runs there.
 
+use crate::limits::Run;
 use crate::session::{Session, lock, new_token};
 use arrow_flight::FlightData;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use futures::Stream;
 use futures::stream::BoxStream;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -33,6 +34,12 @@ use tonic::Status;
 pub(crate) struct PlannedQuery {
     pub plan: Arc<dyn ExecutionPlan>,
     pub session: Arc<Session>,
+    /// The one partition of `plan` this ticket reads when the result is served as an endpoint
+    /// per partition; `None`: every partition, merged into one stream.
+    pub partition: Option<usize>,
+    /// What the tickets of one query share while any of them streams (its turn, its memory
+    /// pool, its deadline): set by the first `DoGet`, and again once all have ended.
+    pub run: Arc<tokio::sync::Mutex<Weak<Run>>>,
     expires: Instant,
 }
 
@@ -220,21 +227,42 @@ impl Registry {
         }
     }
 
-    /// Keeps a planned query and returns the handle its ticket carries.
-    pub fn plan(&self, plan: Arc<dyn ExecutionPlan>, session: Arc<Session>) -> String {
+    /// Keeps a planned query and returns the handles its tickets carry: one, or with
+    /// `per_partition` one per partition of `plan`, each read on its own.
+    pub fn plan(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        session: Arc<Session>,
+        per_partition: bool,
+    ) -> Vec<String> {
         let now = Instant::now();
-        let handle = new_token();
+        let partitions: Vec<Option<usize>> = if per_partition {
+            (0..plan.output_partitioning().partition_count())
+                .map(Some)
+                .collect()
+        } else {
+            vec![None]
+        };
+        let run = Arc::new(tokio::sync::Mutex::new(Weak::new()));
         let mut waiting = lock(&self.waiting);
         waiting.retain(|_, q| q.expires > now);
-        waiting.insert(
-            handle.clone(),
-            PlannedQuery {
-                plan,
-                session,
-                expires: now + self.limits.ticket_ttl,
-            },
-        );
-        handle
+        partitions
+            .into_iter()
+            .map(|partition| {
+                let handle = new_token();
+                waiting.insert(
+                    handle.clone(),
+                    PlannedQuery {
+                        plan: Arc::clone(&plan),
+                        session: Arc::clone(&session),
+                        partition,
+                        run: Arc::clone(&run),
+                        expires: now + self.limits.ticket_ttl,
+                    },
+                );
+                handle
+            })
+            .collect()
     }
 
     /// Takes the planned query of a ticket to run it, with the signal that cancels it.

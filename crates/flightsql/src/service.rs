@@ -12,10 +12,11 @@
 
 use crate::fallback::FlightFallback;
 use crate::layer::Peer;
-use crate::limits::{self, Admission, Limited};
+use crate::limits::{self, Admission, Limited, Run};
 use crate::metadata;
 use crate::metered::{self, MeteredQuery};
-use crate::registry::{Cancellable, Cancelled, Prepared, Registry};
+use crate::registry::{Cancellable, Cancelled, PlannedQuery, Prepared, Registry};
+use crate::serving::FlightOptions;
 use crate::session::{Session, Sessions, no_session};
 use crate::{ingest, options};
 use arrow_flight::error::FlightError;
@@ -46,7 +47,7 @@ use datafusion::common::ScalarValue;
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 use flotilla_common::memory::query_task_context;
@@ -246,12 +247,25 @@ impl FlotillaFlightSql {
             }
             return Ok(Response::new(info));
         }
-        let handle = self.registry.plan(physical, session);
-        let ticket = TicketStatementQuery {
-            statement_handle: handle.into(),
-        };
-        let info = info_for(ticket.as_any(), &schema, descriptor)?;
-        Ok(info.map(|i| i.with_ordered(true)))
+        // Rows in several partitions have no order among them: each partition is an endpoint
+        // of its own, which clients read concurrently.
+        let per_partition = physical.output_partitioning().partition_count() > 1
+            && FlightOptions::of(session.context().state().config_options()).partitioned_results;
+        let handles = self.registry.plan(physical, session, per_partition);
+        let mut info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
+            .with_descriptor(descriptor)
+            .with_ordered(!per_partition);
+        for handle in handles {
+            let ticket = TicketStatementQuery {
+                statement_handle: handle.into(),
+            };
+            info = info.with_endpoint(
+                FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec())),
+            );
+        }
+        Ok(Response::new(info))
     }
 
     /// Runs a statement that changes something and returns how many rows it changed (0 for
@@ -271,6 +285,29 @@ impl FlotillaFlightSql {
             .under_limits(&options, async { frame.collect().await.map_err(status) })
             .await?;
         Ok(if counts { rows_affected(&batches) } else { 0 })
+    }
+
+    /// The run of `query`: the one its other endpoints started, or a new one — with a turn
+    /// (waiting in the queue, within the statement timeout, which counts from here) and the
+    /// context its partitions execute in.
+    async fn run_of(&self, query: &PlannedQuery) -> Result<Arc<Run>, Status> {
+        let mut slot = query.run.lock().await;
+        if let Some(run) = slot.upgrade() {
+            return Ok(run);
+        }
+        let state = query.session.context().state();
+        let deadline = QueryLimits::of(state.config_options())
+            .statement_timeout
+            .map(|timeout| (Instant::now() + timeout, timeout));
+        let turn = match deadline {
+            Some((at, timeout)) => tokio::time::timeout_at(at, self.admission.admit())
+                .await
+                .map_err(|_| limits::timed_out(timeout))??,
+            None => self.admission.admit().await?,
+        };
+        let run = Arc::new(Run::new(turn, query_task_context(&state), deadline));
+        *slot = Arc::downgrade(&run);
+        Ok(run)
     }
 
     /// Runs `work` (a statement that changes rows) under the session's limits: with a turn
@@ -495,34 +532,25 @@ impl FlightSqlService for FlotillaFlightSql {
         let started = async {
             let handle = handle_text(&ticket.statement_handle)?;
             let (query, cancel) = self.registry.start(handle)?;
-            let state = query.session.context().state();
-            let limits = QueryLimits::of(state.config_options());
-            // The timeout counts from here: waiting for a turn is part of the query's time.
-            let deadline = limits
-                .statement_timeout
-                .map(|timeout| (Instant::now() + timeout, timeout));
-            let turn = match deadline {
-                Some((at, timeout)) => tokio::time::timeout_at(at, self.admission.admit())
-                    .await
-                    .map_err(|_| limits::timed_out(timeout))??,
-                None => self.admission.admit().await?,
-            };
+            let run = self.run_of(&query).await?;
             let schema = query.plan.schema();
-            let batches = execute_stream(query.plan, query_task_context(&state))
-                .map_err(status)?
-                .map_err(status)
-                .inspect_ok(|batch| {
-                    metrics().result_rows.inc_by(batch.num_rows() as u64);
-                });
-            Ok::<_, Status>((flight_stream(schema, batches), cancel, deadline, turn))
+            let batches = match query.partition {
+                Some(partition) => query.plan.execute(partition, Arc::clone(&run.task)),
+                None => execute_stream(query.plan, Arc::clone(&run.task)),
+            }
+            .map_err(status)?
+            .map_err(status)
+            .inspect_ok(|batch| {
+                metrics().result_rows.inc_by(batch.num_rows() as u64);
+            });
+            // A query served as several endpoints counts once, with its first.
+            let counted = query.partition.unwrap_or(0) == 0;
+            Ok::<_, Status>((flight_stream(schema, batches), cancel, run, counted))
         };
-        let (flight, cancel, deadline, turn) =
+        let (flight, cancel, run, counted) =
             started.await.inspect_err(|_| metered::failed_to_start())?;
-        let flight = MeteredQuery::new(Limited::new(
-            Cancellable::new(flight, cancel),
-            deadline,
-            turn,
-        ));
+        let flight =
+            MeteredQuery::new(Limited::new(Cancellable::new(flight, cancel), run), counted);
         Ok(Response::new(Box::pin(flight)))
     }
 

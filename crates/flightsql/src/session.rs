@@ -55,12 +55,16 @@ pub struct SharedCatalogs {
 impl SharedCatalogs {
     /// Sessions like `base`: its catalogs, options, functions and planner.
     /// Sessions over `base`'s catalogs and options, to which the query limits
-    /// (`flotilla.statement_timeout`, `flotilla.query_memory_limit`) are added unless `base`
-    /// has them.
+    /// (`flotilla.statement_timeout`, `flotilla.query_memory_limit`) and `flotilla.flight.*`
+    /// are added unless `base` has them.
     pub fn new(base: &SessionContext) -> Self {
         let mut base = base.state();
         let config = std::mem::take(base.config_mut());
-        *base.config_mut() = flotilla_common::options::with_section(config, QueryLimits::default());
+        let config = flotilla_common::options::with_section(config, QueryLimits::default());
+        *base.config_mut() = flotilla_common::options::with_section(
+            config,
+            crate::serving::FlightOptions::default(),
+        );
         Self { base }
     }
 }

@@ -82,10 +82,7 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     let builder = flotilla_federation::with_federation(
         SessionStateBuilder::new()
             .with_runtime_env(runtime.build_arc()?)
-            .with_config(flotilla_common::options::with_section(
-                federation.add_to(session_config),
-                QueryLimits::default(),
-            ))
+            .with_config(flotilla_options(federation.add_to(session_config)))
             .with_catalog_list(Arc::clone(&catalogs))
             .with_default_features(),
     )
@@ -255,6 +252,13 @@ pub async fn refresh(ctx: &SessionContext, only: Option<&str>) -> Result<Vec<Str
         }
     }
     Ok(refreshed)
+}
+
+/// `config` with the `flotilla.*` sections besides federation's: the query limits and how
+/// Flight SQL serves results (so `[session.options]` may set them).
+fn flotilla_options(config: SessionConfig) -> SessionConfig {
+    let config = flotilla_common::options::with_section(config, QueryLimits::default());
+    flotilla_common::options::with_section(config, flotilla_flightsql::FlightOptions::default())
 }
 
 /// `source`, with the pushdown its configuration gives it (if any).

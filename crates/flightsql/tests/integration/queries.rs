@@ -161,3 +161,40 @@ async fn every_arrow_type_arrives_as_announced_and_as_datafusion_computes_it() {
         assert_eq!(got, want, "{sql}");
     }
 }
+
+/// With `flotilla.flight.partitioned_results`, a result in several partitions comes as one
+/// endpoint per partition (unordered), whose rows together are the query's; by default it is
+/// (or set back to false) one ordered endpoint with the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_of_several_partitions_is_served_as_an_endpoint_per_partition() {
+    let server = common::start().await;
+    let mut client = common::client(server.addr).await;
+    common::query(
+        &mut client,
+        "SET datafusion.execution.target_partitions = 3",
+    )
+    .await;
+    common::query(
+        &mut client,
+        "SET flotilla.flight.partitioned_results = true",
+    )
+    .await;
+    let sql = "SELECT l_orderkey, l_linenumber FROM lineitem WHERE l_quantity > 10";
+    let info = client.execute(sql.into(), None).await.unwrap();
+    assert_eq!(info.endpoint.len(), 3, "{info:?}");
+    assert!(!info.ordered);
+    let mut parts = common::rows(&common::fetch(&mut client, info).await);
+    common::query(
+        &mut client,
+        "SET flotilla.flight.partitioned_results = false",
+    )
+    .await;
+    let info = client.execute(sql.into(), None).await.unwrap();
+    assert_eq!(info.endpoint.len(), 1);
+    assert!(info.ordered);
+    let mut whole = common::rows(&common::fetch(&mut client, info).await);
+    parts.sort();
+    whole.sort();
+    assert!(whole.len() > 40_000, "{}", whole.len());
+    assert_eq!(parts, whole);
+}
