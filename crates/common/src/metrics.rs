@@ -9,6 +9,8 @@
 //!  flightsql sessions ─ sessions_active
 //!  federation scan ── source_statements/errors/rows/bytes{source}, source_statement_duration
 //!  distributed worker ─ task_streams_running, exchange_bytes_sent
+//!  GET /metrics ───── memory_reserved_bytes, memory_limit_bytes, cluster_nodes{state}
+//!                     (read from the node when scraped)
 //!                │
 //!                ▼
 //!     metrics().encode() ──▶ OpenMetrics text (Prometheus scrapes it)
@@ -61,6 +63,11 @@ pub struct Metrics {
     pub task_streams_running: Gauge,
     /// Arrow IPC bytes this node's stage tasks sent.
     pub exchange_bytes_sent: Counter,
+    /// Bytes the node's memory pool holds for running queries, and its size (when limited).
+    pub memory_reserved_bytes: Gauge,
+    pub memory_limit_bytes: Gauge,
+    /// The nodes of the cluster this node knows, by `state` (`up`, `down`).
+    pub cluster_nodes: Family<Labels, Gauge>,
 }
 
 impl Metrics {
@@ -82,6 +89,9 @@ impl Metrics {
             source_statement_duration: Family::new_with_constructor(seconds_histogram),
             task_streams_running: Gauge::default(),
             exchange_bytes_sent: Counter::default(),
+            memory_reserved_bytes: Gauge::default(),
+            memory_limit_bytes: Gauge::default(),
+            cluster_nodes: Family::default(),
         };
         // The registry keeps handles: they share their values with the fields.
         let r = &mut metrics.registry;
@@ -159,6 +169,21 @@ impl Metrics {
             "exchange_bytes_sent",
             "Arrow IPC bytes sent by this node's stage tasks",
             metrics.exchange_bytes_sent.clone(),
+        );
+        r.register(
+            "memory_reserved_bytes",
+            "Bytes the node's memory pool holds for running queries",
+            metrics.memory_reserved_bytes.clone(),
+        );
+        r.register(
+            "memory_limit_bytes",
+            "The size of the node's memory pool (server.memory_limit; 0: no limit)",
+            metrics.memory_limit_bytes.clone(),
+        );
+        r.register(
+            "cluster_nodes",
+            "Nodes of the cluster this node knows, by state (up, down)",
+            metrics.cluster_nodes.clone(),
         );
         metrics
     }

@@ -16,7 +16,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use datafusion::arrow::array::{Array, StringArray};
+use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::prelude::SessionContext;
+use flotilla_common::metrics::label;
 use flotilla_common::{Error, Result};
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -62,8 +64,26 @@ pub async fn serve(
         .map_err(|e| Error::unavailable(format!("the HTTP port stopped: {e}")))
 }
 
-async fn metrics() -> Response {
-    let text = flotilla_common::metrics::metrics().encode();
+async fn metrics(State(node): State<Node>) -> Response {
+    // What the node knows now rather than counts as it goes: read when scraped.
+    let m = flotilla_common::metrics::metrics();
+    let pool = &node.ctx.runtime_env().memory_pool;
+    m.memory_reserved_bytes.set(gauge(pool.reserved()));
+    m.memory_limit_bytes.set(match pool.memory_limit() {
+        MemoryLimit::Finite(bytes) => gauge(bytes),
+        _ => 0,
+    });
+    if node.cluster
+        && let Ok((up, known)) = cluster_states(&node).await
+    {
+        m.cluster_nodes
+            .get_or_create(&label("state", "up"))
+            .set(gauge(up));
+        m.cluster_nodes
+            .get_or_create(&label("state", "down"))
+            .set(gauge(known - up));
+    }
+    let text = m.encode();
     (
         [(header::CONTENT_TYPE, flotilla_common::metrics::CONTENT_TYPE)],
         text,
@@ -89,6 +109,19 @@ async fn readiness(node: &Node) -> std::result::Result<String, String> {
     if !node.cluster {
         return Ok(format!("{catalogs} catalog(s)"));
     }
+    let (up, known) = cluster_states(node).await?;
+    if up == 0 {
+        return Err(format!("no node of the cluster is up ({known} known)"));
+    }
+    Ok(format!("{catalogs} catalog(s), {up} of {known} node(s) up"))
+}
+
+fn gauge(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// How many nodes of `flotilla.cluster.nodes` are up, and how many it lists.
+async fn cluster_states(node: &Node) -> std::result::Result<(usize, usize), String> {
     let states = node
         .ctx
         .sql("SELECT state FROM flotilla.cluster.nodes")
@@ -105,8 +138,5 @@ async fn readiness(node: &Node) -> std::result::Result<String, String> {
             up += state.iter().filter(|s| *s == Some("up")).count();
         }
     }
-    if up == 0 {
-        return Err(format!("no node of the cluster is up ({known} known)"));
-    }
-    Ok(format!("{catalogs} catalog(s), {up} of {known} node(s) up"))
+    Ok((up, known))
 }

@@ -57,7 +57,10 @@ fn free_port() -> u16 {
 
 #[test]
 fn a_node_reports_health_and_metrics_that_prometheus_scrapes() {
-    let node = serve("[server]\nhttp_listen = \"127.0.0.1:0\"\n", &[]);
+    let node = serve(
+        "[server]\nhttp_listen = \"127.0.0.1:0\"\nmemory_limit = \"256M\"\n",
+        &[],
+    );
     let http = node
         .http
         .clone()
@@ -93,6 +96,9 @@ fn a_node_reports_health_and_metrics_that_prometheus_scrapes() {
     assert!(value("flotilla_result_rows_total") >= 6.0);
     assert!(value("flotilla_flight_calls_total{method=\"DoAction\",code=\"NotFound\"}") >= 1.0);
     assert_eq!(value("flotilla_queries_running"), 0.0);
+    // Read from the node's memory pool when scraped: its size, and nothing held between queries.
+    assert_eq!(value("flotilla_memory_limit_bytes"), 268435456.0);
+    assert_eq!(value("flotilla_memory_reserved_bytes"), 0.0);
     assert!(metrics.ends_with("# EOF\n"), "{metrics}");
 
     // A real Prometheus scrapes the node every second; its API must see the same counts.
