@@ -68,7 +68,6 @@ impl ClusterNodes {
             .discovery
             .workers()
             .map_err(flotilla_common::Error::into_datafusion)?;
-        let down = self.channels.down();
         let tasks = futures::future::join_all(nodes.iter().map(|node| async move {
             if self.channels.is_up(node) {
                 self.running_tasks(node).await
@@ -77,6 +76,8 @@ impl ClusterNodes {
             }
         }))
         .await;
+        // After asking: a node that could not be reached just now is down in this answer.
+        let down = self.channels.down();
         let millis = |time: SystemTime| {
             time.duration_since(UNIX_EPOCH).map_or(0, |since| {
                 i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
@@ -108,17 +109,22 @@ impl ClusterNodes {
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
 
-    /// The stage tasks `node` runs, if it answers in time.
+    /// The stage tasks `node` runs, if it answers in time. A node that cannot be reached (no
+    /// connection: not merely slow) is marked down, as a failed call of a query would.
     async fn running_tasks(&self, node: &str) -> Option<u64> {
         let channel = self.channels.get(node).ok()?;
         let action = Action::new(STATUS_ACTION, "");
         let call = async {
             let mut client = FlightServiceClient::new(channel);
-            let mut stream = client
-                .do_action(self.channels.request(action))
-                .await
-                .ok()?
-                .into_inner();
+            let mut stream = match client.do_action(self.channels.request(action)).await {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    if status.code() == tonic::Code::Unavailable {
+                        self.channels.mark_down(node, status.message());
+                    }
+                    return None;
+                }
+            };
             let result = stream.next().await?.ok()?;
             std::str::from_utf8(&result.body).ok()?.trim().parse().ok()
         };

@@ -184,3 +184,38 @@ fn a_query_over_the_memory_limit_fails_and_the_node_serves_the_next() {
     );
     assert_eq!(results[1]["rows"], 1, "{results}");
 }
+
+/// With a `[cluster]`, `/metrics` counts the nodes this one knows by state, and `/readyz`
+/// answers ready while one is up: here the node itself (listed once its port is known) and
+/// a peer nothing listens on.
+#[test]
+fn a_cluster_node_reports_its_peers_by_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers = dir.path().join("peers.txt");
+    let nowhere = format!("grpc://127.0.0.1:{}", free_port());
+    std::fs::write(&peers, format!("{nowhere}\n")).unwrap();
+    let node = serve(
+        &format!(
+            "[server]\nhttp_listen = \"127.0.0.1:0\"\n\n[cluster]\npeers_file = \"{}\"\n",
+            peers.display()
+        ),
+        &[],
+    );
+    std::fs::write(&peers, format!("{nowhere}\n{}\n", node.uri)).unwrap();
+    let http = node.http.clone().expect("an HTTP port");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (up, down) = loop {
+        let (code, metrics) = get(&http, "/metrics");
+        assert_eq!(code, 200);
+        let up = sample(&metrics, "flotilla_cluster_nodes{state=\"up\"}");
+        let down = sample(&metrics, "flotilla_cluster_nodes{state=\"down\"}");
+        if (up, down) == (Some(1.0), Some(1.0)) || Instant::now() > deadline {
+            break (up, down);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!((up, down), (Some(1.0), Some(1.0)));
+    let (code, ready) = get(&http, "/readyz");
+    assert_eq!(code, 200, "{ready}");
+    assert!(ready.contains("1 of 2 node(s) up"), "{ready}");
+}
