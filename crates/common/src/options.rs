@@ -206,6 +206,13 @@ impl QueryLimits {
     pub fn of(options: &ConfigOptions) -> QueryLimits {
         section::<QueryLimits>(options).cloned().unwrap_or_default()
     }
+
+    /// What a query stopped by its statement `timeout` fails with.
+    pub fn timed_out(timeout: Duration) -> String {
+        format!(
+            "the query ran longer than flotilla.statement_timeout ({timeout:?}) and was stopped"
+        )
+    }
 }
 
 /// `0`, `none` or `off`: no limit.

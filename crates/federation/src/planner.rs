@@ -77,7 +77,13 @@ async fn load_samples(plan: &LogicalPlan) {
         scans
             .iter()
             .filter_map(FederatedTable::of_scan)
-            .filter(|table| Pushdown::Cost.for_source(table.source().pushdown()) == Pushdown::Cost)
+            // A source with a pushdown of its own is not weighed.
+            .filter(|table| {
+                table
+                    .source()
+                    .pushdown()
+                    .is_none_or(|p| p == Pushdown::Cost)
+            })
             .map(FederatedTable::load_sample),
     )
     .await;

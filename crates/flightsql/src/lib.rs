@@ -43,5 +43,5 @@ pub use limits::QueryAdmission;
 pub use password::Password;
 pub use registry::RegistryLimits;
 pub use server::FlightSqlServer;
-pub use serving::FlightOptions;
+pub use serving::{FlightOptions, with_service_options};
 pub use session::{SessionLimits, SessionProvider, SharedCatalogs, User};

@@ -100,9 +100,7 @@ impl Drop for Waiting<'_> {
 
 /// The error of a query stopped by its statement timeout.
 pub(crate) fn timed_out(timeout: Duration) -> Status {
-    Status::deadline_exceeded(format!(
-        "the query ran longer than flotilla.statement_timeout ({timeout:?}) and was stopped"
-    ))
+    Status::deadline_exceeded(flotilla_common::options::QueryLimits::timed_out(timeout))
 }
 
 /// One query's run, shared by the streams of its endpoints: its turn (given back when the

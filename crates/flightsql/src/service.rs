@@ -44,13 +44,11 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
-use datafusion::config::ConfigOptions;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
-use flotilla_common::memory::query_task_context;
 use flotilla_common::metrics::metrics;
 use flotilla_common::options::QueryLimits;
 use futures::stream::{self, BoxStream};
@@ -223,9 +221,8 @@ impl FlotillaFlightSql {
             .map_err(status)?;
         let physical: Arc<dyn ExecutionPlan> = if changes {
             let schema = frame.schema().inner().clone();
-            let options = session.context().state().config_options().clone();
             let counts = self
-                .under_limits(&options, async { frame.collect().await.map_err(status) })
+                .under_limits(&session, async { frame.collect().await.map_err(status) })
                 .await?;
             MemorySourceConfig::try_new_exec(&[counts], schema, None).map_err(status)?
         } else {
@@ -250,7 +247,7 @@ impl FlotillaFlightSql {
         // Rows in several partitions have no order among them: each partition is an endpoint
         // of its own, which clients read concurrently.
         let per_partition = physical.output_partitioning().partition_count() > 1
-            && FlightOptions::of(session.context().state().config_options()).partitioned_results;
+            && FlightOptions::of(&session.options()).partitioned_results;
         let handles = self.registry.plan(physical, session, per_partition);
         let mut info = FlightInfo::new()
             .try_with_schema(&schema)
@@ -280,9 +277,8 @@ impl FlotillaFlightSql {
         let frame = flotilla_federation::execute_logical_plan(session.context(), plan)
             .await
             .map_err(status)?;
-        let options = session.context().state().config_options().clone();
         let batches = self
-            .under_limits(&options, async { frame.collect().await.map_err(status) })
+            .under_limits(session, async { frame.collect().await.map_err(status) })
             .await?;
         Ok(if counts { rows_affected(&batches) } else { 0 })
     }
@@ -295,8 +291,7 @@ impl FlotillaFlightSql {
         if let Some(run) = slot.upgrade() {
             return Ok(run);
         }
-        let state = query.session.context().state();
-        let deadline = QueryLimits::of(state.config_options())
+        let deadline = QueryLimits::of(&query.session.options())
             .statement_timeout
             .map(|timeout| (Instant::now() + timeout, timeout));
         let turn = match deadline {
@@ -305,7 +300,7 @@ impl FlotillaFlightSql {
                 .map_err(|_| limits::timed_out(timeout))??,
             None => self.admission.admit().await?,
         };
-        let run = Arc::new(Run::new(turn, query_task_context(&state), deadline));
+        let run = Arc::new(Run::new(turn, query.session.query_task_context(), deadline));
         *slot = Arc::downgrade(&run);
         Ok(run)
     }
@@ -314,14 +309,14 @@ impl FlotillaFlightSql {
     /// of the node's, stopped at its statement timeout.
     async fn under_limits<T>(
         &self,
-        options: &ConfigOptions,
+        session: &Session,
         work: impl Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
         let run = async {
             let _turn = self.admission.admit().await?;
             work.await
         };
-        match QueryLimits::of(options).statement_timeout {
+        match QueryLimits::of(&session.options()).statement_timeout {
             Some(timeout) => tokio::time::timeout(timeout, run)
                 .await
                 .map_err(|_| limits::timed_out(timeout))?,

@@ -1,4 +1,6 @@
-//! `flotilla.flight.*` session options: how the Flight SQL service serves results.
+//! The session options the Flight SQL service acts on: the query limits
+//! (`flotilla.statement_timeout`, `flotilla.query_memory_limit`) and how it serves results
+//! (`flotilla.flight.*`).
 
 /// `flotilla.flight.*`: how the Flight SQL service serves results (a section of the
 /// `flotilla.*` options, added to every session by [`crate::SharedCatalogs`]).
@@ -57,4 +59,17 @@ impl datafusion::config::ExtensionOptions for FlightOptions {
                           (clients may read them concurrently); false (the default): one.",
         }]
     }
+}
+
+/// `config` with the options the service acts on (unless it has them): what every session
+/// [`crate::SharedCatalogs`] opens has, and what a node adds before it applies its configured
+/// session options.
+pub fn with_service_options(
+    config: datafusion::prelude::SessionConfig,
+) -> datafusion::prelude::SessionConfig {
+    let config = flotilla_common::options::with_section(
+        config,
+        flotilla_common::options::QueryLimits::default(),
+    );
+    flotilla_common::options::with_section(config, FlightOptions::default())
 }

@@ -18,12 +18,12 @@ use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider, TableProvider,
 };
+use datafusion::config::ConfigOptions;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::SessionState;
-use flotilla_common::options::QueryLimits;
+use datafusion::execution::{SessionStateBuilder, TaskContext};
 use flotilla_common::{Error, ErrorKind, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,18 +53,12 @@ pub struct SharedCatalogs {
 }
 
 impl SharedCatalogs {
-    /// Sessions like `base`: its catalogs, options, functions and planner.
-    /// Sessions over `base`'s catalogs and options, to which the query limits
-    /// (`flotilla.statement_timeout`, `flotilla.query_memory_limit`) and `flotilla.flight.*`
-    /// are added unless `base` has them.
+    /// Sessions like `base` (its catalogs, options, functions and planner), with the options
+    /// the service acts on added unless `base` has them ([`crate::with_service_options`]).
     pub fn new(base: &SessionContext) -> Self {
         let mut base = base.state();
         let config = std::mem::take(base.config_mut());
-        let config = flotilla_common::options::with_section(config, QueryLimits::default());
-        *base.config_mut() = flotilla_common::options::with_section(
-            config,
-            crate::serving::FlightOptions::default(),
-        );
+        *base.config_mut() = crate::serving::with_service_options(config);
         Self { base }
     }
 }
@@ -201,6 +195,17 @@ impl Session {
     /// The DataFusion session the client's statements run in.
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// The session's options as they are now (without copying its state).
+    pub fn options(&self) -> Arc<ConfigOptions> {
+        Arc::clone(self.ctx.state_ref().read().config().options())
+    }
+
+    /// The context one query of the session executes in: with its own memory pool under
+    /// `flotilla.query_memory_limit` (without copying the session's state).
+    pub fn query_task_context(&self) -> Arc<TaskContext> {
+        flotilla_common::memory::query_task_context(&self.ctx.state_ref().read())
     }
 
     /// The user the session belongs to (`None` on an open server).

@@ -39,9 +39,10 @@ pub async fn run_statement(
     let run = async {
         let plan = state.statement_to_plan(statement).await?;
         let frame = flotilla_federation::execute_logical_plan(ctx, plan).await?;
-        // `SET` changed the session: the query runs with its options as they are now.
-        let plan = frame.create_physical_plan().await?;
-        let mut stream = execute_stream(plan, query_task_context(&ctx.state()))?;
+        // The frame's state is the session's after the statement (a `SET` has taken effect).
+        let (state, plan) = frame.into_parts();
+        let plan = state.create_physical_plan(&plan).await?;
+        let mut stream = execute_stream(plan, query_task_context(&state))?;
         printer.begin(stream.schema())?;
         let mut rows = 0;
         while let Some(batch) = stream.next().await {
@@ -53,15 +54,9 @@ pub async fn run_statement(
         Ok(rows)
     };
     match timeout {
-        Some(timeout) => tokio::time::timeout(timeout, run).await.map_err(|_| {
-            Error::new(
-                ErrorKind::Cancelled,
-                format!(
-                    "the query ran longer than flotilla.statement_timeout ({timeout:?}) and was \
-                     stopped"
-                ),
-            )
-        })?,
+        Some(timeout) => tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| Error::new(ErrorKind::Cancelled, QueryLimits::timed_out(timeout)))?,
         None => run.await,
     }
 }

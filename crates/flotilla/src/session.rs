@@ -31,7 +31,6 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
-use flotilla_common::options::QueryLimits;
 use flotilla_common::{Error, Result};
 use flotilla_connectors_flightsql::{FlightSqlOptions, FlightSqlSource};
 use flotilla_connectors_influxdb::{
@@ -82,7 +81,9 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     let builder = flotilla_federation::with_federation(
         SessionStateBuilder::new()
             .with_runtime_env(runtime.build_arc()?)
-            .with_config(flotilla_options(federation.add_to(session_config)))
+            .with_config(flotilla_flightsql::with_service_options(
+                federation.add_to(session_config),
+            ))
             .with_catalog_list(Arc::clone(&catalogs))
             .with_default_features(),
     )
@@ -252,13 +253,6 @@ pub async fn refresh(ctx: &SessionContext, only: Option<&str>) -> Result<Vec<Str
         }
     }
     Ok(refreshed)
-}
-
-/// `config` with the `flotilla.*` sections besides federation's: the query limits and how
-/// Flight SQL serves results (so `[session.options]` may set them).
-fn flotilla_options(config: SessionConfig) -> SessionConfig {
-    let config = flotilla_common::options::with_section(config, QueryLimits::default());
-    flotilla_common::options::with_section(config, flotilla_flightsql::FlightOptions::default())
 }
 
 /// `source`, with the pushdown its configuration gives it (if any).
