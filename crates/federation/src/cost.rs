@@ -317,7 +317,8 @@ pub fn output_rows(plan: &LogicalPlan, inputs: &[Estimate]) -> f64 {
         },
         LogicalPlan::Sort(sort) => sort.fetch.map_or(input, |fetch| input.min(fetch as f64)),
         LogicalPlan::Aggregate(aggregate) if aggregate.group_expr.is_empty() => 1.0,
-        LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => groups(input),
+        LogicalPlan::Aggregate(aggregate) => groups(&aggregate.input, &aggregate.group_expr, input),
+        LogicalPlan::Distinct(_) => groups_unknown(input),
         LogicalPlan::Join(join) => join_rows(join, inputs[0].rows, inputs[1].rows),
         LogicalPlan::Union(_) => inputs.iter().map(|input| input.rows).sum(),
         LogicalPlan::Values(values) => values.values.len() as f64,
@@ -327,23 +328,46 @@ pub fn output_rows(plan: &LogicalPlan, inputs: &[Estimate]) -> f64 {
     rows.max(1.0)
 }
 
-/// Groups of an aggregate over `rows` rows: a tenth of them (DataFusion has no better guess
-/// without distinct counts either).
-fn groups(rows: f64) -> f64 {
+/// Groups of an aggregate by `keys` over `rows` rows of `input`: where the sources' statistics
+/// give every key column's distinct values, their product (the keys taken as independent),
+/// at most `rows`; otherwise a tenth of the rows.
+fn groups(input: &LogicalPlan, keys: &[Expr], rows: f64) -> f64 {
+    let distinct: Option<f64> = keys
+        .iter()
+        .map(|key| {
+            let (table, c) = origin_of(input, key)?;
+            table.remote().column_estimate(c)?.distinct
+        })
+        .product();
+    match distinct {
+        Some(groups) => groups.clamp(1.0, rows.max(1.0)),
+        None => groups_unknown(rows),
+    }
+}
+
+/// Groups over `rows` rows without statistics: a tenth of them (DataFusion has no better
+/// guess without distinct counts either).
+fn groups_unknown(rows: f64) -> f64 {
     (rows / 10.0).max(1.0)
 }
 
-/// Rows of an equi-join: `left × right / domain`, the domain of the keys being the size of the
-/// smaller of the tables they come from (the key taken as unique there, as a foreign key
-/// references a primary key); semi and anti joins keep half the left side.
+/// Rows of an equi-join: `left × right / domain`. Where the sources' statistics give both
+/// keys' distinct values, the domain is the larger of the two (each value of the side with
+/// fewer is taken to find its match); otherwise the size of the smaller of the tables the keys
+/// come from (the key taken as unique there, as a foreign key references a primary key).
+/// Semi and anti joins keep half the left side.
 fn join_rows(join: &datafusion::logical_expr::Join, left: f64, right: f64) -> f64 {
     let inner = match join.on.first() {
         None => left * right * if join.filter.is_some() { 0.33 } else { 1.0 },
         Some((l, r)) => {
-            let domain = key_domain(&join.left, l)
-                .into_iter()
-                .chain(key_domain(&join.right, r))
-                .fold(f64::INFINITY, f64::min);
+            let distinct = (key_distinct(&join.left, l), key_distinct(&join.right, r));
+            let domain = match distinct {
+                (Some(l), Some(r)) => l.max(r),
+                _ => key_domain(&join.left, l)
+                    .into_iter()
+                    .chain(key_domain(&join.right, r))
+                    .fold(f64::INFINITY, f64::min),
+            };
             let domain = if domain.is_finite() {
                 domain
             } else {
@@ -364,12 +388,24 @@ fn join_rows(join: &datafusion::logical_expr::Join, left: f64, right: f64) -> f6
 
 /// How many distinct values a join key can take: the rows of the table it comes from.
 fn key_domain(plan: &LogicalPlan, key: &Expr) -> Option<f64> {
+    let (table, _) = origin_of(plan, key)?;
+    table.remote().row_estimate.map(|rows| rows as f64)
+}
+
+/// The distinct values of the table column `key` comes from, where its source's statistics
+/// say.
+fn key_distinct(plan: &LogicalPlan, key: &Expr) -> Option<f64> {
+    let (table, c) = origin_of(plan, key)?;
+    table.remote().column_estimate(c)?.distinct
+}
+
+/// The table and column `key` (a column of `plan`'s result) comes from unchanged.
+fn origin_of<'a>(plan: &'a LogicalPlan, key: &Expr) -> Option<(&'a FederatedTable, usize)> {
     let Expr::Column(column) = key else {
         return None;
     };
     let i = plan.schema().maybe_index_of_column(column)?;
-    let (table, _) = column_origin(plan, i)?;
-    table.remote().row_estimate.map(|rows| rows as f64)
+    column_origin(plan, i)
 }
 
 /// The share of `sample`'s rows that pass every one of `filters` (conditions on the sampled

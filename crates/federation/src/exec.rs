@@ -53,8 +53,9 @@ pub struct FederatedScan {
     pub source: Arc<dyn Source>,
     pub sql: String,
     pub schema: DFSchemaRef,
-    /// Estimated rows, when the scan reads a whole table.
-    pub row_estimate: Option<usize>,
+    /// What the scan returns, estimated from its table's statistics (a scan of one table, with
+    /// its filters, projections and limit); `None` for anything else.
+    pub statistics: Option<Arc<Statistics>>,
     /// The names of `sql`'s result columns (for conditions added around it).
     pub columns: Option<OutputColumns>,
     /// The key of the one table read, when it can be read in ranges, and the sub-plan the SQL
@@ -63,6 +64,15 @@ pub struct FederatedScan {
     /// Why the cut is here, with the estimates it compared (`flotilla.federation.pushdown =
     /// cost`), for `EXPLAIN`.
     pub choice: Option<String>,
+}
+
+impl FederatedScan {
+    /// The estimated rows, when known.
+    pub fn row_estimate(&self) -> Option<usize> {
+        self.statistics
+            .as_ref()
+            .and_then(|statistics| statistics.num_rows.get_value().copied())
+    }
 }
 
 impl PartialEq for FederatedScan {
@@ -146,10 +156,10 @@ impl ExtensionPlanner for FederatedScanPlanner {
         };
         let schema = Arc::new(scan.schema.as_arrow().clone());
         let mut exec = FederatedScanExec::new(Arc::clone(&scan.source), scan.sql.clone(), schema)
-            .with_row_estimate(scan.row_estimate)
+            .with_statistics(scan.statistics.clone())
             .with_choice(scan.choice.clone());
         if let Some((key, plan)) = &scan.split {
-            let n = crate::split::partition_count(session.config_options(), scan.row_estimate);
+            let n = crate::split::partition_count(session.config_options(), scan.row_estimate());
             exec = exec.with_partitions(crate::split::split_statements(
                 scan.source.as_ref(),
                 plan,
@@ -172,8 +182,8 @@ pub struct FederatedScanExec {
     sql: String,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
-    /// Estimated output rows, when known (a whole remote table).
-    row_estimate: Option<usize>,
+    /// What the scan returns, estimated from its table's statistics, when known.
+    statistics: Option<Arc<Statistics>>,
     /// The names of `sql`'s result columns, when known: join keys can then be added.
     output: Option<OutputColumns>,
     /// Dynamic filters of hash joins above (see [`crate::keys`]).
@@ -200,7 +210,7 @@ impl FederatedScanExec {
             sql,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
-            row_estimate: None,
+            statistics: None,
             output: None,
             join_filters: Vec::new(),
             partitions: Vec::new(),
@@ -252,7 +262,7 @@ impl FederatedScanExec {
     pub fn with_join_filters(&self, filters: Vec<Arc<dyn PhysicalExpr>>) -> Self {
         let mut scan =
             FederatedScanExec::new(Arc::clone(&self.source), self.sql.clone(), self.schema())
-                .with_row_estimate(self.row_estimate)
+                .with_statistics(self.statistics.clone())
                 .with_choice(self.choice.clone());
         scan.output = self.output.clone();
         scan.join_filters = filters;
@@ -265,15 +275,28 @@ impl FederatedScanExec {
         (!sent.is_empty()).then(|| sent.values().cloned().collect::<Vec<_>>().join(" | "))
     }
 
-    /// Tells DataFusion's planner about how many rows the scan returns.
-    pub fn with_row_estimate(mut self, rows: Option<usize>) -> Self {
-        self.row_estimate = rows;
+    /// Tells DataFusion's planner what the scan returns (rows, and per column distinct and
+    /// NULL counts, bounds and sizes), as far as the source's statistics say.
+    pub fn with_statistics(mut self, statistics: Option<Arc<Statistics>>) -> Self {
+        self.statistics = statistics;
         self
+    }
+
+    /// Tells DataFusion's planner how many rows the scan returns.
+    pub fn with_row_estimate(self, rows: Option<usize>) -> Self {
+        let statistics = rows.map(|rows| {
+            Arc::new(
+                Statistics::new_unknown(&self.schema()).with_num_rows(Precision::Inexact(rows)),
+            )
+        });
+        self.with_statistics(statistics)
     }
 
     /// The estimated rows, when known.
     pub fn row_estimate(&self) -> Option<usize> {
-        self.row_estimate
+        self.statistics
+            .as_ref()
+            .and_then(|statistics| statistics.num_rows.get_value().copied())
     }
 
     /// The names of the SQL's result columns, when known.
@@ -495,13 +518,20 @@ impl ExecutionPlan for FederatedScanExec {
     fn statistics_from_inputs(
         &self,
         _input_stats: &[Arc<Statistics>],
-        _args: &StatisticsArgs,
+        args: &StatisticsArgs,
     ) -> Result<Arc<Statistics>> {
-        let statistics = Statistics::new_unknown(&self.schema());
-        Ok(Arc::new(match self.row_estimate {
-            Some(rows) => statistics.with_num_rows(Precision::Inexact(rows)),
-            None => statistics,
-        }))
+        let Some(statistics) = &self.statistics else {
+            return Ok(Arc::new(Statistics::new_unknown(&self.schema())));
+        };
+        match args.partition() {
+            None => Ok(Arc::clone(statistics)),
+            // One key range of several: its share of the rows.
+            Some(_) => {
+                let n = self.properties.partitioning.partition_count().max(1);
+                let rows = statistics.num_rows.get_value().map_or(0, |rows| rows / n);
+                Ok(Arc::new(crate::stats::keep_rows(statistics, rows)))
+            }
+        }
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

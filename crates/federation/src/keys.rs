@@ -74,6 +74,7 @@ pub(crate) fn restricted_sql(
         table_type: TableType::Temporary,
         row_estimate: None,
         split_key: None,
+        column_estimates: Vec::new(),
     };
     let mut conditions = Vec::new();
     for filter in filters {

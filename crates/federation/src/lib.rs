@@ -52,6 +52,7 @@ pub mod sink;
 pub mod source;
 pub mod split;
 pub mod sql;
+pub mod stats;
 pub mod stream;
 pub mod table;
 pub mod write;
@@ -63,8 +64,8 @@ pub use dialect::Dialect;
 pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};
 pub use source::{
-    RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes, WriteTarget,
-    with_pushdown,
+    ColumnEstimate, RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes,
+    WriteTarget, with_pushdown,
 };
 pub use table::FederatedTable;
 pub use write::{FederatedSink, execute_logical_plan, sql};

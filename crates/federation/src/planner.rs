@@ -21,7 +21,6 @@ use crate::config::Pushdown;
 use crate::cost::{self, Estimate};
 use crate::exec::{FederatedScan, FederatedScanPlanner};
 use crate::source::Source;
-use crate::split::filtered_rows;
 use crate::sql::OutputColumns;
 use crate::sql::Writer;
 use crate::table::FederatedTable;
@@ -326,31 +325,6 @@ fn node_name(plan: &LogicalPlan) -> String {
     }
 }
 
-/// The estimated rows of a sub-plan over one table: the table's estimate, a fifth of it for the
-/// filters pushed into the scan and another fifth per filter above, capped by a limit; projections and aliases keep the count. `None` for anything else
-/// (joins, aggregates) or a table without an estimate. An estimate, even a rough one, lets
-/// DataFusion put a filtered small table on the build side of a join instead of a big one.
-fn estimated_rows(plan: &LogicalPlan) -> Option<usize> {
-    match plan {
-        LogicalPlan::SubqueryAlias(alias) => estimated_rows(&alias.input),
-        LogicalPlan::Projection(projection) => estimated_rows(&projection.input),
-        LogicalPlan::Filter(filter) => Some(filtered_rows(estimated_rows(&filter.input)?, 1)),
-        LogicalPlan::Limit(limit) => {
-            let rows = estimated_rows(&limit.input)?;
-            Some(match limit.get_fetch_type() {
-                Ok(datafusion::logical_expr::FetchType::Literal(Some(fetch))) => fetch.min(rows),
-                _ => rows,
-            })
-        }
-        LogicalPlan::TableScan(scan) => {
-            let rows = FederatedTable::of_scan(scan)?.remote().row_estimate?;
-            let rows = filtered_rows(rows, scan.filters.len());
-            Some(scan.fetch.map_or(rows, |fetch| fetch.min(rows)))
-        }
-        _ => None,
-    }
-}
-
 /// Replaces `plan` (which runs whole in `source`) by a federated scan of its SQL. A plan the
 /// writer cannot express (only possible for a bare table scan) is left for its table provider.
 fn wrap(
@@ -364,7 +338,7 @@ fn wrap(
                 source: Arc::clone(source),
                 sql: query.sql,
                 schema: Arc::clone(plan.schema()),
-                row_estimate: estimated_rows(&plan),
+                statistics: crate::stats::of_plan(&plan).map(Arc::new),
                 split: crate::split::split_key(&plan).map(|key| (key, Arc::new(plan.clone()))),
                 columns: Some(OutputColumns {
                     names: query.columns,

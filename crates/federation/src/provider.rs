@@ -95,7 +95,16 @@ impl TableProvider for FederatedTable {
                     names: query.columns,
                     opaque: query.opaque,
                 })
-                .with_partitions(partitions),
+                .with_partitions(partitions)
+                .with_statistics(
+                    crate::stats::of_table(
+                        self.remote(),
+                        projection.map(|p| p.as_slice()),
+                        filters.len(),
+                        limit,
+                    )
+                    .map(Arc::new),
+                ),
         ))
     }
 
@@ -172,11 +181,16 @@ impl FederatedTable {
             );
         };
         let read_schema = Arc::new(self.remote().arrow_schema.project(&needed)?);
-        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(FederatedScanExec::new(
-            Arc::clone(self.source()),
-            query.sql,
-            Arc::clone(&read_schema),
-        ));
+        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(
+            FederatedScanExec::new(
+                Arc::clone(self.source()),
+                query.sql,
+                Arc::clone(&read_schema),
+            )
+            .with_statistics(
+                crate::stats::of_table(self.remote(), Some(&needed), 0, None).map(Arc::new),
+            ),
+        );
         if let Some(predicate) = conjunction(filters.iter().cloned()) {
             let df_schema = DFSchema::try_from(read_schema.as_ref().clone())?;
             let predicate = state.create_physical_expr(predicate, &df_schema)?;

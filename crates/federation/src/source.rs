@@ -5,6 +5,8 @@ use crate::dialect::Dialect;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
+use datafusion::common::ScalarValue;
+use datafusion::common::stats::{Precision, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
@@ -71,9 +73,77 @@ pub struct RemoteTable {
     /// An integer column that leads the primary key, with its range: a big scan of the table is
     /// split into key ranges read in parallel. `None` where there is none (or the table is small).
     pub split_key: Option<SplitKey>,
+    /// Per column, in the table's column order, what the source's statistics say of it; empty
+    /// where the source keeps none (or was never asked to compute them, e.g. not analyzed).
+    pub column_estimates: Vec<ColumnEstimate>,
+}
+
+/// What a source's statistics say about one column of a table. Every figure is an estimate
+/// (databases compute them from samples, at their last `ANALYZE`): they order joins and choose
+/// cuts, never decide a result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ColumnEstimate {
+    /// The share of rows where the column is NULL, `0..=1`.
+    pub null_fraction: Option<f64>,
+    /// How many distinct non-NULL values the column holds.
+    pub distinct: Option<f64>,
+    /// The smallest value, of the column's Arrow type (left out where the database orders
+    /// values differently from DataFusion, e.g. text under a collation).
+    pub min: Option<ScalarValue>,
+    /// The largest value, as `min`.
+    pub max: Option<ScalarValue>,
+    /// Average bytes of a value.
+    pub width: Option<f64>,
 }
 
 impl RemoteTable {
+    /// The table's statistics as DataFusion keeps them: every figure inexact, unknown where the
+    /// source said nothing.
+    pub fn statistics(&self) -> Statistics {
+        let schema = &self.arrow_schema;
+        let mut statistics = Statistics::new_unknown(schema);
+        let rows = match self.row_estimate {
+            Some(rows) => rows,
+            None => return statistics,
+        };
+        statistics.num_rows = Precision::Inexact(rows);
+        for (column, estimate) in statistics
+            .column_statistics
+            .iter_mut()
+            .zip(&self.column_estimates)
+        {
+            let count = |share: f64| Precision::Inexact((rows as f64 * share).round() as usize);
+            if let Some(share) = estimate.null_fraction {
+                column.null_count = count(share.clamp(0.0, 1.0));
+            }
+            if let Some(distinct) = estimate.distinct {
+                column.distinct_count =
+                    Precision::Inexact(distinct.round().min(rows as f64) as usize);
+            }
+            if let Some(min) = &estimate.min {
+                column.min_value = Precision::Inexact(min.clone());
+            }
+            if let Some(max) = &estimate.max {
+                column.max_value = Precision::Inexact(max.clone());
+            }
+            if let Some(width) = estimate.width {
+                column.byte_size = count(width.max(0.0));
+            }
+        }
+        let bytes: Option<usize> = statistics
+            .column_statistics
+            .iter()
+            .map(|column| column.byte_size.get_value().copied())
+            .sum();
+        statistics.total_byte_size = bytes.map_or(Precision::Absent, Precision::Inexact);
+        statistics
+    }
+
+    /// What the source's statistics say of column `c`, where they say anything.
+    pub fn column_estimate(&self, c: usize) -> Option<&ColumnEstimate> {
+        self.column_estimates.get(c)
+    }
+
     /// Whether an index of the table starts with column `c` (false where the source does not
     /// say).
     pub fn is_indexed(&self, c: usize) -> bool {

@@ -460,6 +460,7 @@ impl Source for FlightSqlSource {
                     table_type: table_type(types.value(row)),
                     row_estimate: None,
                     split_key: None,
+                    column_estimates: Vec::new(),
                 }));
             }
         }

@@ -9,9 +9,10 @@ use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
+use flotilla_federation::stats::bound_from_text;
 use flotilla_federation::{
-    Dialect, RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes,
-    WriteTarget,
+    ColumnEstimate, Dialect, RemoteTable, Source, SourceIdentity, SplitKey, TableName,
+    UnsupportedTypes, WriteTarget,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
@@ -179,6 +180,40 @@ impl MysqlSource {
             .map_err(|e| self.named(error(&e, "reading information_schema")))
     }
 
+    /// MariaDB's engine-independent statistics of the table's columns (`mysql.column_stats`,
+    /// written by `ANALYZE TABLE`); none on MySQL and TiDB, for a table never analyzed, or
+    /// where the user may not read them — they only sharpen estimates.
+    async fn column_stats(&self, schema: &str, table: &str) -> Vec<ColumnStats> {
+        if self.flavor.get() != Some(&Flavor::MariaDb) {
+            return Vec::new();
+        }
+        let rows = self
+            .rows(
+                "SELECT column_name, min_value, max_value, nulls_ratio + 0e0, \
+                 avg_length + 0e0, avg_frequency + 0e0 FROM mysql.column_stats \
+                 WHERE db_name = ? AND table_name = ?",
+                vec![schema.into(), table.into()],
+            )
+            .await
+            .unwrap_or_default();
+        rows.iter()
+            .map(|r| ColumnStats {
+                column: text(r, 0),
+                min: r
+                    .get_opt::<Option<String>, _>(1)
+                    .and_then(Result::ok)
+                    .flatten(),
+                max: r
+                    .get_opt::<Option<String>, _>(2)
+                    .and_then(Result::ok)
+                    .flatten(),
+                nulls_ratio: float(r, 3),
+                avg_length: float(r, 4),
+                avg_frequency: float(r, 5),
+            })
+            .collect()
+    }
+
     /// The signed integer column leading the primary key of `schema.table`, with its range.
     async fn split_key(&self, schema: &str, table: &str) -> Result<Option<SplitKey>> {
         let key = self
@@ -291,17 +326,20 @@ impl Source for MysqlSource {
                 vec![schema.into(), table.into()],
             )
             .await?;
-        // Columns an index starts with: MariaDB joins without an index by nested loops.
-        let leading: Vec<String> = self
+        // Columns an index starts with (MariaDB joins without an index by nested loops), with
+        // the index's estimate of their distinct values.
+        let leading: Vec<(String, Option<u64>)> = self
             .rows(
-                "SELECT COLUMN_NAME FROM information_schema.STATISTICS \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND SEQ_IN_INDEX = 1",
+                "SELECT COLUMN_NAME, MAX(CARDINALITY) FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND SEQ_IN_INDEX = 1 \
+                 GROUP BY COLUMN_NAME",
                 vec![schema.into(), table.into()],
             )
             .await?
             .iter()
-            .map(|r| text(r, 0))
+            .map(|r| (text(r, 0), number(r, 1)))
             .collect();
+        let leader = |name: &str| leading.iter().find(|(l, _)| l.eq_ignore_ascii_case(name));
         let mut fields = Vec::new();
         let mut opaque = Vec::new();
         let mut indexed = Vec::new();
@@ -330,7 +368,7 @@ impl Source for MysqlSource {
                     }
                 }
             };
-            indexed.push(leading.iter().any(|l| l.eq_ignore_ascii_case(&name)));
+            indexed.push(leader(&name).is_some());
             fields.push(Field::new(name, arrow, nullable == "YES"));
             opaque.push(is_opaque);
         }
@@ -342,7 +380,24 @@ impl Source for MysqlSource {
             Some(rows) if rows >= SPLIT_MIN_ROWS => self.split_key(schema, table).await?,
             _ => None,
         };
+        let column_estimates = match row_estimate {
+            Some(rows) => {
+                let histograms = self.column_stats(schema, table).await;
+                fields
+                    .iter()
+                    .map(|field| {
+                        let distinct = leader(field.name()).and_then(|(_, n)| *n);
+                        let stats = histograms
+                            .iter()
+                            .find(|s| s.column.eq_ignore_ascii_case(field.name()));
+                        column_estimate(field, rows as f64, distinct, stats)
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         Ok(Some(RemoteTable {
+            column_estimates,
             schema: schema.to_string(),
             name: table.to_string(),
             arrow_schema: Arc::new(Schema::new(fields)),
@@ -385,6 +440,56 @@ fn text(row: &Row, i: usize) -> String {
         .and_then(Result::ok)
         .flatten()
         .unwrap_or_default()
+}
+
+/// One column's row of MariaDB's `mysql.column_stats`.
+#[derive(Debug)]
+struct ColumnStats {
+    column: String,
+    min: Option<String>,
+    max: Option<String>,
+    nulls_ratio: Option<f64>,
+    avg_length: Option<f64>,
+    /// Rows per distinct non-NULL value.
+    avg_frequency: Option<f64>,
+}
+
+/// What is known of `field` in a table of `rows` rows: the distinct values of an index that
+/// starts with it (`index_distinct`, InnoDB's sampled cardinality) and, where analyzed,
+/// MariaDB's column statistics (whose distinct count wins: it counts every row).
+fn column_estimate(
+    field: &Field,
+    rows: f64,
+    index_distinct: Option<u64>,
+    stats: Option<&ColumnStats>,
+) -> ColumnEstimate {
+    let mut estimate = ColumnEstimate {
+        distinct: index_distinct.map(|n| n as f64),
+        ..ColumnEstimate::default()
+    };
+    if let Some(stats) = stats {
+        let bound = |text: &Option<String>| {
+            text.as_deref()
+                .and_then(|t| bound_from_text(t, field.data_type()))
+        };
+        estimate.min = bound(&stats.min);
+        estimate.max = bound(&stats.max);
+        estimate.null_fraction = stats.nulls_ratio;
+        estimate.width = stats.avg_length;
+        if let (Some(per_value), Some(nulls)) = (stats.avg_frequency, stats.nulls_ratio)
+            && per_value > 0.0
+        {
+            estimate.distinct = Some(rows * (1.0 - nulls) / per_value);
+        }
+    }
+    estimate
+}
+
+/// A floating-point cell of a catalog row.
+fn float(row: &Row, i: usize) -> Option<f64> {
+    row.get_opt::<Option<f64>, _>(i)
+        .and_then(Result::ok)
+        .flatten()
 }
 
 /// A numeric cell of a catalog row.

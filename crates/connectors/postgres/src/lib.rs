@@ -22,6 +22,7 @@ pub mod dialect;
 mod exec;
 mod pool;
 pub mod source;
+mod stats;
 mod tls;
 pub mod types;
 mod write;

@@ -2,6 +2,7 @@
 
 use crate::dialect::PostgresDialect;
 use crate::pool::{Pool, error};
+use crate::stats::PgStats;
 use crate::tls::RustlsConnect;
 use crate::types::{NumericMapping, Wire, numeric_modifier};
 use async_trait::async_trait;
@@ -11,9 +12,10 @@ use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
 use flotilla_federation::{
-    Dialect, RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes,
-    WriteTarget,
+    ColumnEstimate, Dialect, RemoteTable, Source, SourceIdentity, SplitKey, TableName,
+    UnsupportedTypes, WriteTarget,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_postgres::config::{Host, SslMode};
 
@@ -203,6 +205,43 @@ impl PostgresSource {
         )
     }
 
+    /// Per field, what `pg_stats` says of the column (nothing for a column never analyzed).
+    /// A partitioned table's statistics are those over all its partitions (`inherited`).
+    async fn column_estimates(
+        &self,
+        schema: &str,
+        table: &str,
+        fields: &[Field],
+        rows: usize,
+    ) -> Result<Vec<ColumnEstimate>> {
+        let sql = "SELECT attname::text, null_frac::float8, n_distinct::float8, avg_width, \
+                   most_common_vals::text, histogram_bounds::text \
+                   FROM pg_catalog.pg_stats WHERE schemaname = $1 AND tablename = $2 \
+                   ORDER BY inherited";
+        let mut by_column = HashMap::new();
+        for row in self.rows(sql, &[&schema, &table]).await? {
+            let name: String = row.get(0);
+            let stats = PgStats {
+                null_frac: row.get(1),
+                n_distinct: row.get(2),
+                avg_width: row.get(3),
+                common_values: row.get(4),
+                histogram_bounds: row.get(5),
+            };
+            // Rows with `inherited` come last and win.
+            by_column.insert(name, stats);
+        }
+        Ok(fields
+            .iter()
+            .map(|field| {
+                by_column
+                    .get(field.name())
+                    .map(|stats| stats.estimate(field, rows as f64))
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
     async fn rows(
         &self,
         sql: &str,
@@ -316,7 +355,12 @@ impl Source for PostgresSource {
             Some(rows) if rows >= SPLIT_MIN_ROWS => self.split_key(schema, table).await?,
             _ => None,
         };
+        let column_estimates = match row_estimate {
+            Some(rows) => self.column_estimates(schema, table, &fields, rows).await?,
+            None => Vec::new(),
+        };
         Ok(Some(RemoteTable {
+            column_estimates,
             split_key,
             schema: schema.to_string(),
             name: table.to_string(),

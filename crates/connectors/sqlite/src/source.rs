@@ -9,7 +9,10 @@ use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, Result};
-use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName};
+use flotilla_federation::stats::bound_from_text;
+use flotilla_federation::{
+    ColumnEstimate, Dialect, RemoteTable, Source, SourceIdentity, TableName,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -186,17 +189,25 @@ impl SqliteSource {
             fields.push(Field::new(name, column_type.arrow_type(), !not_null));
             opaque.push(is_opaque(declared, column_type));
         }
-        let (row_estimate, indexed) = if is_view {
-            (None, None)
+        let (row_estimate, indexed, column_estimates) = if is_view {
+            (None, None, Vec::new())
         } else {
             let leading = self.index_leaders(conn, schema, table);
-            let indexed = columns
+            let indexed: Vec<bool> = columns
                 .iter()
                 .map(|(name, _, _)| leading.iter().any(|l| l.eq_ignore_ascii_case(name)))
                 .collect();
-            (self.row_estimate(conn, schema, table), Some(indexed))
+            let rows = self.row_estimate(conn, schema, table);
+            let estimates = match rows {
+                Some(rows) => {
+                    self.column_estimates(conn, schema, table, &fields, &opaque, &indexed, rows)
+                }
+                None => Vec::new(),
+            };
+            (rows, Some(indexed), estimates)
         };
         Ok(RemoteTable {
+            column_estimates,
             row_estimate,
             schema: schema.to_string(),
             name: table.to_string(),
@@ -227,6 +238,96 @@ impl SqliteSource {
             leaders.extend(names.unwrap_or_default());
         }
         leaders
+    }
+
+    /// What can be known cheaply of each column, for columns an index starts with (each figure
+    /// a lookup in the index, never a scan): the smallest and largest value, and — where the
+    /// database was analyzed (`sqlite_stat1`) or the column is the rowid — the distinct values.
+    /// Columns whose values SQLite orders differently from DataFusion (`opaque`) get nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn column_estimates(
+        &self,
+        conn: &rusqlite::Connection,
+        schema: &str,
+        table: &str,
+        fields: &[Field],
+        opaque: &[bool],
+        indexed: &[bool],
+        rows: usize,
+    ) -> Vec<ColumnEstimate> {
+        let q = |s: &str| self.dialect.quote_identifier(s);
+        // sqlite_stat1: `rows avg₁ avg₂ …`, avgᵢ the rows per distinct value of the index's
+        // first i columns.
+        let analyzed: Vec<(String, String)> = conn
+            .prepare(&format!(
+                "SELECT ii.name, s.stat FROM {}.sqlite_stat1 AS s, \
+                 pragma_index_info(s.idx, ?2) AS ii WHERE s.tbl = ?1 AND ii.seqno = 0",
+                q(schema)
+            ))
+            .and_then(|mut s| {
+                s.query_map([table, schema], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rowid: Option<String> = conn
+            .query_row(
+                "SELECT name FROM pragma_table_info(?1, ?2) WHERE pk = 1 \
+                 AND upper(type) = 'INTEGER' \
+                 AND (SELECT count(*) FROM pragma_table_info(?1, ?2) WHERE pk > 0) = 1",
+                [table, schema],
+                |r| r.get(0),
+            )
+            .ok();
+        let bound = |function: &str, column: &str, field: &Field| {
+            let sql = format!(
+                "SELECT {function}({}) FROM {}.{}",
+                q(column),
+                q(schema),
+                q(table)
+            );
+            let value: rusqlite::types::Value = conn.query_row(&sql, [], |r| r.get(0)).ok()?;
+            let text = match value {
+                rusqlite::types::Value::Integer(v) => v.to_string(),
+                rusqlite::types::Value::Real(v) => v.to_string(),
+                rusqlite::types::Value::Text(v) => v,
+                _ => return None,
+            };
+            bound_from_text(&text, field.data_type())
+        };
+        fields
+            .iter()
+            .zip(opaque.iter().zip(indexed))
+            .map(|(field, (&opaque, &indexed))| {
+                if opaque || !indexed {
+                    return ColumnEstimate::default();
+                }
+                let name = field.name();
+                let is_rowid = rowid
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(name));
+                let distinct = if is_rowid {
+                    Some(rows as f64)
+                } else {
+                    analyzed
+                        .iter()
+                        .filter(|(column, _)| column.eq_ignore_ascii_case(name))
+                        .filter_map(|(_, stat)| {
+                            let mut figures = stat.split_whitespace().map(str::parse::<f64>);
+                            let all = figures.next()?.ok()?;
+                            let per_value = figures.next()?.ok()?;
+                            (per_value > 0.0).then_some(all / per_value)
+                        })
+                        .reduce(f64::max)
+                };
+                ColumnEstimate {
+                    null_fraction: is_rowid.then_some(0.0),
+                    distinct,
+                    min: bound("min", name, field),
+                    max: bound("max", name, field),
+                    width: None,
+                }
+            })
+            .collect()
     }
 
     /// A cheap row-count estimate: from `sqlite_stat1` when the database was analyzed, else the

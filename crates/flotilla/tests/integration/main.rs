@@ -10,3 +10,4 @@ mod influxdb;
 mod mixed;
 mod netns;
 mod operations;
+mod statistics;
