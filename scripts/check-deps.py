@@ -20,6 +20,8 @@ ALLOWED = {
     "flotilla-federation": {"flotilla-common"},
     "flotilla-distributed": {"flotilla-common"},
     "flotilla-flightsql": {"flotilla-common", "flotilla-federation"},
+    # Sessions and users are the Flight SQL service's; the PostgreSQL port serves the same.
+    "flotilla-pgwire": {"flotilla-common", "flotilla-federation", "flotilla-flightsql"},
     "flotilla-tpch": {"flotilla-common"},
     "flotilla-testkit": {"flotilla-common", "flotilla-tpch"},
     "flotilla": None,  # the node wires everything together

@@ -37,11 +37,12 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
-# The Python Flight SQL clients, in a virtual environment the test kit finds at the same path
-# (crates/testkit/src/clients.rs). Versions are pinned: ADBC checks result schemas exactly.
+# The Python clients (Flight SQL: ADBC and pyarrow; PostgreSQL protocol: psycopg), in a virtual
+# environment the test kit finds at the same path (crates/testkit/src/clients.rs). Versions are
+# pinned: ADBC checks result schemas exactly.
 venv="${FLOTILLA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/flotilla/venv}"
-python_packages=(adbc-driver-manager==1.13.0 adbc-driver-flightsql==1.13.0 pyarrow==26.0.1)
-if ! "$venv/bin/python" -c 'import adbc_driver_flightsql.dbapi, pyarrow.flight' 2>/dev/null; then
+python_packages=(adbc-driver-manager==1.13.0 adbc-driver-flightsql==1.13.0 pyarrow==26.0.1 "psycopg[binary]==3.3.9")
+if ! "$venv/bin/python" -c 'import adbc_driver_flightsql.dbapi, pyarrow.flight, psycopg' 2>/dev/null; then
   echo "setup: creating $venv with ${python_packages[*]}"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"

@@ -69,6 +69,9 @@ pub struct ServerConfig {
     /// `http_listen = "host:port"`: serve `/metrics`, `/healthz` and `/readyz` there (off
     /// unless set).
     pub http_listen: Option<String>,
+    /// `pg_listen = "host:port"`: serve the PostgreSQL wire protocol there (off unless set),
+    /// with the same sessions and users as Flight SQL.
+    pub pg_listen: Option<String>,
     /// `memory_limit = "8G"`: bytes every query of the node shares (DataFusion's memory pool:
     /// sorts, aggregates and joins that can spill do, others fail the query). None: no limit.
     pub memory_limit: Option<usize>,
@@ -268,6 +271,7 @@ struct RawCluster {
 struct RawServer {
     listen: Option<String>,
     http_listen: Option<String>,
+    pg_listen: Option<String>,
     memory_limit: Option<Spanned<String>>,
     max_concurrent_queries: Option<usize>,
     max_queued_queries: Option<Spanned<usize>>,
@@ -922,6 +926,7 @@ impl Config {
             server: ServerConfig {
                 listen: raw.server.listen,
                 http_listen: raw.server.http_listen,
+                pg_listen: raw.server.pg_listen,
                 memory_limit,
                 admission,
                 users,

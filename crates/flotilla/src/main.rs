@@ -124,8 +124,9 @@ enum BenchCommand {
     /// pushed SQL itself, nothing pushed, and pushed by cost (the default) — with a total of
     /// each and of the better of the first and third per query.
     ///
-    /// Examples: flotilla bench federation --source sqlite --scale 1
-    ///           flotilla bench federation --source postgres --url postgresql://me@localhost/db
+    /// Example: flotilla bench federation --source sqlite --scale 1
+    ///
+    /// Example: flotilla bench federation --source postgres --url postgresql://me@localhost/db
     Federation {
         /// The kind of source to benchmark: sqlite, postgres, mysql or influxdb.
         #[arg(long, default_value = "sqlite")]

@@ -17,6 +17,7 @@ use flotilla_common::{Error, Result};
 use flotilla_distributed::Worker;
 use flotilla_distributed::protocol::{END_QUERY_ACTION, STATUS_ACTION};
 use flotilla_flightsql::{FlightFallback, FlightSqlServer, SessionLimits, SharedCatalogs, User};
+use flotilla_pgwire::PgServer;
 use futures::FutureExt;
 use futures::stream::BoxStream;
 use std::sync::Arc;
@@ -45,11 +46,20 @@ pub async fn serve(
         .map_err(|e| Error::unavailable(format!("cannot listen on {address}: {e}")))?;
     let bound = listener.local_addr()?;
     let http = bind_http(config).await?;
+    let pg = bind_pg(config).await?;
     let mut notes = Vec::new();
     if let Some(http) = &http {
         notes.push(format!(
             "metrics and health on http://{}/metrics, /healthz, /readyz",
             http.local_addr()?
+        ));
+    }
+    if let Some(pg) = &pg {
+        let address = pg.local_addr()?;
+        notes.push(format!(
+            "PostgreSQL protocol on {address} (psql -h {} -p {})",
+            address.ip(),
+            address.port()
         ));
     }
     if users.is_empty() {
@@ -71,7 +81,7 @@ pub async fn serve(
     };
     let shutdown = shutdown_signal();
     ready(&format!("{scheme}://{bound}"), &notes);
-    run(config, &ctx, (listener, http), users, shutdown).await
+    run(config, &ctx, (listener, http, pg), users, shutdown).await
 }
 
 /// Serves `config`'s node on `listener` until `shutdown` completes: `flotilla serve` without
@@ -87,7 +97,8 @@ pub async fn serve_on(
     let users = users(config)?;
     let ctx = session::build_context(config).await?;
     let http = bind_http(config).await?;
-    run(config, &ctx, (listener, http), users, shutdown).await
+    let pg = bind_pg(config).await?;
+    run(config, &ctx, (listener, http, pg), users, shutdown).await
 }
 
 /// The listener of `[server] http_listen`, if configured.
@@ -96,6 +107,17 @@ async fn bind_http(config: &Config) -> Result<Option<TcpListener>> {
         Some(address) => Ok(Some(crate::http::bind(address).await?)),
         None => Ok(None),
     }
+}
+
+/// The listener of `[server] pg_listen`, if configured.
+async fn bind_pg(config: &Config) -> Result<Option<TcpListener>> {
+    let Some(address) = &config.server.pg_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address).await.map_err(|e| {
+        Error::unavailable(format!("server.pg_listen: cannot listen on {address}: {e}"))
+    })?;
+    Ok(Some(listener))
 }
 
 /// The users of `[[server.users]]`, their passwords read.
@@ -125,11 +147,12 @@ fn users(config: &Config) -> Result<Vec<User>> {
         .collect()
 }
 
-/// Serves the node: Flight SQL on the first listener, the HTTP port on the second.
+/// Serves the node: Flight SQL on the first listener, the HTTP port on the second, the
+/// PostgreSQL protocol on the third.
 async fn run(
     config: &Config,
     ctx: &SessionContext,
-    (listener, http): (TcpListener, Option<TcpListener>),
+    (listener, http, pg): (TcpListener, Option<TcpListener>, Option<TcpListener>),
     users: Vec<User>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -153,7 +176,9 @@ async fn run(
         // Its coordinator, too, reads the partitions of the node's own tasks in memory.
         worker.attach(&mut ctx.state_ref().write());
     }
-    let mut server = FlightSqlServer::new(Arc::new(SharedCatalogs::new(ctx)))
+    let sessions = Arc::new(SharedCatalogs::new(ctx));
+    let pg = pg.map(|pg| (pg, PgServer::new(sessions.clone(), users.clone())));
+    let mut server = FlightSqlServer::new(sessions)
         .with_users(users)
         .with_session_limits(limits)
         .with_query_admission(config.server.admission)
@@ -167,19 +192,30 @@ async fn run(
         };
         server = server.with_tls(read(cert)?, read(key)?);
     }
-    let Some(http) = http else {
-        return server.serve(listener, shutdown).await;
-    };
-    // Both ports stop on the same signal.
+    // Every port stops on the same signal.
     let shutdown = shutdown.shared();
-    let http = crate::http::serve(
-        http,
-        ctx.clone(),
-        config.cluster.is_some(),
-        shutdown.clone(),
-    );
-    let (flight, http) = tokio::join!(server.serve(listener, shutdown), http);
-    flight.and(http)
+    let http = async {
+        match http {
+            Some(http) => {
+                crate::http::serve(
+                    http,
+                    ctx.clone(),
+                    config.cluster.is_some(),
+                    shutdown.clone(),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    let pg = async {
+        match pg {
+            Some((listener, pg)) => pg.serve(listener, shutdown.clone()).await,
+            None => Ok(()),
+        }
+    };
+    let (flight, http, pg) = tokio::join!(server.serve(listener, shutdown.clone()), http, pg);
+    flight.and(http).and(pg)
 }
 
 /// The node's worker behind its Flight SQL service: task tickets and the end-of-query action

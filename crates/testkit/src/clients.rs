@@ -1,5 +1,5 @@
-//! The Python Flight SQL clients (ADBC, pyarrow) that tests drive, from the virtual environment
-//! `scripts/setup.sh` creates.
+//! The Python clients tests drive (Flight SQL: ADBC, pyarrow; the PostgreSQL protocol: psycopg),
+//! from the virtual environment `scripts/setup.sh` creates.
 
 use std::path::PathBuf;
 
@@ -16,20 +16,23 @@ pub fn venv() -> PathBuf {
     cache.join("flotilla").join("venv")
 }
 
-/// The Python interpreter with `adbc_driver_flightsql` and `pyarrow` installed.
+/// The Python interpreter with `adbc_driver_flightsql`, `pyarrow` and `psycopg` installed.
 ///
 /// # Panics
 /// When the environment is missing, naming the command that creates it.
 pub fn python() -> PathBuf {
     let python = venv().join("bin").join("python");
     let ready = std::process::Command::new(&python)
-        .args(["-c", "import adbc_driver_flightsql.dbapi, pyarrow.flight"])
+        .args([
+            "-c",
+            "import adbc_driver_flightsql.dbapi, pyarrow.flight, psycopg",
+        ])
         .output()
         .is_ok_and(|out| out.status.success());
     assert!(
         ready,
-        "the Python Flight SQL clients are not installed at {}: run `bash scripts/setup.sh` \
-         (it creates the virtual environment with ADBC and pyarrow)",
+        "the Python clients are not installed at {}: run `bash scripts/setup.sh` (it creates \
+         the virtual environment with ADBC, pyarrow and psycopg)",
         python.display()
     );
     python

@@ -2,13 +2,18 @@
 //! split into stages run by two workers (each built like `flotilla serve` builds its own).
 
 use crate::flightsql::{Served, serve_config};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::SessionContext;
 use flotilla::config::{ClusterConfig, Config, Peers};
 use flotilla::session::{build_context, worker};
+use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_distributed::LocalhostCluster;
+use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName, catalog_of};
 use flotilla_testkit::assert_same_rows;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// TPC-H at SF 0.1 in SQLite and Parquet.
 fn data() -> &'static PathBuf {
@@ -139,6 +144,138 @@ async fn a_federated_postgres_table_joins_parquet_across_nodes() {
          WHERE c_acctbal > 0 GROUP BY c_mktsegment ORDER BY c_mktsegment"
     );
     check_federated_join_across_nodes(&base, &sql, "pg").await;
+}
+
+/// The real PostgreSQL source, noting every statement it runs on its node.
+#[derive(Debug)]
+struct Noting {
+    inner: Arc<dyn Source>,
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Source for Noting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn identity(&self) -> &SourceIdentity {
+        self.inner.identity()
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        self.inner.dialect()
+    }
+
+    async fn schemas(&self) -> flotilla_common::Result<Vec<String>> {
+        self.inner.schemas().await
+    }
+
+    async fn tables(&self) -> flotilla_common::Result<Vec<TableName>> {
+        self.inner.tables().await
+    }
+
+    async fn describe(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> flotilla_common::Result<Option<RemoteTable>> {
+        self.inner.describe(schema, table).await
+    }
+
+    fn execute(
+        &self,
+        sql: &str,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> datafusion::common::Result<SendableRecordBatchStream> {
+        self.sent.lock().unwrap().push(sql.to_string());
+        self.inner.execute(sql, schema, batch_size)
+    }
+}
+
+/// A big PostgreSQL table read in key ranges by a cluster: the ranges are shared out among the
+/// stage's tasks, so each node runs some of the statements, and the rows equal one node's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgres_table_read_in_key_ranges_is_spread_over_the_nodes() {
+    let server = flotilla_testkit::postgres();
+    let schema = server.load_tpch(0.1).unwrap();
+    let text = format!(
+        "{}\n[sources.pg]\nkind = \"postgres\"\nurl = \"{}\"\n\n[session.options]\n\
+         \"flotilla.federation.partition_rows\" = \"10000\"\n\
+         \"datafusion.execution.target_partitions\" = \"4\"\n",
+        config_text(),
+        server.url()
+    );
+    let base = Config::parse(&text, "test.toml", Path::new(".")).unwrap();
+    let mut nodes = Vec::new();
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        let node = build_context(&base).await.unwrap();
+        let pg = PostgresSource::new("pg", &server.url(), PostgresOptions::default()).unwrap();
+        let noted = Arc::new(Mutex::new(Vec::new()));
+        let source = Noting {
+            inner: Arc::new(pg),
+            sent: Arc::clone(&noted),
+        };
+        node.register_catalog("pg", catalog_of(Arc::new(source)).await.unwrap());
+        nodes.push(node);
+        sent.push(noted);
+    }
+    let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], &base).unwrap())
+        .await
+        .unwrap();
+    let mut distributed = base.clone();
+    distributed.cluster = Some(ClusterConfig {
+        peers: Peers::Static(cluster.urls().to_vec()),
+        tls_root_cert: None,
+        secret_env: None,
+    });
+    let coordinator = fanned_out(&distributed).await;
+    let sql = format!(
+        "SELECT o_orderpriority, count(*) AS orders, sum(o_totalprice) AS total \
+         FROM pg.{schema}.orders JOIN lake.public.customer ON o_custkey = c_custkey \
+         WHERE c_mktsegment = 'BUILDING' GROUP BY o_orderpriority ORDER BY o_orderpriority"
+    );
+    let text = plan_text(&coordinator, &sql).await;
+    let network = text.find("Network").expect("a distributed plan");
+    let scan = text
+        .lines()
+        .find(|l| l.contains("FederatedScanExec") && l.contains("orders"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(network < text.find(scan).unwrap(), "{text}");
+    let ranges = scan
+        .split("partitions=[")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .map_or(0, |ranges| ranges.split(';').count());
+
+    let single = build_context(&base).await.unwrap();
+    let expected = rows(&single, &sql).await;
+    let actual = rows(&coordinator, &sql).await;
+    assert_eq!(expected.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+    assert_same_rows(&expected, &actual, true);
+
+    // Each node ran some of the range statements, and together every one.
+    let ran: Vec<Vec<String>> = sent
+        .iter()
+        .map(|noted| {
+            noted
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|sql| sql.contains("\"orders\""))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    assert!(
+        ran.iter().all(|statements| !statements.is_empty()),
+        "statements by node: {ran:#?}\n{text}"
+    );
+    let distinct: std::collections::BTreeSet<&String> = ran.iter().flatten().collect();
+    assert!(distinct.len() >= 4, "{ran:#?}");
+    assert!(ranges >= 4, "not read in 4 key ranges:\n{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -20,6 +20,8 @@ pub(crate) struct Served {
     pub(crate) uri: String,
     /// `host:port` of the HTTP port (`[server] http_listen`), when configured.
     pub(crate) http: Option<String>,
+    /// `host:port` of the PostgreSQL port (`[server] pg_listen`), when configured.
+    pub(crate) pg: Option<String>,
     pub(crate) child: Child,
 }
 
@@ -67,6 +69,7 @@ pub(crate) fn serve_with(mut command: Command, text: &str, listen: &str) -> Serv
     let mut served = Served {
         uri: String::new(),
         http: None,
+        pg: None,
         child,
     };
     let stderr = served.child.stderr.take().unwrap();
@@ -88,6 +91,11 @@ pub(crate) fn serve_with(mut command: Command, text: &str, listen: &str) -> Serv
                 .split("http://")
                 .nth(1)
                 .and_then(|address| address.split('/').next())
+                .map(str::to_string);
+            served.pg = rest
+                .split("PostgreSQL protocol on ")
+                .nth(1)
+                .and_then(|address| address.split_whitespace().next())
                 .map(str::to_string);
             return served;
         }

@@ -10,4 +10,5 @@ mod influxdb;
 mod mixed;
 mod netns;
 mod operations;
+mod pgwire;
 mod statistics;

@@ -1,0 +1,320 @@
+//! The PostgreSQL port of `flotilla serve` (`[server] pg_listen`), driven by real clients: psql
+//! (Debian's `postgresql-client`) and psycopg 3.
+
+use crate::common;
+use crate::flightsql::{Served, serve};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const PG_PORT: &str = "[server]\npg_listen = \"127.0.0.1:0\"\n";
+
+/// One open node with the PostgreSQL port, shared by the tests of this module.
+fn open_node() -> &'static Served {
+    static NODE: OnceLock<Served> = OnceLock::new();
+    NODE.get_or_init(|| serve(PG_PORT, &[]))
+}
+
+fn host_port(served: &Served) -> (String, String) {
+    let address = served
+        .pg
+        .as_deref()
+        .expect("serve names its PostgreSQL port");
+    let (host, port) = address.rsplit_once(':').unwrap();
+    (host.to_string(), port.to_string())
+}
+
+/// Runs `sql` with psql (unaligned, no headers, `|` between columns); returns its rows.
+fn psql(served: &Served, user: &str, sql: &str) -> Result<Vec<Vec<String>>, String> {
+    let (host, port) = host_port(served);
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-h", &host, "-p", &port, "-U", user, "-d", "flotilla", "-c", sql,
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("psql runs (apt-get install postgresql-client: scripts/setup.sh)");
+    let (stdout, stderr) = common::text(&out);
+    if !out.status.success() {
+        return Err(stderr);
+    }
+    Ok(stdout
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| line.split('|').map(str::to_string).collect())
+        .collect())
+}
+
+/// Runs a check of the psycopg script; returns its JSON.
+fn psycopg(check: &str, conninfo: &str, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/pg_client.py");
+    let out = Command::new(flotilla_testkit::clients::python())
+        .arg(&script)
+        .args([check, conninfo])
+        .args(args)
+        .output()
+        .expect("python runs");
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{check} failed:\n{stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{check}: not JSON ({e}):\n{stdout}\n{stderr}"))
+}
+
+fn conninfo(served: &Served, extra: &str) -> String {
+    let (host, port) = host_port(served);
+    format!("host={host} port={port} dbname=flotilla user=test {extra}")
+}
+
+/// The demo's Parquet files in a plain DataFusion session: the reference.
+async fn parquet() -> SessionContext {
+    let ctx = SessionContext::new();
+    let dir = common::demo_data().join("parquet");
+    for table in [
+        "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
+    ] {
+        ctx.register_parquet(
+            table,
+            dir.join(format!("{table}.parquet")).to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    ctx
+}
+
+/// The rows of `batches` as text, NULL as the empty string (as psql prints them).
+fn as_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let options = FormatOptions::default().with_null("");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let columns: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            rows.push(columns.iter().map(|c| c.value(row).to_string()).collect());
+        }
+    }
+    rows
+}
+
+/// Rows equal, numbers compared as numbers (PostgreSQL's text of a numeric may carry more or
+/// fewer trailing zeros than Arrow's).
+fn assert_same_text(expected: &[Vec<String>], actual: &[Vec<String>], what: &str) {
+    assert_eq!(
+        expected.len(),
+        actual.len(),
+        "{what}: row count\n{actual:?}"
+    );
+    for (e, a) in expected.iter().zip(actual) {
+        assert_eq!(e.len(), a.len(), "{what}: columns of {a:?}");
+        for (e, a) in e.iter().zip(a) {
+            let same = match (e.parse::<f64>(), a.parse::<f64>()) {
+                (Ok(e), Ok(a)) => (e - a).abs() <= 1e-9 * e.abs().max(1.0),
+                _ => e == a,
+            };
+            assert!(same, "{what}: {e} != {a}\nrow {a:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_runs_tpch_q1_and_q3_like_datafusion_over_parquet() {
+    let node = open_node();
+    let reference = parquet().await;
+    for n in [1, 3] {
+        let sql = common::tpch_query(n);
+        let expected = as_text(&reference.sql(&sql).await.unwrap().collect().await.unwrap());
+        let actual = psql(node, "test", &sql).unwrap_or_else(|e| panic!("q{n}: {e}"));
+        assert!(!expected.is_empty());
+        assert_same_text(&expected, &actual, &format!("q{n}"));
+    }
+    // A SQLite table joined with a Parquet one, and EXPLAIN showing the SQL sent.
+    let sql = "SELECT c_mktsegment, count(*) FROM shop.main.customer \
+               JOIN lake.public.orders ON c_custkey = o_custkey \
+               GROUP BY c_mktsegment ORDER BY c_mktsegment";
+    let expected = as_text(
+        &reference
+            .sql(
+                "SELECT c_mktsegment, count(*) FROM customer JOIN orders ON c_custkey = o_custkey \
+                 GROUP BY c_mktsegment ORDER BY c_mktsegment",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap(),
+    );
+    assert_same_text(&expected, &psql(node, "test", sql).unwrap(), "join");
+    let explained = psql(node, "test", &format!("EXPLAIN {sql}")).unwrap();
+    let text = format!("{explained:?}");
+    assert!(text.contains("FederatedScanExec"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_statements_write_and_errors_leave_the_connection_usable() {
+    let node = open_node();
+    // Several statements in one simple query; a session table lives as long as the session.
+    let rows = psql(
+        node,
+        "test",
+        "CREATE TABLE datafusion.public.t AS VALUES (1, 'a'), (2, NULL); \
+         INSERT INTO datafusion.public.t VALUES (3, 'c'); \
+         SELECT column1, column2 FROM datafusion.public.t ORDER BY column1",
+    )
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["1".to_string(), "a".to_string()],
+            vec!["2".to_string(), String::new()],
+            vec!["3".to_string(), "c".to_string()],
+        ]
+    );
+    // SQL PREPARE / EXECUTE, and a transaction's statements (applied as they run).
+    let rows = psql(
+        node,
+        "test",
+        "PREPARE p(INT) AS SELECT n_name FROM nation WHERE n_nationkey = $1; EXECUTE p(7)",
+    )
+    .unwrap();
+    assert_eq!(rows, vec![vec!["GERMANY".to_string()]]);
+    let rows = psql(
+        node,
+        "test",
+        "BEGIN; SET extra_float_digits = 3; SELECT 7; COMMIT",
+    )
+    .unwrap();
+    assert_eq!(rows, vec![vec!["7".to_string()]]);
+    // A bad statement is an error with a SQLSTATE; the server goes on.
+
+    let error = psql(node, "test", "SELECT * FROM no_such_table").unwrap_err();
+    assert!(error.contains("no_such_table"), "{error}");
+    let error = psql(node, "test", "SELEC 1").unwrap_err();
+    assert!(error.contains("ERROR"), "{error}");
+    assert_eq!(psql(node, "test", "SELECT 1 + 1").unwrap(), vec![vec!["2"]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_prepares_statements_with_parameters_of_several_types() {
+    let node = open_node();
+    let out = psycopg("prepared", &conninfo(node, ""), &[]);
+    let reference = parquet().await;
+    let mut expected = Vec::new();
+    for (low, not, limit) in [(3, "CHINA", 4), (20, "X", 100), (30, "X", 1)] {
+        let sql = format!(
+            "SELECT n_nationkey, n_name FROM nation WHERE n_nationkey >= {low} \
+             AND n_name <> '{not}' ORDER BY n_nationkey LIMIT {limit}"
+        );
+        expected.push(as_text(
+            &reference.sql(&sql).await.unwrap().collect().await.unwrap(),
+        ));
+    }
+    let results: Vec<Vec<Vec<String>>> = serde_json::from_value(out["results"].clone()).unwrap();
+    assert_eq!(results, expected, "{out}");
+    assert_eq!(results[2], Vec::<Vec<String>>::new());
+    assert_eq!(
+        out["typed"],
+        serde_json::json!(["42", "2.5", "hi!", "2024-02-29"]),
+        "{out}"
+    );
+    let rows = psycopg(
+        "query",
+        &conninfo(node, ""),
+        &["SELECT count(*) FROM lineitem"],
+    );
+    let expected = as_text(
+        &reference
+            .sql("SELECT count(*) FROM lineitem")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows["rows"], serde_json::json!(expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_log_in_with_their_password_and_a_wrong_one_is_refused() {
+    let node = serve(
+        &format!(
+            "{PG_PORT}\n[[server.users]]\nname = \"ann\"\npassword_env = \"FLOTILLA_TEST_PG_PASSWORD\"\n"
+        ),
+        &[("FLOTILLA_TEST_PG_PASSWORD", "s3cret")],
+    );
+    let (host, port) = host_port(&node);
+    let base = format!("host={host} port={port} dbname=flotilla");
+    let ok = psycopg("login", &format!("{base} user=ann password=s3cret"), &[]);
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["row"], serde_json::json!(["1"]));
+    // libpq reports a refused login as a connection failure, with the server's FATAL message.
+    for conninfo in [
+        format!("{base} user=ann password=guess"),
+        format!("{base} user=bob password=s3cret"),
+    ] {
+        let refused = psycopg("login", &conninfo, &[]);
+        assert_eq!(refused["ok"], false, "{refused}");
+        let error = refused["error"].as_str().unwrap().to_lowercase();
+        assert!(
+            error.contains("password authentication failed"),
+            "{refused}"
+        );
+    }
+    // psql, too, and a node with users still serves the right one.
+    let (host, port) = host_port(&node);
+    let out = Command::new("psql")
+        .args([
+            "-X", "-w", "-h", &host, "-p", &port, "-U", "ann", "-d", "x", "-c", "SELECT 1",
+        ])
+        .env("PGPASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out).1.contains("authentication failed"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_huge_messages_end_only_their_connection() {
+    let node = open_node();
+    let address = node.pg.clone().unwrap();
+    let exchange = |bytes: &[u8]| {
+        let mut socket = TcpStream::connect(&address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = socket.write_all(bytes);
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer);
+        answer
+    };
+    // Random bytes where a startup packet belongs.
+    exchange(b"\x00\x00\x00\x10garbage garbage!");
+    // A startup packet of an unknown protocol version (9.9).
+    let mut startup = Vec::new();
+    startup.extend_from_slice(&16i32.to_be_bytes());
+    startup.extend_from_slice(&((9 << 16) | 9i32).to_be_bytes());
+    startup.extend_from_slice(b"user\0\0\0\0");
+    exchange(&startup);
+    // A startup packet claiming a length of 1 GB.
+    exchange(&0x4000_0000i32.to_be_bytes());
+    // The server still answers everyone else.
+    assert_eq!(
+        psql(node, "test", "SELECT 40 + 2").unwrap(),
+        vec![vec!["42"]]
+    );
+}

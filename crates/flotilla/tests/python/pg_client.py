@@ -1,0 +1,61 @@
+"""psycopg 3 against a node's PostgreSQL port: one check per run, its result as JSON on stdout.
+
+    python pg_client.py CHECK CONNINFO [ARGS...]
+
+Checks:
+  query SQL            rows of SQL (simple protocol, text), values as strings (None for NULL)
+  prepared             the same statement with parameters of several types, prepared once and run
+                       with different values (extended protocol, server-side prepare)
+  login                connects and runs SELECT 1 (exit code 1 with the error when refused)
+"""
+
+import json
+import sys
+
+import psycopg
+
+
+def text(value):
+    return None if value is None else str(value)
+
+
+def main():
+    check, conninfo = sys.argv[1], sys.argv[2]
+    args = sys.argv[3:]
+    if check == "login":
+        try:
+            with psycopg.connect(conninfo, connect_timeout=10) as conn:
+                row = conn.execute("SELECT 1").fetchone()
+            print(json.dumps({"ok": True, "row": [text(v) for v in row]}))
+        except psycopg.Error as e:
+            print(json.dumps({"ok": False, "sqlstate": e.sqlstate, "error": str(e)}))
+        return
+    with psycopg.connect(conninfo, connect_timeout=10, autocommit=True) as conn:
+        if check == "query":
+            # The simple protocol: no parameters, every statement as written.
+            cur = conn.cursor()
+            cur.execute(args[0].encode(), prepare=False)
+            print(json.dumps({
+                "columns": [d.name for d in cur.description],
+                "rows": [[text(v) for v in row] for row in cur.fetchall()],
+            }))
+        elif check == "prepared":
+            sql = ("SELECT n_nationkey, n_name FROM nation "
+                   "WHERE n_nationkey >= %s AND n_name <> %s ORDER BY n_nationkey LIMIT %s")
+            results = []
+            for values in [(3, "CHINA", 4), (20, "X", 100), (30, "X", 1)]:
+                # prepare=True: Parse once, then Bind/Execute with each set of values.
+                rows = conn.execute(sql, values, prepare=True).fetchall()
+                results.append([[text(v) for v in row] for row in rows])
+            binary = conn.cursor(binary=True)
+            typed = binary.execute(
+                "SELECT %s::int + 1, %s::double precision * 2, %s::text || '!', %s::date",
+                (41, 1.25, "hi", "2024-02-29"),
+            ).fetchone()
+            print(json.dumps({"results": results, "typed": [text(v) for v in typed]}))
+        else:
+            raise SystemExit(f"unknown check {check}")
+
+
+if __name__ == "__main__":
+    main()

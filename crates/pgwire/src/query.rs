@@ -1,0 +1,410 @@
+//! Statements over the simple and the extended query protocol, run in the connection's session.
+//!
+//! ```text
+//!  Query "s1; s2"        ──▶ each statement: plan ──▶ run ──▶ rows or a command tag; the first
+//!                            error ends the list (as PostgreSQL does)
+//!  Parse "… $1 …"        ──▶ Planned: the logical plan and its parameters' inferred types
+//!  Bind (values)         ──▶ params.rs: each value as its parameter's type
+//!  Describe / Execute    ──▶ the plan's columns / the plan with the values put in, run
+//! ```
+//!
+//! SQL is parsed in PostgreSQL's dialect whatever the session's `datafusion.sql_parser.dialect`:
+//! these clients write PostgreSQL.
+
+use crate::errors::{query_error, user_error};
+use crate::login::session_of;
+use crate::params::bind;
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::logical_expr::{
+    DdlStatement, LogicalPlan, Statement, TransactionAccessMode, TransactionConclusion,
+    TransactionEnd, TransactionIsolationLevel, TransactionStart, WriteOp,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::sqlparser::ast::Statement as Sql;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use futures::{Sink, StreamExt, stream};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::types::format::FormatOptions;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// A statement prepared with Parse: its plan (`None`: an empty statement) and the inferred
+/// types of its parameters `$1`, `$2`, … in order (`None` where nothing says).
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    plan: Option<LogicalPlan>,
+    parameters: Vec<Option<DataType>>,
+}
+
+/// Both query protocols.
+pub(crate) struct Queries;
+
+/// The statements of `sql`, parsed as PostgreSQL.
+fn parse(sql: &str) -> PgWireResult<Vec<datafusion::sql::parser::Statement>> {
+    DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
+        .map(Vec::from)
+        .map_err(query_error)
+}
+
+async fn plan(
+    ctx: &SessionContext,
+    statement: datafusion::sql::parser::Statement,
+) -> PgWireResult<LogicalPlan> {
+    // DataFusion does not plan PostgreSQL's `BEGIN`; transaction statements are written here.
+    if let datafusion::sql::parser::Statement::Statement(sql) = &statement {
+        let end = |conclusion| {
+            Ok(LogicalPlan::Statement(Statement::TransactionEnd(
+                TransactionEnd {
+                    conclusion,
+                    chain: false,
+                },
+            )))
+        };
+        match sql.as_ref() {
+            Sql::StartTransaction { .. } => {
+                return Ok(LogicalPlan::Statement(Statement::TransactionStart(
+                    TransactionStart {
+                        access_mode: TransactionAccessMode::ReadWrite,
+                        isolation_level: TransactionIsolationLevel::ReadCommitted,
+                    },
+                )));
+            }
+            Sql::Commit { .. } => return end(TransactionConclusion::Commit),
+            Sql::Rollback { .. } => return end(TransactionConclusion::Rollback),
+            _ => {}
+        }
+    }
+    ctx.state()
+        .statement_to_plan(statement)
+        .await
+        .map_err(query_error)
+}
+
+/// The inferred types of `plan`'s parameters, `$1` first.
+fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
+    let types = plan.get_parameter_types().map_err(query_error)?;
+    let mut numbered: Vec<(usize, Option<DataType>)> = types
+        .into_iter()
+        .filter_map(|(name, data_type)| {
+            let n = name.strip_prefix('$')?.parse::<usize>().ok()?;
+            Some((n, data_type))
+        })
+        .collect();
+    numbered.sort_by_key(|(n, _)| *n);
+    let count = numbered.last().map_or(0, |(n, _)| *n);
+    let mut ordered = vec![None; count];
+    for (n, data_type) in numbered {
+        if n >= 1 {
+            ordered[n - 1] = data_type;
+        }
+    }
+    Ok(ordered)
+}
+
+/// The columns of `schema` as PostgreSQL fields in `format`; a format list of the wrong length
+/// is the client's error, not a panic.
+fn fields(
+    schema: &Schema,
+    format: &Format,
+    options: Arc<FormatOptions>,
+) -> PgWireResult<Vec<FieldInfo>> {
+    if let Format::Individual(codes) = format
+        && codes.len() != schema.fields().len()
+    {
+        return Err(user_error(
+            "08P01",
+            &format!(
+                "{} result format codes for {} columns",
+                codes.len(),
+                schema.fields().len()
+            ),
+        ));
+    }
+    arrow_schema_to_pg_fields(schema, format, Some(options))
+}
+
+/// Whether `plan` answers with rows (else with a command tag). `EXECUTE name(…)` answers with
+/// the rows of the statement prepared as `name`.
+fn returns_rows(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Statement(statement) => matches!(statement, Statement::Execute(_)),
+        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Copy(_) => false,
+        _ => true,
+    }
+}
+
+/// The command tag PostgreSQL sends after a statement that returns no rows.
+fn tag_of(plan: &LogicalPlan) -> &'static str {
+    match plan {
+        LogicalPlan::Dml(dml) => match dml.op {
+            WriteOp::Insert(_) => "INSERT",
+            WriteOp::Update => "UPDATE",
+            WriteOp::Delete => "DELETE",
+            WriteOp::Ctas => "SELECT",
+            WriteOp::Truncate => "TRUNCATE TABLE",
+            _ => "OK",
+        },
+        LogicalPlan::Ddl(ddl) => match ddl {
+            DdlStatement::CreateExternalTable(_) | DdlStatement::CreateMemoryTable(_) => {
+                "CREATE TABLE"
+            }
+            DdlStatement::CreateView(_) => "CREATE VIEW",
+            DdlStatement::CreateCatalogSchema(_) => "CREATE SCHEMA",
+            DdlStatement::CreateCatalog(_) => "CREATE DATABASE",
+            DdlStatement::CreateIndex(_) => "CREATE INDEX",
+            DdlStatement::DropTable(_) => "DROP TABLE",
+            DdlStatement::DropView(_) => "DROP VIEW",
+            DdlStatement::DropCatalogSchema(_) => "DROP SCHEMA",
+            DdlStatement::CreateFunction(_) => "CREATE FUNCTION",
+            DdlStatement::DropFunction(_) => "DROP FUNCTION",
+        },
+        LogicalPlan::Statement(statement) => match statement {
+            Statement::TransactionStart(_) => "BEGIN",
+            Statement::TransactionEnd(_) => "COMMIT",
+            Statement::SetVariable(_) => "SET",
+            Statement::ResetVariable(_) => "RESET",
+            Statement::Prepare(_) => "PREPARE",
+            Statement::Execute(_) => "EXECUTE",
+            Statement::Deallocate(_) => "DEALLOCATE",
+        },
+        LogicalPlan::Copy(_) => "COPY",
+        _ => "SELECT",
+    }
+}
+
+/// Runs `plan` in `ctx`: rows stream in `format`; other statements run to the end and answer
+/// with their tag (with the rows written, for writes).
+async fn run(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    format: &Format,
+    options: Arc<FormatOptions>,
+) -> PgWireResult<Response> {
+    // Flotilla has no transactions: each statement takes effect as it runs. BEGIN, COMMIT and
+    // ROLLBACK are accepted so that clients that wrap statements in them (psycopg, JDBC with
+    // autocommit off) work.
+    if let LogicalPlan::Statement(statement) = &plan {
+        match statement {
+            Statement::TransactionStart(_) => {
+                return Ok(Response::TransactionStart(Tag::new("BEGIN")));
+            }
+            Statement::TransactionEnd(end) => {
+                let tag = match end.conclusion {
+                    TransactionConclusion::Commit => "COMMIT",
+                    TransactionConclusion::Rollback => "ROLLBACK",
+                };
+                return Ok(Response::TransactionEnd(Tag::new(tag)));
+            }
+            Statement::SetVariable(set) if !set.variable.contains('.') => {
+                // A PostgreSQL setting DataFusion has no counterpart of (extra_float_digits,
+                // client_encoding …, which drivers set on connecting) is accepted and ignored;
+                // one it knows (time zone) is set.
+                let _ = flotilla_federation::execute_logical_plan(ctx, plan.clone()).await;
+                return Ok(Response::Execution(Tag::new("SET")));
+            }
+            _ => {}
+        }
+    }
+    let rows = returns_rows(&plan);
+    let tag = tag_of(&plan);
+    let insert = matches!(&plan, LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)));
+    let counts = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_))
+        || matches!(plan, LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_)));
+    let frame = flotilla_federation::execute_logical_plan(ctx, plan)
+        .await
+        .map_err(query_error)?;
+    if !rows {
+        let batches = frame.collect().await.map_err(query_error)?;
+        let written = batches
+            .first()
+            .and_then(|batch| batch.column_by_name("count"))
+            .and_then(|count| count.as_any().downcast_ref::<UInt64Array>().cloned())
+            .filter(|count| !count.is_empty())
+            .map(|count| count.value(0) as usize);
+        let mut tag = Tag::new(tag);
+        if insert {
+            // An INSERT's tag carries an oid (always 0) before the row count.
+            tag = tag.with_oid(0);
+        }
+        if let (true, Some(written)) = (counts, written) {
+            tag = tag.with_rows(written);
+        }
+        return Ok(Response::Execution(tag));
+    }
+    let fields = Arc::new(fields(frame.schema().as_arrow(), format, options)?);
+    let batches = frame.execute_stream().await.map_err(query_error)?;
+    let encoded = Arc::clone(&fields);
+    let rows = batches
+        .map(move |batch| {
+            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match batch {
+                Ok(batch) => encode_recordbatch(Arc::clone(&encoded), batch),
+                Err(e) => Box::new(std::iter::once(Err(query_error(e)))),
+            };
+            stream::iter(rows)
+        })
+        .flatten();
+    Ok(Response::Query(QueryResponse::new(fields, rows)))
+}
+
+fn format_options<C: ClientInfo>(client: &C) -> Arc<FormatOptions> {
+    Arc::new(FormatOptions::from_client_metadata(client.metadata()))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let connection = session_of(client)?;
+        let options = format_options(client);
+        let mut responses = Vec::new();
+        for statement in parse(query)? {
+            let outcome = match plan(&connection.ctx, statement).await {
+                Ok(plan) => {
+                    run(
+                        &connection.ctx,
+                        plan,
+                        &Format::UnifiedText,
+                        Arc::clone(&options),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(response) => responses.push(response),
+                // The statements after a failed one do not run.
+                Err(PgWireError::UserError(info)) => {
+                    responses.push(Response::Error(info));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if responses.is_empty() {
+            responses.push(Response::EmptyQuery);
+        }
+        Ok(responses)
+    }
+}
+
+/// Plans statements for Parse and describes them.
+pub(crate) struct Parser;
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Planned;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Planned>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let connection = session_of(client)?;
+        let mut statements = parse(sql)?;
+        if statements.len() > 1 {
+            return Err(user_error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        let plan = plan(&connection.ctx, statement).await?;
+        let parameters = parameter_types(&plan)?;
+        Ok(Some(Planned {
+            plan: Some(plan),
+            parameters,
+        }))
+    }
+
+    fn get_parameter_types(&self, statement: &Planned) -> PgWireResult<Vec<Type>> {
+        statement
+            .parameters
+            .iter()
+            .map(|data_type| match data_type {
+                Some(data_type) => into_pg_type(data_type),
+                None => Ok(Type::UNKNOWN),
+            })
+            .collect()
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Planned,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match &statement.plan {
+            Some(plan) if returns_rows(plan) => fields(
+                plan.schema().as_arrow(),
+                format.unwrap_or(&Format::UnifiedText),
+                Arc::new(FormatOptions::default()),
+            ),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = Planned;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        Arc::new(Parser)
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Planned>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Planned>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let connection = session_of(client)?;
+        let statement = &portal.statement.statement;
+        let Some(plan) = &statement.plan else {
+            return Ok(Response::EmptyQuery);
+        };
+        let plan = if statement.parameters.is_empty() {
+            plan.clone()
+        } else {
+            let values = bind(portal, &statement.parameters)?;
+            plan.clone()
+                .replace_params_with_values(&values)
+                .map_err(query_error)?
+        };
+        run(
+            &connection.ctx,
+            plan,
+            &portal.result_column_format,
+            format_options(client),
+        )
+        .await
+    }
+}
