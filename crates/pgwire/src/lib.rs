@@ -6,6 +6,7 @@
 //!                    ├ login.rs: the user's password checked against [[server.users]]
 //!                    │           (cleartext password message), then a session from the
 //!                    │           node's SessionProvider, kept with the connection
+//!                    ├ limits.rs: cancel requests, the statement timeout, the memory limit
 //!                    └ query.rs: simple query  — each statement planned and run in turn
 //!                                extended query — Parse plans once (parameter types inferred),
 //!                                Bind fills `$n` (params.rs), Execute runs and streams rows
@@ -16,16 +17,21 @@
 //! into a source reaches its database, as over Flight SQL. Errors carry a SQLSTATE derived from
 //! the error's kind (`errors.rs`); a bad message ends that connection only.
 //!
-//! Not yet: TLS, SCRAM-SHA-256, cancel requests, `pg_catalog` for psql's `\d` commands, the
-//! node's query limits (statement timeout, memory, admission) on this port.
+//! A statement stops on the client's cancel request and at the session's
+//! `flotilla.statement_timeout`, and holds at most `flotilla.query_memory_limit` (`limits.rs`).
+//!
+//! Not yet: TLS, SCRAM-SHA-256, `pg_catalog` for psql's `\d` commands, and the node's
+//! `max_concurrent_queries` on this port.
 
 mod errors;
+mod limits;
 mod login;
 mod params;
 mod query;
 
 use flotilla_common::Result;
 use flotilla_flightsql::{SessionProvider, User};
+use limits::Cancels;
 use login::Login;
 use pgwire::api::PgWireServerHandlers;
 use query::Queries;
@@ -41,6 +47,7 @@ pub struct PgServer {
 struct Handlers {
     login: Arc<Login>,
     queries: Arc<Queries>,
+    cancels: Arc<Cancels>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -55,16 +62,22 @@ impl PgWireServerHandlers for Handlers {
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         Arc::clone(&self.login)
     }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::clone(&self.cancels)
+    }
 }
 
 impl PgServer {
     /// A server whose connections get sessions from `sessions`; with `users`, a connection must
     /// log in as one of them (none: anyone may connect, as over Flight SQL).
     pub fn new(sessions: Arc<dyn SessionProvider>, users: Vec<User>) -> Self {
+        let cancels = Arc::new(Cancels::default());
         Self {
             handlers: Arc::new(Handlers {
-                login: Arc::new(Login::new(sessions, users)),
+                login: Arc::new(Login::new(sessions, users, Arc::clone(&cancels))),
                 queries: Arc::new(Queries),
+                cancels,
             }),
         }
     }

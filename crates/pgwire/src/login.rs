@@ -10,6 +10,7 @@
 //! ```
 
 use crate::errors::user_error;
+use crate::limits::{Canceller, Cancels, Registration};
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
 use flotilla_flightsql::{SessionProvider, User};
@@ -30,6 +31,10 @@ use std::sync::Arc;
 /// A connection's session, kept in its extensions from login to close.
 pub(crate) struct Connection {
     pub ctx: SessionContext,
+    /// Cancel requests naming this connection.
+    pub canceller: Canceller,
+    /// Keeps the connection known to cancel requests until it closes.
+    _registration: Registration,
 }
 
 /// The session of `client`'s connection.
@@ -42,17 +47,23 @@ pub(crate) fn session_of<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc
 
 pub(crate) struct Login {
     sessions: Arc<dyn SessionProvider>,
+    cancels: Arc<Cancels>,
     users: Arc<Vec<User>>,
     keys: RandomPidSecretKeyGenerator,
     parameters: DefaultServerParameterProvider,
 }
 
 impl Login {
-    pub fn new(sessions: Arc<dyn SessionProvider>, users: Vec<User>) -> Self {
+    pub fn new(
+        sessions: Arc<dyn SessionProvider>,
+        users: Vec<User>,
+        cancels: Arc<Cancels>,
+    ) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = format!("16.0 (Flotilla {})", env!("CARGO_PKG_VERSION"));
         Self {
             sessions,
+            cancels,
             users: Arc::new(users),
             keys: RandomPidSecretKeyGenerator::default(),
             parameters,
@@ -70,8 +81,13 @@ impl Login {
             .sessions
             .new_session()
             .map_err(|e| user_error("53000", &format!("cannot open a session: {e}")))?;
-        client.session_extensions().insert(Connection { ctx });
         let (pid, secret_key) = self.keys.generate(client);
+        let (canceller, registration) = self.cancels.register(pid, secret_key.clone());
+        client.session_extensions().insert(Connection {
+            ctx,
+            canceller,
+            _registration: registration,
+        });
         client.set_pid_and_secret_key(pid, secret_key);
         finish_authentication(client, &self.parameters).await
     }

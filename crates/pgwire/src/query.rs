@@ -12,7 +12,8 @@
 //! these clients write PostgreSQL.
 
 use crate::errors::{query_error, user_error};
-use crate::login::session_of;
+use crate::limits::Watch;
+use crate::login::{Connection, session_of};
 use crate::params::bind;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::ast::Statement as Sql;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use flotilla_common::options::QueryLimits;
 use futures::{Sink, StreamExt, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -186,11 +188,12 @@ fn tag_of(plan: &LogicalPlan) -> &'static str {
 /// Runs `plan` in `ctx`: rows stream in `format`; other statements run to the end and answer
 /// with their tag (with the rows written, for writes).
 async fn run(
-    ctx: &SessionContext,
+    connection: &Connection,
     plan: LogicalPlan,
     format: &Format,
     options: Arc<FormatOptions>,
 ) -> PgWireResult<Response> {
+    let ctx = &connection.ctx;
     // Flotilla has no transactions: each statement takes effect as it runs. BEGIN, COMMIT and
     // ROLLBACK are accepted so that clients that wrap statements in them (psycopg, JDBC with
     // autocommit off) work.
@@ -216,16 +219,26 @@ async fn run(
             _ => {}
         }
     }
+    let mut watch = Watch::start(
+        &connection.canceller,
+        &QueryLimits::of(ctx.state_ref().read().config_options()),
+    );
     let rows = returns_rows(&plan);
     let tag = tag_of(&plan);
     let insert = matches!(&plan, LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)));
     let counts = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_))
         || matches!(plan, LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_)));
-    let frame = flotilla_federation::execute_logical_plan(ctx, plan)
-        .await
-        .map_err(query_error)?;
+    let frame = watch
+        .guard(async {
+            flotilla_federation::execute_logical_plan(ctx, plan)
+                .await
+                .map_err(query_error)
+        })
+        .await?;
     if !rows {
-        let batches = frame.collect().await.map_err(query_error)?;
+        let batches = watch
+            .guard(async { frame.collect().await.map_err(query_error) })
+            .await?;
         let written = batches
             .first()
             .and_then(|batch| batch.column_by_name("count"))
@@ -243,13 +256,13 @@ async fn run(
         return Ok(Response::Execution(tag));
     }
     let fields = Arc::new(fields(frame.schema().as_arrow(), format, options)?);
-    let batches = frame.execute_stream().await.map_err(query_error)?;
+    let batches = crate::limits::execute(frame, watch).await?;
     let encoded = Arc::clone(&fields);
     let rows = batches
         .map(move |batch| {
             let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match batch {
                 Ok(batch) => encode_recordbatch(Arc::clone(&encoded), batch),
-                Err(e) => Box::new(std::iter::once(Err(query_error(e)))),
+                Err(e) => Box::new(std::iter::once(Err(e))),
             };
             stream::iter(rows)
         })
@@ -277,7 +290,7 @@ impl SimpleQueryHandler for Queries {
             let outcome = match plan(&connection.ctx, statement).await {
                 Ok(plan) => {
                     run(
-                        &connection.ctx,
+                        &connection,
                         plan,
                         &Format::UnifiedText,
                         Arc::clone(&options),
@@ -400,7 +413,7 @@ impl ExtendedQueryHandler for Queries {
                 .map_err(query_error)?
         };
         run(
-            &connection.ctx,
+            &connection,
             plan,
             &portal.result_column_format,
             format_options(client),

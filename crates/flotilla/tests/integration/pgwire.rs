@@ -35,7 +35,18 @@ fn host_port(served: &Served) -> (String, String) {
 fn psql(served: &Served, user: &str, sql: &str) -> Result<Vec<Vec<String>>, String> {
     let (host, port) = host_port(served);
     let out = Command::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-F",
+            "|",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+        ])
         .args([
             "-h", &host, "-p", &port, "-U", user, "-d", "flotilla", "-c", sql,
         ])
@@ -203,6 +214,15 @@ async fn psql_statements_write_and_errors_leave_the_connection_usable() {
     assert!(error.contains("no_such_table"), "{error}");
     let error = psql(node, "test", "SELEC 1").unwrap_err();
     assert!(error.contains("ERROR"), "{error}");
+    // Over the session's memory limit: the query fails with insufficient_resources.
+    let error = psql(
+        node,
+        "test",
+        "SET flotilla.query_memory_limit = '256K'; \
+         SELECT count(*) FROM lineitem a JOIN lineitem b ON a.l_comment = b.l_comment",
+    )
+    .unwrap_err();
+    assert!(error.contains("53000"), "{error}");
     assert_eq!(psql(node, "test", "SELECT 1 + 1").unwrap(), vec![vec!["2"]]);
 }
 
@@ -244,6 +264,30 @@ async fn psycopg_prepares_statements_with_parameters_of_several_types() {
             .unwrap(),
     );
     assert_eq!(rows["rows"], serde_json::json!(expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_and_the_statement_timeout_stop_a_long_query() {
+    let node = open_node();
+    let out = psycopg("stop", &conninfo(node, ""), &[]);
+    assert_eq!(out["cancel"]["sqlstate"], "57014", "{out}");
+    assert!(
+        out["cancel"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("user request"),
+        "{out}"
+    );
+    assert_eq!(out["after_cancel"], "1", "{out}");
+    assert_eq!(out["timeout"]["sqlstate"], "57014", "{out}");
+    assert!(
+        out["timeout"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("flotilla.statement_timeout"),
+        "{out}"
+    );
+    assert_eq!(out["after_timeout"], "2", "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

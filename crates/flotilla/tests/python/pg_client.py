@@ -7,10 +7,14 @@ Checks:
   prepared             the same statement with parameters of several types, prepared once and run
                        with different values (extended protocol, server-side prepare)
   login                connects and runs SELECT 1 (exit code 1 with the error when refused)
+  stop                 a long query cancelled by the client after a second, then one stopped by
+                       flotilla.statement_timeout; the connection keeps working after each
 """
 
 import json
 import sys
+import threading
+import time
 
 import psycopg
 
@@ -53,6 +57,28 @@ def main():
                 (41, 1.25, "hi", "2024-02-29"),
             ).fetchone()
             print(json.dumps({"results": results, "typed": [text(v) for v in typed]}))
+        elif check == "stop":
+            long = "SELECT count(*) FROM generate_series(1, 100000000000)"
+            outcome = {}
+            canceller = threading.Timer(1.0, conn.cancel_safe)
+            canceller.start()
+            started = time.monotonic()
+            try:
+                conn.execute(long)
+                outcome["cancel"] = "finished"
+            except psycopg.Error as e:
+                outcome["cancel"] = {"sqlstate": e.sqlstate, "error": str(e),
+                                     "seconds": time.monotonic() - started}
+            canceller.join()
+            outcome["after_cancel"] = text(conn.execute("SELECT 1").fetchone()[0])
+            conn.execute("SET flotilla.statement_timeout = '300ms'")
+            try:
+                conn.execute(long)
+                outcome["timeout"] = "finished"
+            except psycopg.Error as e:
+                outcome["timeout"] = {"sqlstate": e.sqlstate, "error": str(e)}
+            outcome["after_timeout"] = text(conn.execute("SELECT 2").fetchone()[0])
+            print(json.dumps(outcome))
         else:
             raise SystemExit(f"unknown check {check}")
 
