@@ -332,13 +332,7 @@ pub fn output_rows(plan: &LogicalPlan, inputs: &[Estimate]) -> f64 {
 /// give every key column's distinct values, their product (the keys taken as independent),
 /// at most `rows`; otherwise a tenth of the rows.
 fn groups(input: &LogicalPlan, keys: &[Expr], rows: f64) -> f64 {
-    let distinct: Option<f64> = keys
-        .iter()
-        .map(|key| {
-            let (table, c) = origin_of(input, key)?;
-            table.remote().column_estimate(c)?.distinct
-        })
-        .product();
+    let distinct: Option<f64> = keys.iter().map(|key| key_distinct(input, key)).product();
     match distinct {
         Some(groups) => groups.clamp(1.0, rows.max(1.0)),
         None => groups_unknown(rows),

@@ -69,9 +69,7 @@ pub struct FederatedScan {
 impl FederatedScan {
     /// The estimated rows, when known.
     pub fn row_estimate(&self) -> Option<usize> {
-        self.statistics
-            .as_ref()
-            .and_then(|statistics| statistics.num_rows.get_value().copied())
+        crate::stats::rows(self.statistics.as_deref())
     }
 }
 
@@ -294,9 +292,7 @@ impl FederatedScanExec {
 
     /// The estimated rows, when known.
     pub fn row_estimate(&self) -> Option<usize> {
-        self.statistics
-            .as_ref()
-            .and_then(|statistics| statistics.num_rows.get_value().copied())
+        crate::stats::rows(self.statistics.as_deref())
     }
 
     /// The names of the SQL's result columns, when known.

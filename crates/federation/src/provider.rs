@@ -61,13 +61,17 @@ impl TableProvider for FederatedTable {
             Some(p) => Arc::new(self.remote().arrow_schema.project(p)?),
             None => Arc::clone(&self.remote().arrow_schema),
         };
+        let statistics = crate::stats::of_table(
+            self.remote(),
+            projection.map(|p| p.as_slice()),
+            filters.len(),
+            limit,
+        )
+        .map(Arc::new);
         // A big read of the table goes in key ranges, in parallel.
         let mut partitions = Vec::new();
         if let (Some(key), None) = (&self.remote().split_key, limit) {
-            let rows = self
-                .remote()
-                .row_estimate
-                .map(|rows| crate::split::filtered_rows(rows, filters.len()));
+            let rows = crate::stats::rows(statistics.as_deref());
             let n = crate::split::partition_count(state.config_options(), rows);
             if n > 1 {
                 partitions = key
@@ -96,15 +100,7 @@ impl TableProvider for FederatedTable {
                     opaque: query.opaque,
                 })
                 .with_partitions(partitions)
-                .with_statistics(
-                    crate::stats::of_table(
-                        self.remote(),
-                        projection.map(|p| p.as_slice()),
-                        filters.len(),
-                        limit,
-                    )
-                    .map(Arc::new),
-                ),
+                .with_statistics(statistics),
         ))
     }
 

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
 use datafusion::common::ScalarValue;
-use datafusion::common::stats::{Precision, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
@@ -97,48 +96,6 @@ pub struct ColumnEstimate {
 }
 
 impl RemoteTable {
-    /// The table's statistics as DataFusion keeps them: every figure inexact, unknown where the
-    /// source said nothing.
-    pub fn statistics(&self) -> Statistics {
-        let schema = &self.arrow_schema;
-        let mut statistics = Statistics::new_unknown(schema);
-        let rows = match self.row_estimate {
-            Some(rows) => rows,
-            None => return statistics,
-        };
-        statistics.num_rows = Precision::Inexact(rows);
-        for (column, estimate) in statistics
-            .column_statistics
-            .iter_mut()
-            .zip(&self.column_estimates)
-        {
-            let count = |share: f64| Precision::Inexact((rows as f64 * share).round() as usize);
-            if let Some(share) = estimate.null_fraction {
-                column.null_count = count(share.clamp(0.0, 1.0));
-            }
-            if let Some(distinct) = estimate.distinct {
-                column.distinct_count =
-                    Precision::Inexact(distinct.round().min(rows as f64) as usize);
-            }
-            if let Some(min) = &estimate.min {
-                column.min_value = Precision::Inexact(min.clone());
-            }
-            if let Some(max) = &estimate.max {
-                column.max_value = Precision::Inexact(max.clone());
-            }
-            if let Some(width) = estimate.width {
-                column.byte_size = count(width.max(0.0));
-            }
-        }
-        let bytes: Option<usize> = statistics
-            .column_statistics
-            .iter()
-            .map(|column| column.byte_size.get_value().copied())
-            .sum();
-        statistics.total_byte_size = bytes.map_or(Precision::Absent, Precision::Inexact);
-        statistics
-    }
-
     /// What the source's statistics say of column `c`, where they say anything.
     pub fn column_estimate(&self, c: usize) -> Option<&ColumnEstimate> {
         self.column_estimates.get(c)

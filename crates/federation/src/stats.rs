@@ -1,5 +1,5 @@
-//! What a federated scan returns, for DataFusion's planner: its table's statistics (see
-//! [`RemoteTable::statistics`](crate::source::RemoteTable::statistics)) carried through the
+//! What a federated scan returns, for DataFusion's planner: its table's statistics (the source's
+//! row estimate and [`ColumnEstimate`](crate::source::ColumnEstimate)s) carried through the
 //! filters, projections and limit the scan's SQL applies.
 //!
 //! ```text
@@ -83,7 +83,7 @@ pub fn of_table(
     filters: usize,
     fetch: Option<usize>,
 ) -> Option<Statistics> {
-    let statistics = table.statistics();
+    let statistics = of_remote(table);
     let all = *statistics.num_rows.get_value()?;
     let statistics = summed(statistics.project(projection.as_ref()));
     let rows = filtered_rows(all, filters);
@@ -93,6 +93,39 @@ pub fn of_table(
     } else {
         keep_rows(&statistics, rows)
     })
+}
+
+/// `table`'s statistics as DataFusion keeps them: every figure inexact, unknown where the
+/// source said nothing (the total byte size is left to [`summed`]).
+fn of_remote(table: &RemoteTable) -> Statistics {
+    let mut statistics = Statistics::new_unknown(&table.arrow_schema);
+    let Some(rows) = table.row_estimate else {
+        return statistics;
+    };
+    statistics.num_rows = Precision::Inexact(rows);
+    let count = |share: f64| Precision::Inexact((rows as f64 * share).round() as usize);
+    for (column, estimate) in statistics
+        .column_statistics
+        .iter_mut()
+        .zip(&table.column_estimates)
+    {
+        if let Some(share) = estimate.null_fraction {
+            column.null_count = count(share.clamp(0.0, 1.0));
+        }
+        if let Some(distinct) = estimate.distinct {
+            column.distinct_count = Precision::Inexact(distinct.round().min(rows as f64) as usize);
+        }
+        if let Some(min) = &estimate.min {
+            column.min_value = Precision::Inexact(min.clone());
+        }
+        if let Some(max) = &estimate.max {
+            column.max_value = Precision::Inexact(max.clone());
+        }
+        if let Some(width) = estimate.width {
+            column.byte_size = count(width.max(0.0));
+        }
+    }
+    statistics
 }
 
 /// `statistics` with its byte size the sum of its columns' (unknown unless every column's is
@@ -106,6 +139,11 @@ fn summed(mut statistics: Statistics) -> Statistics {
         .sum();
     statistics.total_byte_size = bytes.map_or(Precision::Absent, Precision::Inexact);
     statistics
+}
+
+/// The rows `statistics` estimates, if any.
+pub fn rows(statistics: Option<&Statistics>) -> Option<usize> {
+    statistics.and_then(|statistics| statistics.num_rows.get_value().copied())
 }
 
 /// `statistics` for `rows` of its rows, taken evenly: NULL counts and byte sizes shrink in

@@ -41,7 +41,7 @@ pub mod session;
 pub use fallback::FlightFallback;
 pub use limits::QueryAdmission;
 pub use password::Password;
-pub use registry::RegistryLimits;
+pub use registry::{RegistryLimits, positional_parameters};
 pub use server::FlightSqlServer;
 pub use serving::{FlightOptions, with_service_options};
 pub use session::{SessionLimits, SessionProvider, SharedCatalogs, User};

@@ -58,21 +58,22 @@ pub(crate) struct Prepared {
     last_used: Mutex<Instant>,
 }
 
-impl Prepared {
-    /// Prepares `plan` in `session`, returning rows of schema `dataset`; finds its parameters.
-    pub fn new(
-        session: Arc<Session>,
-        plan: LogicalPlan,
-        dataset: SchemaRef,
-    ) -> datafusion::error::Result<Self> {
-        let mut parameters: Vec<(usize, String, DataType)> = Vec::new();
-        // SQL's own `PREPARE name AS …` keeps its parameters for `EXECUTE name(…)`: the
-        // statement itself takes none.
-        let own_parameters = match &plan {
-            LogicalPlan::Statement(_) => Default::default(),
-            plan => plan.get_parameter_types()?,
-        };
-        for (name, data_type) in own_parameters {
+/// The parameters `plan` takes, by position (`$1` first), with the types inferred for them
+/// (`None` where nothing says). SQL's own `PREPARE name AS …` keeps its parameters for
+/// `EXECUTE name(…)`: the statement itself takes none.
+///
+/// # Errors
+/// A parameter that is not positional (`$name`).
+pub fn positional_parameters(
+    plan: &LogicalPlan,
+) -> datafusion::error::Result<Vec<(usize, Option<DataType>)>> {
+    if let LogicalPlan::Statement(_) = plan {
+        return Ok(Vec::new());
+    }
+    let mut parameters = plan
+        .get_parameter_types()?
+        .into_iter()
+        .map(|(name, data_type)| {
             let position = name
                 .strip_prefix('$')
                 .and_then(|n| n.parse::<usize>().ok())
@@ -82,12 +83,29 @@ impl Prepared {
                          ($1, $2, … or ?)"
                     ))
                 })?;
-            parameters.push((position, name, data_type.unwrap_or(DataType::Null)));
-        }
-        parameters.sort();
-        let fields: Vec<Field> = parameters
+            Ok((position, data_type))
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    parameters.sort_by_key(|(position, _)| *position);
+    Ok(parameters)
+}
+
+impl Prepared {
+    /// Prepares `plan` in `session`, returning rows of schema `dataset`; finds its parameters.
+    pub fn new(
+        session: Arc<Session>,
+        plan: LogicalPlan,
+        dataset: SchemaRef,
+    ) -> datafusion::error::Result<Self> {
+        let fields: Vec<Field> = positional_parameters(&plan)?
             .into_iter()
-            .map(|(_, name, data_type)| Field::new(name, data_type, true))
+            .map(|(position, data_type)| {
+                Field::new(
+                    format!("${position}"),
+                    data_type.unwrap_or(DataType::Null),
+                    true,
+                )
+            })
             .collect();
         Ok(Self {
             session,

@@ -28,6 +28,7 @@ use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::ast::Statement as Sql;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use flotilla_common::options::QueryLimits;
+use flotilla_flightsql::positional_parameters;
 use futures::{Sink, StreamExt, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -93,22 +94,22 @@ async fn plan(
         .map_err(query_error)
 }
 
-/// The inferred types of `plan`'s parameters, `$1` first.
+/// The inferred types of `plan`'s parameters, `$1` first; a position the statement skips
+/// counts too (as PostgreSQL counts `$3` as the third parameter), untyped.
 fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
-    let types = plan.get_parameter_types().map_err(query_error)?;
-    let mut numbered: Vec<(usize, Option<DataType>)> = types
-        .into_iter()
-        .filter_map(|(name, data_type)| {
-            let n = name.strip_prefix('$')?.parse::<usize>().ok()?;
-            Some((n, data_type))
-        })
-        .collect();
-    numbered.sort_by_key(|(n, _)| *n);
+    let numbered = positional_parameters(plan).map_err(query_error)?;
     let count = numbered.last().map_or(0, |(n, _)| *n);
+    // A Bind message counts its values in 16 bits.
+    if count > usize::from(u16::MAX) {
+        return Err(user_error(
+            "54000",
+            &format!("${count}: a statement takes at most 65535 parameters"),
+        ));
+    }
     let mut ordered = vec![None; count];
     for (n, data_type) in numbered {
-        if n >= 1 {
-            ordered[n - 1] = data_type;
+        if let Some(slot) = n.checked_sub(1).and_then(|i| ordered.get_mut(i)) {
+            *slot = data_type;
         }
     }
     Ok(ordered)

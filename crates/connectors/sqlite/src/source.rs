@@ -200,7 +200,13 @@ impl SqliteSource {
             let rows = self.row_estimate(conn, schema, table);
             let estimates = match rows {
                 Some(rows) => {
-                    self.column_estimates(conn, schema, table, &fields, &opaque, &indexed, rows)
+                    // Only index-leading columns SQLite orders as DataFusion does are read.
+                    let readable: Vec<bool> = opaque
+                        .iter()
+                        .zip(&indexed)
+                        .map(|(&opaque, &indexed)| indexed && !opaque)
+                        .collect();
+                    self.column_estimates(conn, (schema, table), &fields, &readable, rows)
                 }
                 None => Vec::new(),
             };
@@ -220,17 +226,20 @@ impl SqliteSource {
     }
 }
 
+/// The `INTEGER PRIMARY KEY` column of table `?1` in schema `?2`, if it has one: an alias of
+/// the rowid.
+const ROWID_COLUMN: &str = "SELECT name FROM pragma_table_info(?1, ?2) WHERE pk = 1 \
+                            AND upper(type) = 'INTEGER' \
+                            AND (SELECT count(*) FROM pragma_table_info(?1, ?2) WHERE pk > 0) = 1";
+
 impl SqliteSource {
     /// The columns an index of the table starts with (its primary key's included), and an
     /// `INTEGER PRIMARY KEY` (the rowid): SQLite looks rows up by them instead of scanning.
     fn index_leaders(&self, conn: &rusqlite::Connection, schema: &str, table: &str) -> Vec<String> {
         let indexes = "SELECT ii.name FROM pragma_index_list(?1, ?2) AS il, \
                        pragma_index_info(il.name, ?2) AS ii WHERE ii.seqno = 0";
-        let rowid = "SELECT name FROM pragma_table_info(?1, ?2) WHERE pk = 1 \
-                     AND upper(type) = 'INTEGER' \
-                     AND (SELECT count(*) FROM pragma_table_info(?1, ?2) WHERE pk > 0) = 1";
         let mut leaders = Vec::new();
-        for sql in [indexes, rowid] {
+        for sql in [indexes, ROWID_COLUMN] {
             let names: rusqlite::Result<Vec<String>> = conn
                 .prepare(sql)
                 .and_then(|mut s| s.query_map([table, schema], |r| r.get(0))?.collect());
@@ -244,15 +253,12 @@ impl SqliteSource {
     /// a lookup in the index, never a scan): the smallest and largest value, and — where the
     /// database was analyzed (`sqlite_stat1`) or the column is the rowid — the distinct values.
     /// Columns whose values SQLite orders differently from DataFusion (`opaque`) get nothing.
-    #[allow(clippy::too_many_arguments)]
     fn column_estimates(
         &self,
         conn: &rusqlite::Connection,
-        schema: &str,
-        table: &str,
+        (schema, table): (&str, &str),
         fields: &[Field],
-        opaque: &[bool],
-        indexed: &[bool],
+        readable: &[bool],
         rows: usize,
     ) -> Vec<ColumnEstimate> {
         let q = |s: &str| self.dialect.quote_identifier(s);
@@ -270,13 +276,7 @@ impl SqliteSource {
             })
             .unwrap_or_default();
         let rowid: Option<String> = conn
-            .query_row(
-                "SELECT name FROM pragma_table_info(?1, ?2) WHERE pk = 1 \
-                 AND upper(type) = 'INTEGER' \
-                 AND (SELECT count(*) FROM pragma_table_info(?1, ?2) WHERE pk > 0) = 1",
-                [table, schema],
-                |r| r.get(0),
-            )
+            .query_row(ROWID_COLUMN, [table, schema], |r| r.get(0))
             .ok();
         let bound = |function: &str, column: &str, field: &Field| {
             let sql = format!(
@@ -296,9 +296,9 @@ impl SqliteSource {
         };
         fields
             .iter()
-            .zip(opaque.iter().zip(indexed))
-            .map(|(field, (&opaque, &indexed))| {
-                if opaque || !indexed {
+            .zip(readable)
+            .map(|(field, &readable)| {
+                if !readable {
                     return ColumnEstimate::default();
                 }
                 let name = field.name();

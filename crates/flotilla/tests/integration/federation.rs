@@ -89,7 +89,7 @@ async fn run(ctx: &SessionContext, sql: &str) -> (Vec<RecordBatch>, Arc<dyn Exec
 }
 
 /// The result of `sql` (e.g. an `EXPLAIN`) as table text.
-async fn result_text(ctx: &SessionContext, sql: &str) -> String {
+pub(crate) async fn result_text(ctx: &SessionContext, sql: &str) -> String {
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     datafusion::arrow::util::pretty::pretty_format_batches(&batches)
         .unwrap()

@@ -5,12 +5,12 @@
 //! every fourth row (10 distinct values, 250 NULLs), `d` a date of 100 distinct days from
 //! 2020-01-01, `s` text.
 
+use crate::federation::result_text;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_federation::{ColumnEstimate, FederatedTable, Source, catalog_of, federated_context};
-use flotilla_testkit::plans::plan_text;
 use std::sync::Arc;
 
 /// A session with `source` as catalog `db`, showing statistics in `EXPLAIN`.
@@ -62,23 +62,13 @@ fn estimate<'a>(estimates: &'a [(String, ColumnEstimate)], column: &str) -> &'a 
         .1
 }
 
-/// The statistics line of the one federated scan in `EXPLAIN sql`.
+/// The statistics line of the one federated scan in `EXPLAIN sql` (the session shows
+/// statistics).
 async fn scan_statistics(ctx: &SessionContext, sql: &str) -> String {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    let text = datafusion::physical_plan::displayable(plan.as_ref())
-        .set_show_statistics(true)
-        .indent(false)
-        .to_string();
-    let explained = plan_text(&plan);
+    let text = result_text(ctx, &format!("EXPLAIN {sql}")).await;
     text.lines()
         .find(|l| l.contains("FederatedScanExec"))
-        .unwrap_or_else(|| panic!("no federated scan:\n{explained}"))
+        .unwrap_or_else(|| panic!("no federated scan:\n{text}"))
         .to_string()
 }
 
