@@ -86,6 +86,86 @@ pub fn pushed_whole(plan: &str) -> bool {
         })
 }
 
+/// The SQL of each federated scan in a plan's text (its `sql=` field).
+pub fn scan_sql(plan: &str) -> Vec<String> {
+    const NEXT: [&str; 4] = [", partitions=[", ", join_keys=[", ", sent=", ", cost="];
+    plan.lines()
+        .filter_map(|line| {
+            line.split_once("FederatedScanExec: source=")?
+                .1
+                .split_once(", sql=")
+        })
+        .map(|(_, rest)| {
+            let end = NEXT.iter().filter_map(|m| rest.find(m)).min();
+            rest[..end.unwrap_or(rest.len())].to_string()
+        })
+        .collect()
+}
+
+/// `sql` without the table aliases the SQL writer qualifies columns with (`t3."a"` → `"a"`),
+/// for tests that look for a condition whatever alias its table got.
+pub fn without_aliases(sql: &str) -> String {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < sql.len() {
+        let starts_word = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if starts_word && bytes[i] == b't' {
+            let digits = bytes[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if digits > 0 && bytes.get(i + 1 + digits) == Some(&b'.') {
+                i += digits + 2;
+                continue;
+            }
+        }
+        let c = sql[i..].chars().next().unwrap_or(' ');
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// How many derived tables (`FROM (SELECT …)`, `JOIN (SELECT …)`) a statement has.
+pub fn derived_tables(sql: &str) -> usize {
+    let words: Vec<String> = sql
+        .to_ascii_uppercase()
+        .replace('(', " ( ")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    words
+        .windows(3)
+        .filter(|w| (w[0] == "FROM" || w[0] == "JOIN") && w[1] == "(" && w[2] == "SELECT")
+        .count()
+}
+
+/// How many subqueries (`(SELECT …)`, including a `WITH` query's) a statement has.
+pub fn subqueries(sql: &str) -> usize {
+    let words: Vec<String> = sql
+        .to_ascii_uppercase()
+        .replace('(', " ( ")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "(" && w[1] == "SELECT")
+        .count()
+}
+
+/// For TPC-H query `n` pushed whole (`plan` its text): what is wrong when the SQL sent has
+/// more derived tables than the query has subqueries — the SQL writer nests a SELECT only
+/// where SQL's clause order needs it.
+pub fn too_many_derived_tables(n: usize, plan: &str) -> Option<String> {
+    let allowed = subqueries(&tpch_query(n));
+    let sql = scan_sql(plan).join("\n");
+    let derived = derived_tables(&sql);
+    (derived > allowed)
+        .then(|| format!("q{n}: {derived} derived tables for {allowed} subqueries:\n{sql}"))
+}
+
 /// Runs `sql`, returning its batches and physical plan; panics with the query on error.
 pub async fn run(
     ctx: &SessionContext,

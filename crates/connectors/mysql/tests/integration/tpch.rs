@@ -2,7 +2,9 @@
 //! in Parquet, and is pushed whole unless a capability forbids it (listed below, with why).
 
 use crate::common::{context, plan_text, pushed_whole, run, server};
-use flotilla_testkit::plans::{register_tpch_from, tpch_parquet_context, tpch_query};
+use flotilla_testkit::plans::{
+    register_tpch_from, too_many_derived_tables, tpch_parquet_context, tpch_query,
+};
 use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
 use flotilla_tpch::Table;
 
@@ -60,6 +62,9 @@ async fn tpch_in_mariadb_is_correct_and_pushed_whole_where_mariadb_can() {
         let expected_whole = !NOT_WHOLE.iter().any(|(q, _)| *q == n);
         if pushed_whole(&plan) != expected_whole {
             unexpected.push(format!("q{n} (expected whole: {expected_whole}):\n{plan}"));
+        }
+        if expected_whole {
+            unexpected.extend(too_many_derived_tables(n, &plan));
         }
     }
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
