@@ -46,6 +46,7 @@ pub mod cost;
 pub mod dialect;
 pub mod exec;
 pub mod keys;
+mod names;
 pub mod planner;
 mod provider;
 pub mod sink;
@@ -77,7 +78,13 @@ use std::sync::Arc;
 
 /// Adds federation to a session being built: the [`FederationPlanner`], the join-key pushdown
 /// rule ([`exec::JoinKeyPushdown`]) and the `flotilla.federation.*` options. Everything else stays vanilla DataFusion.
-pub fn with_federation(builder: SessionStateBuilder) -> SessionStateBuilder {
+/// It also guards DataFusion's filter pushdown against projections with two outputs of one
+/// name ([`names`]).
+pub fn with_federation(mut builder: SessionStateBuilder) -> SessionStateBuilder {
+    let optimizer = builder
+        .physical_optimizers()
+        .get_or_insert_with(Default::default);
+    names::DistinctNames::guard(&mut optimizer.rules);
     builder
         .with_query_planner(Arc::new(FederationPlanner))
         .with_physical_optimizer_rule(Arc::new(exec::JoinKeyPushdown))

@@ -93,6 +93,16 @@ impl Writer<'_> {
         }
     }
 
+    /// Whether `expr` is a column that is a bare column reference where it comes from (see
+    /// [`Item::column`]).
+    pub(super) fn names_column(&self, expr: &Expr, scope: &Scope) -> bool {
+        match (expr, scope) {
+            (Expr::Column(_), Scope::Table { .. }) => true,
+            (Expr::Column(c), Scope::Items { .. }) => scope.item(c).is_some_and(|item| item.column),
+            _ => false,
+        }
+    }
+
     /// Whether `expr` is a column whose expression is a literal (see [`Item::constant`]).
     pub(super) fn names_constant(&self, expr: &Expr, scope: &Scope) -> bool {
         match expr {

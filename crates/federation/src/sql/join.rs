@@ -2,6 +2,10 @@
 //! one (`a JOIN b ON … JOIN c ON …`); semi and anti joins become `[NOT] EXISTS (…)` or
 //! `[NOT] IN (…)` conditions of the preserved side.
 //!
+//! A NULL-extended side whose columns are computed (`coalesce(x, 0) AS c`) stays a derived
+//! table: above the join, the expression would be computed on the NULL-extended rows instead
+//! of being NULL there.
+//!
 //! An input's WHERE conditions move to where they keep their meaning: to the statement's
 //! WHERE for a side whose rows the join never extends with NULLs, into the ON clause of the
 //! NULL-extended side of a LEFT or RIGHT join, and nowhere for a FULL join (that side stays a
@@ -47,11 +51,14 @@ impl Writer<'_> {
         // Whose WHERE conditions may not move to the statement's WHERE.
         let left_extended = matches!(kind, JoinType::Right | JoinType::Full);
         let right_extended = matches!(kind, JoinType::Left | JoinType::Full);
-        if !left.is_plain() || (left_extended && !left.filters.is_empty()) {
+        let columns_only = |select: &Select| select.items.iter().all(|item| item.column);
+        if !left.is_plain() || (left_extended && (!left.filters.is_empty() || !columns_only(&left)))
+        {
             left = self.wrap(left);
         }
         if !right.is_plain()
             || right.joined
+            || (right_extended && !columns_only(&right))
             || (kind == JoinType::Full && !right.filters.is_empty())
         {
             right = self.wrap(right);
@@ -155,6 +162,7 @@ impl Writer<'_> {
                 name: "k".into(),
                 opaque: false,
                 constant: false,
+                column: false,
             }];
             inner.order_by.clear();
             inner.distinct = false;

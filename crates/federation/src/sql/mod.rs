@@ -135,6 +135,7 @@ impl<'a> Writer<'a> {
                 name: field.name().clone(),
                 opaque,
                 constant: false,
+                column: true,
             })
             .collect();
         // Filters refer to the table's columns without qualifier.
@@ -235,6 +236,7 @@ impl<'a> Writer<'a> {
             name,
             opaque,
             constant: matches!(expr, Expr::Literal(..)) || self.names_constant(expr, scope),
+            column: matches!(expr, Expr::Column(_)) && self.names_column(expr, scope),
         })
     }
 
@@ -306,11 +308,18 @@ impl<'a> Writer<'a> {
             select = self.wrap(select);
         }
         let scope = Scope::of(a.input.schema(), &select.items);
+        // A literal key does not divide the groups, and `GROUP BY 1` would mean the first
+        // column: it is left out. Only literal keys would turn the groups into one group over
+        // all rows, which an empty input still has.
         let keys = a
             .group_expr
             .iter()
+            .filter(|e| !is_literal(e))
             .map(|e| self.key(e, &scope))
             .collect::<Option<Vec<_>>>()?;
+        if keys.is_empty() && !a.group_expr.is_empty() {
+            return None;
+        }
         let exprs: Vec<Expr> = a.group_expr.iter().chain(&a.aggr_expr).cloned().collect();
         let mut items = self.items(&exprs, &a.schema, a.input.schema(), &select)?;
         for item in &mut items {
@@ -410,6 +419,7 @@ impl<'a> Writer<'a> {
                 name: name.clone(),
                 opaque: false,
                 constant: false,
+                column: false,
             });
         }
         for (item, name) in select.items.iter_mut().zip(names) {
@@ -443,12 +453,21 @@ impl<'a> Writer<'a> {
                 name,
                 opaque: false,
                 constant: false,
+                column: true,
             })
             .collect();
         Some(Select::new(
             format!("({}) AS {alias}", parts.join(" UNION ALL ")),
             items,
         ))
+    }
+}
+
+fn is_literal(expr: &Expr) -> bool {
+    match expr {
+        Expr::Alias(Alias { expr, .. }) => is_literal(expr),
+        Expr::Literal(..) => true,
+        _ => false,
     }
 }
 

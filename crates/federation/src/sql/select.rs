@@ -21,6 +21,11 @@ pub(super) struct Item {
     /// A literal: as a GROUP BY or ORDER BY key it would be read as a column position or
     /// refused, so such a key makes the input a derived table first.
     pub constant: bool,
+    /// A bare column reference (`t0."a"`): NULL on the rows an outer join extends with NULLs,
+    /// as the column of a derived table would be. Any other expression (`coalesce(t0."a",
+    /// 0)`) would be computed on those rows, so an outer join's NULL-extended side keeps such
+    /// items inside a derived table.
+    pub column: bool,
 }
 
 /// A SELECT statement and what each of its clauses holds.
@@ -150,6 +155,7 @@ impl Writer<'_> {
                 name: item.name.clone(),
                 opaque: item.opaque,
                 constant: false,
+                column: true,
             })
             .collect();
         Select::new(format!("({}) AS {alias}", self.render(&select)), items)

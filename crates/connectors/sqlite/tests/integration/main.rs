@@ -4,3 +4,4 @@ mod constructs;
 mod discovery;
 mod errors;
 mod scan;
+mod writer_fuzz;
