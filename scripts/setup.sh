@@ -37,12 +37,13 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
-# The Python clients (Flight SQL: ADBC and pyarrow; PostgreSQL protocol: psycopg), in a virtual
+# The Python clients (Flight SQL: ADBC and pyarrow; PostgreSQL protocol: psycopg) and
+# kubernetes-validate (the deployment's manifests against Kubernetes' schemas), in a virtual
 # environment the test kit finds at the same path (crates/testkit/src/clients.rs). Versions are
 # pinned: ADBC checks result schemas exactly.
 venv="${FLOTILLA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/flotilla/venv}"
-python_packages=(adbc-driver-manager==1.13.0 adbc-driver-flightsql==1.13.0 pyarrow==26.0.1 "psycopg[binary]==3.3.9")
-if ! "$venv/bin/python" -c 'import adbc_driver_flightsql.dbapi, pyarrow.flight, psycopg' 2>/dev/null; then
+python_packages=(adbc-driver-manager==1.13.0 adbc-driver-flightsql==1.13.0 pyarrow==26.0.1 "psycopg[binary]==3.3.9" kubernetes-validate==1.34.1)
+if ! "$venv/bin/python" -c 'import adbc_driver_flightsql.dbapi, pyarrow.flight, psycopg, kubernetes_validate' 2>/dev/null; then
   echo "setup: creating $venv with ${python_packages[*]}"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"

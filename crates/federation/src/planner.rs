@@ -7,7 +7,8 @@
 //!
 //! The cut, bottom-up: a scan of a [`FederatedTable`] belongs to its source. A node can belong
 //! to a source when all its inputs belong to sources with the same identity and the node can be
-//! written as SQL for that source's dialect ([`Writer::plan`]). With
+//! written as SQL for that source's dialect ([`Writer::compose`], over its inputs' SQL as
+//! written for them: each node is written once). With
 //! `flotilla.federation.pushdown = all` it then does; with `cost` (the default) only when
 //! running it there and reading its rows is estimated no slower than reading its inputs at
 //! their best and running it here (see [`crate::cost`]; within [`PUSH_MARGIN`], pushed). Under
@@ -21,8 +22,7 @@ use crate::config::Pushdown;
 use crate::cost::{self, Estimate};
 use crate::exec::{FederatedScan, FederatedScanPlanner};
 use crate::source::Source;
-use crate::sql::OutputColumns;
-use crate::sql::Writer;
+use crate::sql::{OutputColumns, Writer, Written};
 use crate::table::FederatedTable;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -33,6 +33,8 @@ use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// A [`QueryPlanner`] that federates the plan, then plans it with DataFusion's planner.
@@ -46,13 +48,14 @@ impl QueryPlanner for FederationPlanner {
         plan: &LogicalPlan,
         session: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let cut = Cut::of(session.config().options());
-        if cut.pushdown == Pushdown::Cost {
+        let options = session.config().options();
+        let pushdown = crate::config::pushdown(options);
+        if pushdown == Pushdown::Cost {
             load_samples(plan).await;
         }
-        let plan = match cut.pushdown {
+        let plan = match pushdown {
             Pushdown::None => plan.clone(),
-            _ => cut.federate(plan)?,
+            _ => Cut::of(options).federate(plan)?,
         };
         DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(FederatedScanPlanner)])
             .create_physical_plan(&plan, session)
@@ -94,6 +97,7 @@ pub fn federate(plan: &LogicalPlan) -> Result<LogicalPlan> {
     Cut {
         pushdown: Pushdown::All,
         cores: 1,
+        aliases: Rc::default(),
     }
     .federate(plan)
 }
@@ -103,10 +107,12 @@ const PUSH_MARGIN: f64 = 1.05;
 
 /// How the plan is cut: the session's pushdown mode, and the cores DataFusion runs on (for the
 /// cost of running a part here).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Cut {
     pushdown: Pushdown,
     cores: usize,
+    /// The SQL writers' alias numbers: one sequence, so parts written apart can be combined.
+    aliases: Rc<Cell<usize>>,
 }
 
 /// What [`Cut::rewrite`] made of a sub-plan.
@@ -119,8 +125,11 @@ enum Rewritten {
 
 /// A sub-plan that can run whole in one source, with what each way of running it costs.
 struct Part {
-    /// The sub-plan as it is (written as SQL when pushed whole).
+    /// The sub-plan as it is.
     plan: LogicalPlan,
+    /// Its SQL, when the writer can express it (a bare table scan it cannot is left to its
+    /// table provider).
+    written: Option<Written>,
     source: Arc<dyn Source>,
     estimate: Estimate,
     /// Seconds to run it in the source and read its rows.
@@ -153,7 +162,7 @@ impl Part {
             Choice::Pushed { split, hinted } => (split, hinted),
         };
         if split.is_none() && above.is_none() && !hinted {
-            return wrap(self.plan, &self.source, None);
+            return wrap(self.plan, self.written, &self.source, None);
         }
         let mut choice = match split {
             _ if hinted => "pushed: source pushdown = all".to_string(),
@@ -167,7 +176,7 @@ impl Part {
         if let Some(above) = above {
             choice.push_str(&format!("; {above}"));
         }
-        wrap(self.plan, &self.source, Some(choice))
+        wrap(self.plan, self.written, &self.source, Some(choice))
     }
 }
 
@@ -187,6 +196,7 @@ impl Cut {
         Self {
             pushdown: crate::config::pushdown(options),
             cores: options.execution.target_partitions.max(1),
+            aliases: Rc::default(),
         }
     }
 
@@ -208,8 +218,10 @@ impl Cut {
                 return Ok(Rewritten::Here(plan.clone()));
             }
             let estimate = cost::estimate(plan, &[], &source.dialect().costs());
+            let written = Writer::sharing(source.as_ref(), &self.aliases).written(plan);
             return Ok(Rewritten::Pushable(Box::new(Part {
                 plan: plan.clone(),
+                written,
                 pushed: estimate.pushed(&source.dialect().costs()),
                 estimate,
                 source,
@@ -238,7 +250,17 @@ impl Cut {
             && parts
                 .iter()
                 .all(|part| part.source.identity() == parts[0].source.identity());
-        if same_source && Writer::new(parts[0].source.as_ref()).plan(plan).is_some() {
+        let written = match same_source {
+            true => parts
+                .iter()
+                .map(|part| part.written.clone())
+                .collect::<Option<Vec<_>>>()
+                .and_then(|inputs| {
+                    Writer::sharing(parts[0].source.as_ref(), &self.aliases).compose(plan, inputs)
+                }),
+            false => None,
+        };
+        if let Some(written) = written {
             let source = Arc::clone(&parts[0].source);
             let mode = self.pushdown.for_source(source.pushdown());
             let costs = source.dialect().costs();
@@ -252,6 +274,7 @@ impl Cut {
             if mode == Pushdown::All || pushed <= split_cost * PUSH_MARGIN {
                 return Ok(Rewritten::Pushable(Box::new(Part {
                     plan: plan.clone(),
+                    written: Some(written),
                     source,
                     estimate,
                     pushed,
@@ -270,6 +293,7 @@ impl Cut {
             let split = self.rebuild(plan, children, Some(&above))?;
             return Ok(Rewritten::Pushable(Box::new(Part {
                 plan: plan.clone(),
+                written: Some(written),
                 source,
                 estimate,
                 pushed,
@@ -325,14 +349,16 @@ fn node_name(plan: &LogicalPlan) -> String {
     }
 }
 
-/// Replaces `plan` (which runs whole in `source`) by a federated scan of its SQL. A plan the
-/// writer cannot express (only possible for a bare table scan) is left for its table provider.
+/// Replaces `plan` (which runs whole in `source`) by a federated scan of its SQL (`written`).
+/// A plan the writer cannot express (only possible for a bare table scan) is left for its
+/// table provider.
 fn wrap(
     plan: LogicalPlan,
+    written: Option<Written>,
     source: &Arc<dyn Source>,
     choice: Option<String>,
 ) -> Result<LogicalPlan> {
-    match Writer::new(source.as_ref()).plan(&plan) {
+    match written.map(|written| Writer::new(source.as_ref()).query(&written)) {
         Some(query) => Ok(LogicalPlan::Extension(Extension {
             node: Arc::new(FederatedScan {
                 source: Arc::clone(source),

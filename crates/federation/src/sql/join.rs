@@ -21,15 +21,13 @@ use datafusion::logical_expr::logical_plan::Join;
 use datafusion::logical_expr::{Expr, ExprSchemable};
 
 impl Writer<'_> {
-    pub(super) fn join(&self, join: &Join) -> Option<Select> {
+    pub(super) fn join(&self, join: &Join, left: Select, right: Select) -> Option<Select> {
         if !self.dialect.supports_join(join.join_type) {
             return None;
         }
         if self.dialect.join_needs_index() && !self.index_serves(join) {
             return None;
         }
-        let left = self.select(&join.left)?;
-        let right = self.select(&join.right)?;
         match join.join_type {
             JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
                 self.outer_join(join, left, right)

@@ -37,6 +37,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use expr::Scope;
 use select::{Item, Select};
 use std::cell::Cell;
+use std::rc::Rc;
 
 /// A complete SELECT statement and the names of its result columns.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,20 +57,32 @@ pub struct OutputColumns {
     pub opaque: Vec<bool>,
 }
 
+/// A sub-plan written as SQL and kept to be built on: [`Writer::compose`] writes a node over
+/// written inputs without writing them again, [`Writer::query`] gives the statement.
+#[derive(Debug, Clone)]
+pub struct Written(Select);
+
 /// Writes SQL for one source, in its dialect.
 pub struct Writer<'a> {
     dialect: &'a dyn Dialect,
     /// Only tables of sources with this identity may appear in the SQL.
     identity: &'a SourceIdentity,
-    next_alias: Cell<usize>,
+    /// The next alias's number, shared by writers whose SQL may end up in one statement.
+    next_alias: Rc<Cell<usize>>,
 }
 
 impl<'a> Writer<'a> {
     pub fn new(source: &'a dyn Source) -> Self {
+        Self::sharing(source, &Rc::default())
+    }
+
+    /// A writer numbering its aliases with `aliases`, so that what it writes can be combined
+    /// with what other writers sharing them wrote.
+    pub fn sharing(source: &'a dyn Source, aliases: &Rc<Cell<usize>>) -> Self {
         Self {
             dialect: source.dialect(),
             identity: source.identity(),
-            next_alias: Cell::new(0),
+            next_alias: Rc::clone(aliases),
         }
     }
 
@@ -86,28 +99,78 @@ impl<'a> Writer<'a> {
     /// SQL for `plan`, or `None` when some part of it cannot be written for this dialect or
     /// reads a table outside this source's database.
     pub fn plan(&self, plan: &LogicalPlan) -> Option<Query> {
-        let select = self.select(plan)?;
-        Some(Query {
-            sql: self.render(&select),
-            columns: select.columns(),
-            opaque: select.opaque(),
-        })
+        Some(self.query(&self.written(plan)?))
+    }
+
+    /// `plan` written, to be built on.
+    pub fn written(&self, plan: &LogicalPlan) -> Option<Written> {
+        self.select(plan).map(Written)
+    }
+
+    /// The root node of `plan` written over its inputs, already written (in order).
+    pub fn compose(&self, plan: &LogicalPlan, inputs: Vec<Written>) -> Option<Written> {
+        let inputs = inputs.into_iter().map(|w| w.0).collect();
+        self.node(plan, inputs).map(Written)
+    }
+
+    /// The statement of what was written.
+    pub fn query(&self, written: &Written) -> Query {
+        Query {
+            sql: self.render(&written.0),
+            columns: written.0.columns(),
+            opaque: written.0.opaque(),
+        }
     }
 
     /// The SELECT computing `plan`.
     fn select(&self, plan: &LogicalPlan) -> Option<Select> {
+        let writes = matches!(
+            plan,
+            LogicalPlan::TableScan(_)
+                | LogicalPlan::Projection(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Limit(_)
+                | LogicalPlan::Join(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Distinct(Distinct::All(_))
+                | LogicalPlan::Union(_)
+                | LogicalPlan::Window(_)
+        );
+        if !writes {
+            return None;
+        }
+        let inputs = plan
+            .inputs()
+            .into_iter()
+            .map(|input| self.select(input))
+            .collect::<Option<Vec<_>>>()?;
+        self.node(plan, inputs)
+    }
+
+    /// The SELECT computing `plan`'s root over the SELECTs of its inputs.
+    fn node(&self, plan: &LogicalPlan, inputs: Vec<Select>) -> Option<Select> {
+        let mut next = inputs.into_iter();
+        let mut input = || next.next();
         let select = match plan {
             LogicalPlan::TableScan(scan) => self.table_scan(scan)?,
-            LogicalPlan::Projection(p) => self.projection(p)?,
-            LogicalPlan::Filter(f) => self.filter(f)?,
-            LogicalPlan::Aggregate(a) => self.aggregate(a)?,
-            LogicalPlan::Sort(sort) => self.sort(sort)?,
-            LogicalPlan::Limit(limit) => self.limit(limit)?,
-            LogicalPlan::Join(join) => self.join(join)?,
-            LogicalPlan::SubqueryAlias(s) => self.select(&s.input)?,
-            LogicalPlan::Distinct(Distinct::All(input)) => self.distinct(input)?,
-            LogicalPlan::Union(union) => self.union(union)?,
-            LogicalPlan::Window(window) => self.window(window)?,
+            LogicalPlan::Projection(p) => self.projection(p, input()?)?,
+            LogicalPlan::Filter(f) => self.filter(f, input()?)?,
+            LogicalPlan::Aggregate(a) => self.aggregate(a, input()?)?,
+            LogicalPlan::Sort(sort) => self.sort(sort, input()?)?,
+            LogicalPlan::Limit(limit) => self.limit(limit, input()?)?,
+            LogicalPlan::Join(join) => {
+                let (left, right) = (input()?, input()?);
+                self.join(join, left, right)?
+            }
+            LogicalPlan::SubqueryAlias(_) => input()?,
+            LogicalPlan::Distinct(Distinct::All(i)) => self.distinct(i, input()?)?,
+            LogicalPlan::Window(window) => self.window(window, input()?)?,
+            LogicalPlan::Union(union) => {
+                let inputs: Vec<Select> = std::iter::from_fn(input).collect();
+                self.union(union, inputs)?
+            }
             _ => return None,
         };
         // The connector must be able to decode every result column.
@@ -256,8 +319,7 @@ impl<'a> Writer<'a> {
             .collect()
     }
 
-    fn projection(&self, p: &Projection) -> Option<Select> {
-        let mut select = self.select(&p.input)?;
+    fn projection(&self, p: &Projection, mut select: Select) -> Option<Select> {
         // DISTINCT applies to the select list, which this replaces.
         if select.distinct || select.volatile {
             select = self.wrap(select);
@@ -267,8 +329,7 @@ impl<'a> Writer<'a> {
         Some(select)
     }
 
-    fn filter(&self, f: &Filter) -> Option<Select> {
-        let mut select = self.select(&f.input)?;
+    fn filter(&self, f: &Filter, mut select: Select) -> Option<Select> {
         // After GROUP BY, a condition is a HAVING (without keys, a derived table: not every
         // database takes HAVING without GROUP BY).
         let having = select
@@ -292,14 +353,13 @@ impl<'a> Writer<'a> {
         Some(select)
     }
 
-    fn aggregate(&self, a: &Aggregate) -> Option<Select> {
+    fn aggregate(&self, a: &Aggregate, mut select: Select) -> Option<Select> {
         if a.group_expr
             .iter()
             .any(|e| matches!(e, Expr::GroupingSet(_)))
         {
             return None;
         }
-        let mut select = self.select(&a.input)?;
         let constant_key = |select: &Select| {
             let scope = Scope::of(a.input.schema(), &select.items);
             a.group_expr.iter().any(|e| self.names_constant(e, &scope))
@@ -330,8 +390,7 @@ impl<'a> Writer<'a> {
         Some(select)
     }
 
-    fn sort(&self, sort: &Sort) -> Option<Select> {
-        let mut select = self.select(&sort.input)?;
+    fn sort(&self, sort: &Sort, mut select: Select) -> Option<Select> {
         let constant_key = |select: &Select| {
             let scope = Scope::of(sort.input.schema(), &select.items);
             sort.expr
@@ -350,14 +409,13 @@ impl<'a> Writer<'a> {
         Some(select)
     }
 
-    fn limit(&self, limit: &Limit) -> Option<Select> {
+    fn limit(&self, limit: &Limit, mut select: Select) -> Option<Select> {
         let SkipType::Literal(skip) = limit.get_skip_type().ok()? else {
             return None;
         };
         let FetchType::Literal(fetch) = limit.get_fetch_type().ok()? else {
             return None;
         };
-        let mut select = self.select(&limit.input)?;
         select.limit = Some(match select.limit {
             None => (fetch, skip),
             // Rows `skip..skip + fetch` of rows `inner_skip..inner_skip + inner_fetch`.
@@ -369,7 +427,7 @@ impl<'a> Writer<'a> {
         Some(select)
     }
 
-    fn distinct(&self, input: &LogicalPlan) -> Option<Select> {
+    fn distinct(&self, input: &LogicalPlan, mut select: Select) -> Option<Select> {
         let text = |f: &FieldRef| {
             matches!(
                 f.data_type(),
@@ -379,7 +437,6 @@ impl<'a> Writer<'a> {
         if !self.dialect.distinct_text_is_exact() && input.schema().fields().iter().any(text) {
             return None;
         }
-        let mut select = self.select(input)?;
         if select.distinct
             || select.limit.is_some()
             || !select.order_by.is_empty()
@@ -392,11 +449,10 @@ impl<'a> Writer<'a> {
     }
 
     /// The input's columns and the window functions, in one select list.
-    fn window(&self, window: &Window) -> Option<Select> {
+    fn window(&self, window: &Window, mut select: Select) -> Option<Select> {
         if !self.dialect.supports_windows() {
             return None;
         }
-        let mut select = self.select(&window.input)?;
         // A window function may not take another's result or run over an aggregate's here.
         if select.group_by.is_some()
             || select.windowed
@@ -431,11 +487,13 @@ impl<'a> Writer<'a> {
     }
 
     /// `SELECT … FROM (<input> UNION ALL <input> …) AS t`.
-    fn union(&self, union: &Union) -> Option<Select> {
+    fn union(&self, union: &Union, inputs: Vec<Select>) -> Option<Select> {
+        if inputs.len() != union.inputs.len() {
+            return None;
+        }
         let mut parts = Vec::new();
         let mut first: Option<Vec<String>> = None;
-        for input in &union.inputs {
-            let mut select = self.select(input)?;
+        for mut select in inputs {
             // ORDER BY and LIMIT would apply to the whole union.
             if !select.order_by.is_empty() || select.limit.is_some() {
                 select = self.wrap(select);

@@ -2,6 +2,7 @@
 //! read by the tools operators use: plain HTTP and a real Prometheus server scraping it.
 
 use crate::flightsql::{client, serve};
+use flotilla::config::{Config, Peers, UserPassword};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -218,4 +219,121 @@ fn a_cluster_node_reports_its_peers_by_state() {
     let (code, ready) = get(&http, "/readyz");
     assert_eq!(code, 200, "{ready}");
     assert!(ready.contains("1 of 2 node(s) up"), "{ready}");
+}
+
+/// `deploy/kubernetes`, from this crate.
+fn kubernetes_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes")
+}
+
+#[test]
+fn the_kubernetes_manifests_are_valid_and_agree_with_their_configuration() {
+    let dir = kubernetes_dir();
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    // Every resource against Kubernetes' own schemas, rejecting unknown fields.
+    let validate = flotilla_testkit::clients::venv()
+        .join("bin")
+        .join("kubernetes-validate");
+    let resources = ["secret.yaml", "services.yaml", "statefulset.yaml"];
+    let out = Command::new(&validate)
+        .arg("--strict")
+        .args(resources.map(|r| dir.join(r)))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run `bash scripts/setup.sh` (it installs kubernetes-validate)",
+                validate.display()
+            )
+        });
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report.matches("passed for resource").count(), 4, "{report}");
+    for resource in resources {
+        assert!(
+            read("kustomization.yaml").contains(&format!("- {resource}")),
+            "kustomization.yaml leaves out {resource}"
+        );
+    }
+
+    // The configuration the pods mount parses, and the manifests match it.
+    let config = Config::parse(&read("flotilla.toml"), "flotilla.toml", &dir)
+        .unwrap_or_else(|e| panic!("deploy/kubernetes/flotilla.toml: {e}"));
+    let statefulset = read("statefulset.yaml");
+    let services = read("services.yaml");
+    for (name, port) in [
+        ("flight-sql", port_of(&config.server.listen)),
+        ("http", port_of(&config.server.http_listen)),
+        ("postgres", port_of(&config.server.pg_listen)),
+    ] {
+        assert!(
+            statefulset.contains(&format!(
+                "- name: {name}\n              containerPort: {port}"
+            )),
+            "statefulset.yaml does not expose {name} on {port}"
+        );
+        assert!(
+            services.contains(&format!("port: {port}\n      targetPort: {name}")),
+            "services.yaml does not route {name} ({port})"
+        );
+    }
+    for probe in ["path: /readyz", "path: /healthz"] {
+        assert!(
+            statefulset.contains(probe),
+            "statefulset.yaml lacks {probe}"
+        );
+    }
+    let cluster = config.cluster.expect("a [cluster] in flotilla.toml");
+    match &cluster.peers {
+        Peers::Dns { name, port } => {
+            assert!(
+                services.contains(&format!("name: {name}\nspec:\n  clusterIP: None")),
+                "peers_dns names {name}, which services.yaml does not make headless"
+            );
+            assert_eq!(port.to_string(), port_of(&config.server.listen));
+            assert!(statefulset.contains(&format!("serviceName: {name}")));
+        }
+        other => panic!("the cluster should find its nodes by DNS, not {other:?}"),
+    }
+    // Every variable the configuration reads comes from the Secret.
+    let mut variables = vec![cluster.secret_env.expect("secret_env")];
+    for user in &config.server.users {
+        if let UserPassword::Env(variable) = &user.password {
+            variables.push(variable.clone());
+        }
+    }
+    for variable in variables {
+        assert!(
+            statefulset.contains(&format!(
+                "- name: {variable}\n              valueFrom:\n                secretKeyRef:"
+            )),
+            "statefulset.yaml does not set {variable} from the Secret"
+        );
+    }
+    // The memory pool stays below the container's limit.
+    let limit = statefulset
+        .split("limits:\n              memory: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.strip_suffix("Gi"))
+        .and_then(|v| v.parse::<usize>().ok())
+        .expect("a memory limit in Gi in statefulset.yaml");
+    let pool = config.server.memory_limit.expect("memory_limit");
+    assert!(
+        pool < limit << 30,
+        "memory_limit {pool} is not below the pod's {limit}Gi"
+    );
+}
+
+fn port_of(address: &Option<String>) -> String {
+    address
+        .as_deref()
+        .and_then(|a| a.rsplit_once(':'))
+        .map(|(_, port)| port.to_string())
+        .unwrap_or_default()
 }
