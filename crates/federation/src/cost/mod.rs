@@ -16,18 +16,22 @@
 //! when one leads with the join key — a lookup per outer row — and otherwise build a temporary
 //! index; DataFusion hashes everything, on `target_partitions` cores.
 
+mod having;
+
 use crate::dialect::EngineCosts;
 use crate::table::{
     FederatedTable, column_origin, key_in_storage_order, key_is_indexed, unqualified,
 };
-use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::common::JoinType;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{Aggregate, BinaryExpr, Expr, FetchType, LogicalPlan, Operator};
+use datafusion::logical_expr::{
+    Aggregate, BinaryExpr, Expr, FetchType, Filter, LogicalPlan, Operator,
+};
 use datafusion::physical_expr::create_physical_expr;
 
 /// What DataFusion takes per unit of work on one core. Not measured yet: assumed figures
@@ -199,12 +203,28 @@ fn remote_join(
             right_outer().or_else(left_outer)
         }
         JoinType::Inner => left_outer().or_else(right_outer),
-        JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
-            left_outer()
-        }
-        JoinType::Right | JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
-            right_outer()
-        }
+        JoinType::LeftSemi => cheapest(
+            left_outer(),
+            from_list(
+                left,
+                &join.left,
+                join.on.first().map(|(l, _)| l),
+                right,
+                costs,
+            ),
+        ),
+        JoinType::RightSemi => cheapest(
+            right_outer(),
+            from_list(
+                right,
+                &join.right,
+                join.on.first().map(|(_, r)| r),
+                left,
+                costs,
+            ),
+        ),
+        JoinType::Left | JoinType::LeftAnti | JoinType::LeftMark => left_outer(),
+        JoinType::Right | JoinType::RightAnti | JoinType::RightMark => right_outer(),
         JoinType::Full => None,
     };
     if let Some(cost) = driven {
@@ -230,6 +250,48 @@ fn remote_join(
         left.rows * right.rows * costs.scan_row
     };
     left.remote + right.remote + unserved
+}
+
+/// The cheaper of two ways, where there is one.
+fn cheapest(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A semi join driven by its list: the other side is computed first and kept as a sorted list
+/// of keys, and each key is looked up in the preserved side's tables through the index its
+/// key column has — SQLite's plan for q18's `o_orderkey IN (SELECT l_orderkey … HAVING …)`
+/// looks up the 57 orders the subquery finds, then their customers and lines, instead of
+/// joining all of lineitem to orders. `None` when the preserved key has no index.
+fn from_list(
+    preserved: Estimate,
+    preserved_plan: &LogicalPlan,
+    key: Option<&Expr>,
+    list: Estimate,
+    costs: &EngineCosts,
+) -> Option<f64> {
+    let key = key?;
+    if !key_is_indexed(preserved_plan, key) {
+        return None;
+    }
+    let domain = key_distinct(preserved_plan, key).or_else(|| key_domain(preserved_plan, key))?;
+    let reached = preserved.rows * (list.rows / domain.max(1.0)).min(1.0);
+    let tables = tables(preserved_plan) as f64;
+    Some(
+        list.remote
+            + list.rows * list.rows.max(2.0).log2() * costs.hash_row
+            + (list.rows + reached) * tables * costs.probe,
+    )
+}
+
+/// The table scans in `plan`.
+fn tables(plan: &LogicalPlan) -> usize {
+    match plan {
+        LogicalPlan::TableScan(_) => 1,
+        _ => plan.inputs().into_iter().map(tables).sum(),
+    }
 }
 
 /// Whether `plan` is a derived table: its rows come out of an aggregate, a union, a window or
@@ -310,7 +372,9 @@ pub fn output_rows(plan: &LogicalPlan, inputs: &[Estimate]) -> f64 {
             let rows = table_rows(plan) * share;
             scan.fetch.map_or(rows, |fetch| rows.min(fetch as f64))
         }
-        LogicalPlan::Filter(filter) => input * selectivity(&filter.predicate),
+        LogicalPlan::Filter(filter) => {
+            input * sampled_having(filter).unwrap_or_else(|| selectivity(&filter.predicate))
+        }
         LogicalPlan::Limit(limit) => match limit.get_fetch_type() {
             Ok(FetchType::Literal(Some(fetch))) => input.min(fetch as f64),
             _ => input,
@@ -326,6 +390,33 @@ pub fn output_rows(plan: &LogicalPlan, inputs: &[Estimate]) -> f64 {
         _ => input,
     };
     rows.max(1.0)
+}
+
+/// The share of groups a `HAVING` condition keeps (`filter` over an aggregate of one table),
+/// estimated from the table's sample ([`having`]).
+fn sampled_having(filter: &Filter) -> Option<f64> {
+    let LogicalPlan::Aggregate(aggregate) = filter.input.as_ref() else {
+        return None;
+    };
+    let LogicalPlan::TableScan(scan) = aggregate.input.as_ref() else {
+        return None;
+    };
+    let sample = FederatedTable::of_scan(scan)?.sample()?;
+    let passed = having::filtered(sample, &scan.filters)?;
+    if passed.num_rows() == 0 {
+        return None;
+    }
+    let rows = table_rows(&aggregate.input) * passed.num_rows() as f64 / sample.num_rows() as f64;
+    let groups = match aggregate.group_expr.is_empty() {
+        true => 1.0,
+        false => groups(&aggregate.input, &aggregate.group_expr, rows),
+    };
+    Some(having::share(
+        &filter.predicate,
+        aggregate,
+        &passed,
+        rows / groups,
+    ))
 }
 
 /// Groups of an aggregate by `keys` over `rows` rows of `input`: where the sources' statistics
@@ -375,8 +466,35 @@ fn join_rows(join: &datafusion::logical_expr::Join, left: f64, right: f64) -> f6
         JoinType::Left => inner.max(left),
         JoinType::Right => inner.max(right),
         JoinType::Full => inner.max(left + right),
-        JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => left * 0.5,
-        JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => right * 0.5,
+        JoinType::LeftSemi => left * matched_share(&join.left, &join.right, join.on.first(), right),
+        JoinType::RightSemi => {
+            let on = join.on.first().map(|(l, r)| (r.clone(), l.clone()));
+            right * matched_share(&join.right, &join.left, on.as_ref(), left)
+        }
+        JoinType::LeftAnti => left * 0.5,
+        JoinType::RightAnti => right * 0.5,
+        JoinType::LeftMark => left,
+        JoinType::RightMark => right,
+    }
+}
+
+/// The share of the preserved side's rows a semi join keeps: the other side's distinct keys
+/// over the distinct values the preserved side's key can take (each of the other side's keys
+/// taken to find its match), at most all; half where either is unknown. `on`: the preserved
+/// side's key, then the other's.
+fn matched_share(
+    preserved: &LogicalPlan,
+    other: &LogicalPlan,
+    on: Option<&(Expr, Expr)>,
+    other_rows: f64,
+) -> f64 {
+    let Some((key, other_key)) = on else {
+        return 0.5;
+    };
+    let keys = key_distinct(other, other_key).map_or(other_rows, |d| d.min(other_rows));
+    match key_distinct(preserved, key).or_else(|| key_domain(preserved, key)) {
+        Some(domain) if domain >= 1.0 => (keys / domain).min(1.0),
+        _ => 0.5,
     }
 }
 
@@ -412,22 +530,31 @@ fn sampled_share(sample: &RecordBatch, filters: &[Expr]) -> Option<f64> {
     if sample.num_rows() == 0 {
         return None;
     }
-    let schema = DFSchema::try_from(sample.schema_ref().as_ref().clone()).ok()?;
+    let passed = passing(sample, filters)?.true_count();
+    Some((passed as f64 + 0.5) / (sample.num_rows() as f64 + 1.0))
+}
+
+/// Which of `sample`'s rows pass every one of `filters`.
+fn passing(sample: &RecordBatch, filters: &[Expr]) -> Option<BooleanArray> {
     let condition = conjunction(filters.iter().map(unqualified))?;
-    let expr = create_physical_expr(
-        &condition,
+    let passed = evaluate(sample, &condition)?;
+    passed.as_any().downcast_ref::<BooleanArray>().cloned()
+}
+
+/// `expr` (over the sampled table's columns, qualified or not) evaluated on `sample`.
+fn evaluate(sample: &RecordBatch, expr: &Expr) -> Option<ArrayRef> {
+    let schema = DFSchema::try_from(sample.schema_ref().as_ref().clone()).ok()?;
+    create_physical_expr(
+        &unqualified(expr),
         &schema,
         &ExecutionProps::new(),
         &PhysicalPlanningContext::default(),
     )
-    .ok()?;
-    let passed = expr
-        .evaluate(sample)
-        .ok()?
-        .into_array(sample.num_rows())
-        .ok()?;
-    let passed = passed.as_any().downcast_ref::<BooleanArray>()?.true_count();
-    Some((passed as f64 + 0.5) / (sample.num_rows() as f64 + 1.0))
+    .ok()?
+    .evaluate(sample)
+    .ok()?
+    .into_array(sample.num_rows())
+    .ok()
 }
 
 /// The share of rows a condition keeps (fixed guesses per kind, as DataFusion and PostgreSQL
