@@ -256,7 +256,11 @@ impl Cut {
                 .map(|part| part.written.clone())
                 .collect::<Option<Vec<_>>>()
                 .and_then(|inputs| {
-                    Writer::sharing(parts[0].source.as_ref(), &self.aliases).compose(plan, inputs)
+                    let estimates: Vec<Estimate> = parts.iter().map(|part| part.estimate).collect();
+                    let costs = parts[0].source.dialect().costs();
+                    Writer::sharing(parts[0].source.as_ref(), &self.aliases)
+                        .listing(cost::semi_join_by_list(plan, &estimates, &costs))
+                        .compose(plan, inputs)
                 }),
             false => None,
         };

@@ -77,16 +77,6 @@ impl Dialect for SqliteDialect {
         SQLITE_COSTS
     }
 
-    /// SQLite runs `x IN (SELECT y …)` as a list — the subquery once, then a lookup of each key
-    /// through an index on `x` where there is one — but `EXISTS (… WHERE x = y)` as a subquery
-    /// per outer row: TPC-H q20's partsupp rows of 'forest' parts at SF 1 take 0.02 s written
-    /// `ps_partkey IN (…)` and 0.27 s as `EXISTS` (SQLite 3.40, `SEARCH … (ps_partkey=?)` over a
-    /// `LIST SUBQUERY` against `SCAN` with a `CORRELATED SCALAR SUBQUERY`); the federation's cost
-    /// model prices semi joins of engines without hash joins this way.
-    fn prefers_in_subqueries(&self) -> bool {
-        true
-    }
-
     /// SQLite's planner, without `ANALYZE` histograms, takes any range on an indexed column as
     /// selective and reads it through the index: at TPC-H SF 1 a join key range spanning all of
     /// `l_partkey` made a scan of lineitem take 35 s instead of 2 s. A unary `+` keeps a term

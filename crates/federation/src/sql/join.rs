@@ -130,7 +130,7 @@ impl Writer<'_> {
             && match join.on.as_slice() {
                 [(l, r)] if join.filter.is_none() => {
                     let nullable = |e: &Expr, schema: &DFSchema| e.nullable(schema).unwrap_or(true);
-                    self.dialect.prefers_in_subqueries()
+                    (self.dialect.prefers_in_subqueries() || self.semi_joins_by_list)
                         && (!anti
                             || !nullable(l, join.left.schema())
                                 && !nullable(r, join.right.schema()))

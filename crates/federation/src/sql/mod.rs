@@ -69,6 +69,9 @@ pub struct Writer<'a> {
     identity: &'a SourceIdentity,
     /// The next alias's number, shared by writers whose SQL may end up in one statement.
     next_alias: Rc<Cell<usize>>,
+    /// Whether a semi join is written `x IN (SELECT y …)` although the dialect prefers
+    /// `EXISTS` (the cost model found its list the better driver: [`Writer::listing`]).
+    semi_joins_by_list: bool,
 }
 
 impl<'a> Writer<'a> {
@@ -83,7 +86,15 @@ impl<'a> Writer<'a> {
             dialect: source.dialect(),
             identity: source.identity(),
             next_alias: Rc::clone(aliases),
+            semi_joins_by_list: false,
         }
+    }
+
+    /// The writer, writing a semi join as `x IN (SELECT y …)` when `by_list` (see
+    /// [`crate::cost::semi_join_by_list`]).
+    pub fn listing(mut self, by_list: bool) -> Self {
+        self.semi_joins_by_list = by_list;
+        self
     }
 
     fn alias(&self) -> String {
