@@ -7,6 +7,8 @@
 //!                    │           (cleartext password message), then a session from the
 //!                    │           node's SessionProvider, kept with the connection
 //!                    ├ limits.rs: cancel requests, the statement timeout, the memory limit
+//!                    ├ catalog.rs: pg_catalog (built once per node) in every session's
+//!                    │             default catalog, for psql's \d commands and tools
 //!                    └ query.rs: simple query  — each statement planned and run in turn
 //!                                extended query — Parse plans once (parameter types inferred),
 //!                                Bind fills `$n` (params.rs), Execute runs and streams rows
@@ -20,9 +22,9 @@
 //! A statement stops on the client's cancel request and at the session's
 //! `flotilla.statement_timeout`, and holds at most `flotilla.query_memory_limit` (`limits.rs`).
 //!
-//! Not yet: TLS, SCRAM-SHA-256, `pg_catalog` for psql's `\d` commands, and the node's
-//! `max_concurrent_queries` on this port.
+//! Not yet: TLS, SCRAM-SHA-256, and the node's `max_concurrent_queries` on this port.
 
+mod catalog;
 mod errors;
 mod limits;
 mod login;

@@ -9,6 +9,7 @@
 //!                                  or FATAL 28P01 and the connection closes
 //! ```
 
+use crate::catalog::PgSessions;
 use crate::errors::user_error;
 use crate::limits::{Canceller, Cancels, Registration};
 use async_trait::async_trait;
@@ -46,7 +47,7 @@ pub(crate) fn session_of<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc
 }
 
 pub(crate) struct Login {
-    sessions: Arc<dyn SessionProvider>,
+    sessions: PgSessions,
     cancels: Arc<Cancels>,
     users: Arc<Vec<User>>,
     keys: RandomPidSecretKeyGenerator,
@@ -62,7 +63,7 @@ impl Login {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = format!("16.0 (Flotilla {})", env!("CARGO_PKG_VERSION"));
         Self {
-            sessions,
+            sessions: PgSessions::new(sessions),
             cancels,
             users: Arc::new(users),
             keys: RandomPidSecretKeyGenerator::default(),

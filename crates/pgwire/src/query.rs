@@ -24,9 +24,10 @@ use datafusion::logical_expr::{
     TransactionEnd, TransactionIsolationLevel, TransactionStart, WriteOp,
 };
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::DFParser;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement as Sql;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use flotilla_common::options::QueryLimits;
 use flotilla_flightsql::positional_parameters;
 use futures::{Sink, StreamExt, stream};
@@ -40,7 +41,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A statement prepared with Parse: its plan (`None`: an empty statement) and the inferred
 /// types of its parameters `$1`, `$2`, … in order (`None` where nothing says).
@@ -53,19 +54,52 @@ pub(crate) struct Planned {
 /// Both query protocols.
 pub(crate) struct Queries;
 
-/// The statements of `sql`, parsed as PostgreSQL.
-fn parse(sql: &str) -> PgWireResult<Vec<datafusion::sql::parser::Statement>> {
-    DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
-        .map(Vec::from)
-        .map_err(query_error)
+/// The statements of `sql`, parsed as PostgreSQL, with what DataFusion does not plan of
+/// PostgreSQL's own syntax rewritten (`OPERATOR(pg_catalog.~)`, `COLLATE pg_catalog.default`,
+/// `'t'::regclass`, … as psql's `\d` commands send them) and the known metadata queries of
+/// tools that DataFusion cannot run at all replaced by equivalent ones
+/// (`datafusion-pg-catalog`'s rewriter). Statements of DataFusion's own (`CREATE EXTERNAL
+/// TABLE`, `COPY … TO`, `EXPLAIN`) keep DataFusion's parse, with the rewrites applied to the
+/// SQL statements inside.
+fn parse(sql: &str) -> PgWireResult<Vec<DfStatement>> {
+    static REWRITER: OnceLock<PostgresCompatibilityParser> = OnceLock::new();
+    let rewriter = REWRITER.get_or_init(PostgresCompatibilityParser::new);
+    let sql_only = |statements: Vec<Sql>| {
+        statements
+            .into_iter()
+            .map(|s| DfStatement::Statement(Box::new(s)))
+            .collect::<Vec<_>>()
+    };
+    let statements = match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
+        Ok(statements) => Vec::from(statements),
+        // The rewriter substitutes tokens before parsing (`ABORT` becomes `ROLLBACK`).
+        Err(error) => {
+            return rewriter
+                .parse(sql)
+                .map(sql_only)
+                .map_err(|_| query_error(error));
+        }
+    };
+    if statements
+        .iter()
+        .all(|statement| matches!(statement, DfStatement::Statement(_)))
+        && let Ok(rewritten) = rewriter.parse(sql)
+        && rewritten.len() == statements.len()
+    {
+        return Ok(sql_only(rewritten));
+    }
+    Ok(statements
+        .into_iter()
+        .map(|statement| match statement {
+            DfStatement::Statement(s) => DfStatement::Statement(Box::new(rewriter.rewrite(*s))),
+            other => other,
+        })
+        .collect())
 }
 
-async fn plan(
-    ctx: &SessionContext,
-    statement: datafusion::sql::parser::Statement,
-) -> PgWireResult<LogicalPlan> {
+async fn plan(ctx: &SessionContext, statement: DfStatement) -> PgWireResult<LogicalPlan> {
     // DataFusion does not plan PostgreSQL's `BEGIN`; transaction statements are written here.
-    if let datafusion::sql::parser::Statement::Statement(sql) = &statement {
+    if let DfStatement::Statement(sql) = &statement {
         let end = |conclusion| {
             Ok(LogicalPlan::Statement(Statement::TransactionEnd(
                 TransactionEnd {

@@ -173,6 +173,42 @@ async fn psql_runs_tpch_q1_and_q3_like_datafusion_over_parquet() {
     assert!(text.contains("FederatedScanExec"), "{text}");
 }
 
+/// psql's `\dt` lists the tables of every source — the SQLite database's (schema `main`) and
+/// the Parquet directory's (schema `public`) — `\d` describes one, and `\l` lists the
+/// database; each through the metadata queries psql itself sends to `pg_catalog`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_describes_the_sources_tables() {
+    let node = open_node();
+    let tables = psql(node, "test", "\\dt").unwrap();
+    let listed = |schema: &str, table: &str| {
+        tables
+            .iter()
+            .any(|row| row.len() >= 3 && row[0] == schema && row[1] == table && row[2] == "table")
+    };
+    for table in [
+        "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
+    ] {
+        assert!(
+            listed("main", table),
+            "shop's {table} not in \\dt:\n{tables:?}"
+        );
+        assert!(
+            listed("public", table),
+            "lake's {table} not in \\dt:\n{tables:?}"
+        );
+    }
+    let columns = psql(node, "test", "\\d orders").unwrap();
+    let names: Vec<&str> = columns.iter().map(|row| row[0].as_str()).collect();
+    for column in ["o_orderkey", "o_custkey", "o_orderdate", "o_comment"] {
+        assert!(names.contains(&column), "\\d orders:\n{columns:?}");
+    }
+    let databases = psql(node, "test", "\\l").unwrap();
+    assert!(!databases.is_empty(), "\\l lists no database");
+    // The rewrites for pg_catalog leave ordinary SQL as it was.
+    let rows = psql(node, "test", "SELECT count(*) FROM shop.main.nation").unwrap();
+    assert_eq!(rows, vec![vec!["25".to_string()]]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_statements_write_and_errors_leave_the_connection_usable() {
     let node = open_node();
