@@ -220,8 +220,16 @@ pub fn comparison_or_logic(op: &Operator) -> Option<&'static str> {
 pub struct EngineCosts {
     /// Reading one row in a full scan, its filters evaluated.
     pub scan_row: f64,
-    /// One index lookup of a nested-loop join, per row looked up or found.
+    /// One index lookup of a nested-loop join, per row looked up or found, its page in the
+    /// engine's memory.
     pub probe: f64,
+    /// Bytes of table data the engine keeps in memory (InnoDB's buffer pool);
+    /// `f64::INFINITY` where a lookup costs `probe` in a table of any size.
+    pub cache_bytes: f64,
+    /// What a lookup costs besides `probe` when its page is not in that memory and is read
+    /// again (from the operating system's cache). Lookups into a table of `B` bytes are taken
+    /// to miss in the share `1 − cache_bytes / B`.
+    pub page_read: f64,
     /// One row into or out of a hash table (join build and probe, hash aggregation); for an
     /// engine without hash joins, one row into a temporary index, times log2 of its size.
     pub hash_row: f64,
@@ -247,6 +255,8 @@ impl EngineCosts {
     pub const SERVER: EngineCosts = EngineCosts {
         scan_row: 5e-8,
         probe: 5e-7,
+        cache_bytes: f64::INFINITY,
+        page_read: 0.0,
         hash_row: 1e-7,
         hash_joins: true,
         aggregate_row: 1e-7,

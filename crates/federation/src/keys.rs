@@ -73,6 +73,7 @@ pub(crate) fn restricted_sql(
         indexed: None,
         table_type: TableType::Temporary,
         row_estimate: None,
+        bytes: None,
         split_key: None,
         column_estimates: Vec::new(),
     };

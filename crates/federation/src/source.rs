@@ -1,7 +1,7 @@
 //! The `Source` contract: what a connector provides to the federation engine.
 
 use crate::config::Pushdown;
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, EngineCosts};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
@@ -69,6 +69,10 @@ pub struct RemoteTable {
     /// An estimate of the row count, where the source knows one cheaply; DataFusion uses it to
     /// order joins (the smaller side builds the hash table).
     pub row_estimate: Option<usize>,
+    /// The bytes the table's rows take in the database (without its indexes), where the source
+    /// says cheaply: whether the database's memory holds the table decides what a lookup into
+    /// it costs. `None`: the cost model takes its rows times the width of its columns' types.
+    pub bytes: Option<u64>,
     /// An integer column that leads the primary key, with its range: a big scan of the table is
     /// split into key ranges read in parallel. `None` where there is none (or the table is small).
     pub split_key: Option<SplitKey>,
@@ -228,6 +232,12 @@ pub trait Source: Debug + Send + Sync {
     /// How to write SQL for this database, and what it can run.
     fn dialect(&self) -> &dyn Dialect;
 
+    /// What the database's engine takes per unit of work: its dialect's figures, which a
+    /// source may adjust to the server it reached (its memory, say).
+    fn costs(&self) -> EngineCosts {
+        self.dialect().costs()
+    }
+
     /// How much of a query this source takes when the session's pushdown is `cost`: `None`
     /// (the default) lets the cost model choose; a user who knows the database set `all` or
     /// `none` for it in flotilla.toml (see [`with_pushdown`]).
@@ -294,6 +304,10 @@ impl Source for WithPushdown {
 
     fn dialect(&self) -> &dyn Dialect {
         self.source.dialect()
+    }
+
+    fn costs(&self) -> EngineCosts {
+        self.source.costs()
     }
 
     fn pushdown(&self) -> Option<Pushdown> {

@@ -37,14 +37,26 @@ pub(crate) fn filtered_rows(rows: usize, filters: usize) -> usize {
 
 /// How many ranges a scan of `rows` estimated rows is read in (1: not split).
 pub(crate) fn partition_count(config: &ConfigOptions, rows: Option<usize>) -> usize {
-    let per_partition = flotilla_common::options::section::<FederationConfig>(config)
+    ranges(
+        rows,
+        partition_rows(config),
+        config.execution.target_partitions,
+    )
+}
+
+/// `flotilla.federation.partition_rows` of a session.
+pub(crate) fn partition_rows(config: &ConfigOptions) -> usize {
+    flotilla_common::options::section::<FederationConfig>(config)
         .map_or(FederationConfig::default().partition_rows, |c| {
             c.partition_rows
-        });
+        })
+}
+
+/// How many ranges a scan of `rows` is read in: one per `per_partition` rows (0: never
+/// split), at most `most`.
+pub(crate) fn ranges(rows: Option<usize>, per_partition: usize, most: usize) -> usize {
     match rows {
-        Some(rows) if per_partition > 0 => rows
-            .div_ceil(per_partition)
-            .clamp(1, config.execution.target_partitions.max(1)),
+        Some(rows) if per_partition > 0 => rows.div_ceil(per_partition).clamp(1, most.max(1)),
         _ => 1,
     }
 }

@@ -459,6 +459,7 @@ impl Source for FlightSqlSource {
                     indexed: None,
                     table_type: table_type(types.value(row)),
                     row_estimate: None,
+                    bytes: None,
                     split_key: None,
                     column_estimates: Vec::new(),
                 }));

@@ -9,6 +9,7 @@ use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
+use flotilla_federation::dialect::EngineCosts;
 use flotilla_federation::stats::bound_from_text;
 use flotilla_federation::{
     ColumnEstimate, Dialect, RemoteTable, Source, SourceIdentity, SplitKey, TableName,
@@ -56,6 +57,8 @@ pub struct MysqlSource {
     /// The database the URL names: the only schema listed.
     database: Option<String>,
     flavor: OnceLock<Flavor>,
+    /// InnoDB's buffer pool in bytes, read on first contact (`None`: the server did not say).
+    buffer_pool: OnceLock<Option<f64>>,
     options: MysqlOptions,
     /// The connection options (for [`MysqlSource::connection_parts`]).
     opts: OptsBuilder,
@@ -114,6 +117,7 @@ impl MysqlSource {
             identity,
             database,
             flavor,
+            buffer_pool: OnceLock::new(),
             options,
         })
     }
@@ -165,6 +169,15 @@ impl MysqlSource {
             let _ = self
                 .flavor
                 .set(Flavor::from_version(&version.unwrap_or_default()));
+        }
+        if self.buffer_pool.get().is_none() {
+            // Only sharpens the cost of lookups: a server that does not say keeps the default.
+            let bytes: Option<u64> = conn
+                .query_first("SELECT @@innodb_buffer_pool_size")
+                .await
+                .ok()
+                .flatten();
+            let _ = self.buffer_pool.set(bytes.map(|b| b as f64));
         }
         Ok(conn)
     }
@@ -278,6 +291,18 @@ impl Source for MysqlSource {
             .dialect()
     }
 
+    /// The flavor's costs, with lookups weighed against this server's buffer pool.
+    fn costs(&self) -> EngineCosts {
+        let costs = self.dialect().costs();
+        match self.buffer_pool.get().copied().flatten() {
+            Some(bytes) if costs.cache_bytes.is_finite() => EngineCosts {
+                cache_bytes: bytes,
+                ..costs
+            },
+            _ => costs,
+        }
+    }
+
     async fn schemas(&self) -> Result<Vec<String>> {
         let (filter, params) = self.database_filter("SCHEMA_NAME");
         let sql = format!(
@@ -308,7 +333,7 @@ impl Source for MysqlSource {
     async fn describe(&self, schema: &str, table: &str) -> Result<Option<RemoteTable>> {
         let tables = self
             .rows(
-                "SELECT TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES \
+                "SELECT TABLE_TYPE, TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES \
                  WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
                 vec![schema.into(), table.into()],
             )
@@ -318,6 +343,7 @@ impl Source for MysqlSource {
         };
         let table_type = table_type(&text(found, 0));
         let table_rows = number(found, 1);
+        let data_length = number(found, 2).filter(|_| table_type == TableType::Base);
         let columns = self
             .rows(
                 "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, \
@@ -405,6 +431,7 @@ impl Source for MysqlSource {
             indexed: Some(indexed),
             table_type,
             row_estimate,
+            bytes: data_length,
             split_key,
         }))
     }

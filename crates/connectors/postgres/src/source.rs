@@ -369,6 +369,7 @@ impl Source for PostgresSource {
             indexed: None,
             table_type,
             row_estimate,
+            bytes: None,
         }))
     }
 

@@ -58,6 +58,8 @@ fn unquote(sql: &str) -> Option<String> {
 pub const SQLITE_COSTS: EngineCosts = EngineCosts {
     scan_row: 1e-7,
     probe: 1.5e-6,
+    cache_bytes: f64::INFINITY,
+    page_read: 0.0,
     hash_row: 5e-8,
     hash_joins: false,
     aggregate_row: 1.5e-7,

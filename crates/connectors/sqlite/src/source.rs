@@ -215,6 +215,7 @@ impl SqliteSource {
         Ok(RemoteTable {
             column_estimates,
             row_estimate,
+            bytes: None,
             schema: schema.to_string(),
             name: table.to_string(),
             arrow_schema: Arc::new(Schema::new(fields)),

@@ -10,7 +10,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_connectors_sqlite::SqliteSource;
-use flotilla_federation::{ColumnEstimate, FederatedTable, Source, catalog_of, federated_context};
+use flotilla_federation::{
+    ColumnEstimate, FederatedTable, RemoteTable, Source, catalog_of, federated_context,
+};
 use std::sync::Arc;
 
 /// A session with `source` as catalog `db`, showing statistics in `EXPLAIN`.
@@ -28,19 +30,7 @@ async fn session_over(source: Arc<dyn Source>) -> SessionContext {
 
 /// The estimates the session's source gave for `db.schema.t`, by column name.
 async fn estimates_of(ctx: &SessionContext, schema: &str) -> Vec<(String, ColumnEstimate)> {
-    let table = ctx
-        .catalog("db")
-        .unwrap()
-        .schema(schema)
-        .unwrap()
-        .table("t")
-        .await
-        .unwrap()
-        .unwrap();
-    let table = table
-        .downcast_ref::<FederatedTable>()
-        .expect("a federated table");
-    let remote = table.remote();
+    let remote = remote_of(ctx, schema).await;
     assert_eq!(
         remote.column_estimates.len(),
         remote.arrow_schema.fields().len()
@@ -52,6 +42,24 @@ async fn estimates_of(ctx: &SessionContext, schema: &str) -> Vec<(String, Column
         .map(|f| f.name().clone())
         .zip(remote.column_estimates.iter().cloned())
         .collect()
+}
+
+/// `db.schema.t` as the session's source described it.
+async fn remote_of(ctx: &SessionContext, schema: &str) -> RemoteTable {
+    let table = ctx
+        .catalog("db")
+        .unwrap()
+        .schema(schema)
+        .unwrap()
+        .table("t")
+        .await
+        .unwrap()
+        .unwrap();
+    table
+        .downcast_ref::<FederatedTable>()
+        .expect("a federated table")
+        .remote()
+        .clone()
 }
 
 fn estimate<'a>(estimates: &'a [(String, ColumnEstimate)], column: &str) -> &'a ColumnEstimate {
@@ -169,9 +177,24 @@ async fn mariadb_statistics_equal_its_column_stats_and_reach_explain() {
         )
         .unwrap();
     let url = format!("{}/stats_test", mariadb.url().rsplit_once('/').unwrap().0);
-    let source = MysqlSource::new("db", &url, None, MysqlOptions::default()).unwrap();
-    let ctx = session_over(Arc::new(source)).await;
+    let source = Arc::new(MysqlSource::new("db", &url, None, MysqlOptions::default()).unwrap());
+    let ctx = session_over(Arc::clone(&source) as Arc<dyn Source>).await;
     let estimates = estimates_of(&ctx, "stats_test").await;
+
+    // The table's bytes and the server's buffer pool, which weigh a lookup into the table.
+    let reported = |sql: &str| -> f64 { mariadb.query(sql).unwrap().trim().parse().unwrap() };
+    let data_length = reported(
+        "SELECT DATA_LENGTH FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = 'stats_test' AND TABLE_NAME = 't'",
+    );
+    assert_eq!(
+        remote_of(&ctx, "stats_test").await.bytes.map(|b| b as f64),
+        Some(data_length)
+    );
+    assert_eq!(
+        source.costs().cache_bytes,
+        reported("SELECT @@innodb_buffer_pool_size")
+    );
 
     // What MariaDB reports: its row estimate and its engine-independent column statistics.
     let rows: f64 = mariadb
