@@ -71,7 +71,8 @@ pub struct RemoteTable {
     pub row_estimate: Option<usize>,
     /// The bytes the table's rows take in the database (without its indexes), where the source
     /// says cheaply: whether the database's memory holds the table decides what a lookup into
-    /// it costs. `None`: the cost model takes its rows times the width of its columns' types.
+    /// it costs. The cost model takes the larger of this and its rows times the width of its
+    /// columns' types (a database may not have updated it since the table was loaded).
     pub bytes: Option<u64>,
     /// An integer column that leads the primary key, with its range: a big scan of the table is
     /// split into key ranges read in parallel. `None` where there is none (or the table is small).

@@ -2,12 +2,23 @@
 //! in Parquet, with everything pushed that MariaDB can run (whole unless a capability forbids
 //! it: listed below, with why) and by cost.
 
-use crate::common::{context, plan_text, pushed_whole, run, server};
+use crate::common::{context, plan_text, pushed_whole, run, server, url};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionConfig;
+use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
+use flotilla_federation::config::Pushdown;
+use flotilla_federation::dialect::{Dialect, EngineCosts};
+use flotilla_federation::{
+    FederationConfig, RemoteTable, Source, SourceIdentity, TableName, catalog_of,
+};
 use flotilla_testkit::plans::{
     register_tpch_from, too_many_derived_tables, tpch_parquet_context, tpch_query,
 };
 use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
 use flotilla_tpch::Table;
+use std::sync::Arc;
 
 const SCALE: f64 = 0.1;
 
@@ -95,4 +106,109 @@ async fn tpch_in_mariadb_is_correct_and_pushed_whole_where_mariadb_can() {
             assert!(plan.contains("runs here: est"), "q{n}:\n{plan}");
         }
     }
+}
+
+/// The test server as the cost model would see it with a buffer pool of `bytes`: MariaDB's
+/// costs with that memory, everything else the server's own.
+#[derive(Debug)]
+struct WithMemory {
+    server: MysqlSource,
+    bytes: f64,
+}
+
+#[async_trait]
+impl Source for WithMemory {
+    fn name(&self) -> &str {
+        self.server.name()
+    }
+
+    fn identity(&self) -> &SourceIdentity {
+        self.server.identity()
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        self.server.dialect()
+    }
+
+    fn costs(&self) -> EngineCosts {
+        EngineCosts {
+            cache_bytes: self.bytes,
+            ..self.server.costs()
+        }
+    }
+
+    async fn schemas(&self) -> flotilla_common::Result<Vec<String>> {
+        self.server.schemas().await
+    }
+
+    async fn tables(&self) -> flotilla_common::Result<Vec<TableName>> {
+        self.server.tables().await
+    }
+
+    async fn describe(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> flotilla_common::Result<Option<RemoteTable>> {
+        self.server.describe(schema, table).await
+    }
+
+    fn execute(
+        &self,
+        sql: &str,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> datafusion::common::Result<SendableRecordBatchStream> {
+        self.server.execute(sql, schema, batch_size)
+    }
+}
+
+/// q3 joins customer, orders and lineitem. MariaDB runs it as lookups from orders into
+/// customer and lineitem; while its buffer pool holds lineitem (the test server's 256 MB, TPC-H
+/// SF 0.1) that is cheap and q3 is pushed whole. A server whose memory holds a small part of
+/// lineitem pays a page read for most lookups, so the same query over the same tables reads
+/// them here instead — with the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_into_a_table_the_servers_memory_cannot_hold_are_done_here() {
+    let reference = tpch_parquet_context(SCALE).await;
+    let database = server().load_tpch(SCALE).unwrap();
+    let sql = tpch_query(3);
+    let (expected, _) = run(&reference, &sql).await;
+    let mut plans = Vec::new();
+    for bytes in [None, Some(4.0 * 1024.0 * 1024.0)] {
+        let server =
+            MysqlSource::new("my", &url(&database), None, MysqlOptions::default()).unwrap();
+        let source: Arc<dyn Source> = match bytes {
+            None => Arc::new(server),
+            Some(bytes) => Arc::new(WithMemory { server, bytes }),
+        };
+        let ctx = flotilla_federation::federated_context(
+            FederationConfig::pushing(Pushdown::Cost).add_to(SessionConfig::new()),
+        );
+        ctx.register_catalog("my", catalog_of(source).await.unwrap());
+        register_tpch_from(
+            &ctx,
+            &format!("my.{database}"),
+            &["customer", "orders", "lineitem"],
+        )
+        .await;
+        let (actual, plan) = run(&ctx, &sql).await;
+        assert_same_rows_with(
+            &expected,
+            &actual,
+            query_is_ordered(&sql),
+            Decimals::LastDigit,
+        );
+        plans.push(plan_text(&plan));
+    }
+    assert!(
+        pushed_whole(&plans[0]),
+        "with the server's own memory:\n{}",
+        plans[0]
+    );
+    assert!(
+        !pushed_whole(&plans[1]) && plans[1].contains("runs here: est"),
+        "with 4 MB of buffer pool:\n{}",
+        plans[1]
+    );
 }
