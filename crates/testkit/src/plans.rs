@@ -183,6 +183,21 @@ pub async fn run(
     (batches, plan)
 }
 
+/// Runs `sql` in `ctx` and in `reference` and asserts the same rows (in order where the query
+/// orders them; a decimal's last digit may differ: databases divide decimals with more digits
+/// than DataFusion keeps, then round). Returns the plan `ctx` ran, as text.
+pub async fn answers_like(reference: &SessionContext, ctx: &SessionContext, sql: &str) -> String {
+    let (expected, _) = run(reference, sql).await;
+    let (actual, plan) = run(ctx, sql).await;
+    crate::assert_same_rows_with(
+        &expected,
+        &actual,
+        crate::query_is_ordered(sql),
+        crate::Decimals::LastDigit,
+    );
+    plan_text(&plan)
+}
+
 /// What one federated scan did while a query ran.
 #[derive(Debug, Clone)]
 pub struct ScanReport {

@@ -294,13 +294,7 @@ fn lookup(plan: &LogicalPlan, costs: &EngineCosts) -> f64 {
 fn table_bytes(plan: &LogicalPlan) -> f64 {
     match plan {
         LogicalPlan::TableScan(scan) => {
-            let width: f64 = scan
-                .source
-                .schema()
-                .fields()
-                .iter()
-                .map(|field| type_width(field.data_type()))
-                .sum();
+            let width = fields_width(scan.source.schema().fields());
             let said = FederatedTable::of_scan(scan)
                 .and_then(|table| table.remote().bytes)
                 .map_or(0.0, |bytes| bytes as f64);
@@ -706,12 +700,15 @@ pub fn selectivity(predicate: &Expr) -> f64 {
 
 /// Bytes per row of `plan`'s result, from its column types.
 fn row_width(plan: &LogicalPlan) -> f64 {
-    plan.schema()
-        .fields()
+    fields_width(plan.schema().fields()).max(1.0)
+}
+
+/// Bytes of a row of `fields`, by their types.
+fn fields_width(fields: &datafusion::arrow::datatypes::Fields) -> f64 {
+    fields
         .iter()
         .map(|field| type_width(field.data_type()))
-        .sum::<f64>()
-        .max(1.0)
+        .sum()
 }
 
 fn type_width(data_type: &DataType) -> f64 {

@@ -2,7 +2,7 @@
 //! in Parquet, with everything pushed that MariaDB can run (whole unless a capability forbids
 //! it: listed below, with why) and by cost.
 
-use crate::common::{context, plan_text, pushed_whole, run, server, url};
+use crate::common::{context, pushed_whole, server, url};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
@@ -14,9 +14,8 @@ use flotilla_federation::{
     FederationConfig, RemoteTable, Source, SourceIdentity, TableName, catalog_of,
 };
 use flotilla_testkit::plans::{
-    register_tpch_from, too_many_derived_tables, tpch_parquet_context, tpch_query,
+    answers_like, register_tpch_from, too_many_derived_tables, tpch_parquet_context, tpch_query,
 };
-use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
 use flotilla_tpch::Table;
 use std::sync::Arc;
 
@@ -65,16 +64,7 @@ async fn tpch_in_mariadb_is_correct_and_pushed_whole_where_mariadb_can() {
     let mut unexpected = Vec::new();
     for n in 1..=22 {
         let sql = tpch_query(n);
-        let (expected, _) = run(&reference, &sql).await;
-        let (actual, plan) = run(&ctx, &sql).await;
-        // MariaDB divides decimals with more digits than DataFusion keeps, then rounds.
-        assert_same_rows_with(
-            &expected,
-            &actual,
-            query_is_ordered(&sql),
-            Decimals::LastDigit,
-        );
-        let plan = plan_text(&plan);
+        let plan = answers_like(&reference, &ctx, &sql).await;
         let expected_whole = !NOT_WHOLE.iter().any(|(q, _)| *q == n);
         if pushed_whole(&plan) != expected_whole {
             unexpected.push(format!("q{n} (expected whole: {expected_whole}):\n{plan}"));
@@ -93,15 +83,7 @@ async fn tpch_in_mariadb_is_correct_and_pushed_whole_where_mariadb_can() {
         .unwrap();
     for n in 1..=22 {
         let sql = tpch_query(n);
-        let (expected, _) = run(&reference, &sql).await;
-        let (actual, plan) = run(&ctx, &sql).await;
-        assert_same_rows_with(
-            &expected,
-            &actual,
-            query_is_ordered(&sql),
-            Decimals::LastDigit,
-        );
-        let plan = plan_text(&plan);
+        let plan = answers_like(&reference, &ctx, &sql).await;
         if [1, 9].contains(&n) {
             assert!(plan.contains("runs here: est"), "q{n}:\n{plan}");
         }
@@ -173,7 +155,6 @@ async fn lookups_into_a_table_the_servers_memory_cannot_hold_are_done_here() {
     let reference = tpch_parquet_context(SCALE).await;
     let database = server().load_tpch(SCALE).unwrap();
     let sql = tpch_query(3);
-    let (expected, _) = run(&reference, &sql).await;
     let mut plans = Vec::new();
     for bytes in [None, Some(4.0 * 1024.0 * 1024.0)] {
         let server =
@@ -192,14 +173,7 @@ async fn lookups_into_a_table_the_servers_memory_cannot_hold_are_done_here() {
             &["customer", "orders", "lineitem"],
         )
         .await;
-        let (actual, plan) = run(&ctx, &sql).await;
-        assert_same_rows_with(
-            &expected,
-            &actual,
-            query_is_ordered(&sql),
-            Decimals::LastDigit,
-        );
-        plans.push(plan_text(&plan));
+        plans.push(answers_like(&reference, &ctx, &sql).await);
     }
     assert!(
         pushed_whole(&plans[0]),
