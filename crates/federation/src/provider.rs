@@ -68,31 +68,14 @@ impl TableProvider for FederatedTable {
             limit,
         )
         .map(Arc::new);
-        // A big read of the table goes in key ranges, in parallel.
-        let mut partitions = Vec::new();
-        if let (Some(key), None) = (&self.remote().split_key, limit) {
-            let rows = crate::stats::rows(statistics.as_deref());
-            let n = crate::split::partition_count(state.config_options(), rows);
-            if n > 1 {
-                partitions = key
-                    .ranges(n)
-                    .into_iter()
-                    .map(|range| {
-                        let mut ranged = filters.clone();
-                        ranged.extend(crate::split::range_filter(key, range));
-                        writer
-                            .base_select(
-                                self.remote(),
-                                projection.map(|p| p.as_slice()),
-                                &ranged,
-                                None,
-                            )
-                            .map(|q| (crate::split::range_label(key, range), q.sql))
-                    })
-                    .collect::<Option<Vec<_>>>()
-                    .unwrap_or_default();
-            }
-        }
+        let partitions = self.key_ranges(
+            state,
+            &writer,
+            projection.map(|p| p.as_slice()),
+            &filters,
+            limit,
+            crate::stats::rows(statistics.as_deref()),
+        );
         Ok(Arc::new(
             FederatedScanExec::new(Arc::clone(self.source()), query.sql, schema)
                 .with_output_columns(OutputColumns {
@@ -142,6 +125,38 @@ impl TableProvider for FederatedTable {
 }
 
 impl FederatedTable {
+    /// The statements reading `projection` of this table through `filters` in key ranges, one
+    /// per partition, with their labels; empty when the read is not split (no split key, a
+    /// limit, or fewer `rows` than two partitions' worth).
+    fn key_ranges(
+        &self,
+        state: &dyn Session,
+        writer: &Writer<'_>,
+        projection: Option<&[usize]>,
+        filters: &[Expr],
+        limit: Option<usize>,
+        rows: Option<usize>,
+    ) -> Vec<(String, String)> {
+        let (Some(key), None) = (&self.remote().split_key, limit) else {
+            return Vec::new();
+        };
+        let n = crate::split::partition_count(state.config_options(), rows);
+        if n < 2 {
+            return Vec::new();
+        }
+        key.ranges(n)
+            .into_iter()
+            .map(|range| {
+                let mut ranged = filters.to_vec();
+                ranged.extend(crate::split::range_filter(key, range));
+                writer
+                    .base_select(self.remote(), projection, &ranged, None)
+                    .map(|q| (crate::split::range_label(key, range), q.sql))
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default()
+    }
+
     /// SQL for `filter` over this table, if the dialect can express it exactly.
     fn filter_sql(&self, filter: &Expr) -> Option<String> {
         Writer::new(self.source().as_ref()).table_filter(self.remote(), &unqualified(filter))
@@ -177,15 +192,24 @@ impl FederatedTable {
             );
         };
         let read_schema = Arc::new(self.remote().arrow_schema.project(&needed)?);
+        let statistics = crate::stats::of_table(self.remote(), Some(&needed), 0, None);
+        // Reading a big table whole still goes in key ranges: pulling is not reading slowly.
+        let partitions = self.key_ranges(
+            state,
+            &writer,
+            Some(&needed),
+            &[],
+            None,
+            crate::stats::rows(statistics.as_ref()),
+        );
         let mut plan: Arc<dyn ExecutionPlan> = Arc::new(
             FederatedScanExec::new(
                 Arc::clone(self.source()),
                 query.sql,
                 Arc::clone(&read_schema),
             )
-            .with_statistics(
-                crate::stats::of_table(self.remote(), Some(&needed), 0, None).map(Arc::new),
-            ),
+            .with_partitions(partitions)
+            .with_statistics(statistics.map(Arc::new)),
         );
         if let Some(predicate) = conjunction(filters.iter().cloned()) {
             let df_schema = DFSchema::try_from(read_schema.as_ref().clone())?;

@@ -5,13 +5,13 @@ use crate::pool::Pool;
 use crate::types::ColumnType;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::common::Result as DfResult;
+use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, Result};
 use flotilla_federation::stats::bound_from_text;
 use flotilla_federation::{
-    ColumnEstimate, Dialect, RemoteTable, Source, SourceIdentity, TableName,
+    ColumnEstimate, Dialect, RemoteTable, Source, SourceIdentity, SplitKey, TableName,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -189,8 +189,8 @@ impl SqliteSource {
             fields.push(Field::new(name, column_type.arrow_type(), !not_null));
             opaque.push(is_opaque(declared, column_type));
         }
-        let (row_estimate, indexed, column_estimates) = if is_view {
-            (None, None, Vec::new())
+        let (row_estimate, indexed, column_estimates, split_key) = if is_view {
+            (None, None, Vec::new(), None)
         } else {
             let leading = self.index_leaders(conn, schema, table);
             let indexed: Vec<bool> = columns
@@ -210,7 +210,13 @@ impl SqliteSource {
                 }
                 None => Vec::new(),
             };
-            (rows, Some(indexed), estimates)
+            let split_key = match rows {
+                Some(rows) if rows >= SPLIT_MIN_ROWS => {
+                    self.split_key(conn, schema, table, &fields, &estimates)
+                }
+                _ => None,
+            };
+            (rows, Some(indexed), estimates, split_key)
         };
         Ok(RemoteTable {
             column_estimates,
@@ -222,7 +228,7 @@ impl SqliteSource {
             opaque,
             indexed,
             table_type,
-            split_key: None,
+            split_key,
         })
     }
 }
@@ -233,7 +239,41 @@ const ROWID_COLUMN: &str = "SELECT name FROM pragma_table_info(?1, ?2) WHERE pk 
                             AND upper(type) = 'INTEGER' \
                             AND (SELECT count(*) FROM pragma_table_info(?1, ?2) WHERE pk > 0) = 1";
 
+/// Tables with fewer estimated rows get no split key (they are never read in parts).
+const SPLIT_MIN_ROWS: usize = 100_000;
+
 impl SqliteSource {
+    /// The table's `INTEGER PRIMARY KEY` (its rowid) and the range it held, from the bounds
+    /// `estimates` read through it: ranges of it are read in parallel, each a range of the
+    /// table's own b-tree. Other keys are not split on: a range of an index costs a lookup in
+    /// the table per row (at SF 1 half of lineitem by `l_orderkey` took 0.41–0.55 s against
+    /// 0.29 s by rowid and 0.62 s for all of it, and rows not stored in key order would be read
+    /// at random).
+    fn split_key(
+        &self,
+        conn: &rusqlite::Connection,
+        schema: &str,
+        table: &str,
+        fields: &[Field],
+        estimates: &[ColumnEstimate],
+    ) -> Option<SplitKey> {
+        let column: String = conn
+            .query_row(ROWID_COLUMN, [table, schema], |r| r.get(0))
+            .ok()?;
+        let i = fields.iter().position(|f| f.name() == &column)?;
+        let estimate = estimates.get(i)?;
+        match (&estimate.min, &estimate.max) {
+            (Some(ScalarValue::Int64(Some(min))), Some(ScalarValue::Int64(Some(max)))) => {
+                Some(SplitKey {
+                    column,
+                    min: *min,
+                    max: *max,
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// The columns an index of the table starts with (its primary key's included), and an
     /// `INTEGER PRIMARY KEY` (the rowid): SQLite looks rows up by them instead of scanning.
     fn index_leaders(&self, conn: &rusqlite::Connection, schema: &str, table: &str) -> Vec<String> {

@@ -188,6 +188,26 @@ async fn tpch_in_sqlite_by_cost_is_correct_and_cut_where_sqlite_is_slow() {
     set(&ctx, "flotilla.federation.pushdown", "'none'").await;
     let sent = remote_sql(&check_equal(&ctx, &reference, &query(9)).await);
     assert!(sent.iter().all(|s| !s.contains("JOIN")), "{sent:?}");
+    // Pulled, orders is still read as ranges of its INTEGER PRIMARY KEY in parallel (none with
+    // partition_rows = 0): 'none' is a fair baseline, not a slow one.
+    for (partition_rows, split) in [(100_000, true), (0, false)] {
+        set(
+            &ctx,
+            "flotilla.federation.partition_rows",
+            &partition_rows.to_string(),
+        )
+        .await;
+        let plan = check_equal(&ctx, &reference, &query(9)).await;
+        let orders = plan
+            .lines()
+            .find(|l| l.contains("FederatedScanExec") && l.contains("\"orders\""))
+            .unwrap_or_else(|| panic!("no scan of orders:\n{plan}"));
+        assert_eq!(
+            orders.contains("partitions=[o_orderkey < "),
+            split,
+            "{plan}"
+        );
+    }
     let error = match ctx.sql("SET flotilla.federation.pushdown = 'some'").await {
         Err(e) => e.to_string(),
         Ok(frame) => frame
