@@ -39,7 +39,7 @@ mod serving;
 pub mod session;
 
 pub use fallback::FlightFallback;
-pub use limits::QueryAdmission;
+pub use limits::{Admission, QueryAdmission, Turn};
 pub use password::Password;
 pub use registry::{RegistryLimits, positional_parameters};
 pub use server::FlightSqlServer;

@@ -14,6 +14,7 @@
 
 use datafusion::execution::TaskContext;
 use flotilla_common::metrics::metrics;
+use flotilla_common::{Error, ErrorKind};
 use futures::Stream;
 use std::future::Future;
 use std::pin::Pin;
@@ -35,16 +36,17 @@ pub struct QueryAdmission {
     pub max_queued: usize,
 }
 
-/// A node's turns (see the module documentation).
+/// A node's turns (see the module documentation), shared by every port that runs queries
+/// (Flight SQL and the PostgreSQL protocol).
 #[derive(Debug)]
-pub(crate) struct Admission {
+pub struct Admission {
     limits: QueryAdmission,
     turns: Option<Arc<Semaphore>>,
     queued: AtomicUsize,
 }
 
 /// One query's turn; the next query in the queue gets it when this is dropped.
-pub(crate) type Turn = Option<OwnedSemaphorePermit>;
+pub type Turn = Option<OwnedSemaphorePermit>;
 
 impl Admission {
     pub fn new(limits: QueryAdmission) -> Self {
@@ -57,7 +59,10 @@ impl Admission {
 
     /// A turn to run a query: at once, after waiting in the queue, or RESOURCE_EXHAUSTED when
     /// the queue is full.
-    pub async fn admit(&self) -> Result<Turn, Status> {
+    ///
+    /// # Errors
+    /// When the queue is full, or the node shuts down while the query waits.
+    pub async fn admit(&self) -> flotilla_common::Result<Turn> {
         let Some(turns) = &self.turns else {
             return Ok(None);
         };
@@ -66,17 +71,20 @@ impl Admission {
         }
         if self.queued.fetch_add(1, Ordering::SeqCst) >= self.limits.max_queued {
             self.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(Status::resource_exhausted(format!(
-                "the node runs its maximum of {} queries and {} more wait for a turn \
-                 ([server] max_concurrent_queries, max_queued_queries): try again later",
-                self.limits.max_running, self.limits.max_queued
-            )));
+            return Err(Error::new(
+                ErrorKind::ResourceExhausted,
+                format!(
+                    "the node runs its maximum of {} queries and {} more wait for a turn \
+                     ([server] max_concurrent_queries, max_queued_queries): try again later",
+                    self.limits.max_running, self.limits.max_queued
+                ),
+            ));
         }
         let _waiting = Waiting::new(&self.queued);
         let turn = Arc::clone(turns)
             .acquire_owned()
             .await
-            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+            .map_err(|_| Error::unavailable("the node is shutting down"))?;
         Ok(Some(turn))
     }
 }

@@ -37,7 +37,7 @@ pub struct FlightSqlServer {
     users: Vec<User>,
     session_limits: SessionLimits,
     registry_limits: RegistryLimits,
-    admission: QueryAdmission,
+    admission: Arc<Admission>,
     drain_timeout: Duration,
     /// PEM certificate chain and private key: serve TLS.
     tls: Option<(Vec<u8>, Vec<u8>)>,
@@ -53,7 +53,7 @@ impl FlightSqlServer {
             users: Vec::new(),
             session_limits: SessionLimits::default(),
             registry_limits: RegistryLimits::default(),
-            admission: QueryAdmission::default(),
+            admission: Arc::new(Admission::new(QueryAdmission::default())),
             drain_timeout: Duration::from_secs(30),
             tls: None,
             fallback: None,
@@ -104,8 +104,13 @@ impl FlightSqlServer {
 
     /// How many queries run at once and how many may wait (default: no limit).
     pub fn with_query_admission(mut self, admission: QueryAdmission) -> Self {
-        self.admission = admission;
+        self.admission = Arc::new(Admission::new(admission));
         self
+    }
+
+    /// The node's turns for queries, for other ports to share (see [`Admission`]).
+    pub fn admission(&self) -> Arc<Admission> {
+        Arc::clone(&self.admission)
     }
 
     /// How long running calls may go on after the shutdown signal before they are dropped.
@@ -131,7 +136,7 @@ impl FlightSqlServer {
         ));
         let service = FlotillaFlightSql::new(
             Registry::new(self.registry_limits),
-            Admission::new(self.admission),
+            self.admission,
             Arc::clone(&sessions),
             self.fallback,
             self.cluster_secret.is_some(),

@@ -64,7 +64,7 @@ use tonic::{Request, Response, Status, Streaming};
 pub struct FlotillaFlightSql {
     pub(crate) registry: Registry,
     /// Turns to run queries (`[server] max_concurrent_queries`).
-    admission: Admission,
+    admission: Arc<Admission>,
     sessions: Arc<Sessions>,
     sql_info: SqlInfoData,
     xdbc_types: XdbcTypeInfoData,
@@ -170,7 +170,7 @@ fn returns_rows(plan: &LogicalPlan) -> bool {
 impl FlotillaFlightSql {
     pub(crate) fn new(
         registry: Registry,
-        admission: Admission,
+        admission: Arc<Admission>,
         sessions: Arc<Sessions>,
         fallback: Option<Arc<dyn FlightFallback>>,
         peers_only: bool,

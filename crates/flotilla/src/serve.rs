@@ -177,19 +177,28 @@ async fn run(
         worker.attach(&mut ctx.state_ref().write());
     }
     let sessions = Arc::new(SharedCatalogs::new(ctx));
-    let pg = pg.map(|pg| (pg, PgServer::new(sessions.clone(), users.clone())));
-    let mut server = FlightSqlServer::new(sessions)
-        .with_users(users)
+    let read = |path: &std::path::PathBuf| {
+        std::fs::read(path).map_err(|e| Error::from(e).with_source(path.display().to_string()))
+    };
+    let mut server = FlightSqlServer::new(sessions.clone())
+        .with_users(users.clone())
         .with_session_limits(limits)
         .with_query_admission(config.server.admission)
         .with_fallback(Arc::new(WorkerFallback(worker)));
+    let pg = match pg {
+        Some(listener) => {
+            let mut pg = PgServer::new(sessions, users).with_admission(server.admission());
+            if let Some((cert, key)) = &config.server.tls {
+                pg = pg.with_tls(&read(cert)?, &read(key)?)?;
+            }
+            Some((listener, pg))
+        }
+        None => None,
+    };
     if let Some(secret) = session::cluster_secret(config.cluster.as_ref())? {
         server = server.with_cluster_secret(secret);
     }
     if let Some((cert, key)) = &config.server.tls {
-        let read = |path: &std::path::PathBuf| {
-            std::fs::read(path).map_err(|e| Error::from(e).with_source(path.display().to_string()))
-        };
         server = server.with_tls(read(cert)?, read(key)?);
     }
     // Every port stops on the same signal.

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  client ──TCP──▶ pgwire (framing, startup, extended-protocol state)
+//!                    ├ TLS when the node has a certificate (`[server] tls_cert`)
 //!                    ├ login.rs: the user's password checked against [[server.users]]
-//!                    │           (cleartext password message), then a session from the
+//!                    │           (SCRAM-SHA-256, -PLUS over TLS), then a session from the
 //!                    │           node's SessionProvider, kept with the connection
 //!                    ├ limits.rs: cancel requests, the statement timeout, the memory limit
 //!                    ├ catalog.rs: pg_catalog (built once per node) in every session's
@@ -22,7 +23,8 @@
 //! A statement stops on the client's cancel request and at the session's
 //! `flotilla.statement_timeout`, and holds at most `flotilla.query_memory_limit` (`limits.rs`).
 //!
-//! Not yet: TLS, SCRAM-SHA-256, and the node's `max_concurrent_queries` on this port.
+//! A statement that runs a query takes a turn of the node's `[server] max_concurrent_queries`
+//! (the same turns as Flight SQL's, [`PgServer::with_admission`]), waiting in its queue.
 
 mod catalog;
 mod errors;
@@ -44,6 +46,7 @@ use tokio::net::TcpListener;
 /// Serves the PostgreSQL protocol over a node's sessions.
 pub struct PgServer {
     handlers: Arc<Handlers>,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
 }
 
 struct Handlers {
@@ -81,7 +84,53 @@ impl PgServer {
                 queries: Arc::new(Queries),
                 cancels,
             }),
+            tls: None,
         }
+    }
+
+    /// Takes turns for queries from `admission`, the node's (shared with its Flight SQL port);
+    /// without, a port of its own has no limit.
+    pub fn with_admission(mut self, admission: Arc<flotilla_flightsql::Admission>) -> Self {
+        let handlers = Arc::get_mut(&mut self.handlers).expect("not serving yet");
+        let login = Arc::get_mut(&mut handlers.login).expect("not serving yet");
+        login.admission = admission;
+        self
+    }
+
+    /// Serves TLS (clients' `sslmode=require` and up) with the certificate chain and private
+    /// key in `chain` and `key` (PEM), and offers SCRAM-SHA-256-PLUS bound to the chain. A
+    /// client that does not ask for TLS is still served in the clear, as PostgreSQL does
+    /// without `hostssl` rules.
+    ///
+    /// # Errors
+    /// When the PEM holds no certificate or no usable private key.
+    pub fn with_tls(mut self, chain: &[u8], key: &[u8]) -> Result<Self> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            flotilla_common::Error::invalid(format!("server TLS for pg_listen: {what}: {e}"))
+        };
+        let certificates = CertificateDer::pem_slice_iter(chain)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad("the certificate file", &e))?;
+        if certificates.is_empty() {
+            return Err(bad("the certificate file", &"no certificate in it"));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad("the key file", &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("TLS versions", &e))?
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+            .map_err(|e| bad("the certificate and key", &e))?;
+        // libpq 17's direct TLS (`sslnegotiation=direct`) requires the protocol named.
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        self.tls = Some(pgwire::tokio::TlsAcceptor::from(Arc::new(config)));
+        let handlers = Arc::get_mut(&mut self.handlers).expect("not serving yet");
+        let login = Arc::get_mut(&mut handlers.login).expect("not serving yet");
+        login.set_certificate(chain.to_vec());
+        Ok(self)
     }
 
     /// Serves connections from `listener` until `shutdown` completes; each connection runs on
@@ -105,9 +154,10 @@ impl PgServer {
                         continue;
                     };
                     let handlers = Arc::clone(&self.handlers);
+                    let tls = self.tls.clone();
                     tokio::spawn(async move {
                         // A connection's failure (bad bytes, a client gone) is its own.
-                        let _ = pgwire::tokio::process_socket(socket, None, handlers).await;
+                        let _ = pgwire::tokio::process_socket(socket, tls, handlers).await;
                     });
                 }
             }

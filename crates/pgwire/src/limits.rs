@@ -18,6 +18,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::DataFrame;
 use flotilla_common::options::QueryLimits;
+use flotilla_flightsql::Turn;
 use futures::StreamExt;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::error::PgWireResult;
@@ -163,9 +164,11 @@ fn stopped(stop: Stop) -> pgwire::error::PgWireError {
 
 /// Starts `frame` in a task context of its own (its memory pool under
 /// `flotilla.query_memory_limit`); its batches end with an error as soon as `watch` says stop.
+/// The stream holds the query's `turn` until it ends or is dropped.
 pub(crate) async fn execute(
     frame: DataFrame,
     mut watch: Watch,
+    turn: Turn,
 ) -> PgWireResult<
     impl futures::Stream<Item = PgWireResult<datafusion::arrow::array::RecordBatch>> + Send + use<>,
 > {
@@ -176,12 +179,12 @@ pub(crate) async fn execute(
         .await?;
     let batches: SendableRecordBatchStream = execute_stream(physical, task).map_err(query_error)?;
     Ok(futures::stream::unfold(
-        Some((batches, watch)),
+        Some((batches, watch, turn)),
         |state| async move {
-            let (mut batches, mut watch) = state?;
+            let (mut batches, mut watch, turn) = state?;
             tokio::select! {
                 batch = batches.next() => match batch {
-                    Some(Ok(batch)) => Some((Ok(batch), Some((batches, watch)))),
+                    Some(Ok(batch)) => Some((Ok(batch), Some((batches, watch, turn)))),
                     Some(Err(e)) => Some((Err(query_error(e)), None)),
                     None => None,
                 },

@@ -11,7 +11,7 @@
 //! SQL is parsed in PostgreSQL's dialect whatever the session's `datafusion.sql_parser.dialect`:
 //! these clients write PostgreSQL.
 
-use crate::errors::{query_error, user_error};
+use crate::errors::{query_error, sqlstate, user_error};
 use crate::limits::Watch;
 use crate::login::{Connection, session_of};
 use crate::params::bind;
@@ -258,6 +258,16 @@ async fn run(
         &connection.canceller,
         &QueryLimits::of(ctx.state_ref().read().config_options()),
     );
+    // A turn of the node's (shared with Flight SQL): waits in its queue, within the timeout.
+    let turn = watch
+        .guard(async {
+            connection
+                .admission
+                .admit()
+                .await
+                .map_err(|e| user_error(sqlstate(e.kind()), &e.to_string()))
+        })
+        .await?;
     let rows = returns_rows(&plan);
     let tag = tag_of(&plan);
     let insert = matches!(&plan, LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)));
@@ -291,7 +301,7 @@ async fn run(
         return Ok(Response::Execution(tag));
     }
     let fields = Arc::new(fields(frame.schema().as_arrow(), format, options)?);
-    let batches = crate::limits::execute(frame, watch).await?;
+    let batches = crate::limits::execute(frame, watch, turn).await?;
     let encoded = Arc::clone(&fields);
     let rows = batches
         .map(move |batch| {

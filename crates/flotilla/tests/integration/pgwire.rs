@@ -326,23 +326,69 @@ async fn a_cancel_request_and_the_statement_timeout_stop_a_long_query() {
     assert_eq!(out["after_timeout"], "2", "{out}");
 }
 
+/// The node's `max_concurrent_queries` holds on this port: with one turn and no queue, a query
+/// sent while another runs is refused at once (53000, naming the setting), and runs once the
+/// turn is free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_log_in_with_their_password_and_a_wrong_one_is_refused() {
+async fn the_nodes_query_limit_refuses_a_query_over_it_and_serves_it_after() {
+    let node = serve(
+        &format!("{PG_PORT}max_concurrent_queries = 1\nmax_queued_queries = 0\n"),
+        &[],
+    );
+    let out = psycopg("busy", &conninfo(&node, ""), &[]);
+    assert_eq!(out["while_busy"]["sqlstate"], "53000", "{out}");
+    assert!(
+        out["while_busy"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_concurrent_queries"),
+        "{out}"
+    );
+    assert_eq!(out["long"]["sqlstate"], "57014", "{out}");
+    assert_eq!(out["after"], "2", "{out}");
+}
+
+/// Users log in with SCRAM-SHA-256: the password never crosses the network, whether it is
+/// given to the node in the environment or stored as a `flotilla hash-password` hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_log_in_with_scram_and_a_wrong_password_is_refused() {
+    let hash = flotilla_flightsql::password::hash("b0-pass", 4096);
     let node = serve(
         &format!(
-            "{PG_PORT}\n[[server.users]]\nname = \"ann\"\npassword_env = \"FLOTILLA_TEST_PG_PASSWORD\"\n"
+            "{PG_PORT}\n[[server.users]]\nname = \"ann\"\npassword_env = \"FLOTILLA_TEST_PG_PASSWORD\"\n\
+             \n[[server.users]]\nname = \"bo\"\npassword_hash = \"{hash}\"\n"
         ),
         &[("FLOTILLA_TEST_PG_PASSWORD", "s3cret")],
     );
     let (host, port) = host_port(&node);
     let base = format!("host={host} port={port} dbname=flotilla");
-    let ok = psycopg("login", &format!("{base} user=ann password=s3cret"), &[]);
-    assert_eq!(ok["ok"], true, "{ok}");
-    assert_eq!(ok["row"], serde_json::json!(["1"]));
-    // libpq reports a refused login as a connection failure, with the server's FATAL message.
+    for (user, password) in [("ann", "s3cret"), ("bo", "b0-pass")] {
+        let ok = psycopg(
+            "login",
+            &format!("{base} user={user} password={password} require_auth=scram-sha-256"),
+            &[],
+        );
+        assert_eq!(ok["ok"], true, "{user}: {ok}");
+        assert_eq!(ok["row"], serde_json::json!(["1"]));
+        assert_eq!(ok["ssl"], false, "{ok}");
+    }
+    // The server never asks for the password itself.
+    let cleartext = psycopg(
+        "login",
+        &format!("{base} user=ann password=s3cret require_auth=password"),
+        &[],
+    );
+    assert_eq!(cleartext["ok"], false, "{cleartext}");
+    assert!(
+        cleartext["error"].as_str().unwrap().contains("SASL"),
+        "{cleartext}"
+    );
+    // libpq reports a refused login as a connection failure, with the server's FATAL message;
+    // a user that does not exist is refused as a wrong password is.
     for conninfo in [
         format!("{base} user=ann password=guess"),
-        format!("{base} user=bob password=s3cret"),
+        format!("{base} user=bo password=s3cret"),
+        format!("{base} user=cy password=s3cret"),
     ] {
         let refused = psycopg("login", &conninfo, &[]);
         assert_eq!(refused["ok"], false, "{refused}");
@@ -353,19 +399,81 @@ async fn users_log_in_with_their_password_and_a_wrong_one_is_refused() {
         );
     }
     // psql, too, and a node with users still serves the right one.
-    let (host, port) = host_port(&node);
-    let out = Command::new("psql")
-        .args([
-            "-X", "-w", "-h", &host, "-p", &port, "-U", "ann", "-d", "x", "-c", "SELECT 1",
-        ])
-        .env("PGPASSWORD", "wrong")
-        .output()
-        .unwrap();
+    let psql_with = |password: &str| {
+        Command::new("psql")
+            .args([
+                "-X", "-w", "-A", "-t", "-h", &host, "-p", &port, "-U", "ann", "-d", "x", "-c",
+                "SELECT 1",
+            ])
+            .env("PGPASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let out = psql_with("wrong");
     assert!(!out.status.success());
     assert!(
         common::text(&out).1.contains("authentication failed"),
         "{out:?}"
     );
+    let out = psql_with("s3cret");
+    assert_eq!(common::text(&out).0.trim(), "1", "{out:?}");
+}
+
+/// With `[server] tls_cert`/`tls_key`, the PostgreSQL port serves TLS to clients that ask
+/// (checked against the test CA, with SCRAM bound to the channel), and the clear protocol to
+/// those that do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_clients_that_trust_the_certificate_with_scram_bound_to_it() {
+    let pki = flotilla_testkit::tls::test_pki();
+    let node = serve(
+        &format!(
+            "{PG_PORT}tls_cert = \"{}\"\ntls_key = \"{}\"\n\n[[server.users]]\nname = \"ann\"\n\
+             password_env = \"FLOTILLA_TEST_PG_PASSWORD\"\n",
+            pki.server_cert.display(),
+            pki.server_key.display()
+        ),
+        &[("FLOTILLA_TEST_PG_PASSWORD", "s3cret")],
+    );
+    let (host, port) = host_port(&node);
+    let base = format!(
+        "host=localhost hostaddr={host} port={port} dbname=flotilla user=ann password=s3cret"
+    );
+    let ca = pki.ca_cert.display();
+    let secure = psycopg(
+        "login",
+        &format!("{base} sslmode=verify-full sslrootcert={ca} channel_binding=require"),
+        &[],
+    );
+    assert_eq!(secure["ok"], true, "{secure}");
+    assert_eq!(secure["ssl"], true, "{secure}");
+    // A client that does not trust the certificate's issuer refuses it.
+    let untrusted = psycopg(
+        "login",
+        &format!("{base} sslmode=verify-full sslrootcert=system"),
+        &[],
+    );
+    assert_eq!(untrusted["ok"], false, "{untrusted}");
+    assert!(
+        untrusted["error"].as_str().unwrap().contains("certificate"),
+        "{untrusted}"
+    );
+    // In the clear, when the client does not ask for TLS (and then no channel to bind to).
+    let clear = psycopg("login", &format!("{base} sslmode=disable"), &[]);
+    assert_eq!(clear["ok"], true, "{clear}");
+    assert_eq!(clear["ssl"], false, "{clear}");
+    let unbound = psycopg(
+        "login",
+        &format!("{base} sslmode=disable channel_binding=require"),
+        &[],
+    );
+    assert_eq!(unbound["ok"], false, "{unbound}");
+    // psql over TLS runs a query against the sources.
+    let out = Command::new("psql")
+        .args(["-X", "-w", "-A", "-t", "-c", "SELECT count(*) FROM region"])
+        .arg(format!("{base} sslmode=require"))
+        .output()
+        .unwrap();
+    assert_eq!(common::text(&out).0.trim(), "5", "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,7 +30,8 @@ def main():
         try:
             with psycopg.connect(conninfo, connect_timeout=10) as conn:
                 row = conn.execute("SELECT 1").fetchone()
-            print(json.dumps({"ok": True, "row": [text(v) for v in row]}))
+                ssl = conn.pgconn.ssl_in_use
+            print(json.dumps({"ok": True, "row": [text(v) for v in row], "ssl": ssl}))
         except psycopg.Error as e:
             print(json.dumps({"ok": False, "sqlstate": e.sqlstate, "error": str(e)}))
         return
@@ -78,6 +79,32 @@ def main():
             except psycopg.Error as e:
                 outcome["timeout"] = {"sqlstate": e.sqlstate, "error": str(e)}
             outcome["after_timeout"] = text(conn.execute("SELECT 2").fetchone()[0])
+            print(json.dumps(outcome))
+        elif check == "busy":
+            # One connection holds the node's only turn with a long query (ended by its
+            # statement timeout); another asks for one meanwhile, and again after.
+            long = "SELECT count(*) FROM generate_series(1, 100000000000)"
+            outcome = {}
+            conn.execute("SET flotilla.statement_timeout = '4s'")
+
+            def hold():
+                try:
+                    conn.execute(long)
+                    outcome["long"] = "finished"
+                except psycopg.Error as e:
+                    outcome["long"] = {"sqlstate": e.sqlstate, "error": str(e)}
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            time.sleep(1.0)
+            with psycopg.connect(conninfo, connect_timeout=10, autocommit=True) as other:
+                try:
+                    other.execute("SELECT 1")
+                    outcome["while_busy"] = "ran"
+                except psycopg.Error as e:
+                    outcome["while_busy"] = {"sqlstate": e.sqlstate, "error": str(e)}
+                holder.join()
+                outcome["after"] = text(other.execute("SELECT 2").fetchone()[0])
             print(json.dumps(outcome))
         else:
             raise SystemExit(f"unknown check {check}")
