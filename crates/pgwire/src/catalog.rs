@@ -22,9 +22,12 @@
 //! one per session would tie every session to itself and outlive it. It lists the sources'
 //! tables; a session's own tables (catalog `datafusion`) are not in it.
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::common::ScalarValue;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
@@ -65,6 +68,9 @@ impl PgSessions {
         let default = default_catalog(&ctx);
         let catalog = with_pg_catalog(&ctx, &default, None)?;
         setup_pg_catalog(&ctx, &default, EmptyContextProvider).map_err(|e| Error::from(*e))?;
+        for function in missing_functions() {
+            ctx.register_udf(function);
+        }
         let pg_catalog = catalog
             .pg_catalog
             .get()
@@ -165,6 +171,39 @@ impl CatalogProvider for WithPgCatalog {
     ) -> datafusion::common::Result<Option<Arc<dyn SchemaProvider>>> {
         self.inner.deregister_schema(name, cascade)
     }
+}
+
+/// Catalog functions psql's `\df` calls that `datafusion-pg-catalog` lacks. Every function
+/// `pg_proc` lists is PostgreSQL's own, in `pg_catalog` (Flotilla has no user functions), so
+/// each is visible, and its argument and result types are not described.
+fn missing_functions() -> Vec<ScalarUDF> {
+    let of_oid = |name: &str, result: ScalarValue| {
+        let value = result.clone();
+        create_udf(
+            name,
+            vec![DataType::Int32],
+            result.data_type(),
+            Volatility::Stable,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let rows = match args.first() {
+                    Some(ColumnarValue::Array(oids)) => oids.len(),
+                    _ => 1,
+                };
+                Ok(ColumnarValue::Array(value.to_array_of_size(rows)?))
+            }),
+        )
+    };
+    vec![
+        of_oid("pg_function_is_visible", ScalarValue::Boolean(Some(true))),
+        of_oid(
+            "pg_get_function_arguments",
+            ScalarValue::Utf8(Some(String::new())),
+        ),
+        of_oid(
+            "pg_get_function_result",
+            ScalarValue::Utf8(Some(String::new())),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -25,8 +25,11 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::Statement as Sql;
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement as Sql, visit_expressions_mut,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use flotilla_common::options::QueryLimits;
 use flotilla_flightsql::positional_parameters;
@@ -41,6 +44,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 use std::fmt::Debug;
+use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock};
 
 /// A statement prepared with Parse: its plan (`None`: an empty statement) and the inferred
@@ -83,18 +87,61 @@ fn parse(sql: &str) -> PgWireResult<Vec<DfStatement>> {
     if statements
         .iter()
         .all(|statement| matches!(statement, DfStatement::Statement(_)))
-        && let Ok(rewritten) = rewriter.parse(sql)
+        && let Ok(mut rewritten) = rewriter.parse(sql)
         && rewritten.len() == statements.len()
     {
+        rewritten.iter_mut().for_each(array_subqueries);
         return Ok(sql_only(rewritten));
     }
     Ok(statements
         .into_iter()
         .map(|statement| match statement {
-            DfStatement::Statement(s) => DfStatement::Statement(Box::new(rewriter.rewrite(*s))),
+            DfStatement::Statement(s) => {
+                let mut s = rewriter.rewrite(*s);
+                array_subqueries(&mut s);
+                DfStatement::Statement(Box::new(s))
+            }
             other => other,
         })
         .collect())
+}
+
+/// `ARRAY(SELECT x FROM … WHERE …)` (psql's `\du` lists the roles each role is a member of so)
+/// as the scalar subquery `(SELECT array_agg(x) FROM … WHERE …)`, which DataFusion plans,
+/// correlated or not. Where the subquery finds no rows it gives NULL, not PostgreSQL's `{}`.
+/// A subquery with an ORDER BY, LIMIT or more than one column is left as it is.
+fn array_subqueries(statement: &mut Sql) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Function(function) = expr
+            && function.name.to_string().eq_ignore_ascii_case("array")
+            && let FunctionArguments::Subquery(query) = &function.args
+            && let Some(aggregated) = aggregated(query)
+        {
+            *expr = Expr::Subquery(Box::new(aggregated));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `query` with its one column `x` replaced by `array_agg(x)`.
+fn aggregated(query: &Query) -> Option<Query> {
+    if query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
+        return None;
+    }
+    let mut query = query.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let [SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }] =
+        select.projection.as_mut_slice()
+    else {
+        return None;
+    };
+    *item = SqlParser::new(&PostgreSqlDialect {})
+        .try_with_sql(&format!("array_agg({item})"))
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()?;
+    Some(query)
 }
 
 async fn plan(ctx: &SessionContext, statement: DfStatement) -> PgWireResult<LogicalPlan> {

@@ -174,8 +174,9 @@ async fn psql_runs_tpch_q1_and_q3_like_datafusion_over_parquet() {
 }
 
 /// psql's `\dt` lists the tables of every source — the SQLite database's (schema `main`) and
-/// the Parquet directory's (schema `public`) — `\d` describes one, and `\l` lists the
-/// database; each through the metadata queries psql itself sends to `pg_catalog`.
+/// the Parquet directory's (schema `public`) — `\d` describes one, `\l` lists the database,
+/// `\du` the roles and `\df` functions; each through the metadata queries psql itself sends to
+/// `pg_catalog`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_describes_the_sources_tables() {
     let node = open_node();
@@ -204,6 +205,29 @@ async fn psql_describes_the_sources_tables() {
     }
     let databases = psql(node, "test", "\\l").unwrap();
     assert!(!databases.is_empty(), "\\l lists no database");
+    // \du (its roles' memberships as ARRAY(SELECT …)) and \df (functions, with catalog
+    // functions datafusion-pg-catalog lacks) run.
+    // (pg_roles is datafusion-pg-catalog's, empty: the node's users are not listed.)
+    psql(node, "test", "\\du").unwrap();
+    psql(node, "test", "\\df").unwrap();
+    let functions = psql(node, "test", "\\df abs").unwrap();
+    assert!(
+        !functions.is_empty()
+            && functions
+                .iter()
+                .all(|row| row.get(1).is_some_and(|name| name == "abs")),
+        "{functions:?}"
+    );
+    // ARRAY(subquery), correlated, as PostgreSQL runs it.
+    let sizes = psql(
+        node,
+        "test",
+        "SELECT r_name, cardinality(ARRAY(SELECT n_name FROM shop.main.nation n \
+         WHERE n.n_regionkey = r.r_regionkey)) FROM shop.main.region r ORDER BY 1",
+    )
+    .unwrap();
+    assert_eq!(sizes.len(), 5, "{sizes:?}");
+    assert!(sizes.iter().all(|row| row[1] == "5"), "{sizes:?}");
     // The rewrites for pg_catalog leave ordinary SQL as it was.
     let rows = psql(node, "test", "SELECT count(*) FROM shop.main.nation").unwrap();
     assert_eq!(rows, vec![vec!["25".to_string()]]);
