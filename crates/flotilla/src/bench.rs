@@ -240,7 +240,7 @@ pub async fn federation(
     out: &mut dyn Write,
 ) -> Result<()> {
     let repeat = repeat.max(1);
-    let schema = format!("tpch_sf{}", scale.to_string().replace('.', "_"));
+    let schema = federation_schema(scale);
     let (config, native, schema) = match source {
         BenchSource::Sqlite => {
             let config = demo::prepare(cache, scale)?;
@@ -489,4 +489,10 @@ fn print_table(
         rows.iter().map(|r| r.rows_chosen).sum::<usize>()
     )?;
     Ok(())
+}
+
+/// The schema (PostgreSQL) or database (MySQL) TPC-H at `scale` is loaded into:
+/// `tpch_sf1`, `tpch_sf0_1`.
+pub(crate) fn federation_schema(scale: f64) -> String {
+    format!("tpch_sf{}", scale.to_string().replace('.', "_"))
 }

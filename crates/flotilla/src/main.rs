@@ -217,6 +217,11 @@ struct FlightSqlBench {
     /// big unordered result read on node 0 alone, through node 0, and from the workers.
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// A PostgreSQL server (libpq conninfo or URL) holding TPC-H at the same scale in schema
+    /// tpch_sf<scale> (as `flotilla bench federation --source postgres` loads it): lineitem
+    /// read from it through psycopg, beside the node's PostgreSQL port.
+    #[arg(long)]
+    pg_url: Option<String>,
     /// Where generated data is cached (as for `flotilla demo`).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -394,6 +399,7 @@ async fn run_command(command: Command) -> Result<()> {
                 clients: args.clients,
                 repeat: args.repeat,
                 workers: args.workers,
+                pg_url: args.pg_url,
             };
             flotilla::bench::flightsql::run(&options, &mut std::io::stdout().lock()).await
         }

@@ -6,6 +6,10 @@
 //!    with the Rust Flight SQL client: N sequential calls, then the same N spread over 16
 //!    concurrent clients; p50/p99 per call and calls per second.
 //!
+//! 3. The PostgreSQL port: `SELECT * FROM lineitem` read by psycopg 3, and with `--pg-url`
+//!    the same table read by psycopg from PostgreSQL itself (loaded there by
+//!    `flotilla bench federation --source postgres` into schema `tpch_sf<scale>`).
+//!
 //! The server runs in this process on a loopback port, over the demo's data at `--scale`.
 
 use crate::config::{Config, SessionDefaults};
@@ -23,6 +27,9 @@ use tonic::transport::Channel;
 
 /// The Python client script, written to a temp file when the benchmark runs.
 const THROUGHPUT_SCRIPT: &str = include_str!("flight_sql_throughput.py");
+
+/// The psycopg client of the PostgreSQL-port measurement.
+const PG_SCRIPT: &str = include_str!("pg_throughput.py");
 
 /// The Python client of the cluster measurement.
 const CLUSTER_SCRIPT: &str = include_str!("cluster_results.py");
@@ -46,6 +53,9 @@ pub struct Options {
     /// Nodes of a cluster to measure instead (0: one node, the throughput and latency
     /// measurements).
     pub workers: usize,
+    /// A PostgreSQL server holding TPC-H at the same scale, to read lineitem from beside the
+    /// node's PostgreSQL port.
+    pub pg_url: Option<String>,
 }
 
 /// Runs the benchmark and prints its figures to `out`.
@@ -80,6 +90,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
         .join("lineitem.parquet");
     throughput(addr, &parquet, options.repeat, out).await?;
     latency(addr, options, out).await?;
+    pg_throughput(&ctx, options, out).await?;
 
     let _ = stop.send(());
     let _ = serving.await;
@@ -250,6 +261,69 @@ fn python() -> Result<PathBuf> {
             python.display()
         )))
     }
+}
+
+/// `SELECT * FROM lineitem` through psycopg from the node's PostgreSQL port (served here, over
+/// the same sessions), and from PostgreSQL itself with `options.pg_url`.
+async fn pg_throughput(
+    ctx: &datafusion::prelude::SessionContext,
+    options: &Options,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = flotilla_pgwire::PgServer::new(Arc::new(SharedCatalogs::new(ctx)), Vec::new());
+    let serving = tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut args = vec![
+        options.repeat.max(1).to_string(),
+        "Flotilla (PostgreSQL port)".to_string(),
+        format!(
+            "host={} port={} dbname=flotilla user=bench",
+            addr.ip(),
+            addr.port()
+        ),
+        "SELECT * FROM lineitem".to_string(),
+    ];
+    if let Some(url) = &options.pg_url {
+        args.extend([
+            "PostgreSQL".to_string(),
+            url.clone(),
+            format!(
+                "SELECT * FROM {}.lineitem",
+                crate::bench::federation_schema(options.scale)
+            ),
+        ]);
+    }
+    eprintln!("PostgreSQL protocol: SELECT * FROM lineitem through psycopg…");
+    let figures = run_script(PG_SCRIPT, args).await;
+    let _ = stop.send(());
+    let _ = serving.await;
+    let figures = figures?;
+    writeln!(
+        out,
+        "\nSELECT * FROM lineitem through psycopg 3 (text format, fetched 100,000 rows at a \
+         time), best of {}:",
+        options.repeat.max(1)
+    )?;
+    writeln!(out, "  {:<34} {:>8} {:>14}", "", "seconds", "rows/s")?;
+    let mut seconds = Vec::new();
+    for (name, figure) in figures.as_object().into_iter().flatten() {
+        let s = figure["s"].as_f64().unwrap_or(f64::NAN);
+        let rows = figure["rows"].as_f64().unwrap_or(f64::NAN);
+        writeln!(out, "  {name:<34} {s:>8.2} {:>14.0}", rows / s)?;
+        seconds.push(s);
+    }
+    if let [flotilla, postgres] = seconds.as_slice() {
+        writeln!(
+            out,
+            "  Flotilla / PostgreSQL (time): {:.2}",
+            flotilla / postgres
+        )?;
+    }
+    Ok(())
 }
 
 async fn throughput(
