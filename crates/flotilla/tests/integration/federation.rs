@@ -157,32 +157,53 @@ async fn set(ctx: &SessionContext, key: &str, value: &str) {
 /// By cost (`pushdown = 'cost'`), SQLite runs what it does fast — scans with their filters, one-table
 /// aggregates, joins it can drive from an index — and DataFusion joins what SQLite would run as
 /// lookups for every row of lineitem, or over derived tables; every answer equals Parquet's.
+/// The same cut at 1, 2 and 4 partitions (DataFusion's share of the cost changes with them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_in_sqlite_by_cost_is_correct_and_cut_where_sqlite_is_slow() {
     let reference = parquet_context().await;
     let ctx = federated(&[]).await;
     set(&ctx, "flotilla.federation.pushdown", "'cost'").await;
-    let mut plans = Vec::new();
-    for n in 1..=22 {
-        plans.push(check_equal(&ctx, &reference, &query(n)).await);
-    }
-    let plan = |n: usize| &plans[n - 1];
-    // Pushed whole, or with only its last projection here: one statement doing the work.
-    for n in [4, 6, 12] {
-        let sent = remote_sql(plan(n));
-        assert_eq!(sent.len(), 1, "q{n}:\n{}", plan(n));
-        assert!(
-            sent[0].contains("GROUP BY") || sent[0].contains("sum("),
-            "q{n}:\n{}",
-            plan(n)
-        );
-        assert!(plan(n).contains("cost=pushed est"), "q{n}:\n{}", plan(n));
-    }
-    // SQLite would drive these joins from lineitem or rescan derived tables: joined here.
-    for n in [9, 13, 15, 17] {
-        let sent = remote_sql(plan(n));
-        assert!(sent.len() > 1, "q{n}:\n{}", plan(n));
-        assert!(plan(n).contains("runs here: est"), "q{n}:\n{}", plan(n));
+    for partitions in [1, 4, 2] {
+        set(
+            &ctx,
+            "datafusion.execution.target_partitions",
+            &partitions.to_string(),
+        )
+        .await;
+        let mut plans = Vec::new();
+        for n in 1..=22 {
+            plans.push(check_equal(&ctx, &reference, &query(n)).await);
+        }
+        let plan = |n: usize| &plans[n - 1];
+        // Pushed whole, or with only its last projection here: one statement doing the work.
+        for n in [4, 6, 12] {
+            let sent = remote_sql(plan(n));
+            assert_eq!(sent.len(), 1, "q{n}, {partitions} partitions:\n{}", plan(n));
+            assert!(
+                sent[0].contains("GROUP BY") || sent[0].contains("sum("),
+                "q{n}, {partitions} partitions:\n{}",
+                plan(n)
+            );
+            assert!(
+                plan(n).contains("cost=pushed est"),
+                "q{n}, {partitions} partitions:\n{}",
+                plan(n)
+            );
+        }
+        // SQLite would drive these joins from lineitem or rescan derived tables: joined here.
+        for n in [9, 13, 15, 17] {
+            let sent = remote_sql(plan(n));
+            assert!(
+                sent.len() > 1,
+                "q{n}, {partitions} partitions:\n{}",
+                plan(n)
+            );
+            assert!(
+                plan(n).contains("runs here: est"),
+                "q{n}, {partitions} partitions:\n{}",
+                plan(n)
+            );
+        }
     }
     // The same with every sub-plan pushed, and with none: the choice changes, the rows do not.
     set(&ctx, "flotilla.federation.pushdown", "'none'").await;
