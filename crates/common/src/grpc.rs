@@ -8,6 +8,13 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 /// How long connecting to an endpoint may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest gRPC message any Flotilla server or client sends or accepts: the Flight SQL
+/// port (whose clients, node-to-node calls included, share it), a standalone worker, the
+/// distributed client and the Flight SQL source. Arrow Flight's encoders slice result batches
+/// into messages of about 2 MB, so this bounds plans, tickets and single huge rows, and what a
+/// client can make a node buffer.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The URI tonic connects to, the `host:port` part, and whether to use TLS, for
 /// `grpc://host:port` (also `grpc+tcp://`, `http://`) or `grpc+tls://host:port` (also `https://`).
 ///

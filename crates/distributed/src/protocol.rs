@@ -15,8 +15,7 @@ use prost::Message;
 
 use crate::stats::StageReport;
 
-/// The largest gRPC message a node sends or accepts (a batch of wide rows can be large).
-pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+pub use flotilla_common::grpc::MAX_MESSAGE_BYTES;
 
 /// What a worker is asked to run.
 #[derive(Clone, PartialEq, Message)]

@@ -17,8 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tonic::transport::{Identity, ServerTlsConfig};
 
-/// The largest gRPC message a client may send or receive (a DoPut batch, a result batch).
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+use flotilla_common::grpc::MAX_MESSAGE_BYTES;
 
 /// A Flight SQL server over the sessions of a [`SessionProvider`].
 ///

@@ -2,6 +2,7 @@
 
 use crate::dialect::FlightSqlDialect;
 use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
 use arrow_flight::{FlightEndpoint, FlightInfo, IpcMessage};
@@ -15,6 +16,7 @@ use datafusion::common::Result as DfResult;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
+use flotilla_common::grpc::MAX_MESSAGE_BYTES;
 use flotilla_common::{Error, ErrorKind, Result};
 use flotilla_federation::stream::{BatchSender, RemoteStream, channel};
 use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName};
@@ -89,7 +91,11 @@ impl Locations {
         )
         .map_err(|e| Error::invalid(format!("an endpoint's location: {e}")))?
         .connect_lazy();
-        let mut client = FlightSqlServiceClient::new(channel);
+        let mut client = FlightSqlServiceClient::new_from_inner(
+            FlightServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        );
         if let Some(token) = home.token() {
             client.set_token(token.clone());
         }
@@ -145,7 +151,11 @@ impl FlightSqlSource {
             .map_err(|e| {
                 Error::unavailable(format!("cannot connect to {url}: {e}")).with_source(name)
             })?;
-        let mut client = FlightSqlServiceClient::new(channel);
+        let mut client = FlightSqlServiceClient::new_from_inner(
+            FlightServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        );
         if let Some(user) = &options.user {
             let token = handshake(&mut client, user, options.password.as_deref())
                 .await
