@@ -68,7 +68,10 @@ impl PgSessions {
         let default = default_catalog(&ctx);
         let catalog = with_pg_catalog(&ctx, &default, None)?;
         setup_pg_catalog(&ctx, &default, EmptyContextProvider).map_err(|e| Error::from(*e))?;
-        for function in missing_functions() {
+        for function in missing_functions()
+            .into_iter()
+            .chain(crate::settings::functions())
+        {
             ctx.register_udf(function);
         }
         let pg_catalog = catalog

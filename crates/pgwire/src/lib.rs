@@ -32,6 +32,7 @@ mod limits;
 mod login;
 mod params;
 mod query;
+mod settings;
 
 use flotilla_common::Result;
 use flotilla_flightsql::{SessionProvider, User};

@@ -145,7 +145,11 @@ impl Login {
         cancels: Arc<Cancels>,
     ) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
-        parameters.server_version = format!("16.0 (Flotilla {})", env!("CARGO_PKG_VERSION"));
+        parameters.server_version = format!(
+            "{} (Flotilla {})",
+            crate::settings::SERVER_VERSION,
+            env!("CARGO_PKG_VERSION")
+        );
         let secrets = users
             .iter()
             .map(|user| (user.name.clone(), Secret::of(&user.password)))

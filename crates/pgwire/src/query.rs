@@ -90,7 +90,7 @@ fn parse(sql: &str) -> PgWireResult<Vec<DfStatement>> {
         && let Ok(mut rewritten) = rewriter.parse(sql)
         && rewritten.len() == statements.len()
     {
-        rewritten.iter_mut().for_each(array_subqueries);
+        rewritten.iter_mut().for_each(postgres_only);
         return Ok(sql_only(rewritten));
     }
     Ok(statements
@@ -98,12 +98,19 @@ fn parse(sql: &str) -> PgWireResult<Vec<DfStatement>> {
         .map(|statement| match statement {
             DfStatement::Statement(s) => {
                 let mut s = rewriter.rewrite(*s);
-                array_subqueries(&mut s);
+                postgres_only(&mut s);
                 DfStatement::Statement(Box::new(s))
             }
             other => other,
         })
         .collect())
+}
+
+/// What DataFusion does not plan of PostgreSQL beyond `datafusion-pg-catalog`'s rewrites:
+/// `ARRAY(subquery)` and `SHOW` of PostgreSQL's settings.
+fn postgres_only(statement: &mut Sql) {
+    array_subqueries(statement);
+    crate::settings::answer_show(statement);
 }
 
 /// `ARRAY(SELECT x FROM … WHERE …)` (psql's `\du` lists the roles each role is a member of so)

@@ -218,6 +218,25 @@ async fn psql_describes_the_sources_tables() {
                 .all(|row| row.get(1).is_some_and(|name| name == "abs")),
         "{functions:?}"
     );
+    // What drivers and tools read on connecting (pgjdbc, DBeaver, Grafana).
+    for (sql, expected) in [
+        ("SHOW search_path", "\"$user\", public"),
+        ("SELECT current_setting('server_version_num')", "160000"),
+        ("SHOW standard_conforming_strings", "on"),
+    ] {
+        assert_eq!(
+            psql(node, "test", sql).unwrap(),
+            vec![vec![expected.to_string()]],
+            "{sql}"
+        );
+    }
+    let version = psql(node, "test", "SELECT version()").unwrap();
+    assert!(version[0][0].starts_with("PostgreSQL 16"), "{version:?}");
+    let unknown = psql(node, "test", "SELECT current_setting('no_such_setting')").unwrap_err();
+    assert!(
+        unknown.contains("unrecognized configuration parameter"),
+        "{unknown}"
+    );
     // ARRAY(subquery), correlated, as PostgreSQL runs it.
     let sizes = psql(
         node,
