@@ -17,7 +17,9 @@ use crate::login::{Connection, session_of};
 use crate::params::bind;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
+use datafusion::arrow::compute::{cast, max, min};
+use datafusion::arrow::datatypes::Date32Type;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::logical_expr::{
     DdlStatement, LogicalPlan, Statement, TransactionAccessMode, TransactionConclusion,
@@ -36,7 +38,7 @@ use flotilla_flightsql::positional_parameters;
 use futures::{Sink, StreamExt, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
@@ -354,11 +356,17 @@ async fn run(
         }
         return Ok(Response::Execution(tag));
     }
+    let iso_dates = options
+        .date_style
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("ISO");
     let fields = Arc::new(fields(frame.schema().as_arrow(), format, options)?);
     let batches = crate::limits::execute(frame, watch, turn).await?;
     let encoded = Arc::clone(&fields);
     let rows = batches
         .map(move |batch| {
+            let batch = batch.and_then(|batch| preformatted(batch, &encoded, iso_dates));
             let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match batch {
                 Ok(batch) => encode_recordbatch(Arc::clone(&encoded), batch),
                 Err(e) => Box::new(std::iter::once(Err(e))),
@@ -368,6 +376,69 @@ async fn run(
         .flatten();
     Ok(Response::Query(QueryResponse::new(fields, rows)))
 }
+
+/// `batch` with the columns sent as text that are faster written here, a column at a time,
+/// than value by value by the encoder, cast to their PostgreSQL text: decimals, and dates
+/// under an ISO DateStyle when every one is within years 1–9999 (pgwire formats each date
+/// through chrono's strftime, parsing the DateStyle again per value: a fifth of the time of
+/// sending lineitem). The fields announced keep their PostgreSQL types.
+fn preformatted(
+    batch: RecordBatch,
+    fields: &[FieldInfo],
+    iso_dates: bool,
+) -> PgWireResult<RecordBatch> {
+    let as_text = |i: usize, array: &ArrayRef| {
+        if fields
+            .get(i)
+            .is_none_or(|f| f.format() != FieldFormat::Text)
+        {
+            return false;
+        }
+        match array.data_type() {
+            DataType::Decimal128(_, scale) => *scale >= 0,
+            DataType::Date32 if iso_dates => {
+                let dates = array.as_primitive::<Date32Type>();
+                let in_range =
+                    |days: Option<i32>| days.is_none_or(|d| (FIRST_AD..=LAST_Y9999).contains(&d));
+                in_range(min(dates)) && in_range(max(dates))
+            }
+            _ => false,
+        }
+    };
+    if !batch
+        .columns()
+        .iter()
+        .enumerate()
+        .any(|(i, c)| as_text(i, c))
+    {
+        return Ok(batch);
+    }
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    let mut schema_fields = Vec::with_capacity(batch.num_columns());
+    for (i, (column, field)) in batch
+        .columns()
+        .iter()
+        .zip(batch.schema().fields())
+        .enumerate()
+    {
+        if as_text(i, column) {
+            columns.push(cast(column, &DataType::Utf8).map_err(|e| query_error(e.into()))?);
+            schema_fields.push(Arc::new(
+                field.as_ref().clone().with_data_type(DataType::Utf8),
+            ));
+        } else {
+            columns.push(Arc::clone(column));
+            schema_fields.push(Arc::clone(field));
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(schema_fields)), columns)
+        .map_err(|e| query_error(e.into()))
+}
+
+/// Days from 1970-01-01 to 0001-01-01 and to 9999-12-31: dates between print the same in
+/// Arrow and PostgreSQL's ISO style (outside, PostgreSQL writes `BC` or more digits).
+const FIRST_AD: i32 = -719_162;
+const LAST_Y9999: i32 = 2_932_896;
 
 fn format_options<C: ClientInfo>(client: &C) -> Arc<FormatOptions> {
     Arc::new(FormatOptions::from_client_metadata(client.metadata()))

@@ -171,6 +171,18 @@ async fn psql_runs_tpch_q1_and_q3_like_datafusion_over_parquet() {
     let explained = psql(node, "test", &format!("EXPLAIN {sql}")).unwrap();
     let text = format!("{explained:?}");
     assert!(text.contains("FederatedScanExec"), "{text}");
+    // Dates and decimals as PostgreSQL writes them (formatted a column at a time), NULLs kept.
+    let values = psql(
+        node,
+        "test",
+        "SELECT DATE '2024-02-29', DATE '0001-01-01', CAST(-1.5 AS DECIMAL(10, 2)), \
+         CAST(0.04 AS DECIMAL(10, 2)), CAST(NULL AS DATE) AS d, CAST(NULL AS DECIMAL(5, 1)) AS n",
+    )
+    .unwrap();
+    assert_eq!(
+        values,
+        vec![vec!["2024-02-29", "0001-01-01", "-1.50", "0.04", "", ""]]
+    );
 }
 
 /// psql's `\dt` lists the tables of every source — the SQLite database's (schema `main`) and
