@@ -14,6 +14,8 @@
 //!                                extended query — Parse plans once (parameter types inferred),
 //!                                Bind fills `$n` (params.rs), Execute runs and streams rows
 //!                    rows ──▶ arrow-pg encodes each Arrow column as PostgreSQL text or binary
+//!                             (dates and decimals sent as text formatted a column at a time
+//!                             first, query.rs)
 //! ```
 //!
 //! A statement runs through [`flotilla_federation::execute_logical_plan`], so `CREATE TABLE … AS`
