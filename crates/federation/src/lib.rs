@@ -66,7 +66,7 @@ pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};
 pub use source::{
     ColumnEstimate, RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes,
-    WriteTarget, with_pushdown,
+    WriteTarget, with_costs, with_pushdown,
 };
 pub use table::FederatedTable;
 pub use write::{FederatedSink, execute_logical_plan, sql};

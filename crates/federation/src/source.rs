@@ -283,18 +283,37 @@ pub trait Source: Debug + Send + Sync {
 /// `source`, taking `pushdown` when the session's pushdown is `cost` (`pushdown = "all"` in
 /// flotilla.toml for a database the user knows runs whole queries fast).
 pub fn with_pushdown(source: Arc<dyn Source>, pushdown: Pushdown) -> Arc<dyn Source> {
-    Arc::new(WithPushdown { source, pushdown })
+    Arc::new(Adjusted {
+        source,
+        pushdown: Some(pushdown),
+        costs: None,
+    })
 }
 
-/// A source with a pushdown of its own; everything else is the source's.
-#[derive(Debug)]
-struct WithPushdown {
+/// `source`, its engine costs what `adjust` makes of those it reports (asked again each time,
+/// so what a source learns on first contact — a server's memory — still counts): for a
+/// server that differs from what its dialect's figures assume.
+pub fn with_costs(
     source: Arc<dyn Source>,
-    pushdown: Pushdown,
+    adjust: fn(EngineCosts) -> EngineCosts,
+) -> Arc<dyn Source> {
+    Arc::new(Adjusted {
+        source,
+        pushdown: None,
+        costs: Some(adjust),
+    })
+}
+
+/// A source with a pushdown or costs of its own; everything else is the source's.
+#[derive(Debug)]
+struct Adjusted {
+    source: Arc<dyn Source>,
+    pushdown: Option<Pushdown>,
+    costs: Option<fn(EngineCosts) -> EngineCosts>,
 }
 
 #[async_trait]
-impl Source for WithPushdown {
+impl Source for Adjusted {
     fn name(&self) -> &str {
         self.source.name()
     }
@@ -308,11 +327,12 @@ impl Source for WithPushdown {
     }
 
     fn costs(&self) -> EngineCosts {
-        self.source.costs()
+        let costs = self.source.costs();
+        self.costs.map_or(costs, |adjust| adjust(costs))
     }
 
     fn pushdown(&self) -> Option<Pushdown> {
-        Some(self.pushdown)
+        self.pushdown.or_else(|| self.source.pushdown())
     }
 
     async fn schemas(&self) -> Result<Vec<String>> {

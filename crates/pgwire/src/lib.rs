@@ -48,7 +48,8 @@ use tokio::net::TcpListener;
 
 /// Serves the PostgreSQL protocol over a node's sessions.
 pub struct PgServer {
-    handlers: Arc<Handlers>,
+    login: Login,
+    cancels: Arc<Cancels>,
     tls: Option<pgwire::tokio::TlsAcceptor>,
 }
 
@@ -82,11 +83,8 @@ impl PgServer {
     pub fn new(sessions: Arc<dyn SessionProvider>, users: Vec<User>) -> Self {
         let cancels = Arc::new(Cancels::default());
         Self {
-            handlers: Arc::new(Handlers {
-                login: Arc::new(Login::new(sessions, users, Arc::clone(&cancels))),
-                queries: Arc::new(Queries),
-                cancels,
-            }),
+            login: Login::new(sessions, users, Arc::clone(&cancels)),
+            cancels,
             tls: None,
         }
     }
@@ -94,9 +92,7 @@ impl PgServer {
     /// Takes turns for queries from `admission`, the node's (shared with its Flight SQL port);
     /// without, a port of its own has no limit.
     pub fn with_admission(mut self, admission: Arc<flotilla_flightsql::Admission>) -> Self {
-        let handlers = Arc::get_mut(&mut self.handlers).expect("not serving yet");
-        let login = Arc::get_mut(&mut handlers.login).expect("not serving yet");
-        login.admission = admission;
+        self.login.admission = admission;
         self
     }
 
@@ -130,9 +126,7 @@ impl PgServer {
         // libpq 17's direct TLS (`sslnegotiation=direct`) requires the protocol named.
         config.alpn_protocols = vec![b"postgresql".to_vec()];
         self.tls = Some(pgwire::tokio::TlsAcceptor::from(Arc::new(config)));
-        let handlers = Arc::get_mut(&mut self.handlers).expect("not serving yet");
-        let login = Arc::get_mut(&mut handlers.login).expect("not serving yet");
-        login.set_certificate(chain.to_vec());
+        self.login.set_certificate(chain.to_vec());
         Ok(self)
     }
 
@@ -146,6 +140,11 @@ impl PgServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<()> {
+        let handlers = Arc::new(Handlers {
+            login: Arc::new(self.login),
+            queries: Arc::new(Queries),
+            cancels: self.cancels,
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -156,7 +155,7 @@ impl PgServer {
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     };
-                    let handlers = Arc::clone(&self.handlers);
+                    let handlers = Arc::clone(&handlers);
                     let tls = self.tls.clone();
                     tokio::spawn(async move {
                         // A connection's failure (bad bytes, a client gone) is its own.

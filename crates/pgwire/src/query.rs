@@ -405,23 +405,17 @@ fn preformatted(
             _ => false,
         }
     };
-    if !batch
-        .columns()
-        .iter()
-        .enumerate()
-        .any(|(i, c)| as_text(i, c))
-    {
+    let text: Vec<bool> = (0..batch.num_columns())
+        .map(|i| as_text(i, batch.column(i)))
+        .collect();
+    if !text.contains(&true) {
         return Ok(batch);
     }
+    let schema = batch.schema();
     let mut columns = Vec::with_capacity(batch.num_columns());
     let mut schema_fields = Vec::with_capacity(batch.num_columns());
-    for (i, (column, field)) in batch
-        .columns()
-        .iter()
-        .zip(batch.schema().fields())
-        .enumerate()
-    {
-        if as_text(i, column) {
+    for ((column, field), text) in batch.columns().iter().zip(schema.fields()).zip(text) {
+        if text {
             columns.push(cast(column, &DataType::Utf8).map_err(|e| query_error(e.into()))?);
             schema_fields.push(Arc::new(
                 field.as_ref().clone().with_data_type(DataType::Utf8),

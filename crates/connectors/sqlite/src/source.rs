@@ -192,7 +192,10 @@ impl SqliteSource {
         let (row_estimate, indexed, column_estimates, split_key) = if is_view {
             (None, None, Vec::new(), None)
         } else {
-            let leading = self.index_leaders(conn, schema, table);
+            let rowid: Option<String> = conn
+                .query_row(ROWID_COLUMN, [table, schema], |r| r.get(0))
+                .ok();
+            let leading = self.index_leaders(conn, schema, table, rowid.as_deref());
             let indexed: Vec<bool> = columns
                 .iter()
                 .map(|(name, _, _)| leading.iter().any(|l| l.eq_ignore_ascii_case(name)))
@@ -206,13 +209,14 @@ impl SqliteSource {
                         .zip(&indexed)
                         .map(|(&opaque, &indexed)| indexed && !opaque)
                         .collect();
-                    self.column_estimates(conn, (schema, table), &fields, &readable, rows)
+                    let table = (schema, table);
+                    self.column_estimates(conn, table, &fields, &readable, rows, rowid.as_deref())
                 }
                 None => Vec::new(),
             };
-            let split_key = match rows {
-                Some(rows) if rows >= SPLIT_MIN_ROWS => {
-                    self.split_key(conn, schema, table, &fields, &estimates)
+            let split_key = match (rows, rowid) {
+                (Some(rows), Some(rowid)) if rows >= SPLIT_MIN_ROWS => {
+                    split_key(rowid, &fields, &estimates)
                 }
                 _ => None,
             };
@@ -242,51 +246,43 @@ const ROWID_COLUMN: &str = "SELECT name FROM pragma_table_info(?1, ?2) WHERE pk 
 /// Tables with fewer estimated rows get no split key (they are never read in parts).
 const SPLIT_MIN_ROWS: usize = 100_000;
 
+/// The table's `INTEGER PRIMARY KEY` (its rowid, `column`) and the range it held, from the
+/// bounds `estimates` read through it: ranges of it are read in parallel, each a range of the
+/// table's own b-tree. Other keys are not split on: a range of an index costs a lookup in the
+/// table per row (at SF 1 half of lineitem by `l_orderkey` took 0.41–0.55 s against 0.29 s by
+/// rowid and 0.62 s for all of it, and rows not stored in key order would be read at random).
+fn split_key(column: String, fields: &[Field], estimates: &[ColumnEstimate]) -> Option<SplitKey> {
+    let i = fields.iter().position(|f| f.name() == &column)?;
+    match (&estimates.get(i)?.min, &estimates.get(i)?.max) {
+        (Some(ScalarValue::Int64(Some(min))), Some(ScalarValue::Int64(Some(max)))) => {
+            Some(SplitKey {
+                column,
+                min: *min,
+                max: *max,
+            })
+        }
+        _ => None,
+    }
+}
+
 impl SqliteSource {
-    /// The table's `INTEGER PRIMARY KEY` (its rowid) and the range it held, from the bounds
-    /// `estimates` read through it: ranges of it are read in parallel, each a range of the
-    /// table's own b-tree. Other keys are not split on: a range of an index costs a lookup in
-    /// the table per row (at SF 1 half of lineitem by `l_orderkey` took 0.41–0.55 s against
-    /// 0.29 s by rowid and 0.62 s for all of it, and rows not stored in key order would be read
-    /// at random).
-    fn split_key(
+    /// The columns an index of the table starts with (its primary key's included), and its
+    /// `INTEGER PRIMARY KEY` (the rowid): SQLite looks rows up by them instead of scanning.
+    fn index_leaders(
         &self,
         conn: &rusqlite::Connection,
         schema: &str,
         table: &str,
-        fields: &[Field],
-        estimates: &[ColumnEstimate],
-    ) -> Option<SplitKey> {
-        let column: String = conn
-            .query_row(ROWID_COLUMN, [table, schema], |r| r.get(0))
-            .ok()?;
-        let i = fields.iter().position(|f| f.name() == &column)?;
-        let estimate = estimates.get(i)?;
-        match (&estimate.min, &estimate.max) {
-            (Some(ScalarValue::Int64(Some(min))), Some(ScalarValue::Int64(Some(max)))) => {
-                Some(SplitKey {
-                    column,
-                    min: *min,
-                    max: *max,
-                })
-            }
-            _ => None,
-        }
-    }
-
-    /// The columns an index of the table starts with (its primary key's included), and an
-    /// `INTEGER PRIMARY KEY` (the rowid): SQLite looks rows up by them instead of scanning.
-    fn index_leaders(&self, conn: &rusqlite::Connection, schema: &str, table: &str) -> Vec<String> {
+        rowid: Option<&str>,
+    ) -> Vec<String> {
         let indexes = "SELECT ii.name FROM pragma_index_list(?1, ?2) AS il, \
                        pragma_index_info(il.name, ?2) AS ii WHERE ii.seqno = 0";
-        let mut leaders = Vec::new();
-        for sql in [indexes, ROWID_COLUMN] {
-            let names: rusqlite::Result<Vec<String>> = conn
-                .prepare(sql)
-                .and_then(|mut s| s.query_map([table, schema], |r| r.get(0))?.collect());
-            // Without the index pragmas (a very old SQLite) nothing counts as indexed.
-            leaders.extend(names.unwrap_or_default());
-        }
+        let names: rusqlite::Result<Vec<String>> = conn
+            .prepare(indexes)
+            .and_then(|mut s| s.query_map([table, schema], |r| r.get(0))?.collect());
+        // Without the index pragmas (a very old SQLite) nothing counts as indexed.
+        let mut leaders = names.unwrap_or_default();
+        leaders.extend(rowid.map(str::to_string));
         leaders
     }
 
@@ -301,6 +297,7 @@ impl SqliteSource {
         fields: &[Field],
         readable: &[bool],
         rows: usize,
+        rowid: Option<&str>,
     ) -> Vec<ColumnEstimate> {
         let q = |s: &str| self.dialect.quote_identifier(s);
         // sqlite_stat1: `rows avg₁ avg₂ …`, avgᵢ the rows per distinct value of the index's
@@ -316,9 +313,6 @@ impl SqliteSource {
                     .collect()
             })
             .unwrap_or_default();
-        let rowid: Option<String> = conn
-            .query_row(ROWID_COLUMN, [table, schema], |r| r.get(0))
-            .ok();
         let bound = |function: &str, column: &str, field: &Field| {
             let sql = format!(
                 "SELECT {function}({}) FROM {}.{}",
@@ -343,9 +337,7 @@ impl SqliteSource {
                     return ColumnEstimate::default();
                 }
                 let name = field.name();
-                let is_rowid = rowid
-                    .as_deref()
-                    .is_some_and(|r| r.eq_ignore_ascii_case(name));
+                let is_rowid = rowid.is_some_and(|r| r.eq_ignore_ascii_case(name));
                 let distinct = if is_rowid {
                     Some(rows as f64)
                 } else {

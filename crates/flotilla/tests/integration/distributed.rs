@@ -283,6 +283,59 @@ async fn a_postgres_table_read_in_key_ranges_is_spread_over_the_nodes() {
     }
 }
 
+/// A SQLite table with an `INTEGER PRIMARY KEY` read as key ranges by a cluster — the ranges
+/// shared out among a stage's tasks, each node reading its own copy of the file — by cost and
+/// pulled (`pushdown = 'none'` reads in ranges too): one node's rows at 1 to 4 partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sqlite_table_read_in_key_ranges_by_a_cluster_equals_one_node() {
+    let text = format!(
+        "{}\n[session.options]\n\"flotilla.federation.partition_rows\" = \"10000\"\n",
+        config_text()
+    );
+    let base = Config::parse(&text, "test.toml", Path::new(".")).unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        nodes.push(build_context(&base).await.unwrap());
+    }
+    let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], &base).unwrap())
+        .await
+        .unwrap();
+    let coordinator = coordinating_with(&base, cluster.urls()).await;
+    let single = build_context(&base).await.unwrap();
+    let sql = "SELECT o_orderpriority, count(*) AS orders, sum(o_totalprice) AS total \
+               FROM shop.main.orders JOIN lake.public.customer ON o_custkey = c_custkey \
+               WHERE c_mktsegment = 'BUILDING' GROUP BY o_orderpriority ORDER BY o_orderpriority";
+    for pushdown in ["cost", "none"] {
+        for partitions in 1..=4 {
+            for ctx in [&single, &coordinator] {
+                rows(
+                    ctx,
+                    &format!("SET flotilla.federation.pushdown = '{pushdown}'"),
+                )
+                .await;
+                let set = format!("SET datafusion.execution.target_partitions = {partitions}");
+                rows(ctx, &set).await;
+            }
+            // Printed with the failure, if the rows differ.
+            println!("pushdown = '{pushdown}', {partitions} partition(s)");
+            let expected = rows(&single, sql).await;
+            assert_eq!(expected.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+            assert_same_rows(&expected, &rows(&coordinator, sql).await, true);
+            let text = plan_text(&coordinator, sql).await;
+            let scan = text
+                .lines()
+                .find(|l| l.contains("FederatedScanExec") && l.contains("\"orders\""))
+                .unwrap_or_else(|| panic!("no scan of orders:\n{text}"));
+            assert!(text.contains("Network"), "not distributed:\n{text}");
+            assert_eq!(
+                scan.contains("partitions=[o_orderkey < "),
+                partitions > 1,
+                "pushdown = '{pushdown}', {partitions} partition(s):\n{text}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_node_fails_its_query_fast_and_naming_it_and_the_cluster_goes_on() {
     // Two `flotilla serve` processes are the cluster; this test coordinates.

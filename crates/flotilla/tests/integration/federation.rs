@@ -175,34 +175,19 @@ async fn tpch_in_sqlite_by_cost_is_correct_and_cut_where_sqlite_is_slow() {
             plans.push(check_equal(&ctx, &reference, &query(n)).await);
         }
         let plan = |n: usize| &plans[n - 1];
+        let shown = |n: usize| format!("q{n}, {partitions} partitions:\n{}", plan(n));
         // Pushed whole, or with only its last projection here: one statement doing the work.
         for n in [4, 6, 12] {
             let sent = remote_sql(plan(n));
-            assert_eq!(sent.len(), 1, "q{n}, {partitions} partitions:\n{}", plan(n));
-            assert!(
-                sent[0].contains("GROUP BY") || sent[0].contains("sum("),
-                "q{n}, {partitions} partitions:\n{}",
-                plan(n)
-            );
-            assert!(
-                plan(n).contains("cost=pushed est"),
-                "q{n}, {partitions} partitions:\n{}",
-                plan(n)
-            );
+            let one_aggregate =
+                sent.len() == 1 && (sent[0].contains("GROUP BY") || sent[0].contains("sum("));
+            assert!(one_aggregate, "{}", shown(n));
+            assert!(plan(n).contains("cost=pushed est"), "{}", shown(n));
         }
         // SQLite would drive these joins from lineitem or rescan derived tables: joined here.
         for n in [9, 13, 15, 17] {
-            let sent = remote_sql(plan(n));
-            assert!(
-                sent.len() > 1,
-                "q{n}, {partitions} partitions:\n{}",
-                plan(n)
-            );
-            assert!(
-                plan(n).contains("runs here: est"),
-                "q{n}, {partitions} partitions:\n{}",
-                plan(n)
-            );
+            assert!(remote_sql(plan(n)).len() > 1, "{}", shown(n));
+            assert!(plan(n).contains("runs here: est"), "{}", shown(n));
         }
     }
     // The same with every sub-plan pushed, and with none: the choice changes, the rows do not.

@@ -3,16 +3,11 @@
 //! it: listed below, with why) and by cost.
 
 use crate::common::{context, pushed_whole, server, url};
-use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionConfig;
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_federation::config::Pushdown;
-use flotilla_federation::dialect::{Dialect, EngineCosts};
-use flotilla_federation::{
-    FederationConfig, RemoteTable, Source, SourceIdentity, TableName, catalog_of,
-};
+use flotilla_federation::dialect::EngineCosts;
+use flotilla_federation::{FederationConfig, Source, catalog_of};
 use flotilla_testkit::plans::{
     answers_like, register_tpch_from, too_many_derived_tables, tpch_parquet_context, tpch_query,
 };
@@ -90,61 +85,6 @@ async fn tpch_in_mariadb_is_correct_and_pushed_whole_where_mariadb_can() {
     }
 }
 
-/// The test server as the cost model would see it with a buffer pool of `bytes`: MariaDB's
-/// costs with that memory, everything else the server's own.
-#[derive(Debug)]
-struct WithMemory {
-    server: MysqlSource,
-    bytes: f64,
-}
-
-#[async_trait]
-impl Source for WithMemory {
-    fn name(&self) -> &str {
-        self.server.name()
-    }
-
-    fn identity(&self) -> &SourceIdentity {
-        self.server.identity()
-    }
-
-    fn dialect(&self) -> &dyn Dialect {
-        self.server.dialect()
-    }
-
-    fn costs(&self) -> EngineCosts {
-        EngineCosts {
-            cache_bytes: self.bytes,
-            ..self.server.costs()
-        }
-    }
-
-    async fn schemas(&self) -> flotilla_common::Result<Vec<String>> {
-        self.server.schemas().await
-    }
-
-    async fn tables(&self) -> flotilla_common::Result<Vec<TableName>> {
-        self.server.tables().await
-    }
-
-    async fn describe(
-        &self,
-        schema: &str,
-        table: &str,
-    ) -> flotilla_common::Result<Option<RemoteTable>> {
-        self.server.describe(schema, table).await
-    }
-
-    fn execute(
-        &self,
-        sql: &str,
-        schema: SchemaRef,
-        batch_size: usize,
-    ) -> datafusion::common::Result<SendableRecordBatchStream> {
-        self.server.execute(sql, schema, batch_size)
-    }
-}
-
 /// q3 joins customer, orders and lineitem. MariaDB runs it as lookups from orders into
 /// customer and lineitem; while its buffer pool holds lineitem (the test server's 256 MB, TPC-H
 /// SF 0.1) that is cheap and q3 is pushed whole. A server whose memory holds a small part of
@@ -156,13 +96,17 @@ async fn lookups_into_a_table_the_servers_memory_cannot_hold_are_done_here() {
     let database = server().load_tpch(SCALE).unwrap();
     let sql = tpch_query(3);
     let mut plans = Vec::new();
-    for bytes in [None, Some(4.0 * 1024.0 * 1024.0)] {
-        let server =
-            MysqlSource::new("my", &url(&database), None, MysqlOptions::default()).unwrap();
-        let source: Arc<dyn Source> = match bytes {
-            None => Arc::new(server),
-            Some(bytes) => Arc::new(WithMemory { server, bytes }),
-        };
+    for small_memory in [false, true] {
+        let mut source: Arc<dyn Source> = Arc::new(
+            MysqlSource::new("my", &url(&database), None, MysqlOptions::default()).unwrap(),
+        );
+        if small_memory {
+            // The same server as the cost model would see it with a 4 MB buffer pool.
+            source = flotilla_federation::with_costs(source, |costs| EngineCosts {
+                cache_bytes: 4.0 * 1024.0 * 1024.0,
+                ..costs
+            });
+        }
         let ctx = flotilla_federation::federated_context(
             FederationConfig::pushing(Pushdown::Cost).add_to(SessionConfig::new()),
         );
