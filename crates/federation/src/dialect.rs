@@ -233,6 +233,15 @@ pub struct EngineCosts {
     /// One row into or out of a hash table (join build and probe, hash aggregation); for an
     /// engine without hash joins, one row into a temporary index, times log2 of its size.
     pub hash_row: f64,
+    /// Bytes of hash table the engine aggregates in at `hash_row` a row: about a core's
+    /// cache; `f64::INFINITY` where the size is not priced.
+    pub hash_cache_bytes: f64,
+    /// What an input row of an aggregate whose groups take more (see `HASH_ENTRY_BYTES` in
+    /// the `cost` module) costs besides `hash_row`, times the share of them beyond
+    /// `hash_cache_bytes`: an access to memory rather than to the cache.
+    pub hash_miss: f64,
+    /// Whether such an aggregate makes the plan serial (see `serial_factor`).
+    pub serial_big_aggregate: bool,
     /// Whether joins without a usable index are hash joins (else: a temporary index is built).
     pub hash_joins: bool,
     /// One input row of an aggregate (evaluating its functions).
@@ -247,6 +256,12 @@ pub struct EngineCosts {
     pub fetch_byte: f64,
     /// One statement: round trip, parsing, planning.
     pub statement: f64,
+    /// How many times longer the engine takes over a plan it cannot run in parallel (the
+    /// figures above are for plans it does run in parallel); 1 for an engine that never does.
+    pub serial_factor: f64,
+    /// Whether an outer join that hashes its preserved side makes the plan serial (when that
+    /// side is the smaller: PostgreSQL before 16 has no parallel right or full hash join).
+    pub serial_outer_hash: bool,
 }
 
 impl EngineCosts {
@@ -258,6 +273,9 @@ impl EngineCosts {
         cache_bytes: f64::INFINITY,
         page_read: 0.0,
         hash_row: 1e-7,
+        hash_cache_bytes: f64::INFINITY,
+        hash_miss: 0.0,
+        serial_big_aggregate: false,
         hash_joins: true,
         aggregate_row: 1e-7,
         sort_row: 2e-8,
@@ -265,5 +283,7 @@ impl EngineCosts {
         fetch_row: 4e-7,
         fetch_byte: 5e-9,
         statement: 1e-3,
+        serial_factor: 1.0,
+        serial_outer_hash: false,
     };
 }

@@ -1,6 +1,6 @@
 //! The PostgreSQL [`Source`]: discovery from the system catalogs, identity and execution.
 
-use crate::dialect::PostgresDialect;
+use crate::dialect::{POSTGRES_COSTS, PostgresDialect};
 use crate::pool::{Pool, error};
 use crate::stats::PgStats;
 use crate::tls::RustlsConnect;
@@ -11,12 +11,13 @@ use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind, Result};
+use flotilla_federation::dialect::EngineCosts;
 use flotilla_federation::{
     ColumnEstimate, Dialect, RemoteTable, Source, SourceIdentity, SplitKey, TableName,
     UnsupportedTypes, WriteTarget,
 };
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio_postgres::config::{Host, SslMode};
 
 /// Options of a PostgreSQL source beyond its connection.
@@ -39,6 +40,8 @@ pub struct PostgresSource {
     identity: SourceIdentity,
     dialect: PostgresDialect,
     options: PostgresOptions,
+    /// The server's `server_version_num`, read with the first table described.
+    version: OnceLock<i32>,
 }
 
 /// Tables with fewer estimated rows get no split key (they are never read in parts).
@@ -117,6 +120,7 @@ impl PostgresSource {
             identity,
             dialect: PostgresDialect,
             options,
+            version: OnceLock::new(),
         }
     }
 
@@ -271,6 +275,15 @@ impl Source for PostgresSource {
         &self.dialect
     }
 
+    /// [`POSTGRES_COSTS`]; from PostgreSQL 16 on, outer joins hashing their preserved side run
+    /// in parallel too (its parallel right and full hash joins).
+    fn costs(&self) -> EngineCosts {
+        EngineCosts {
+            serial_outer_hash: self.version.get().is_none_or(|v| *v < 160_000),
+            ..POSTGRES_COSTS
+        }
+    }
+
     async fn schemas(&self) -> Result<Vec<String>> {
         let sql = format!(
             "SELECT n.nspname::text FROM pg_catalog.pg_namespace n \
@@ -300,7 +313,7 @@ impl Source for PostgresSource {
 
     async fn describe(&self, schema: &str, table: &str) -> Result<Option<RemoteTable>> {
         let sql = "SELECT c.relkind::text, c.reltuples::float8, a.attname::text, a.atttypmod, \
-                   a.attnotnull \
+                   a.attnotnull, current_setting('server_version_num')::int4 \
                    FROM pg_catalog.pg_class c \
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
@@ -313,6 +326,7 @@ impl Source for PostgresSource {
         };
         let table_type = table_type(first.get(0));
         let reltuples: f64 = first.get(1);
+        let _ = self.version.set(first.get(5));
         // The column types as the server resolves them (domains, enums, arrays included).
         let quote = |s: &str| self.dialect.quote_identifier(s);
         let probe = format!("SELECT * FROM {}.{}", quote(schema), quote(table));

@@ -61,6 +61,9 @@ pub const SQLITE_COSTS: EngineCosts = EngineCosts {
     cache_bytes: f64::INFINITY,
     page_read: 0.0,
     hash_row: 5e-8,
+    hash_cache_bytes: f64::INFINITY,
+    hash_miss: 0.0,
+    serial_big_aggregate: false,
     hash_joins: false,
     aggregate_row: 1.5e-7,
     sort_row: 1.5e-8,
@@ -68,6 +71,8 @@ pub const SQLITE_COSTS: EngineCosts = EngineCosts {
     fetch_row: 1e-7,
     fetch_byte: 1.5e-9,
     statement: 1e-4,
+    serial_factor: 1.0,
+    serial_outer_hash: false,
 };
 
 impl Dialect for SqliteDialect {

@@ -44,6 +44,9 @@ pub const LOCAL: EngineCosts = EngineCosts {
     cache_bytes: f64::INFINITY,
     page_read: 0.0,
     hash_row: 5e-8,
+    hash_cache_bytes: f64::INFINITY,
+    hash_miss: 0.0,
+    serial_big_aggregate: false,
     hash_joins: true,
     aggregate_row: 4e-8,
     sort_row: 1e-8,
@@ -51,6 +54,8 @@ pub const LOCAL: EngineCosts = EngineCosts {
     fetch_row: 0.0,
     fetch_byte: 0.0,
     statement: 0.0,
+    serial_factor: 1.0,
+    serial_outer_hash: false,
 };
 
 /// The estimated size of a sub-plan's result and, run in its source, its cost there.
@@ -61,6 +66,9 @@ pub struct Estimate {
     pub width: f64,
     /// Seconds the source takes to compute it (not counting sending it).
     pub remote: f64,
+    /// Whether the source runs it serially although it runs most plans in parallel
+    /// ([`EngineCosts::serial_factor`]): so does every plan above it in the same statement.
+    pub serial: bool,
 }
 
 impl Estimate {
@@ -99,10 +107,76 @@ pub fn estimate(plan: &LogicalPlan, inputs: &[Estimate], costs: &EngineCosts) ->
         },
         _ => below + operator_cost(plan, inputs, rows, costs),
     };
+    // An outer join hashing its preserved side runs serially with its inputs; a big
+    // aggregate alone (its inputs' parallel plans gathered below it); and so does all above
+    // either in the same statement.
+    let with_inputs = hashes_preserved_side(plan, inputs, costs);
+    let serial = with_inputs
+        || inputs.iter().any(|input| input.serial)
+        || (costs.serial_big_aggregate
+            && costs.hash_aggregates
+            && missed_groups(plan, rows, costs) > 0.0);
+    let remote = match serial {
+        // What was priced as a parallel plan takes longer.
+        true => {
+            let below_serial: f64 = inputs
+                .iter()
+                .map(|input| match with_inputs && !input.serial {
+                    true => input.remote * costs.serial_factor,
+                    false => input.remote,
+                })
+                .sum();
+            below_serial + (remote - below) * costs.serial_factor
+        }
+        false => remote,
+    };
     Estimate {
         rows,
         width,
         remote,
+        serial,
+    }
+}
+
+/// Bytes a hash table takes per entry besides the row's own columns: PostgreSQL's hash join
+/// holds 150 k customer keys in 7.9 MB, 53 bytes an entry (`EXPLAIN ANALYZE` of TPC-H q13's
+/// join at SF 1).
+const HASH_ENTRY_BYTES: f64 = 48.0;
+
+/// For an aggregate with grouping keys of `groups` groups, the share of its hash table beyond
+/// the engine's `hash_cache_bytes` (0 when it fits, or for anything else).
+fn missed_groups(plan: &LogicalPlan, groups: f64, costs: &EngineCosts) -> f64 {
+    let LogicalPlan::Aggregate(aggregate) = plan else {
+        return 0.0;
+    };
+    if aggregate.group_expr.is_empty() {
+        return 0.0;
+    }
+    let bytes = groups * (row_width(plan) + HASH_ENTRY_BYTES);
+    match bytes > costs.hash_cache_bytes {
+        true => 1.0 - costs.hash_cache_bytes / bytes,
+        false => 0.0,
+    }
+}
+
+/// Whether `plan` is an outer join an engine with [`EngineCosts::serial_outer_hash`] runs
+/// serially: it hashes the smaller side, and that is the side whose rows all stay (a full
+/// join: either). PostgreSQL 15 runs TPC-H q13 (`customer LEFT JOIN orders`, customer's 150 k
+/// rows hashed) as a serial plan in 1.6 s at SF 1, the join and the grouping above it at
+/// 0.2 and 0.4 µs a row, twice `EngineCosts::SERVER`'s figures.
+fn hashes_preserved_side(plan: &LogicalPlan, inputs: &[Estimate], costs: &EngineCosts) -> bool {
+    let LogicalPlan::Join(join) = plan else {
+        return false;
+    };
+    if !costs.serial_outer_hash || !costs.hash_joins || join.on.is_empty() {
+        return false;
+    }
+    let bytes = |input: &Estimate| input.rows * input.width;
+    match join.join_type {
+        JoinType::Left => bytes(&inputs[0]) <= bytes(&inputs[1]),
+        JoinType::Right => bytes(&inputs[1]) <= bytes(&inputs[0]),
+        JoinType::Full => true,
+        _ => false,
     }
 }
 
@@ -149,7 +223,7 @@ fn operator_cost(plan: &LogicalPlan, inputs: &[Estimate], rows: f64, costs: &Eng
     match plan {
         LogicalPlan::Aggregate(aggregate) => {
             let grouping = if aggregate.group_expr.is_empty() || costs.hash_aggregates {
-                input * costs.hash_row
+                input * (costs.hash_row + missed_groups(plan, rows, costs) * costs.hash_miss)
             } else {
                 sort(input)
             };
@@ -543,23 +617,38 @@ fn groups_unknown(rows: f64) -> f64 {
 /// keys' distinct values, the domain is the larger of the two (each value of the side with
 /// fewer is taken to find its match); otherwise the size of the smaller of the tables the keys
 /// come from (the key taken as unique there, as a foreign key references a primary key).
-/// Semi and anti joins keep half the left side.
+/// A key of several columns takes the product of their domains, at most the rows of the
+/// smallest table its columns come from (a composite foreign key referencing a composite
+/// primary key: TPC-H q9's lines find one partsupp row each, not one in 10 k suppliers' worth)
+/// and at least the largest column's. Semi and anti joins keep half the left side.
 fn join_rows(join: &datafusion::logical_expr::Join, left: f64, right: f64) -> f64 {
-    let inner = match join.on.first() {
-        None => left * right * if join.filter.is_some() { 0.33 } else { 1.0 },
-        Some((l, r)) => {
-            let distinct = (key_distinct(&join.left, l), key_distinct(&join.right, r));
-            let domain = match distinct {
-                (Some(l), Some(r)) => l.max(r),
-                _ => key_domain(&join.left, l)
-                    .into_iter()
-                    .chain(key_domain(&join.right, r))
-                    .fold(f64::INFINITY, f64::min),
-            };
-            let domain = if domain.is_finite() {
-                domain
-            } else {
-                left.max(right)
+    let column_domain = |(l, r): &(Expr, Expr)| -> Option<f64> {
+        let domain = match (key_distinct(&join.left, l), key_distinct(&join.right, r)) {
+            (Some(l), Some(r)) => l.max(r),
+            _ => key_domain(&join.left, l)
+                .into_iter()
+                .chain(key_domain(&join.right, r))
+                .fold(f64::INFINITY, f64::min),
+        };
+        domain.is_finite().then_some(domain)
+    };
+    let inner = match join.on.as_slice() {
+        [] => left * right * if join.filter.is_some() { 0.33 } else { 1.0 },
+        [pair] => left * right / column_domain(pair).unwrap_or(left.max(right)).max(1.0),
+        pairs => {
+            let domains: Vec<f64> = pairs.iter().filter_map(column_domain).collect();
+            let smallest_table = pairs
+                .iter()
+                .flat_map(|(l, r)| [key_domain(&join.left, l), key_domain(&join.right, r)])
+                .flatten()
+                .fold(f64::INFINITY, f64::min);
+            let domain = match domains.iter().copied().reduce(f64::max) {
+                Some(largest) => domains
+                    .iter()
+                    .product::<f64>()
+                    .min(smallest_table)
+                    .max(largest),
+                None => left.max(right),
             };
             left * right / domain.max(1.0)
         }
@@ -747,6 +836,7 @@ mod tests {
             rows: 1e6,
             width: 8.0,
             remote: 0.0,
+            serial: false,
         };
         let wide = Estimate {
             width: 80.0,
@@ -790,5 +880,134 @@ mod tests {
             lookup(&table, &EngineCosts::SERVER),
             EngineCosts::SERVER.probe
         );
+    }
+
+    #[test]
+    fn an_outer_join_hashing_its_preserved_side_runs_serially_and_so_does_all_above_it() {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use datafusion::logical_expr::LogicalPlanBuilder;
+        use datafusion::logical_expr::logical_plan::builder::table_source;
+        let scan = |name: &str| {
+            let schema = Schema::new(vec![Field::new(
+                format!("{name}_k"),
+                DataType::Int64,
+                false,
+            )]);
+            LogicalPlanBuilder::scan(name, table_source(&schema), None).unwrap()
+        };
+        let join = |join_type| {
+            scan("small")
+                .join(
+                    scan("big").build().unwrap(),
+                    join_type,
+                    (vec!["small_k"], vec!["big_k"]),
+                    None,
+                )
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        let (small, big) = (
+            Estimate {
+                rows: 1e5,
+                width: 8.0,
+                remote: 0.01,
+                serial: false,
+            },
+            Estimate {
+                rows: 1e6,
+                width: 8.0,
+                remote: 0.1,
+                serial: false,
+            },
+        );
+        let costs = EngineCosts {
+            serial_factor: 2.0,
+            serial_outer_hash: true,
+            ..EngineCosts::SERVER
+        };
+        let parallel = |plan: &LogicalPlan| estimate(plan, &[small, big], &EngineCosts::SERVER);
+        // The smaller side is hashed: kept whole by a left join, it makes the plan serial.
+        let left = join(JoinType::Left);
+        let serial = estimate(&left, &[small, big], &costs);
+        assert!(serial.serial);
+        assert!((serial.remote - 2.0 * parallel(&left).remote).abs() < 1e-9);
+        // Not for an inner join, nor for a right join (the bigger side kept), nor for an
+        // engine that runs such joins in parallel.
+        for join_type in [JoinType::Inner, JoinType::Right] {
+            let plan = join(join_type);
+            assert_eq!(estimate(&plan, &[small, big], &costs), parallel(&plan));
+        }
+        assert!(!parallel(&left).serial);
+        // Above a serial plan, an aggregate's own work takes twice as long as well.
+        let aggregate = LogicalPlanBuilder::from(left.clone())
+            .aggregate(vec![col("small_k")], Vec::<Expr>::new())
+            .unwrap()
+            .build()
+            .unwrap();
+        let above = estimate(&aggregate, &[serial], &costs);
+        let above_parallel = estimate(&aggregate, &[parallel(&left)], &EngineCosts::SERVER);
+        assert!(above.serial);
+        assert!(
+            (above.remote - serial.remote - 2.0 * (above_parallel.remote - parallel(&left).remote))
+                .abs()
+                < 1e-9
+        );
+    }
+
+    #[test]
+    fn an_aggregate_whose_groups_outgrow_the_cache_pays_per_row_and_may_run_serially() {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use datafusion::functions_aggregate::sum::sum;
+        use datafusion::logical_expr::LogicalPlanBuilder;
+        use datafusion::logical_expr::logical_plan::builder::table_source;
+        let schema = Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, true),
+        ]);
+        let scan = LogicalPlanBuilder::scan("t", table_source(&schema), None)
+            .unwrap()
+            .build()
+            .unwrap();
+        let grouped = LogicalPlanBuilder::from(scan)
+            .aggregate(vec![col("k")], vec![sum(col("v"))])
+            .unwrap()
+            .build()
+            .unwrap();
+        let input = |rows: f64| Estimate {
+            rows,
+            width: 16.0,
+            remote: 0.0,
+            serial: false,
+        };
+        let costs = EngineCosts {
+            hash_cache_bytes: 2e6,
+            hash_miss: 2e-7,
+            serial_big_aggregate: true,
+            serial_factor: 2.0,
+            ..EngineCosts::SERVER
+        };
+        let per_row = |rows: f64, costs: &EngineCosts| estimate(&grouped, &[input(rows)], costs);
+        // 1,000 groups (a tenth of the rows, no statistics) of 64 bytes fit: as a server.
+        let small = per_row(1e4, &costs);
+        assert!(!small.serial);
+        assert_eq!(small, per_row(1e4, &EngineCosts::SERVER));
+        // 1 M groups (64 MB) do not: a miss for nearly every row, run serially.
+        let big = per_row(1e7, &costs);
+        let server = per_row(1e7, &EngineCosts::SERVER);
+        assert!(big.serial);
+        let missed = 1.0 - 2e6 / (1e6 * (16.0 + HASH_ENTRY_BYTES));
+        let expected = 2.0 * (server.remote + 1e7 * missed * 2e-7);
+        assert!((big.remote - expected).abs() < 1e-9, "{big:?}");
+        // Without `serial_big_aggregate`, only the misses.
+        let parallel = per_row(
+            1e7,
+            &EngineCosts {
+                serial_big_aggregate: false,
+                ..costs
+            },
+        );
+        assert!(!parallel.serial);
+        assert!((parallel.remote - expected / 2.0).abs() < 1e-9);
     }
 }
