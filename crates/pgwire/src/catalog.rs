@@ -29,7 +29,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
-use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 use datafusion_pg_catalog::setup_pg_catalog;
 use flotilla_common::{Error, Result};
 use flotilla_flightsql::SessionProvider;
@@ -41,6 +41,43 @@ const PG_CATALOG: &str = "pg_catalog";
 pub(crate) struct PgSessions {
     sessions: Arc<dyn SessionProvider>,
     template: Mutex<Option<Template>>,
+    roles: NodeRoles,
+}
+
+/// The node's users as `pg_roles` lists them (psql's `\du`): each may log in; none is a
+/// superuser or may create roles or databases (users are configured in flotilla.toml, not
+/// with SQL). A node without users lists none.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NodeRoles(Arc<Vec<String>>);
+
+impl NodeRoles {
+    pub fn new(names: impl IntoIterator<Item = String>) -> Self {
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        names.dedup();
+        Self(Arc::new(names))
+    }
+}
+
+#[async_trait::async_trait]
+impl PgCatalogContextProvider for NodeRoles {
+    async fn roles(&self) -> Vec<String> {
+        self.0.as_ref().clone()
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        self.0.iter().any(|n| n == name).then(|| Role {
+            name: name.to_string(),
+            is_superuser: false,
+            can_login: true,
+            can_create_db: false,
+            can_create_role: false,
+            can_create_user: false,
+            can_replication: false,
+            grants: Vec::new(),
+            inherited_roles: Vec::new(),
+        })
+    }
 }
 
 /// A session set up once with `pg_catalog`, whose state new sessions start from.
@@ -51,10 +88,11 @@ struct Template {
 }
 
 impl PgSessions {
-    pub fn new(sessions: Arc<dyn SessionProvider>) -> Self {
+    pub fn new(sessions: Arc<dyn SessionProvider>, roles: NodeRoles) -> Self {
         Self {
             sessions,
             template: Mutex::new(None),
+            roles,
         }
     }
 
@@ -67,7 +105,7 @@ impl PgSessions {
         let ctx = self.sessions.new_session()?;
         let default = default_catalog(&ctx);
         let catalog = with_pg_catalog(&ctx, &default, None)?;
-        setup_pg_catalog(&ctx, &default, EmptyContextProvider).map_err(|e| Error::from(*e))?;
+        setup_pg_catalog(&ctx, &default, self.roles.clone()).map_err(|e| Error::from(*e))?;
         for function in missing_functions()
             .into_iter()
             .chain(crate::settings::functions())
@@ -216,7 +254,10 @@ mod tests {
 
     fn sessions() -> PgSessions {
         let base = SessionContext::new();
-        PgSessions::new(Arc::new(SharedCatalogs::new(&base)))
+        PgSessions::new(
+            Arc::new(SharedCatalogs::new(&base)),
+            NodeRoles::new(["reader".to_string(), "analyst".to_string()]),
+        )
     }
 
     #[tokio::test]
@@ -237,6 +278,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        // The node's users are its roles.
+        let roles = first
+            .sql("SELECT rolname, rolcanlogin, rolsuper FROM pg_catalog.pg_roles ORDER BY 1")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&roles)
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("| analyst | true        | false    |")
+                && text.contains("| reader  | true        | false    |"),
+            "{text}"
+        );
 
         // pg_catalog refers to the catalogs it lists: a schema of each session's own would hold
         // that session's catalogs for ever.

@@ -17,7 +17,7 @@
 //! are (a plain password from the environment is salted once, at start). pgwire's
 //! `ScramServerAuth` runs the exchange (RFC 5802 / 7677).
 
-use crate::catalog::PgSessions;
+use crate::catalog::{NodeRoles, PgSessions};
 use crate::errors::user_error;
 use crate::limits::{Canceller, Cancels, Registration};
 use async_trait::async_trait;
@@ -155,7 +155,10 @@ impl Login {
             .map(|user| (user.name.clone(), Secret::of(&user.password)))
             .collect();
         Self {
-            sessions: PgSessions::new(sessions),
+            sessions: PgSessions::new(
+                sessions,
+                NodeRoles::new(users.iter().map(|user| user.name.clone())),
+            ),
             cancels,
             secrets,
             mock: RandomState::new(),

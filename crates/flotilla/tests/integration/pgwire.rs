@@ -218,8 +218,8 @@ async fn psql_describes_the_sources_tables() {
     let databases = psql(node, "test", "\\l").unwrap();
     assert!(!databases.is_empty(), "\\l lists no database");
     // \du (its roles' memberships as ARRAY(SELECT …)) and \df (functions, with catalog
-    // functions datafusion-pg-catalog lacks) run.
-    // (pg_roles is datafusion-pg-catalog's, empty: the node's users are not listed.)
+    // functions datafusion-pg-catalog lacks) run. (This node has no users, so no roles: see
+    // the SCRAM test for \du listing them.)
     psql(node, "test", "\\du").unwrap();
     psql(node, "test", "\\df").unwrap();
     let functions = psql(node, "test", "\\df abs").unwrap();
@@ -472,6 +472,19 @@ async fn users_log_in_with_scram_and_a_wrong_password_is_refused() {
     );
     let out = psql_with("s3cret");
     assert_eq!(common::text(&out).0.trim(), "1", "{out:?}");
+    // psql's \du lists the node's users as roles that can log in.
+    let out = Command::new("psql")
+        .args([
+            "-X", "-w", "-A", "-t", "-F", "|", "-h", &host, "-p", &port, "-U", "ann", "-d", "x",
+            "-c", "\\du",
+        ])
+        .env("PGPASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    let (roles, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let names: Vec<&str> = roles.lines().filter_map(|l| l.split('|').next()).collect();
+    assert_eq!(names, ["ann", "bo"], "\\du:\n{roles}");
 }
 
 /// With `[server] tls_cert`/`tls_key`, the PostgreSQL port serves TLS to clients that ask
