@@ -12,9 +12,11 @@ use std::process::ExitCode;
 
 /// Flotilla queries many databases as one.
 ///
-/// Sources (SQLite databases, Parquet and CSV files) are named in a configuration file,
-/// flotilla.toml; each becomes a catalog, so one SQL query can join `shop.main.orders` (SQLite)
-/// with `lake.public.lineitem` (Parquet). Start with `flotilla demo`.
+/// Sources (SQLite, PostgreSQL, MySQL/MariaDB/TiDB and InfluxDB databases, other Flight SQL
+/// servers, Parquet and CSV files) are named in a configuration file, flotilla.toml; each
+/// becomes a catalog, so one SQL query can join `shop.main.orders` (SQLite) with
+/// `lake.public.lineitem` (Parquet). Each part of a query runs where it is estimated fastest:
+/// in its database, or here. Start with `flotilla demo`.
 #[derive(Parser)]
 #[command(
     name = "flotilla",

@@ -95,9 +95,18 @@ impl<'a> Printer<'a> {
         Ok(())
     }
 
+    /// Whether the result has no columns (a statement such as `SET` or `CREATE TABLE`).
+    pub fn is_statement(&self) -> bool {
+        self.schema
+            .as_ref()
+            .is_some_and(|schema| schema.fields().is_empty())
+    }
+
     /// Ends the result.
     pub fn finish(&mut self) -> Result<()> {
         match self.format {
+            // A statement without a result prints no empty table.
+            OutputFormat::Table if self.is_statement() => {}
             OutputFormat::Table => {
                 let batches = std::mem::take(&mut self.held);
                 let text = if batches.iter().all(|b| b.num_rows() == 0) {

@@ -77,12 +77,15 @@ pub async fn run_sql(
         let outcome = run_statement(ctx, statement, &mut printer).await;
         spinner.finish();
         let rows = outcome?;
+        let seconds = started.elapsed().as_secs_f64();
         if !quiet {
-            eprintln!(
-                "{rows} row{} in {:.3}s",
-                if rows == 1 { "" } else { "s" },
-                started.elapsed().as_secs_f64()
-            );
+            match printer.is_statement() {
+                true => eprintln!("done in {seconds:.3}s"),
+                false => eprintln!(
+                    "{rows} row{} in {seconds:.3}s",
+                    if rows == 1 { "" } else { "s" }
+                ),
+            }
         }
     }
     Ok(())

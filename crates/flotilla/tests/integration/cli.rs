@@ -155,6 +155,15 @@ fn statements_run_from_files_stdin_and_arguments_in_every_format() {
     assert_eq!(text(&out).0.trim(), r#"{"a":1}"#);
     let out = flotilla(&["sql", "-q", "SELECT 1 AS a"]);
     assert!(text(&out).0.contains("| a |"), "{}", text(&out).0);
+    // A statement without a result prints no empty table, and says it is done.
+    let out = flotilla(&[
+        "sql",
+        "SET datafusion.execution.batch_size = 1000; SELECT 2 AS b",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(stdout.starts_with("+---+\n| b |"), "{stdout}");
+    assert!(stderr.starts_with("done in "), "{stderr}");
+    assert!(stderr.contains("1 row in "), "{stderr}");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .args(["sql", "-q", "--format", "csv"])
         .stdin(std::process::Stdio::piped())
