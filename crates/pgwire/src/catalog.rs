@@ -109,6 +109,7 @@ impl PgSessions {
         for function in missing_functions()
             .into_iter()
             .chain(crate::settings::functions())
+            .chain(crate::information_schema::functions())
         {
             ctx.register_udf(function);
         }

@@ -9,7 +9,9 @@
 //!                    │           node's SessionProvider, kept with the connection
 //!                    ├ limits.rs: cancel requests, the statement timeout, the memory limit
 //!                    ├ catalog.rs: pg_catalog (built once per node) in every session's
-//!                    │             default catalog, for psql's \d commands and tools
+//!                    │             default catalog, for psql's \d commands and tools;
+//!                    │             information_schema.rs: information_schema.columns with
+//!                    │             PostgreSQL's type names
 //!                    └ query.rs: simple query  — each statement planned and run in turn
 //!                                extended query — Parse plans once (parameter types inferred),
 //!                                Bind fills `$n` (params.rs), Execute runs and streams rows
@@ -30,6 +32,7 @@
 
 mod catalog;
 mod errors;
+mod information_schema;
 mod limits;
 mod login;
 mod params;

@@ -109,10 +109,12 @@ fn parse(sql: &str) -> PgWireResult<Vec<DfStatement>> {
 }
 
 /// What DataFusion does not plan of PostgreSQL beyond `datafusion-pg-catalog`'s rewrites:
-/// `ARRAY(subquery)` and `SHOW` of PostgreSQL's settings.
+/// `ARRAY(subquery)`, `SHOW` of PostgreSQL's settings, and `information_schema.columns` with
+/// PostgreSQL's type names.
 fn postgres_only(statement: &mut Sql) {
     array_subqueries(statement);
     crate::settings::answer_show(statement);
+    crate::information_schema::columns_as_postgres(statement);
 }
 
 /// `ARRAY(SELECT x FROM … WHERE …)` (psql's `\du` lists the roles each role is a member of so)

@@ -215,6 +215,24 @@ async fn psql_describes_the_sources_tables() {
     for column in ["o_orderkey", "o_custkey", "o_orderdate", "o_comment"] {
         assert!(names.contains(&column), "\\d orders:\n{columns:?}");
     }
+    // information_schema.columns names types as PostgreSQL does (tools such as Grafana
+    // read `data_type`), whatever the catalog's case.
+    let types = psql(
+        node,
+        "test",
+        "SELECT column_name, data_type, udt_name FROM INFORMATION_SCHEMA.columns \
+         WHERE table_schema = 'main' AND table_name = 'orders' \
+         AND column_name IN ('o_orderkey', 'o_comment') ORDER BY 1",
+    )
+    .unwrap();
+    assert_eq!(
+        types,
+        [
+            ["o_comment", "text", "text"],
+            ["o_orderkey", "bigint", "int8"]
+        ],
+        "information_schema.columns of shop's orders"
+    );
     let databases = psql(node, "test", "\\l").unwrap();
     assert!(!databases.is_empty(), "\\l lists no database");
     // \du (its roles' memberships as ARRAY(SELECT …)) and \df (functions, with catalog
