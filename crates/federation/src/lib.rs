@@ -33,7 +33,7 @@
 //!   action on drop, shared by the connectors.
 //! - [`write`]: `INSERT INTO` and `CREATE TABLE … AS` into a source, through
 //!   [`Source::write`]; [`execute_logical_plan`] runs statements with that.
-//! - [`sink`]: Arrow builders that connectors decode values into, converting to the type the
+//! - [`column`]: Arrow builders that connectors decode values into, converting to the type the
 //!   plan asks for.
 //!
 //! Use it by giving the session a [`FederationPlanner`] and [`FederationConfig`], and registering
@@ -41,6 +41,7 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod column;
 pub mod config;
 pub mod cost;
 pub mod dialect;
@@ -49,7 +50,6 @@ pub mod keys;
 mod names;
 pub mod planner;
 mod provider;
-pub mod sink;
 pub mod source;
 pub mod split;
 pub mod sql;

@@ -19,7 +19,7 @@
 //! (default) or NULL.
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use flotilla_federation::sink::{ColumnSink, days_from_civil, parse_decimal};
+use flotilla_federation::column::{ColumnBuilder, days_from_civil, parse_decimal};
 use mysql_async::Value;
 use mysql_async::consts::ColumnType;
 
@@ -92,7 +92,7 @@ pub(crate) fn arrow_type(column: &DeclaredColumn) -> Option<(DataType, bool)> {
 pub(crate) struct Decoder {
     column_type: ColumnType,
     zero_dates: ZeroDates,
-    sink: ColumnSink,
+    column: ColumnBuilder,
 }
 
 impl Decoder {
@@ -105,39 +105,39 @@ impl Decoder {
         Some(Self {
             column_type,
             zero_dates,
-            sink: ColumnSink::new(target, capacity)?,
+            column: ColumnBuilder::new(target, capacity)?,
         })
     }
 
     /// Appends one value; the error says what is wrong with it.
     pub(crate) fn append(&mut self, value: Value) -> Result<(), String> {
-        let sink = &mut self.sink;
+        let column = &mut self.column;
         match value {
             Value::NULL => {
-                sink.append_null();
+                column.append_null();
                 Ok(())
             }
-            Value::Int(v) => sink.append_i64(v),
-            Value::UInt(v) => sink.append_u64(v),
-            Value::Float(v) => sink.append_f64(f64::from(v)),
-            Value::Double(v) => sink.append_f64(v),
+            Value::Int(v) => column.append_i64(v),
+            Value::UInt(v) => column.append_u64(v),
+            Value::Float(v) => column.append_f64(f64::from(v)),
+            Value::Double(v) => column.append_f64(v),
             Value::Bytes(bytes) => match self.column_type {
                 ColumnType::MYSQL_TYPE_NEWDECIMAL | ColumnType::MYSQL_TYPE_DECIMAL => {
                     let text = std::str::from_utf8(&bytes).map_err(|e| e.to_string())?;
                     let (unscaled, scale) =
                         parse_decimal(text).ok_or_else(|| format!("'{text}' is not a number"))?;
-                    sink.append_decimal(unscaled, scale)
+                    column.append_decimal(unscaled, scale)
                 }
                 ColumnType::MYSQL_TYPE_BIT => {
                     if bytes.len() > 8 {
                         return Err("bit value wider than 64 bits".into());
                     }
                     let value = bytes.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
-                    sink.append_u64(value)
+                    column.append_u64(value)
                 }
-                _ if matches!(sink.data_type(), DataType::Binary) => sink.append_bytes(&bytes),
+                _ if matches!(column.data_type(), DataType::Binary) => column.append_bytes(&bytes),
                 _ => match std::str::from_utf8(&bytes) {
-                    Ok(text) => sink.append_str(text),
+                    Ok(text) => column.append_str(text),
                     Err(_) => Err("text that is not valid UTF-8".into()),
                 },
             },
@@ -145,7 +145,7 @@ impl Decoder {
                 if month == 0 || day == 0 {
                     return match self.zero_dates {
                         ZeroDates::Null => {
-                            sink.append_null();
+                            column.append_null();
                             Ok(())
                         }
                         ZeroDates::Error => Err(format!(
@@ -155,13 +155,13 @@ impl Decoder {
                     };
                 }
                 let days = days_from_civil(i32::from(year), u32::from(month), u32::from(day));
-                if matches!(sink.data_type(), DataType::Date32) {
-                    return sink.append_date(days);
+                if matches!(column.data_type(), DataType::Date32) {
+                    return column.append_date(days);
                 }
                 let time = (i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second))
                     * 1_000_000
                     + i64::from(micros);
-                sink.append_timestamp_micros(i64::from(days) * 86_400_000_000 + time)
+                column.append_timestamp_micros(i64::from(days) * 86_400_000_000 + time)
             }
             Value::Time(negative, days, hours, minutes, seconds, micros) => {
                 let micros = ((i64::from(days) * 24 + i64::from(hours)) * 3600
@@ -169,13 +169,13 @@ impl Decoder {
                     + i64::from(seconds))
                     * 1_000_000
                     + i64::from(micros);
-                sink.append_time_micros(if negative { -micros } else { micros })
+                column.append_time_micros(if negative { -micros } else { micros })
             }
         }
     }
 
     pub(crate) fn finish(&mut self) -> datafusion::arrow::array::ArrayRef {
-        self.sink.finish()
+        self.column.finish()
     }
 }
 

@@ -355,7 +355,7 @@ fn civil_from_days(days: i32) -> (i32, u8, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flotilla_federation::sink::days_from_civil;
+    use flotilla_federation::column::days_from_civil;
 
     #[test]
     fn civil_dates_round_trip() {

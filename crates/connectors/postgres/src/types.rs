@@ -27,7 +27,7 @@
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
-use flotilla_federation::sink::{ColumnSink, parse_decimal};
+use flotilla_federation::column::{ColumnBuilder, parse_decimal};
 use std::sync::Arc;
 use tokio_postgres::types::{FromSql, Kind, Type};
 
@@ -200,7 +200,7 @@ impl<'a> FromSql<'a> for Raw<'a> {
 /// Appends values of one wire type to a builder of one Arrow type.
 pub(crate) struct Decoder {
     wire: Wire,
-    sink: ColumnSink,
+    column: ColumnBuilder,
 }
 
 impl Decoder {
@@ -211,18 +211,18 @@ impl Decoder {
         }
         Some(Decoder {
             wire: wire.clone(),
-            sink: ColumnSink::new(target, capacity)?,
+            column: ColumnBuilder::new(target, capacity)?,
         })
     }
 
     /// Appends one value (`None` is SQL NULL). The error says what is wrong with the value.
     pub(crate) fn append(&mut self, raw: Option<&[u8]>) -> Result<(), String> {
-        append(&self.wire, &mut self.sink, raw)
+        append(&self.wire, &mut self.column, raw)
     }
 
     /// The values appended since the last call, as an array.
     pub(crate) fn finish(&mut self) -> ArrayRef {
-        self.sink.finish()
+        self.column.finish()
     }
 }
 
@@ -260,51 +260,51 @@ fn compatible(wire: &Wire, target: &DataType) -> bool {
     }
 }
 
-/// Decodes one binary-format value of `wire` into `sink`.
-fn append(wire: &Wire, sink: &mut ColumnSink, raw: Option<&[u8]>) -> Result<(), String> {
+/// Decodes one binary-format value of `wire` into `column`.
+fn append(wire: &Wire, column: &mut ColumnBuilder, raw: Option<&[u8]>) -> Result<(), String> {
     let Some(raw) = raw else {
-        sink.append_null();
+        column.append_null();
         return Ok(());
     };
     match wire {
-        Wire::Bool => sink.append_bool(fixed::<1>(raw)?[0] != 0),
-        Wire::Int2 => sink.append_i64(i64::from(i16::from_be_bytes(fixed(raw)?))),
-        Wire::Int4 => sink.append_i64(i64::from(i32::from_be_bytes(fixed(raw)?))),
-        Wire::Int8 => sink.append_i64(i64::from_be_bytes(fixed(raw)?)),
-        Wire::Oid => sink.append_i64(i64::from(u32::from_be_bytes(fixed(raw)?))),
-        Wire::Float4 => sink.append_f64(f64::from(f32::from_be_bytes(fixed(raw)?))),
-        Wire::Float8 => sink.append_f64(f64::from_be_bytes(fixed(raw)?)),
-        Wire::Numeric => match sink.decimal_scale() {
+        Wire::Bool => column.append_bool(fixed::<1>(raw)?[0] != 0),
+        Wire::Int2 => column.append_i64(i64::from(i16::from_be_bytes(fixed(raw)?))),
+        Wire::Int4 => column.append_i64(i64::from(i32::from_be_bytes(fixed(raw)?))),
+        Wire::Int8 => column.append_i64(i64::from_be_bytes(fixed(raw)?)),
+        Wire::Oid => column.append_i64(i64::from(u32::from_be_bytes(fixed(raw)?))),
+        Wire::Float4 => column.append_f64(f64::from(f32::from_be_bytes(fixed(raw)?))),
+        Wire::Float8 => column.append_f64(f64::from_be_bytes(fixed(raw)?)),
+        Wire::Numeric => match column.decimal_scale() {
             // Round once, straight to the column's scale.
-            Some(scale) => sink.append_decimal(NumericParts::parse(raw)?.scaled(scale)?, scale),
+            Some(scale) => column.append_decimal(NumericParts::parse(raw)?.scaled(scale)?, scale),
             None => {
                 let text = numeric_text(raw)?;
                 let (unscaled, scale) =
                     parse_decimal(&text).ok_or_else(|| format!("{text} is not a number"))?;
-                sink.append_decimal(unscaled, scale)
+                column.append_decimal(unscaled, scale)
             }
         },
         Wire::Text | Wire::Bpchar | Wire::Char | Wire::Jsonb | Wire::Uuid => {
-            sink.append_str(&text(wire, raw)?)
+            column.append_str(&text(wire, raw)?)
         }
-        Wire::Bytea => sink.append_bytes(raw),
+        Wire::Bytea => column.append_bytes(raw),
         Wire::Date => {
             let days = i32::from_be_bytes(fixed(raw)?);
             if days == i32::MAX || days == i32::MIN {
                 return Err("an infinite date has no Arrow value".into());
             }
-            sink.append_date(
+            column.append_date(
                 days.checked_add(EPOCH_OFFSET_DAYS)
                     .ok_or("date out of range")?,
             )
         }
-        Wire::Time => sink.append_time_micros(i64::from_be_bytes(fixed(raw)?)),
+        Wire::Time => column.append_time_micros(i64::from_be_bytes(fixed(raw)?)),
         Wire::Timestamp | Wire::TimestampTz => {
             let micros = i64::from_be_bytes(fixed(raw)?);
             if micros == i64::MAX || micros == i64::MIN {
                 return Err("an infinite timestamp has no Arrow value".into());
             }
-            sink.append_timestamp_micros(
+            column.append_timestamp_micros(
                 micros
                     .checked_add(EPOCH_OFFSET_MICROS)
                     .ok_or("timestamp out of range")?,
@@ -315,14 +315,14 @@ fn append(wire: &Wire, sink: &mut ColumnSink, raw: Option<&[u8]>) -> Result<(), 
             let micros = i64::from_be_bytes(bytes[0..8].try_into().unwrap_or_default());
             let days = i32::from_be_bytes(bytes[8..12].try_into().unwrap_or_default());
             let months = i32::from_be_bytes(bytes[12..16].try_into().unwrap_or_default());
-            sink.append_interval(months, days, micros)
+            column.append_interval(months, days, micros)
         }
         Wire::Array(element) => {
-            let items = sink
+            let items = column
                 .list_items()
                 .ok_or("an array value for a column that is not a list")?;
             let count = array_elements(raw, |value| append(element, items, value))?;
-            sink.end_list(count)
+            column.end_list(count)
         }
     }
 }

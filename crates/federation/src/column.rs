@@ -1,8 +1,8 @@
-//! [`ColumnSink`]: values decoded by a connector, appended to an Arrow builder of the type the
+//! [`ColumnBuilder`]: values decoded by a connector, appended to an Arrow builder of the type the
 //! plan asks for.
 //!
 //! A connector reads a value in its database's own form and hands it over as one of a few plain
-//! kinds (an integer, a decimal with its scale, text, a date as days since 1970 …); the sink
+//! kinds (an integer, a decimal with its scale, text, a date as days since 1970 …); the builder
 //! converts it to the column's Arrow type where the meaning is kept — an integer into a decimal
 //! or a float, a whole decimal into an integer, a date into a timestamp — and refuses anything
 //! else with a message that says what does not fit. Connectors add the column name.
@@ -23,10 +23,10 @@ use datafusion::arrow::datatypes::{
 use std::sync::Arc;
 
 /// Why a value could not be appended.
-pub type SinkResult = Result<(), String>;
+pub type AppendResult = Result<(), String>;
 
 /// A builder for one result column.
-pub struct ColumnSink {
+pub struct ColumnBuilder {
     data_type: DataType,
     builder: Builder,
 }
@@ -63,14 +63,14 @@ enum Builder {
         field: FieldRef,
         offsets: Vec<i32>,
         nulls: NullBufferBuilder,
-        items: Box<ColumnSink>,
+        items: Box<ColumnBuilder>,
     },
 }
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-impl ColumnSink {
-    /// A sink for `target`, or `None` for a type no connector decodes into.
+impl ColumnBuilder {
+    /// A builder for `target`, or `None` for a type no connector decodes into.
     pub fn new(target: &DataType, capacity: usize) -> Option<Self> {
         let builder = match target {
             DataType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(capacity)),
@@ -112,7 +112,7 @@ impl ColumnSink {
                 field: Arc::clone(field),
                 offsets: vec![0],
                 nulls: NullBufferBuilder::new(capacity),
-                items: Box::new(ColumnSink::new(field.data_type(), capacity)?),
+                items: Box::new(ColumnBuilder::new(field.data_type(), capacity)?),
             },
             _ => return None,
         };
@@ -127,7 +127,7 @@ impl ColumnSink {
         &self.data_type
     }
 
-    /// The scale of the decimal column this sink builds, if it builds one (so a connector can
+    /// The scale of the decimal column this builder builds, if it builds one (so a connector can
     /// round its decimals once, to the right scale).
     pub fn decimal_scale(&self) -> Option<i8> {
         match &self.builder {
@@ -136,8 +136,8 @@ impl ColumnSink {
         }
     }
 
-    /// The sink of a list column's items.
-    pub fn list_items(&mut self) -> Option<&mut ColumnSink> {
+    /// The builder of a list column's items.
+    pub fn list_items(&mut self) -> Option<&mut ColumnBuilder> {
         match &mut self.builder {
             Builder::List { items, .. } => Some(items),
             _ => None,
@@ -173,7 +173,7 @@ impl ColumnSink {
         }
     }
 
-    pub fn append_bool(&mut self, value: bool) -> SinkResult {
+    pub fn append_bool(&mut self, value: bool) -> AppendResult {
         match &mut self.builder {
             Builder::Bool(b) => b.append_value(value),
             _ => return self.append_i64(i64::from(value)),
@@ -182,16 +182,16 @@ impl ColumnSink {
     }
 
     /// An integer, into any integer (range-checked), decimal, float or boolean (0/1) column.
-    pub fn append_i64(&mut self, value: i64) -> SinkResult {
+    pub fn append_i64(&mut self, value: i64) -> AppendResult {
         self.append_i128(i128::from(value))
     }
 
-    /// An unsigned integer, as [`ColumnSink::append_i64`].
-    pub fn append_u64(&mut self, value: u64) -> SinkResult {
+    /// An unsigned integer, as [`ColumnBuilder::append_i64`].
+    pub fn append_u64(&mut self, value: u64) -> AppendResult {
         self.append_i128(i128::from(value))
     }
 
-    fn append_i128(&mut self, value: i128) -> SinkResult {
+    fn append_i128(&mut self, value: i128) -> AppendResult {
         fn fit<T: TryFrom<i128>>(value: i128) -> Result<T, String> {
             T::try_from(value).map_err(|_| format!("{value} is out of range"))
         }
@@ -218,7 +218,7 @@ impl ColumnSink {
     }
 
     /// A floating-point number, into a float column.
-    pub fn append_f64(&mut self, value: f64) -> SinkResult {
+    pub fn append_f64(&mut self, value: f64) -> AppendResult {
         match &mut self.builder {
             Builder::Float32(b) => b.append_value(value as f32),
             Builder::Float64(b) => b.append_value(value),
@@ -229,7 +229,7 @@ impl ColumnSink {
 
     /// The decimal `unscaled` × 10^-`scale`, into a decimal column (rounded half away from zero
     /// to its scale, precision checked), an integer column (when whole) or a float column.
-    pub fn append_decimal(&mut self, unscaled: i128, scale: i8) -> SinkResult {
+    pub fn append_decimal(&mut self, unscaled: i128, scale: i8) -> AppendResult {
         let text = || decimal_text(unscaled, scale);
         match &mut self.builder {
             Builder::Decimal {
@@ -263,7 +263,7 @@ impl ColumnSink {
     }
 
     /// Text, into a text column.
-    pub fn append_str(&mut self, value: &str) -> SinkResult {
+    pub fn append_str(&mut self, value: &str) -> AppendResult {
         match &mut self.builder {
             Builder::Utf8(b) => b.append_value(value),
             Builder::LargeUtf8(b) => b.append_value(value),
@@ -274,7 +274,7 @@ impl ColumnSink {
     }
 
     /// Bytes, into a binary column.
-    pub fn append_bytes(&mut self, value: &[u8]) -> SinkResult {
+    pub fn append_bytes(&mut self, value: &[u8]) -> AppendResult {
         match &mut self.builder {
             Builder::Binary(b) => b.append_value(value),
             _ => return Err(format!("bytes have no {} form", self.kind())),
@@ -283,7 +283,7 @@ impl ColumnSink {
     }
 
     /// A date as days since 1970-01-01, into a date or (wall-clock) timestamp column.
-    pub fn append_date(&mut self, days: i32) -> SinkResult {
+    pub fn append_date(&mut self, days: i32) -> AppendResult {
         match &mut self.builder {
             Builder::Date32(b) => b.append_value(days),
             Builder::Timestamp(_, _, None) => {
@@ -296,7 +296,7 @@ impl ColumnSink {
 
     /// A timestamp as microseconds since 1970-01-01 00:00 (UTC for zoned columns), into a
     /// timestamp column of any unit.
-    pub fn append_timestamp_micros(&mut self, micros: i64) -> SinkResult {
+    pub fn append_timestamp_micros(&mut self, micros: i64) -> AppendResult {
         let Builder::Timestamp(b, unit, _) = &mut self.builder else {
             return Err(format!("a timestamp has no {} form", self.kind()));
         };
@@ -312,7 +312,7 @@ impl ColumnSink {
     }
 
     /// A time of day in microseconds since midnight, into a time column.
-    pub fn append_time_micros(&mut self, micros: i64) -> SinkResult {
+    pub fn append_time_micros(&mut self, micros: i64) -> AppendResult {
         match &mut self.builder {
             Builder::Time64(b) if (0..MICROS_PER_DAY).contains(&micros) => b.append_value(micros),
             Builder::Time64(_) => return Err(format!("{micros} µs is not a time of day")),
@@ -322,7 +322,7 @@ impl ColumnSink {
     }
 
     /// An interval, into an interval column.
-    pub fn append_interval(&mut self, months: i32, days: i32, micros: i64) -> SinkResult {
+    pub fn append_interval(&mut self, months: i32, days: i32, micros: i64) -> AppendResult {
         let Builder::Interval(b) = &mut self.builder else {
             return Err(format!("an interval has no {} form", self.kind()));
         };
@@ -331,8 +331,8 @@ impl ColumnSink {
         Ok(())
     }
 
-    /// Ends a list value whose `count` items were appended to [`ColumnSink::list_items`].
-    pub fn end_list(&mut self, count: usize) -> SinkResult {
+    /// Ends a list value whose `count` items were appended to [`ColumnBuilder::list_items`].
+    pub fn end_list(&mut self, count: usize) -> AppendResult {
         let Builder::List { offsets, nulls, .. } = &mut self.builder else {
             return Err(format!("a list has no {} form", self.kind()));
         };
@@ -528,18 +528,19 @@ mod tests {
         assert_eq!(rescale(12345, 3, 2), Some(1235));
         assert_eq!(rescale(-12345, 3, 2), Some(-1235));
         assert_eq!(rescale(5, 0, 2), Some(500));
-        let mut sink = ColumnSink::new(&DataType::Int64, 2).unwrap();
-        sink.append_decimal(4200, 2).unwrap();
+        let mut builder = ColumnBuilder::new(&DataType::Int64, 2).unwrap();
+        builder.append_decimal(4200, 2).unwrap();
         assert!(
-            sink.append_decimal(4250, 2)
+            builder
+                .append_decimal(4250, 2)
                 .unwrap_err()
                 .contains("42.50 is not a whole")
         );
-        let mut sink = ColumnSink::new(&DataType::Decimal128(4, 1), 2).unwrap();
-        sink.append_decimal(99949, 2).unwrap();
-        let e = sink.append_decimal(99995, 2).unwrap_err();
+        let mut builder = ColumnBuilder::new(&DataType::Decimal128(4, 1), 2).unwrap();
+        builder.append_decimal(99949, 2).unwrap();
+        let e = builder.append_decimal(99995, 2).unwrap_err();
         assert!(e.contains("999.95 does not fit decimal(4,1)"), "{e}");
-        assert_eq!(sink.finish().len(), 1);
+        assert_eq!(builder.finish().len(), 1);
     }
 
     #[test]
