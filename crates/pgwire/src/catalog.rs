@@ -47,7 +47,7 @@ pub(crate) struct PgSessions {
 /// The node's users as `pg_roles` lists them (psql's `\du`): each may log in; none is a
 /// superuser or may create roles or databases (users are configured in flotilla.toml, not
 /// with SQL). A node without users lists none.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct NodeRoles(Arc<Vec<String>>);
 
 impl NodeRoles {

@@ -642,14 +642,7 @@ fn join_rows(join: &datafusion::logical_expr::Join, left: f64, right: f64) -> f6
                 .flat_map(|(l, r)| [key_domain(&join.left, l), key_domain(&join.right, r)])
                 .flatten()
                 .fold(f64::INFINITY, f64::min);
-            let domain = match domains.iter().copied().reduce(f64::max) {
-                Some(largest) => domains
-                    .iter()
-                    .product::<f64>()
-                    .min(smallest_table)
-                    .max(largest),
-                None => left.max(right),
-            };
+            let domain = composite_domain(&domains, smallest_table).unwrap_or(left.max(right));
             left * right / domain.max(1.0)
         }
     };
@@ -668,6 +661,20 @@ fn join_rows(join: &datafusion::logical_expr::Join, left: f64, right: f64) -> f6
         JoinType::LeftMark => left,
         JoinType::RightMark => right,
     }
+}
+
+/// The values a key of several columns can take, from its columns' `domains` (those known):
+/// their product, at most the rows of the smallest table the columns come from, at least the
+/// largest column's domain. `None` when no column's domain is known.
+fn composite_domain(domains: &[f64], smallest_table: f64) -> Option<f64> {
+    let largest = domains.iter().copied().reduce(f64::max)?;
+    Some(
+        domains
+            .iter()
+            .product::<f64>()
+            .min(smallest_table)
+            .max(largest),
+    )
 }
 
 /// The share of the preserved side's rows a semi join keeps: the other side's distinct keys
@@ -1009,5 +1016,17 @@ mod tests {
         );
         assert!(!parallel.serial);
         assert!((parallel.remote - expected / 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_composite_key_can_take_no_more_values_than_its_smallest_table_has_rows() {
+        // q9 at SF 1: lines join partsupp on (partkey, suppkey), 200 k parts and 10 k
+        // suppliers, partsupp's 800 k rows: each line finds one row, not 2 G / 800 k of them.
+        assert_eq!(composite_domain(&[200e3, 10e3], 800e3), Some(800e3));
+        // Columns that together are fewer than the table: their product.
+        assert_eq!(composite_domain(&[20.0, 10.0], 800e3), Some(200.0));
+        // Never fewer than one column alone (a table said to be smaller than its key).
+        assert_eq!(composite_domain(&[200e3, 10e3], 1e3), Some(200e3));
+        assert_eq!(composite_domain(&[], 800e3), None);
     }
 }

@@ -88,10 +88,9 @@ pub(crate) async fn rows(
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Runs `sql` (a federated table of `source` joined with Parquet) on two workers built from
-/// `base` like `flotilla serve` builds its own: the federated scan must sit in a worker stage
-/// and the rows equal one node's.
-async fn check_federated_join_across_nodes(base: &Config, sql: &str, source: &str) {
+/// Two workers built from `base` like `flotilla serve` builds its own (their sessions, kept
+/// alive with the cluster), and a coordinator over them.
+async fn two_nodes(base: &Config) -> (Vec<SessionContext>, LocalhostCluster, SessionContext) {
     let mut nodes = Vec::new();
     for _ in 0..2 {
         nodes.push(build_context(base).await.unwrap());
@@ -100,6 +99,14 @@ async fn check_federated_join_across_nodes(base: &Config, sql: &str, source: &st
         .await
         .unwrap();
     let coordinator = coordinating_with(base, cluster.urls()).await;
+    (nodes, cluster, coordinator)
+}
+
+/// Runs `sql` (a federated table of `source` joined with Parquet) on two workers built from
+/// `base` like `flotilla serve` builds its own: the federated scan must sit in a worker stage
+/// and the rows equal one node's.
+async fn check_federated_join_across_nodes(base: &Config, sql: &str, source: &str) {
+    let (nodes, _cluster, coordinator) = two_nodes(base).await;
 
     let text = plan_text(&coordinator, sql).await;
     // The database scan sits inside a stage: a worker runs it.
@@ -293,14 +300,7 @@ async fn a_sqlite_table_read_in_key_ranges_by_a_cluster_equals_one_node() {
         config_text()
     );
     let base = Config::parse(&text, "test.toml", Path::new(".")).unwrap();
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        nodes.push(build_context(&base).await.unwrap());
-    }
-    let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], &base).unwrap())
-        .await
-        .unwrap();
-    let coordinator = coordinating_with(&base, cluster.urls()).await;
+    let (_nodes, _cluster, coordinator) = two_nodes(&base).await;
     let single = build_context(&base).await.unwrap();
     let sql = "SELECT o_orderpriority, count(*) AS orders, sum(o_totalprice) AS total \
                FROM shop.main.orders JOIN lake.public.customer ON o_custkey = c_custkey \
@@ -450,14 +450,7 @@ async fn a_query_whose_node_is_killed_runs_again_on_the_nodes_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_query_memory_limit_holds_on_the_workers() {
     let base = config();
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        nodes.push(build_context(&base).await.unwrap());
-    }
-    let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], &base).unwrap())
-        .await
-        .unwrap();
-    let coordinator = coordinating(cluster.urls()).await;
+    let (_nodes, _cluster, coordinator) = two_nodes(&base).await;
     let sql = "SELECT count(*) FROM lineitem a JOIN lineitem b ON a.l_comment = b.l_comment";
     let text = plan_text(&coordinator, sql).await;
     let network = text.find("Network").expect("a distributed plan");

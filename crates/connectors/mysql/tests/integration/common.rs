@@ -2,7 +2,8 @@
 
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
-use flotilla_federation::{Source, catalog_of};
+use flotilla_federation::config::Pushdown;
+use flotilla_federation::{FederationConfig, Source, catalog_of};
 use flotilla_testkit::MariaDb;
 pub use flotilla_testkit::plans::{plan_text, pushed_whole, run};
 use std::sync::Arc;
@@ -19,19 +20,20 @@ pub fn url(database: &str) -> String {
     format!("{base}/{database}")
 }
 
-/// A federated session with the database `database` of the test server as catalog `my`.
+/// A federated session with the database `database` of the test server as catalog `my`,
+/// everything pushed it can run.
 pub async fn context(database: &str) -> (SessionContext, Arc<MysqlSource>) {
-    let ctx = flotilla_federation::federated_context(
-        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All)
-            .add_to(SessionConfig::new()),
-    );
     let source =
         Arc::new(MysqlSource::new("my", &url(database), None, MysqlOptions::default()).unwrap());
-    ctx.register_catalog(
-        "my",
-        catalog_of(Arc::clone(&source) as Arc<dyn Source>)
-            .await
-            .unwrap(),
-    );
+    let ctx = session_over(Arc::clone(&source) as Arc<dyn Source>, Pushdown::All).await;
     (ctx, source)
+}
+
+/// A federated session with `source` as catalog `my`, cut by `pushdown`.
+pub async fn session_over(source: Arc<dyn Source>, pushdown: Pushdown) -> SessionContext {
+    let ctx = flotilla_federation::federated_context(
+        FederationConfig::pushing(pushdown).add_to(SessionConfig::new()),
+    );
+    ctx.register_catalog("my", catalog_of(source).await.unwrap());
+    ctx
 }

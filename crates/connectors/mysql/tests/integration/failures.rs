@@ -1,8 +1,9 @@
 //! Failures around a MariaDB source: an unreachable server, wrong credentials, and a query
 //! dropped while the server is still working on it.
 
-use crate::common::{context, server, url};
+use crate::common::{context, server, session_over, url};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
+use flotilla_federation::config::Pushdown;
 use flotilla_federation::{Source, catalog_of};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -101,11 +102,7 @@ async fn a_server_stopped_during_a_query_is_a_clear_error_and_the_pool_recovers(
         .unwrap();
     let source: Arc<dyn Source> =
         Arc::new(MysqlSource::new("my", &private.url(), None, MysqlOptions::default()).unwrap());
-    let ctx = flotilla_federation::federated_context(
-        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All)
-            .add_to(datafusion::prelude::SessionConfig::new()),
-    );
-    ctx.register_catalog("my", catalog_of(source).await.unwrap());
+    let ctx = session_over(source, Pushdown::All).await;
     // 20 000² rows counted inside MariaDB: long enough to stop the server under it.
     let sql = "SELECT count(*) FROM my.flotilla.numbers a CROSS JOIN my.flotilla.numbers b";
     let mut stream = ctx.sql(sql).await.unwrap().execute_stream().await.unwrap();

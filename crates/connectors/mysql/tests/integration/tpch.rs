@@ -2,12 +2,11 @@
 //! in Parquet, with everything pushed that MariaDB can run (whole unless a capability forbids
 //! it: listed below, with why) and by cost.
 
-use crate::common::{context, pushed_whole, server, url};
-use datafusion::prelude::SessionConfig;
+use crate::common::{context, pushed_whole, server, session_over, url};
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
+use flotilla_federation::Source;
 use flotilla_federation::config::Pushdown;
 use flotilla_federation::dialect::EngineCosts;
-use flotilla_federation::{FederationConfig, Source, catalog_of};
 use flotilla_testkit::plans::{
     answers_like, register_tpch_from, too_many_derived_tables, tpch_parquet_context, tpch_query,
 };
@@ -107,10 +106,7 @@ async fn lookups_into_a_table_the_servers_memory_cannot_hold_are_done_here() {
                 ..costs
             });
         }
-        let ctx = flotilla_federation::federated_context(
-            FederationConfig::pushing(Pushdown::Cost).add_to(SessionConfig::new()),
-        );
-        ctx.register_catalog("my", catalog_of(source).await.unwrap());
+        let ctx = session_over(source, Pushdown::Cost).await;
         register_tpch_from(
             &ctx,
             &format!("my.{database}"),

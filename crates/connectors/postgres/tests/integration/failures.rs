@@ -1,8 +1,9 @@
 //! Failures around a PostgreSQL source: an unreachable server and a query dropped while the
 //! server is still working on it.
 
-use crate::common::{context, server};
+use crate::common::{context, server, session_over};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
+use flotilla_federation::config::Pushdown;
 use flotilla_federation::{Source, catalog_of};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -107,14 +108,7 @@ async fn a_server_stopped_during_a_query_is_a_clear_error_and_the_pool_recovers(
         .unwrap();
     let source =
         Arc::new(PostgresSource::new("pg", &private.url(), PostgresOptions::default()).unwrap());
-    let ctx = flotilla_federation::federated_context(
-        flotilla_federation::FederationConfig::pushing(flotilla_federation::config::Pushdown::All)
-            .add_to(datafusion::prelude::SessionConfig::new()),
-    );
-    let catalog = catalog_of(Arc::clone(&source) as Arc<dyn Source>)
-        .await
-        .unwrap();
-    ctx.register_catalog("pg", catalog);
+    let ctx = session_over(Arc::clone(&source) as Arc<dyn Source>, Pushdown::All).await;
     // 20 000² rows counted inside PostgreSQL: long enough to stop the server under it.
     let sql = "SELECT count(*) FROM pg.public.numbers a CROSS JOIN pg.public.numbers b";
     let mut stream = ctx.sql(sql).await.unwrap().execute_stream().await.unwrap();
