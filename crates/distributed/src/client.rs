@@ -12,7 +12,8 @@ use datafusion::config::ConfigOptions;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
+use datafusion_proto::bytes::physical_plan_to_bytes_with_proto_converter;
+use datafusion_proto::physical_plan::DeduplicatingProtoConverter;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use flotilla_common::{Error, ErrorKind, Result};
 use futures::stream::BoxStream;
@@ -43,8 +44,9 @@ pub async fn execute_remote(
     codec: &dyn PhysicalExtensionCodec,
 ) -> Result<SendableRecordBatchStream> {
     let schema: SchemaRef = plan.schema();
-    let bytes = physical_plan_to_bytes_with_extension_codec(plan, codec)
-        .map_err(|e| Error::invalid(format!("cannot encode the plan for {worker}: {e}")))?;
+    let bytes =
+        physical_plan_to_bytes_with_proto_converter(plan, codec, &DeduplicatingProtoConverter {})
+            .map_err(|e| Error::invalid(format!("cannot encode the plan for {worker}: {e}")))?;
     let ticket = TaskTicket {
         plan: bytes.to_vec(),
         config: config_entries(config),

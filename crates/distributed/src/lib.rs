@@ -11,6 +11,8 @@
 //!   `EXPLAIN ANALYZE`.
 //! - [`protocol`]: what travels between nodes — task tickets in their envelopes, the session
 //!   configuration as entries, stage reports, action names, the message limit.
+//! - [`filters`]: dynamic filters in a decoded stage plan — those whose operator runs in
+//!   another stage are released, so scans do not wait for them.
 //! - [`discovery`]: where the workers are — a static list, every address of a DNS name
 //!   (Kubernetes headless services), or a file re-read when it changes.
 //! - [`channels`]: one cached tonic channel per worker, made by a [`ChannelFactory`] (the hook
@@ -40,6 +42,7 @@ pub mod cluster;
 pub mod codec;
 pub mod discovery;
 pub mod exec;
+pub mod filters;
 pub mod nodes;
 pub mod options;
 pub mod planner;

@@ -32,8 +32,10 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionConfig;
-use datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec;
-use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
+use datafusion_proto::bytes::physical_plan_from_bytes_with_proto_converter;
+use datafusion_proto::physical_plan::{
+    DeduplicatingProtoConverter, DefaultPhysicalExtensionCodec, PhysicalExtensionCodec,
+};
 use flotilla_common::memory::runtime_for_query;
 use flotilla_common::metrics::metrics;
 use flotilla_common::options::QueryLimits;
@@ -50,6 +52,7 @@ use crate::channels::{ChannelCache, DefaultChannels};
 use crate::client::end_query;
 use crate::codec::DistributedCodec;
 use crate::exec::{LocalTasks, LocalWorker, NetworkContext, OnEnd, Reported, TaskIndex};
+use crate::filters::release_unfilled;
 use crate::options::{COMPRESSION, Compression, DistributedOptions};
 use crate::protocol::{
     END_QUERY_ACTION, MAX_MESSAGE_BYTES, STATUS_ACTION, TaskTicket, report_message,
@@ -333,14 +336,20 @@ impl Worker {
         Ok(Arc::new(TaskContext::from(&state).with_runtime(runtime)))
     }
 
+    /// The ticket's plan and the context it runs in. Dynamic filters whose operator is not in
+    /// the plan are released ([`release_unfilled`]); in a one-off plan, of which only the
+    /// ticket's partition runs, all are.
     fn decode(&self, ticket: &TaskTicket) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
         let context = self.task_context(ticket)?;
-        let plan = physical_plan_from_bytes_with_extension_codec(
+        let plan = physical_plan_from_bytes_with_proto_converter(
             &ticket.plan,
             &context,
             self.codec.as_ref(),
+            &DeduplicatingProtoConverter {},
         )
         .map_err(|e| Error::invalid(format!("cannot decode the task's plan: {e}")))?;
+        let one_off = ticket.query.is_empty();
+        release_unfilled(&plan, context.session_config().options(), one_off)?;
         Ok((plan, context))
     }
 

@@ -1,15 +1,19 @@
 //! A datafusion-proto codec for [`FederatedScanExec`], so federated scans travel in distributed
 //! plans: the scan is written as its source's name, its SQL and its schema, and read back
 //! against the source of that name in the receiving node's catalogs (every node has the same
-//! source definitions). Join filters are not sent: they would wait for a hash join that may run
-//! on another node; the scan on the worker reads without them.
+//! source definitions). The scan's join filters (`keys.rs`) travel too, as the dynamic filters
+//! they are: decoded with DataFusion's deduplicating converter, a filter and the hash join that
+//! fills it are one object again on the worker when both are in the same stage (the distributed
+//! crate releases a filter whose join runs in another stage, so the scan does not wait for it).
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::CatalogProviderList;
 use datafusion::common::{DataFusionError, Result, exec_err, internal_err};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use datafusion_proto::physical_plan::{
+    PhysicalExtensionCodec, PhysicalPlanDecodeContext, PhysicalProtoConverterExtension,
+};
 use prost::Message;
 use std::fmt;
 use std::sync::Arc;
@@ -63,6 +67,8 @@ struct ScanProto {
     partition_sql: Vec<String>,
     #[prost(bytes = "vec", tag = "9")]
     inner: Vec<u8>,
+    #[prost(message, repeated, tag = "10")]
+    join_filters: Vec<datafusion_proto::protobuf::PhysicalExprNode>,
 }
 
 fn proto_error(e: impl fmt::Display) -> DataFusionError {
@@ -96,8 +102,9 @@ impl PhysicalExtensionCodec for FederationCodec {
             return internal_err!("a federated scan without a schema");
         };
         let schema = Arc::new(Schema::try_from(schema).map_err(proto_error)?);
-        let mut exec = FederatedScanExec::new(Arc::clone(catalog.source()), scan.sql, schema)
-            .with_row_estimate(scan.row_estimate.map(|rows| rows as usize));
+        let mut exec =
+            FederatedScanExec::new(Arc::clone(catalog.source()), scan.sql, Arc::clone(&schema))
+                .with_row_estimate(scan.row_estimate.map(|rows| rows as usize));
         if !scan.output_names.is_empty() {
             exec = exec.with_output_columns(OutputColumns {
                 names: scan.output_names,
@@ -109,7 +116,17 @@ impl PhysicalExtensionCodec for FederationCodec {
             .into_iter()
             .zip(scan.partition_sql)
             .collect();
-        Ok(Arc::new(exec.with_partitions(partitions)))
+        let exec = exec.with_partitions(partitions);
+        if scan.join_filters.is_empty() {
+            return Ok(Arc::new(exec));
+        }
+        let decoding = PhysicalPlanDecodeContext::new(ctx, self);
+        let filters = scan
+            .join_filters
+            .iter()
+            .map(|filter| proto_converter.proto_to_physical_expr(filter, &schema, &decoding))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(exec.with_join_filters(filters)))
     }
 
     fn try_encode(
@@ -125,6 +142,11 @@ impl PhysicalExtensionCodec for FederationCodec {
                     .map(|c| (c.names.clone(), c.opaque.clone()))
                     .unwrap_or_default();
                 let (labels, sql) = exec.partitions().iter().cloned().unzip();
+                let join_filters = exec
+                    .join_filters()
+                    .iter()
+                    .map(|filter| proto_converter.physical_expr_to_proto(filter, self))
+                    .collect::<Result<Vec<_>>>()?;
                 ScanProto {
                     source: exec.source().name().to_string(),
                     sql: exec.sql().to_string(),
@@ -135,6 +157,7 @@ impl PhysicalExtensionCodec for FederationCodec {
                     partition_labels: labels,
                     partition_sql: sql,
                     inner: Vec::new(),
+                    join_filters,
                 }
             }
             None => {

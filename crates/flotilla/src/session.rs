@@ -35,6 +35,7 @@ use flotilla_common::{Error, Result};
 use flotilla_connectors_flightsql::{FlightSqlOptions, FlightSqlSource};
 use flotilla_connectors_influxdb::{
     Credentials as InfluxCredentials, InfluxAggregatePushdown, InfluxCatalog, InfluxClient,
+    InfluxCodec,
 };
 use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
@@ -151,12 +152,13 @@ fn register_system_tables(ctx: &SessionContext, nodes: ClusterNodes) -> Result<(
     Ok(())
 }
 
-/// The codec plans travel between nodes with: federated scans by source name.
+/// The codec plans travel between nodes with: federated and InfluxDB scans by source name.
 fn codec(catalogs: &Arc<dyn CatalogProviderList>) -> Arc<dyn PhysicalExtensionCodec> {
-    Arc::new(FederationCodec::new(
+    let influx = InfluxCodec::new(
         Arc::clone(catalogs),
         Arc::new(DefaultPhysicalExtensionCodec {}),
-    ))
+    );
+    Arc::new(FederationCodec::new(Arc::clone(catalogs), Arc::new(influx)))
 }
 
 fn channels(cluster: Option<&ClusterConfig>) -> Result<DefaultChannels> {

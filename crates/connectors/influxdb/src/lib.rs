@@ -15,9 +15,12 @@
 //! - `INSERT INTO` a measurement writes line protocol (tags and fields by the table's columns)
 //!   in batches as rows stream in ([`write`]); not atomic — InfluxDB has no transactions.
 //! - Everything else — joins, other functions — runs in DataFusion.
+//! - Scans travel in distributed plans ([`codec::InfluxCodec`]: source name, InfluxQL, schema
+//!   and where each column comes from), so a worker of a cluster runs them.
 
 pub mod aggregate;
 pub mod client;
+pub mod codec;
 pub mod discovery;
 pub mod influxql;
 pub mod schema;
@@ -33,6 +36,7 @@ use std::sync::{Arc, Mutex};
 
 pub use aggregate::InfluxAggregatePushdown;
 pub use client::{Credentials, InfluxClient};
+pub use codec::InfluxCodec;
 pub use table::{InfluxScanExec, InfluxTable};
 
 /// The catalog of one InfluxDB source: one schema, named after the database.
@@ -68,6 +72,11 @@ impl InfluxCatalog {
                 tables: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// The client of the source's database.
+    pub fn client(&self) -> &InfluxClient {
+        &self.schema.client
     }
 }
 

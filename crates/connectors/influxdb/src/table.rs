@@ -208,6 +208,31 @@ impl OutputColumn {
             ..Self::value(name)
         }
     }
+
+    /// The column's name in the answer (a value column's, or a tag's).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the column is a tag of the series rather than a column of its values.
+    pub fn from_tags(&self) -> bool {
+        self.from_tags
+    }
+
+    /// Whether the column is a count (NULL, no value in the group, is 0).
+    pub fn zero_if_null(&self) -> bool {
+        self.zero_if_null
+    }
+
+    /// The column from its parts, as [`Self::name`], [`Self::from_tags`] and
+    /// [`Self::zero_if_null`] give them.
+    pub fn from_parts(name: &str, from_tags: bool, zero_if_null: bool) -> Self {
+        Self {
+            name: name.to_string(),
+            from_tags,
+            zero_if_null,
+        }
+    }
 }
 
 /// Runs one InfluxQL query and streams its answer as batches.
@@ -264,6 +289,21 @@ impl InfluxScanExec {
     /// The InfluxQL sent.
     pub fn influxql(&self) -> &str {
         &self.influxql
+    }
+
+    /// The client the query is sent with.
+    pub fn client(&self) -> &InfluxClient {
+        &self.client
+    }
+
+    /// Where each output column comes from in the answer.
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    /// The points per chunk InfluxDB is asked to answer in.
+    pub fn chunk(&self) -> usize {
+        self.chunk
     }
 }
 

@@ -20,7 +20,8 @@ use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
+use datafusion_proto::bytes::physical_plan_to_bytes_with_proto_converter;
+use datafusion_proto::physical_plan::DeduplicatingProtoConverter;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use futures::TryStreamExt;
 use std::fmt;
@@ -148,7 +149,12 @@ impl EncodedPlan {
             return Ok(Arc::clone(bytes));
         }
         let bytes = Arc::new(
-            physical_plan_to_bytes_with_extension_codec(Arc::clone(plan), codec)?.to_vec(),
+            physical_plan_to_bytes_with_proto_converter(
+                Arc::clone(plan),
+                codec,
+                &DeduplicatingProtoConverter {},
+            )?
+            .to_vec(),
         );
         Ok(Arc::clone(self.0.get_or_init(|| bytes)))
     }

@@ -90,7 +90,9 @@ pub(crate) async fn rows(
 
 /// Two workers built from `base` like `flotilla serve` builds its own (their sessions, kept
 /// alive with the cluster), and a coordinator over them.
-async fn two_nodes(base: &Config) -> (Vec<SessionContext>, LocalhostCluster, SessionContext) {
+pub(crate) async fn two_nodes(
+    base: &Config,
+) -> (Vec<SessionContext>, LocalhostCluster, SessionContext) {
     let mut nodes = Vec::new();
     for _ in 0..2 {
         nodes.push(build_context(base).await.unwrap());
@@ -214,24 +216,7 @@ async fn a_postgres_table_read_in_key_ranges_is_spread_over_the_nodes() {
         server.url()
     );
     let base = Config::parse(&text, "test.toml", Path::new(".")).unwrap();
-    let mut nodes = Vec::new();
-    let mut sent = Vec::new();
-    for _ in 0..2 {
-        let node = build_context(&base).await.unwrap();
-        let pg = PostgresSource::new("pg", &server.url(), PostgresOptions::default()).unwrap();
-        let noted = Arc::new(Mutex::new(Vec::new()));
-        let source = Noting {
-            inner: Arc::new(pg),
-            sent: Arc::clone(&noted),
-        };
-        node.register_catalog("pg", catalog_of(Arc::new(source)).await.unwrap());
-        nodes.push(node);
-        sent.push(noted);
-    }
-    let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], &base).unwrap())
-        .await
-        .unwrap();
-    let coordinator = coordinating_with(&base, cluster.urls()).await;
+    let (_cluster, sent, coordinator) = noting_nodes(&base, &server.url()).await;
     let sql = format!(
         "SELECT o_orderpriority, count(*) AS orders, sum(o_totalprice) AS total \
          FROM pg.{schema}.orders JOIN lake.public.customer ON o_custkey = c_custkey \
@@ -287,6 +272,107 @@ async fn a_postgres_table_read_in_key_ranges_is_spread_over_the_nodes() {
         let expected = rows(&single, &sql).await;
         let actual = rows(&coordinator, &sql).await;
         assert_same_rows(&expected, &actual, true);
+    }
+}
+
+/// Two workers built from `base` whose source `pg` (PostgreSQL at `url`) notes the statements it
+/// runs (one list per node), and a coordinator over them.
+async fn noting_nodes(
+    base: &Config,
+    url: &str,
+) -> (
+    LocalhostCluster,
+    Vec<Arc<Mutex<Vec<String>>>>,
+    SessionContext,
+) {
+    let mut nodes = Vec::new();
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        let node = build_context(base).await.unwrap();
+        let pg = PostgresSource::new("pg", url, PostgresOptions::default()).unwrap();
+        let noted = Arc::new(Mutex::new(Vec::new()));
+        let source = Noting {
+            inner: Arc::new(pg),
+            sent: Arc::clone(&noted),
+        };
+        node.register_catalog("pg", catalog_of(Arc::new(source)).await.unwrap());
+        nodes.push(node);
+        sent.push(noted);
+    }
+    let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], base).unwrap())
+        .await
+        .unwrap();
+    let coordinator = coordinating_with(base, cluster.urls()).await;
+    (cluster, sent, coordinator)
+}
+
+/// A PostgreSQL table read in key ranges in a worker stage, probed there by a hash join whose
+/// build side is a few customers (known only once it is built): each range statement the
+/// workers send carries the join's keys (`keys.rs`), as it does on one node, and the rows equal one node's at 1 to 4 partitions
+/// and with the keys turned off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn join_keys_reach_a_database_scan_in_a_worker_stage() {
+    let server = flotilla_testkit::postgres();
+    let schema = server.load_tpch(0.1).unwrap();
+    let text = format!(
+        "{}\n[sources.pg]\nkind = \"postgres\"\nurl = \"{}\"\n\n[session.options]\n\
+         \"flotilla.federation.partition_rows\" = \"10000\"\n",
+        config_text(),
+        server.url()
+    );
+    let base = Config::parse(&text, "test.toml", Path::new(".")).unwrap();
+    let (_cluster, sent, coordinator) = noting_nodes(&base, &server.url()).await;
+    let single = build_context(&base).await.unwrap();
+    let sql = format!(
+        "SELECT c_name, count(*) AS orders, sum(o_totalprice) AS total \
+         FROM pg.{schema}.orders JOIN lake.public.customer ON o_custkey = c_custkey \
+         WHERE c_acctbal > 9950 GROUP BY c_name ORDER BY c_name"
+    );
+    for keys in [true, false] {
+        for partitions in 1..=4 {
+            for ctx in [&single, &coordinator] {
+                rows(
+                    ctx,
+                    &format!("SET flotilla.federation.join_key_pushdown = {keys}"),
+                )
+                .await;
+                let set = format!("SET datafusion.execution.target_partitions = {partitions}");
+                rows(ctx, &set).await;
+            }
+            for noted in &sent {
+                noted.lock().unwrap().clear();
+            }
+            let setting = format!("join_key_pushdown = {keys}, {partitions} partition(s)");
+            let text = plan_text(&coordinator, &sql).await;
+            let scan = text
+                .lines()
+                .find(|l| l.contains("FederatedScanExec") && l.contains("\"orders\""))
+                .unwrap_or_else(|| panic!("{setting}: no scan of orders:\n{text}"));
+            let network = text.find("Network").expect("a distributed plan");
+            assert!(network < text.find(scan).unwrap(), "{setting}:\n{text}");
+
+            let expected = rows(&single, &sql).await;
+            let customers = expected.iter().map(|b| b.num_rows()).sum::<usize>();
+            assert!((10..100).contains(&customers), "{customers} customers");
+            assert_same_rows(&expected, &rows(&coordinator, &sql).await, true);
+
+            let statements: Vec<String> = sent
+                .iter()
+                .flat_map(|noted| noted.lock().unwrap().clone())
+                .filter(|sql| sql.contains("\"orders\""))
+                .collect();
+            assert!(
+                !statements.is_empty(),
+                "{setting}: the workers read no orders"
+            );
+            for statement in &statements {
+                assert_eq!(
+                    statement.contains("AS \"keys\""),
+                    keys,
+                    "{setting}: {statement}\n{text}"
+                );
+            }
+        }
     }
 }
 

@@ -187,6 +187,26 @@ async fn measurements_join_sqlite_and_postgres_tables_by_tag_value() {
     let (_, plan) = rows(&ctx, &with_postgres).await;
     assert!(plan.contains("\"country\" = 'DE'"), "{plan}");
 
+    // A cluster runs the InfluxDB scans on its workers (the scan sits in a stage below a
+    // network boundary): one node's rows at 1 to 4 partitions.
+    let (_nodes, _cluster, coordinator) = crate::distributed::two_nodes(&config).await;
+    for partitions in 1..=4 {
+        let set = format!("SET datafusion.execution.target_partitions = {partitions}");
+        for node in [&ctx, &coordinator] {
+            rows(node, &set).await;
+        }
+        for sql in [&with_sqlite, &with_postgres, &bucketed] {
+            let (want, _) = rows(&ctx, sql).await;
+            let (got, plan) = rows(&coordinator, sql).await;
+            let network = plan.find("Network").unwrap_or_else(|| panic!("{plan}"));
+            let scan = plan
+                .find("InfluxScanExec")
+                .unwrap_or_else(|| panic!("{plan}"));
+            assert!(network < scan, "{partitions} partition(s): {plan}");
+            assert_same_rows(&want, &got, true);
+        }
+    }
+
     // A source missing its database is a configuration error naming the key.
     let broken = text.replace(&format!("database = \"{DATABASE}\"\n"), "");
     let error = Config::parse(&broken, "test.toml", Path::new("."))
