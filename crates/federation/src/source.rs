@@ -117,6 +117,9 @@ impl RemoteTable {
 }
 
 /// An indexed integer column and the smallest and largest values it held when described.
+/// The column may also be one the database keeps out of the table's columns but lets
+/// conditions name (SQLite's `_rowid_` of a table whose primary key is not an `INTEGER
+/// PRIMARY KEY`): only the ranges of a split scan name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitKey {
     pub column: String,

@@ -26,7 +26,7 @@ mod select;
 use crate::dialect::Dialect;
 use crate::source::{RemoteTable, Source, SourceIdentity};
 use crate::table::{FederatedTable, unqualified};
-use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::expr::Alias;
 use datafusion::logical_expr::logical_plan::{
@@ -199,11 +199,10 @@ impl<'a> Writer<'a> {
         }
         let remote = table.remote();
         let alias = self.alias();
-        let all: Vec<Item> = remote
-            .arrow_schema
-            .fields()
+        let (fields, opaque) = filter_columns(remote);
+        let all: Vec<Item> = fields
             .iter()
-            .zip(&remote.opaque)
+            .zip(&opaque)
             .map(|(field, &opaque)| Item {
                 sql: format!("{alias}.{}", self.quote(field.name())),
                 name: field.name().clone(),
@@ -213,8 +212,10 @@ impl<'a> Writer<'a> {
             })
             .collect();
         // Filters refer to the table's columns without qualifier.
-        let schema = DFSchema::try_from(remote.arrow_schema.as_ref().clone()).ok()?;
+        let schema = DFSchema::try_from(Schema::new(fields)).ok()?;
         let scope = Scope::of(&schema, &all);
+        // A hidden split key is for filters only; the table's own columns are its outputs.
+        let all = &all[..remote.arrow_schema.fields().len()];
         let filters = scan
             .filters
             .iter()
@@ -225,7 +226,7 @@ impl<'a> Writer<'a> {
                 .iter()
                 .map(|&i| all.get(i).cloned())
                 .collect::<Option<Vec<_>>>()?,
-            None => all.clone(),
+            None => all.to_vec(),
         };
         let from = format!(
             "{}.{} AS {alias}",
@@ -287,12 +288,13 @@ impl<'a> Writer<'a> {
 
     /// SQL for a filter over `remote`'s columns (unqualified), if it can be written exactly.
     pub fn table_filter(&self, remote: &RemoteTable, filter: &Expr) -> Option<String> {
-        let schema = DFSchema::try_from(remote.arrow_schema.as_ref().clone()).ok()?;
+        let (fields, opaque) = filter_columns(remote);
+        let schema = DFSchema::try_from(Schema::new(fields)).ok()?;
         self.expr(
             filter,
             &Scope::Table {
                 schema: &schema,
-                opaque: &remote.opaque,
+                opaque: &opaque,
             },
         )
     }
@@ -564,4 +566,24 @@ fn unique_names(schema: &DFSchema) -> Vec<String> {
         names.push(candidate);
     }
     names
+}
+
+/// The columns filters over `remote` may name, with whether each is opaque: the table's own,
+/// and its split key when that is a column the database keeps out of the table's columns
+/// (SQLite's `_rowid_`, see [`crate::SplitKey`]), named only by the ranges of a split scan.
+fn filter_columns(remote: &RemoteTable) -> (Vec<Field>, Vec<bool>) {
+    let mut fields: Vec<Field> = remote
+        .arrow_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut opaque = remote.opaque.clone();
+    if let Some(key) = &remote.split_key
+        && remote.arrow_schema.field_with_name(&key.column).is_err()
+    {
+        fields.push(Field::new(&key.column, DataType::Int64, false));
+        opaque.push(false);
+    }
+    (fields, opaque)
 }

@@ -194,7 +194,8 @@ async fn tpch_in_sqlite_by_cost_is_correct_and_cut_where_sqlite_is_slow() {
     set(&ctx, "flotilla.federation.pushdown", "'none'").await;
     let sent = remote_sql(&check_equal(&ctx, &reference, &query(9)).await);
     assert!(sent.iter().all(|s| !s.contains("JOIN")), "{sent:?}");
-    // Pulled, orders is still read as ranges of its INTEGER PRIMARY KEY in parallel (none with
+    // Pulled, orders is still read as ranges of its INTEGER PRIMARY KEY in parallel, and
+    // lineitem (primary key l_orderkey, l_linenumber) as ranges of its rowid (none with
     // partition_rows = 0): 'none' is a fair baseline, not a slow one.
     for (partition_rows, split) in [(100_000, true), (0, false)] {
         set(
@@ -213,6 +214,11 @@ async fn tpch_in_sqlite_by_cost_is_correct_and_cut_where_sqlite_is_slow() {
             split,
             "{plan}"
         );
+        let lineitem = plan
+            .lines()
+            .find(|l| l.contains("FederatedScanExec") && l.contains("\"lineitem\""))
+            .unwrap_or_else(|| panic!("no scan of lineitem:\n{plan}"));
+        assert_eq!(lineitem.contains("partitions=[_rowid_ < "), split, "{plan}");
     }
     let error = match ctx.sql("SET flotilla.federation.pushdown = 'some'").await {
         Err(e) => e.to_string(),
@@ -531,27 +537,31 @@ async fn join_key_ranges_reach_sqlite_without_turning_its_scan_into_index_lookup
         .iter()
         .find(|scan| scan.sent.contains("\"lineitem\""))
         .unwrap_or_else(|| panic!("no lineitem scan:\n{plan}"));
-    assert!(
-        lineitem.sent.contains("+\"l_partkey\" >= ")
-            && lineitem.sent.contains("+\"l_partkey\" <= "),
-        "{}\n{plan}",
-        lineitem.sent
-    );
-    // What SQLite makes of the statement: a scan of lineitem, not a search of its index.
+    // What SQLite makes of each statement (lineitem may be read as ranges of its rowid, one
+    // statement each): a scan of lineitem, or of a range of its rowids, not a search of the
+    // key's index.
     let db =
         rusqlite::Connection::open(data().join("sqlite").join(flotilla_tpch::SQLITE_FILE_NAME))
             .unwrap();
-    let steps: Vec<String> = db
-        .prepare(&format!("EXPLAIN QUERY PLAN {}", lineitem.sent))
-        .unwrap()
-        .query_map([], |row| row.get::<_, String>(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(
-        steps.iter().any(|step| step.starts_with("SCAN"))
-            && !steps.iter().any(|step| step.contains("INDEX")),
-        "{steps:?}\n{}",
-        lineitem.sent
-    );
+    for sent in lineitem.sent.split(" | ") {
+        assert!(
+            sent.contains("+\"l_partkey\" >= ") && sent.contains("+\"l_partkey\" <= "),
+            "{sent}\n{plan}"
+        );
+        let steps: Vec<String> = db
+            .prepare(&format!("EXPLAIN QUERY PLAN {sent}"))
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let read_in_order = |step: &String| {
+            step.starts_with("SCAN") || step.contains("USING INTEGER PRIMARY KEY (rowid")
+        };
+        let through_index = |step: &String| step.contains("INDEX") && !read_in_order(step);
+        assert!(
+            steps.iter().any(read_in_order) && !steps.iter().any(through_index),
+            "{steps:?}\n{sent}"
+        );
+    }
 }

@@ -316,3 +316,88 @@ async fn dropping_a_query_interrupts_its_statement() {
         .unwrap();
     assert_eq!(rows[0].num_rows(), 1);
 }
+
+/// A big table whose primary key is not an `INTEGER PRIMARY KEY` (here two columns, the rowid
+/// left hidden, with gaps from deleted rows) is read as ranges of its rowid, one statement
+/// each: the rows equal one statement's at 1 to 4 partitions, with filters, and by cost and
+/// pulled. A `WITHOUT ROWID` table, and one with a column named `rowid`, are read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_an_integer_primary_key_is_read_in_ranges_of_its_rowid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rowid.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE pairs (a INTEGER NOT NULL, b TEXT NOT NULL, v INTEGER, PRIMARY KEY (a, b));
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 150000)
+         INSERT INTO pairs SELECT x % 1000, 'k' || x, CASE WHEN x % 7 = 0 THEN NULL ELSE x END
+         FROM c;
+         DELETE FROM pairs WHERE a BETWEEN 100 AND 199;
+         CREATE TABLE clustered (a INTEGER NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b))
+           WITHOUT ROWID;
+         INSERT INTO clustered SELECT a, b FROM pairs;
+         CREATE TABLE named (rowid_like INTEGER, \"RowId\" INTEGER);
+         INSERT INTO named SELECT a, v FROM pairs;",
+    )
+    .unwrap();
+    drop(conn);
+    let source: Arc<dyn flotilla_federation::Source> =
+        Arc::new(SqliteSource::open("lite", &path).unwrap());
+    let pairs = source.describe("main", "pairs").await.unwrap().unwrap();
+    let key = pairs.split_key.expect("a split key");
+    assert_eq!(
+        (key.column.as_str(), key.min, key.max),
+        ("_rowid_", 1, 150_000)
+    );
+    for table in ["clustered", "named"] {
+        let described = source.describe("main", table).await.unwrap().unwrap();
+        assert_eq!(described.split_key, None, "{table}");
+    }
+
+    let ctx = flotilla_federation::federated_context(SessionConfig::new());
+    ctx.register_catalog(
+        "lite",
+        flotilla_federation::catalog_of(source).await.unwrap(),
+    );
+    let sql = "SELECT a % 10 AS g, count(*) AS n, count(v) AS vs, sum(v) AS total, \
+               min(b) AS first FROM lite.main.pairs WHERE a <> 500 GROUP BY g ORDER BY g";
+    let rows = |sql: &'static str| {
+        let ctx = ctx.clone();
+        async move { ctx.sql(sql).await.unwrap().collect().await.unwrap() }
+    };
+    rows("SET flotilla.federation.partition_rows = 0").await;
+    let whole = rows(sql).await;
+    assert!(!explain(&ctx, sql).await.contains("partitions=["));
+    rows("SET flotilla.federation.partition_rows = 20000").await;
+    for pushdown in ["none", "cost"] {
+        for partitions in 1..=4 {
+            ctx.sql(&format!("SET flotilla.federation.pushdown = '{pushdown}'"))
+                .await
+                .unwrap();
+            ctx.sql(&format!(
+                "SET datafusion.execution.target_partitions = {partitions}"
+            ))
+            .await
+            .unwrap();
+            let plan = explain(&ctx, sql).await;
+            let split = plan.contains("partitions=[_rowid_ < ");
+            if pushdown == "none" {
+                assert_eq!(split, partitions > 1, "{partitions} partition(s):\n{plan}");
+            }
+            assert_same_rows(&whole, &rows(sql).await, true);
+        }
+    }
+    rows("SET flotilla.federation.pushdown = 'none'").await;
+    for table in ["clustered", "named"] {
+        let sql = format!("SELECT count(*) FROM lite.main.{table}");
+        let plan = explain(&ctx, &sql).await;
+        assert!(!plan.contains("partitions=["), "{table}:\n{plan}");
+        let counted = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let n = counted[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(n, 150_000 - 15_000, "{table}");
+    }
+}
