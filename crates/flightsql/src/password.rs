@@ -78,7 +78,9 @@ impl Password {
         })
     }
 
-    /// Whether `candidate` is this password; compares in constant time.
+    /// Whether `candidate` is this password; compares in constant time. A hash is of the
+    /// password as SCRAM normalizes it ([`normalized`]); a hash made before hashes were of the
+    /// normalized password (its text differs only where normalization changes it) matches too.
     pub fn matches(&self, candidate: &str) -> bool {
         match self {
             Password::Plain(plain) => constant_time_eq(plain.as_bytes(), candidate.as_bytes()),
@@ -86,18 +88,31 @@ impl Password {
                 iterations,
                 salt,
                 hash,
-            } => constant_time_eq(
-                &pbkdf2_sha256(candidate.as_bytes(), salt, *iterations),
-                hash,
-            ),
+            } => {
+                let normal = normalized(candidate);
+                let of = |text: &str| {
+                    constant_time_eq(&pbkdf2_sha256(text.as_bytes(), salt, *iterations), hash)
+                };
+                of(&normal) || (normal != candidate && of(candidate))
+            }
         }
     }
 }
 
-/// A new hash of `password` in the `pbkdf2-sha256$…` format, with a random salt.
+/// `password` as SCRAM-SHA-256 hashes it (RFC 5802): normalized by SASLprep (RFC 4013: spaces
+/// of every kind become U+0020, characters that mean nothing are dropped, NFKC), or as it is
+/// when SASLprep refuses it, as PostgreSQL does. So a hash from `flotilla hash-password` is
+/// SCRAM's salted password whatever the characters, and the PostgreSQL port's clients, which
+/// normalize before they hash, log in with it.
+pub fn normalized(password: &str) -> std::borrow::Cow<'_, str> {
+    stringprep::saslprep(password).unwrap_or(std::borrow::Cow::Borrowed(password))
+}
+
+/// A new hash of `password` in the `pbkdf2-sha256$…` format, with a random salt: of the
+/// password as SCRAM normalizes it ([`normalized`]).
 pub fn hash(password: &str, iterations: u32) -> String {
     let salt = *uuid::Uuid::new_v4().as_bytes();
-    let derived = pbkdf2_sha256(password.as_bytes(), &salt, iterations);
+    let derived = pbkdf2_sha256(normalized(password).as_bytes(), &salt, iterations);
     format!(
         "{PREFIX}${iterations}${}${}",
         B64.encode(salt),
@@ -168,5 +183,27 @@ mod tests {
         assert!(Password::parse_hash("md5$1$x$y").is_err());
         assert!(Password::parse_hash("pbkdf2-sha256$0$AAAA$AAAA").is_err());
         assert!(!format!("{password:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn hashes_are_of_the_password_as_scram_normalizes_it() {
+        // A no-break space is a space, a soft hyphen nothing, the ligature "ﬁ" is "fi".
+        let typed = "ﬁne\u{00A0}pass\u{00AD}word";
+        assert_eq!(normalized(typed), "fine password");
+        assert_eq!(normalized("s3cret"), "s3cret");
+        // Refused by SASLprep (a control character): taken as it is.
+        assert_eq!(normalized("a\u{0007}b"), "a\u{0007}b");
+        let password = Password::parse_hash(&hash(typed, 1000)).unwrap();
+        assert!(password.matches(typed));
+        assert!(password.matches("fine password"));
+        assert!(!password.matches("fine  password"));
+        // A hash made of the text as typed (before normalization) still matches it.
+        let salt = b"0123456789abcdef";
+        let raw = Password::Pbkdf2 {
+            iterations: 1000,
+            salt: salt.to_vec(),
+            hash: pbkdf2_sha256(typed.as_bytes(), salt, 1000),
+        };
+        assert!(raw.matches(typed));
     }
 }

@@ -426,16 +426,27 @@ async fn the_nodes_query_limit_refuses_a_query_over_it_and_serves_it_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_log_in_with_scram_and_a_wrong_password_is_refused() {
     let hash = flotilla_flightsql::password::hash("b0-pass", 4096);
+    // A password SCRAM normalizes (SASLprep: a no-break space is a space, a soft hyphen
+    // nothing, the ligature "ﬁ" is "fi"): libpq hashes "fine password", and so must
+    // `flotilla hash-password`.
+    let typed = "ﬁne\u{00A0}pass\u{00AD}word";
+    let unicode = flotilla_flightsql::password::hash(typed, 4096);
     let node = serve(
         &format!(
             "{PG_PORT}\n[[server.users]]\nname = \"ann\"\npassword_env = \"FLOTILLA_TEST_PG_PASSWORD\"\n\
-             \n[[server.users]]\nname = \"bo\"\npassword_hash = \"{hash}\"\n"
+             \n[[server.users]]\nname = \"bo\"\npassword_hash = \"{hash}\"\n\
+             \n[[server.users]]\nname = \"di\"\npassword_hash = \"{unicode}\"\n"
         ),
         &[("FLOTILLA_TEST_PG_PASSWORD", "s3cret")],
     );
     let (host, port) = host_port(&node);
     let base = format!("host={host} port={port} dbname=flotilla");
-    for (user, password) in [("ann", "s3cret"), ("bo", "b0-pass")] {
+    let quoted = format!("'{typed}'");
+    for (user, password) in [
+        ("ann", "s3cret"),
+        ("bo", "b0-pass"),
+        ("di", quoted.as_str()),
+    ] {
         let ok = psycopg(
             "login",
             &format!("{base} user={user} password={password} require_auth=scram-sha-256"),
@@ -502,7 +513,7 @@ async fn users_log_in_with_scram_and_a_wrong_password_is_refused() {
     let (roles, stderr) = common::text(&out);
     assert!(out.status.success(), "{stderr}");
     let names: Vec<&str> = roles.lines().filter_map(|l| l.split('|').next()).collect();
-    assert_eq!(names, ["ann", "bo"], "\\du:\n{roles}");
+    assert_eq!(names, ["ann", "bo", "di"], "\\du:\n{roles}");
 }
 
 /// With `[server] tls_cert`/`tls_key`, the PostgreSQL port serves TLS to clients that ask
