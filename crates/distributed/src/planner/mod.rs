@@ -128,7 +128,7 @@ impl DistributedPlanner {
             .map_err(|reason| format!("its stages could not be proven right: {reason}"))?;
         // Every stage must travel: a plan the codec cannot carry runs where it was planned.
         warm(&distributed, self.codec.as_ref())
-            .map_err(|e| format!("a stage cannot be sent to workers: {e}"))?;
+            .map_err(|e| format!("a stage cannot be sent to workers: {}", unsendable(&e)))?;
         let (query, used) = stages.finish_query();
         let mut root = DistributedExec::new(distributed, query.clone(), used)
             .with_results_from_workers(results_from_workers);
@@ -313,4 +313,53 @@ pub(crate) fn pinned_here(plan: &Arc<dyn ExecutionPlan>) -> bool {
         })
     });
     pinned
+}
+
+/// Why a stage could not be encoded, in a line: DataFusion's message names the node by its
+/// whole `Debug` dump (and adds that it is likely a bug of DataFusion's); the reason names the
+/// operator only.
+fn unsendable(e: &datafusion::common::DataFusionError) -> String {
+    let text = e.to_string();
+    let (cause, plan) = match text.split_once(". Plan: ") {
+        Some((cause, plan)) => (cause, Some(plan)),
+        None => (text.as_str(), None),
+    };
+    let cause = cause.lines().next().unwrap_or_default();
+    let cause = cause.strip_prefix("Internal error: ").unwrap_or(cause);
+    let operator = plan.and_then(|plan| {
+        let name: String = plan
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        (!name.is_empty()).then_some(name)
+    });
+    match operator {
+        Some(operator) => format!("{operator} cannot be encoded ({cause})"),
+        None => cause.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::common::DataFusionError;
+
+    #[test]
+    fn a_stage_that_cannot_travel_is_named_by_its_operator_not_its_dump() {
+        let e = DataFusionError::Internal(
+            "Unsupported plan and extension codec failed with [This feature is not \
+             implemented: PhysicalExtensionCodec is not provided]. Plan: InfluxScanExec { \
+             client: InfluxClient { source: \"fleet\" }, influxql: \"SELECT …\" }"
+                .into(),
+        );
+        assert_eq!(
+            super::unsendable(&e),
+            "InfluxScanExec cannot be encoded (Unsupported plan and extension codec failed \
+             with [This feature is not implemented: PhysicalExtensionCodec is not provided])"
+        );
+        let other = DataFusionError::Plan("no codec for this".into());
+        assert_eq!(
+            super::unsendable(&other),
+            "Error during planning: no codec for this"
+        );
+    }
 }
