@@ -11,9 +11,9 @@ use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint, Server, Uri};
 
+use crate::builder::Distribution;
 use crate::channels::{ChannelCache, ChannelFactory};
 use crate::discovery::StaticWorkers;
-use crate::session::Distribution;
 use crate::worker::Worker;
 
 /// Workers in this process, reached over in-memory duplex streams (real tonic and Arrow

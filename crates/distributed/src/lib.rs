@@ -33,9 +33,10 @@
 //! - [`worker`]: the server — a [`Worker`] runs stage tasks sent as datafusion-proto bytes
 //!   with the whole session configuration.
 //! - [`nodes`]: the cluster as a table ([`ClusterNodes`], `flotilla.cluster.nodes`).
-//! - [`session`]: the builder extension; [`cluster`]: in-process and localhost clusters (whose
+//! - [`builder`]: the session builder extension; [`cluster`]: in-process and localhost clusters (whose
 //!   workers tests can kill and restart).
 
+pub mod builder;
 pub mod channels;
 pub mod client;
 pub mod cluster;
@@ -48,10 +49,10 @@ pub mod options;
 pub mod planner;
 pub mod protocol;
 pub mod results;
-pub mod session;
 pub mod stats;
 pub mod worker;
 
+pub use builder::{DistributedSessionStateBuilder, Distribution};
 pub use channels::{ChannelCache, ChannelFactory, DefaultChannels};
 pub use client::execute_remote;
 pub use cluster::{InProcessCluster, LocalhostCluster};
@@ -66,5 +67,4 @@ pub use options::{Compression, DistributedOptions, Retry};
 pub use planner::broadcast::BroadcastJoinSelection;
 pub use planner::{DistributedPlanner, SingleNodeExec};
 pub use results::{ResultEndpoint, is_result_ticket, result_endpoints};
-pub use session::{DistributedSessionStateBuilder, Distribution};
 pub use worker::Worker;

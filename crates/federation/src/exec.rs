@@ -157,7 +157,8 @@ impl ExtensionPlanner for FederatedScanPlanner {
             .with_statistics(scan.statistics.clone())
             .with_choice(scan.choice.clone());
         if let Some((key, plan)) = &scan.split {
-            let n = crate::split::partition_count(session.config_options(), scan.row_estimate());
+            let n = crate::split::partition_count(session.config_options(), scan.row_estimate())
+                .min(scan.source.max_connections().unwrap_or(usize::MAX));
             exec = exec.with_partitions(crate::split::split_statements(
                 scan.source.as_ref(),
                 plan,

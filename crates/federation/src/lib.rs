@@ -65,8 +65,8 @@ pub use dialect::Dialect;
 pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};
 pub use source::{
-    ColumnEstimate, RemoteTable, Source, SourceIdentity, SplitKey, TableName, UnsupportedTypes,
-    WriteTarget, with_costs, with_pushdown,
+    CONNECTION_WAIT, ColumnEstimate, RemoteTable, Source, SourceIdentity, SplitKey, TableName,
+    UnsupportedTypes, WriteTarget, with_connection_limit, with_costs, with_pushdown,
 };
 pub use table::FederatedTable;
 pub use write::{FederatedSink, execute_logical_plan, sql};

@@ -140,7 +140,8 @@ impl FederatedTable {
         let (Some(key), None) = (&self.remote().split_key, limit) else {
             return Vec::new();
         };
-        let n = crate::split::partition_count(state.config_options(), rows);
+        let n = crate::split::partition_count(state.config_options(), rows)
+            .min(self.source().max_connections().unwrap_or(usize::MAX));
         if n < 2 {
             return Vec::new();
         }

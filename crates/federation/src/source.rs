@@ -5,12 +5,16 @@ use crate::dialect::{Dialect, EngineCosts};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
-use datafusion::common::ScalarValue;
+use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use flotilla_common::{Error, ErrorKind, Result};
+use futures::{StreamExt, TryStreamExt};
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Which database a source reaches, as a structured value. Two sources with equal identities see
 /// the same tables through the same credentials, so a query over both can run inside that one
@@ -250,6 +254,12 @@ pub trait Source: Debug + Send + Sync {
     }
 
     /// The names of the source's schemas, including empty ones. Cheap: names only.
+    /// How many statements of this source may run at once on this node (`max_connections`
+    /// in flotilla.toml); `None`: no limit. A scan is never split into more key ranges.
+    fn max_connections(&self) -> Option<usize> {
+        None
+    }
+
     async fn schemas(&self) -> Result<Vec<String>>;
 
     /// The names of every table and view the source exposes. Cheap: no columns.
@@ -290,7 +300,64 @@ pub fn with_pushdown(source: Arc<dyn Source>, pushdown: Pushdown) -> Arc<dyn Sou
         source,
         pushdown: Some(pushdown),
         costs: None,
+        limit: None,
     })
+}
+
+/// How long a statement waits for one of its source's connections before it fails.
+pub const CONNECTION_WAIT: Duration = Duration::from_secs(60);
+
+/// `source`, running at most `max` statements (reads and writes) at once on this node
+/// (`max_connections` in flotilla.toml): a statement waits for one of the others to end, up
+/// to `wait`, and then fails saying so. A statement takes its turn when its rows are first
+/// asked for (the probe side of a hash join after the build side), so the scans of a query
+/// that the query reads one after another do not hold connections the others wait for.
+pub fn with_connection_limit(
+    source: Arc<dyn Source>,
+    max: usize,
+    wait: Duration,
+) -> Arc<dyn Source> {
+    let max = max.max(1);
+    Arc::new(Adjusted {
+        source,
+        pushdown: None,
+        costs: None,
+        limit: Some(Arc::new(ConnectionLimit {
+            turns: Arc::new(Semaphore::new(max)),
+            max,
+            wait,
+        })),
+    })
+}
+
+/// The turns of a source's statements (see [`with_connection_limit`]).
+#[derive(Debug)]
+struct ConnectionLimit {
+    turns: Arc<Semaphore>,
+    max: usize,
+    wait: Duration,
+}
+
+impl ConnectionLimit {
+    /// A turn, or an error once `wait` has passed without one.
+    async fn turn(&self, source: &str) -> Result<OwnedSemaphorePermit> {
+        let busy = || {
+            Error::new(
+                ErrorKind::ResourceExhausted,
+                format!(
+                    "all {} connections (sources.{source}.max_connections) were busy for {} s; \
+                     the statement did not run",
+                    self.max,
+                    self.wait.as_secs_f64()
+                ),
+            )
+            .with_source(source)
+        };
+        match tokio::time::timeout(self.wait, Arc::clone(&self.turns).acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(turn),
+            _ => Err(busy()),
+        }
+    }
 }
 
 /// `source`, its engine costs what `adjust` makes of those it reports (asked again each time,
@@ -304,15 +371,18 @@ pub fn with_costs(
         source,
         pushdown: None,
         costs: Some(adjust),
+        limit: None,
     })
 }
 
-/// A source with a pushdown or costs of its own; everything else is the source's.
+/// A source with a pushdown, costs or a connection limit of its own; everything else is the
+/// source's.
 #[derive(Debug)]
 struct Adjusted {
     source: Arc<dyn Source>,
     pushdown: Option<Pushdown>,
     costs: Option<fn(EngineCosts) -> EngineCosts>,
+    limit: Option<Arc<ConnectionLimit>>,
 }
 
 #[async_trait]
@@ -338,6 +408,14 @@ impl Source for Adjusted {
         self.pushdown.or_else(|| self.source.pushdown())
     }
 
+    fn max_connections(&self) -> Option<usize> {
+        match (&self.limit, self.source.max_connections()) {
+            (Some(limit), Some(inner)) => Some(limit.max.min(inner)),
+            (Some(limit), None) => Some(limit.max),
+            (None, inner) => inner,
+        }
+    }
+
     async fn schemas(&self) -> Result<Vec<String>> {
         self.source.schemas().await
     }
@@ -356,10 +434,31 @@ impl Source for Adjusted {
         schema: SchemaRef,
         batch_size: usize,
     ) -> DfResult<SendableRecordBatchStream> {
-        self.source.execute(sql, schema, batch_size)
+        let Some(limit) = &self.limit else {
+            return self.source.execute(sql, schema, batch_size);
+        };
+        let (limit, source, sql) = (Arc::clone(limit), Arc::clone(&self.source), sql.to_string());
+        let inner_schema = Arc::clone(&schema);
+        let rows = futures::stream::once(async move {
+            let turn = limit
+                .turn(source.name())
+                .await
+                .map_err(Error::into_datafusion)?;
+            let rows = source.execute(&sql, inner_schema, batch_size)?;
+            // The turn is held as long as the statement's rows are.
+            Ok::<_, DataFusionError>(rows.inspect(move |_| {
+                let _ = &turn;
+            }))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
     }
 
     async fn write(&self, target: WriteTarget, data: SendableRecordBatchStream) -> Result<u64> {
+        let _turn = match &self.limit {
+            Some(limit) => Some(limit.turn(self.source.name()).await?),
+            None => None,
+        };
         self.source.write(target, data).await
     }
 }

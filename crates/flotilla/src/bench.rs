@@ -111,7 +111,7 @@ async fn context(
         ..Config::default()
     };
     config.sources.insert("db".into(), source.clone());
-    crate::session::build_context(&config).await
+    crate::context::build_context(&config).await
 }
 
 /// What one run measured: seconds, the executed plan, rows read from the database, and the

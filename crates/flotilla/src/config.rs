@@ -22,6 +22,9 @@ use toml::Spanned;
 pub struct Config {
     /// Sources by name; each becomes a catalog of that name.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// `max_connections` of the database sources that set it (SQLite, PostgreSQL, MySQL,
+    /// Flight SQL), by source name: how many of its statements run at once on a node.
+    pub max_connections: BTreeMap<String, usize>,
     pub session: SessionDefaults,
     /// `[federation] pushdown`: `"cost"` (the default), `"all"` or `"none"`; `true` and
     /// `false` mean all and none.
@@ -333,11 +336,12 @@ struct RawSource {
     database: Option<Spanned<String>>,
     token_env: Option<Spanned<String>>,
     pushdown: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
 }
 
 /// The kinds of source and the keys each accepts (besides `kind`).
 const KINDS: &[(&str, &[&str])] = &[
-    ("sqlite", &["path", "attach", "pushdown"]),
+    ("sqlite", &["path", "attach", "pushdown", "max_connections"]),
     ("parquet", &["path"]),
     ("csv", &["path", "delimiter", "has_header"]),
     (
@@ -349,6 +353,7 @@ const KINDS: &[(&str, &[&str])] = &[
             "unsupported_types",
             "tls_root_cert",
             "pushdown",
+            "max_connections",
         ],
     ),
     (
@@ -361,6 +366,7 @@ const KINDS: &[(&str, &[&str])] = &[
             "unsupported_types",
             "tls_root_cert",
             "pushdown",
+            "max_connections",
         ],
     ),
     (
@@ -372,6 +378,7 @@ const KINDS: &[(&str, &[&str])] = &[
             "password_env",
             "tls_root_cert",
             "pushdown",
+            "max_connections",
         ],
     ),
     (
@@ -410,6 +417,7 @@ impl Config {
         })?;
 
         let mut sources = BTreeMap::new();
+        let mut max_connections = BTreeMap::new();
         for (name, raw_source) in raw.sources {
             let span = raw_source.span();
             let raw_source = raw_source.into_inner();
@@ -463,6 +471,10 @@ impl Config {
                 ("database", span_of(&raw_source.database)),
                 ("token_env", span_of(&raw_source.token_env)),
                 ("pushdown", span_of(&raw_source.pushdown)),
+                (
+                    "max_connections",
+                    raw_source.max_connections.as_ref().map(|v| v.span()),
+                ),
             ];
             for (k, value_span) in present {
                 if let Some(s) = value_span
@@ -486,6 +498,19 @@ impl Config {
                         .map_err(|e| error(Some(v.span()), key("pushdown"), e))?,
                 ),
             };
+            if let Some(v) = &raw_source.max_connections {
+                let n = usize::try_from(*v.get_ref())
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or_else(|| {
+                        error(
+                            Some(v.span()),
+                            key("max_connections"),
+                            "expected a number of connections from 1 to 10000".into(),
+                        )
+                    })?;
+                max_connections.insert(name.clone(), n);
+            }
             if kind == "influxdb" {
                 let missing = |what: &str| {
                     error(
@@ -905,6 +930,7 @@ impl Config {
         Ok(Config {
             cluster,
             sources,
+            max_connections,
             session: SessionDefaults {
                 default_catalog: raw.session.default_catalog,
                 default_schema: raw.session.default_schema,
@@ -1141,6 +1167,32 @@ mod tests {
         let e =
             parse("[sources.x]\nkind = \"csv\"\npath = \".\"\nhas_header = \"yes\"\n").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+    }
+
+    #[test]
+    fn database_sources_take_a_connection_limit_from_1_to_10000() {
+        let text = "[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\nmax_connections = 4\n\
+                    [sources.lite]\nkind = \"sqlite\"\npath = \".\"\n";
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config.max_connections.into_iter().collect::<Vec<_>>(),
+            [("pg".to_string(), 4)]
+        );
+        for bad in ["0", "-2", "10001"] {
+            let e = parse(&format!(
+                "[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\nmax_connections = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(
+                (e.key.as_str(), e.position.map(|p| p.0)),
+                ("sources.pg.max_connections", Some(4)),
+                "{e}"
+            );
+            assert!(e.message.contains("from 1 to 10000"), "{e}");
+        }
+        let e = parse("[sources.files]\nkind = \"parquet\"\npath = \".\"\nmax_connections = 2\n")
+            .unwrap_err();
+        assert_eq!(e.key, "sources.files.max_connections", "{e}");
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub async fn run(cache: &Path, scale: f64, out: &mut dyn Write) -> Result<()> {
     let started = Instant::now();
     let config_path = prepare(cache, scale)?;
     let config = Config::load(&config_path)?;
-    let ctx = crate::session::build_context(&config).await?;
+    let ctx = crate::context::build_context(&config).await?;
     eprintln!(
         "Sources ready in {:.2}s: shop (SQLite), lake (Parquet).",
         started.elapsed().as_secs_f64()

@@ -1,7 +1,7 @@
 //! The Flotilla node: configuration, session wiring and the `flotilla` command line.
 //!
 //! ```text
-//!  flotilla.toml ──▶ config::Config ──▶ session::build_context ──▶ DataFusion SessionContext
+//!  flotilla.toml ──▶ config::Config ──▶ context::build_context ──▶ DataFusion SessionContext
 //!                                          │  one catalog per source:
 //!                                          │    sqlite  → flotilla-connectors-sqlite
 //!                                          │    parquet / csv → DataFusion listing tables
@@ -16,6 +16,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod context;
 pub mod datagen;
 pub mod demo;
 pub mod http;
@@ -24,7 +25,6 @@ pub mod progress;
 pub mod repl;
 pub mod run;
 pub mod serve;
-pub mod session;
 
 pub use config::{Config, SourceConfig};
-pub use session::build_context;
+pub use context::build_context;

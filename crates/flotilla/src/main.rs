@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use flotilla::config::Config;
 use flotilla::output::OutputFormat;
-use flotilla::{datagen, demo, repl, run, serve, session};
+use flotilla::{context, datagen, demo, repl, run, serve};
 use flotilla_common::{Error, Result};
 use flotilla_tpch::{Format, GenerateOptions, Table};
 use std::io::IsTerminal;
@@ -438,7 +438,7 @@ fn load_config(path: Option<PathBuf>) -> Result<Config> {
 
 async fn sql(args: SqlArgs) -> Result<()> {
     let config = load_config(args.config)?;
-    let ctx = session::build_context(&config).await?;
+    let ctx = context::build_context(&config).await?;
     let mut stdout = std::io::stdout().lock();
     let mut ran = false;
     for file in &args.files {

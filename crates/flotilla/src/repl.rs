@@ -110,7 +110,7 @@ async fn command(ctx: &SessionContext, line: &str, format: &mut OutputFormat) ->
             return Command::Continue;
         }
         ("\\refresh", source) => {
-            match crate::session::refresh(ctx, source).await {
+            match crate::context::refresh(ctx, source).await {
                 Ok(names) if names.is_empty() => match source {
                     Some(source) => eprintln!("error: no database source named '{source}'"),
                     None => eprintln!("no database sources to refresh"),

@@ -7,7 +7,7 @@
 //! service's fallback.
 
 use crate::config::{ClusterConfig, Config, DEFAULT_LISTEN, Peers, UserPassword};
-use crate::session;
+use crate::context;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{Action, FlightData, FlightEndpoint, Ticket};
 use datafusion::execution::TaskContext;
@@ -40,7 +40,7 @@ pub async fn serve(
         .or(config.server.listen.as_deref())
         .unwrap_or(DEFAULT_LISTEN);
     let users = users(config)?;
-    let ctx = session::build_context(config).await?;
+    let ctx = context::build_context(config).await?;
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| Error::unavailable(format!("cannot listen on {address}: {e}")))?;
@@ -95,7 +95,7 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let users = users(config)?;
-    let ctx = session::build_context(config).await?;
+    let ctx = context::build_context(config).await?;
     let http = bind_http(config).await?;
     let pg = bind_pg(config).await?;
     run(config, &ctx, (listener, http, pg), users, shutdown).await
@@ -161,7 +161,7 @@ async fn run(
     if let Some(seconds) = config.server.session_idle_timeout {
         limits.idle_timeout = Duration::from_secs(seconds);
     }
-    let mut worker = session::worker(ctx, config)?;
+    let mut worker = context::worker(ctx, config)?;
     // Listed among the peers by its own address, the node's tasks read each other's partitions
     // in memory.
     if let Some(ClusterConfig {
@@ -195,7 +195,7 @@ async fn run(
         }
         None => None,
     };
-    if let Some(secret) = session::cluster_secret(config.cluster.as_ref())? {
+    if let Some(secret) = context::cluster_secret(config.cluster.as_ref())? {
         server = server.with_cluster_secret(secret);
     }
     if let Some((cert, key)) = &config.server.tls {

@@ -13,7 +13,7 @@
 //! The server runs in this process on a loopback port, over the demo's data at `--scale`.
 
 use crate::config::{Config, SessionDefaults};
-use crate::{demo, session};
+use crate::{context, demo};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use flotilla_common::{Error, Result};
 use flotilla_flightsql::{FlightSqlServer, SharedCatalogs};
@@ -68,7 +68,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
         return cluster(options, out).await;
     }
     let (config_path, config) = demo_config(options)?;
-    let ctx = session::build_context(&config).await?;
+    let ctx = context::build_context(&config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -13,8 +13,8 @@
 //! ones. The worker is started again, and used again, before the next query.
 
 use crate::config::{ClusterConfig, Config, Peers, SessionDefaults};
+use crate::context::{build_context, worker};
 use crate::demo;
-use crate::session::{build_context, worker};
 use datafusion::execution::context::SessionContext;
 use flotilla_common::{Error, Result};
 use flotilla_distributed::{LocalhostCluster, Worker};
@@ -82,7 +82,7 @@ fn parquet_config(scale: f64, cache: &std::path::Path) -> Result<Config> {
     let mut config = Config {
         session: SessionDefaults {
             default_catalog: Some("lake".into()),
-            default_schema: Some(crate::session::FILE_SCHEMA.into()),
+            default_schema: Some(crate::context::FILE_SCHEMA.into()),
             ..SessionDefaults::default()
         },
         ..Config::default()

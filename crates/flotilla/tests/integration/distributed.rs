@@ -7,7 +7,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::SessionContext;
 use flotilla::config::{ClusterConfig, Config, Peers};
-use flotilla::session::{build_context, worker};
+use flotilla::context::{build_context, worker};
 use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
 use flotilla_distributed::LocalhostCluster;
 use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName, catalog_of};

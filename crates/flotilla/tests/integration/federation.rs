@@ -565,3 +565,51 @@ async fn join_key_ranges_reach_sqlite_without_turning_its_scan_into_index_lookup
         );
     }
 }
+
+/// `max_connections = 1` on a source (flotilla.toml): its scans are not split into key ranges
+/// (one statement at a time could not read them side by side), and a query reading several of
+/// its tables — a join's build side, then its probe side; a union's branches — runs them in
+/// turn and answers as without the limit, by cost and pulled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_limited_to_one_connection_reads_its_tables_in_turn() {
+    let text = crate::distributed::config_text().replacen(
+        "kind = \"sqlite\"\n",
+        "kind = \"sqlite\"\nmax_connections = 1\n",
+        1,
+    ) + "\n[session.options]\n\"flotilla.federation.partition_rows\" = \"10000\"\n\
+         \"datafusion.execution.target_partitions\" = \"4\"\n";
+    let limited =
+        flotilla::config::Config::parse(&text, "test.toml", std::path::Path::new(".")).unwrap();
+    assert_eq!(limited.max_connections.get("shop"), Some(&1));
+    let mut free = limited.clone();
+    free.max_connections.clear();
+    let limited = flotilla::build_context(&limited).await.unwrap();
+    let free = flotilla::build_context(&free).await.unwrap();
+    let join = "SELECT c_mktsegment, count(*) AS orders, sum(o_totalprice) AS total \
+                FROM shop.main.customer JOIN shop.main.orders ON c_custkey = o_custkey \
+                WHERE o_orderstatus = 'F' GROUP BY c_mktsegment ORDER BY c_mktsegment";
+    let union = "SELECT count(*) AS n FROM (SELECT o_orderkey AS k FROM shop.main.orders \
+                 UNION ALL SELECT l_orderkey FROM shop.main.lineitem \
+                 UNION ALL SELECT c_custkey FROM shop.main.customer)";
+    for pushdown in ["none", "cost"] {
+        for ctx in [&limited, &free] {
+            set(
+                ctx,
+                "flotilla.federation.pushdown",
+                &format!("'{pushdown}'"),
+            )
+            .await;
+        }
+        for sql in [join, union] {
+            let (expected, plan_free) = run(&free, sql).await;
+            let (actual, plan) = run(&limited, sql).await;
+            assert_same_rows_with(&expected, &actual, true, Decimals::LastDigit);
+            let text = displayable(plan.as_ref()).indent(false).to_string();
+            assert!(!text.contains("partitions=["), "{pushdown}: {text}");
+            if pushdown == "none" {
+                let free_text = displayable(plan_free.as_ref()).indent(false).to_string();
+                assert!(free_text.contains("partitions=["), "{free_text}");
+            }
+        }
+    }
+}

@@ -401,3 +401,40 @@ async fn a_table_without_an_integer_primary_key_is_read_in_ranges_of_its_rowid()
         assert_eq!(n, 150_000 - 15_000, "{table}");
     }
 }
+
+/// A source limited to one connection runs one statement at a time: a second statement waits
+/// while the first one's rows are being read, runs once it is done, and fails with a message
+/// naming the setting when no turn comes in time. Key ranges are never more than the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_runs_no_more_statements_at_once_than_its_connection_limit() {
+    let (_dir, source, _ctx) = contexts(2).await;
+    let wait = Duration::from_millis(300);
+    let limited = flotilla_federation::with_connection_limit(source, 1, wait);
+    assert_eq!(limited.max_connections(), Some(1));
+    let sql = "SELECT n FROM main.big";
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+    let mut first = limited.execute(sql, Arc::clone(&schema), 2).unwrap();
+    assert!(first.next().await.unwrap().is_ok());
+    // The first statement holds the only connection: the second fails after `wait`.
+    let started = Instant::now();
+    let mut second = limited.execute(sql, Arc::clone(&schema), 2).unwrap();
+    let error = second.next().await.unwrap().unwrap_err().to_string();
+    assert!(started.elapsed() >= wait, "{:?}", started.elapsed());
+    assert!(
+        error.contains("all 1 connections (sources.lite.max_connections) were busy"),
+        "{error}"
+    );
+    // Once the first is done (read to its end, or dropped), the next one runs.
+    let mut rows = 2;
+    while let Some(batch) = first.next().await {
+        rows += batch.unwrap().num_rows();
+    }
+    assert_eq!(rows, 10_000);
+    drop(first);
+    let mut third = limited.execute(sql, schema, 8192).unwrap();
+    let mut rows = 0;
+    while let Some(batch) = third.next().await {
+        rows += batch.unwrap().num_rows();
+    }
+    assert_eq!(rows, 10_000);
+}

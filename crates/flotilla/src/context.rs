@@ -45,7 +45,7 @@ use flotilla_distributed::{
     DnsWorkers, FileWorkers, NetworkContext, StaticWorkers, Worker, WorkerDiscovery,
 };
 use flotilla_federation::FederationCodec;
-use flotilla_federation::{Pushdown, Source, SourceCatalog};
+use flotilla_federation::{CONNECTION_WAIT, Pushdown, Source, SourceCatalog};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -122,12 +122,17 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     }
     let ctx = SessionContext::new_with_state(state);
     for (name, source) in &config.sources {
-        let catalog = open_source(&ctx, name, source)
-            .await
-            .map_err(|e| match e.source_name() {
-                Some(_) => e,
-                None => e.with_source(name),
-            })?;
+        let catalog = open_source(
+            &ctx,
+            name,
+            source,
+            config.max_connections.get(name).copied(),
+        )
+        .await
+        .map_err(|e| match e.source_name() {
+            Some(_) => e,
+            None => e.with_source(name),
+        })?;
         ctx.register_catalog(name, catalog);
     }
     if let Some(nodes) = nodes {
@@ -257,10 +262,18 @@ pub async fn refresh(ctx: &SessionContext, only: Option<&str>) -> Result<Vec<Str
     Ok(refreshed)
 }
 
-/// `source`, with the pushdown its configuration gives it (if any).
-fn hinted(source: Arc<dyn Source>, pushdown: Option<Pushdown>) -> Arc<dyn Source> {
-    match pushdown {
+/// `source`, with the pushdown and the connection limit its configuration gives it (if any).
+fn hinted(
+    source: Arc<dyn Source>,
+    pushdown: Option<Pushdown>,
+    max_connections: Option<usize>,
+) -> Arc<dyn Source> {
+    let source = match pushdown {
         Some(pushdown) => flotilla_federation::with_pushdown(source, pushdown),
+        None => source,
+    };
+    match max_connections {
+        Some(max) => flotilla_federation::with_connection_limit(source, max, CONNECTION_WAIT),
         None => source,
     }
 }
@@ -269,6 +282,7 @@ async fn open_source(
     ctx: &SessionContext,
     name: &str,
     source: &SourceConfig,
+    max_connections: Option<usize>,
 ) -> Result<Arc<dyn CatalogProvider>> {
     match source {
         SourceConfig::Sqlite {
@@ -279,6 +293,7 @@ async fn open_source(
             let source = hinted(
                 Arc::new(SqliteSource::open_attached(name, path, attach)?),
                 *pushdown,
+                max_connections,
             );
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
@@ -302,6 +317,7 @@ async fn open_source(
             let source = hinted(
                 Arc::new(MysqlSource::new(name, url, password.as_deref(), options)?),
                 *pushdown,
+                max_connections,
             );
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
@@ -328,6 +344,7 @@ async fn open_source(
                     options,
                 )?),
                 *pushdown,
+                max_connections,
             );
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
@@ -356,6 +373,7 @@ async fn open_source(
             let source = hinted(
                 Arc::new(FlightSqlSource::connect(name, url, options).await?),
                 *pushdown,
+                max_connections,
             );
             let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
             Ok(catalog)
