@@ -367,7 +367,7 @@ impl Worker {
             return Ok(plan.execute(partition, context)?);
         }
         let (task, context) = self.stage_task(&ticket, partition)?;
-        run_partition(task, context, partition, ticket.stage, on_end)
+        run_partition(task, context, partition, &ticket, on_end)
     }
 
     /// Every partition of the stage task `ticket` names, merged as they come: the rows of a
@@ -377,16 +377,10 @@ impl Worker {
         let (task, context) = self.stage_task(ticket, 0)?;
         let partitions = task.plan.output_partitioning().partition_count();
         let schema = task.plan.schema();
-        let mut streams = vec![run_partition(task, context, 0, ticket.stage, ignore())?];
+        let mut streams = vec![run_partition(task, context, 0, ticket, ignore())?];
         for partition in 1..partitions {
             let (task, context) = self.stage_task(ticket, partition)?;
-            streams.push(run_partition(
-                task,
-                context,
-                partition,
-                ticket.stage,
-                ignore(),
-            )?);
+            streams.push(run_partition(task, context, partition, ticket, ignore())?);
         }
         if let [_] = streams.as_slice() {
             return Ok(streams.remove(0));
@@ -548,14 +542,17 @@ fn run_partition(
     task: Arc<Harvest>,
     context: Arc<TaskContext>,
     partition: usize,
-    stage: u32,
+    ticket: &TaskTicket,
     on_end: OnEnd,
 ) -> Result<SendableRecordBatchStream> {
     let inner = task.plan.execute(partition, context)?;
     Ok(Box::pin(Reporting {
         inner,
         task,
-        stage,
+        query: ticket.query.clone(),
+        stage: ticket.stage,
+        task_index: ticket.task,
+        partition,
         rows: 0,
         started: Instant::now(),
         on_end: Some(on_end),
@@ -616,7 +613,12 @@ impl Drop for EndsUnlessFinished {
 struct Reporting {
     inner: SendableRecordBatchStream,
     task: Arc<Harvest>,
+    /// The distributed query's id, its stage, the task and the partition, for the log
+    /// (`flotilla::task`).
+    query: String,
     stage: u32,
+    task_index: u32,
+    partition: usize,
     rows: u64,
     started: Instant,
     on_end: Option<OnEnd>,
@@ -632,7 +634,26 @@ impl futures::Stream for Reporting {
         let polled = self.inner.poll_next_unpin(cx);
         match &polled {
             std::task::Poll::Ready(Some(Ok(batch))) => self.rows += batch.num_rows() as u64,
+            std::task::Poll::Ready(Some(Err(e))) => tracing::warn!(
+                target: "flotilla::task",
+                query = %self.query,
+                stage = self.stage,
+                task = self.task_index,
+                partition = self.partition,
+                error = %e,
+                "a stage task failed"
+            ),
             std::task::Poll::Ready(None) => {
+                tracing::debug!(
+                    target: "flotilla::task",
+                    query = %self.query,
+                    stage = self.stage,
+                    task = self.task_index,
+                    partition = self.partition,
+                    rows = self.rows,
+                    seconds = self.started.elapsed().as_secs_f64(),
+                    "a stage task's partition ended"
+                );
                 if let Some(on_end) = self.on_end.take() {
                     let mut stages = vec![StageFigures {
                         stage: self.stage,

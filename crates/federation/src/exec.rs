@@ -504,6 +504,11 @@ impl ExecutionPlan for FederatedScanExec {
         };
         Ok(Box::pin(MeteredStream {
             inner,
+            source: self.source.name().to_string(),
+            statement: self.statement(partition).to_string(),
+            partition,
+            sent: Arc::clone(&self.sent),
+            rows: 0,
             node: metrics().statement(self.source.name()),
             baseline: BaselineMetrics::new(&self.metrics, partition),
             bytes: MetricBuilder::new(&self.metrics).counter("bytes_received", partition),
@@ -537,9 +542,17 @@ impl ExecutionPlan for FederatedScanExec {
 }
 
 /// Counts rows, bytes and time of a remote stream. `source_time` is the wall time from the
-/// start of the statement to its last row; `elapsed_compute` only the time spent polling.
+/// start of the statement to its last row; `elapsed_compute` only the time spent polling. The
+/// statement's end is logged (`flotilla::statement`: debug, or warn when it failed).
 struct MeteredStream {
     inner: SendableRecordBatchStream,
+    /// The source's name, the statement planned and the scan's statements sent with join
+    /// keys (by partition), for the log.
+    source: String,
+    statement: String,
+    partition: usize,
+    sent: Arc<Mutex<BTreeMap<usize, String>>>,
+    rows: u64,
     /// The node's metrics of the statement's source (`flotilla_common::metrics`).
     node: StatementMetrics,
     baseline: BaselineMetrics,
@@ -561,6 +574,7 @@ impl Stream for MeteredStream {
             Poll::Ready(Some(Ok(batch))) => {
                 let bytes = batch.get_array_memory_size();
                 self.bytes.add(bytes);
+                self.rows += batch.num_rows() as u64;
                 self.node.rows.inc_by(batch.num_rows() as u64);
                 self.node.bytes.inc_by(bytes as u64);
             }
@@ -568,8 +582,31 @@ impl Stream for MeteredStream {
                 if let Some(started) = self.started.take() {
                     self.remote_time.add_duration(started.elapsed());
                     self.node.duration.observe(started.elapsed().as_secs_f64());
-                    if matches!(ended, Some(Err(_))) {
-                        self.node.errors.inc();
+                    let sql = {
+                        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+                        shortened(sent.get(&self.partition).unwrap_or(&self.statement), 2_000)
+                    };
+                    let seconds = started.elapsed().as_secs_f64();
+                    match ended {
+                        Some(Err(e)) => {
+                            self.node.errors.inc();
+                            tracing::warn!(
+                                target: "flotilla::statement",
+                                source = %self.source,
+                                seconds,
+                                sql,
+                                error = %e,
+                                "a database statement failed"
+                            );
+                        }
+                        _ => tracing::debug!(
+                            target: "flotilla::statement",
+                            source = %self.source,
+                            rows = self.rows,
+                            seconds,
+                            sql,
+                            "a database statement ended"
+                        ),
                     }
                 }
             }

@@ -57,6 +57,7 @@ use prost::Message;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -502,7 +503,7 @@ impl FlightSqlService for FlotillaFlightSql {
             self.plan_query(Arc::clone(&session), plan, request.into_inner())
                 .await
         };
-        planned.await.inspect_err(|_| metered::failed_to_start())
+        planned.await.inspect_err(metered::failed_to_start)
     }
 
     async fn get_flight_info_prepared_statement(
@@ -516,7 +517,7 @@ impl FlightSqlService for FlotillaFlightSql {
             let session = Arc::clone(&prepared.session);
             self.plan_query(session, plan, request.into_inner()).await
         };
-        planned.await.inspect_err(|_| metered::failed_to_start())
+        planned.await.inspect_err(metered::failed_to_start)
     }
 
     async fn do_get_statement(
@@ -524,6 +525,8 @@ impl FlightSqlService for FlotillaFlightSql {
         ticket: TicketStatementQuery,
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let rows = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&rows);
         let started = async {
             let handle = handle_text(&ticket.statement_handle)?;
             let (query, cancel) = self.registry.start(handle)?;
@@ -535,17 +538,23 @@ impl FlightSqlService for FlotillaFlightSql {
             }
             .map_err(status)?
             .map_err(status)
-            .inspect_ok(|batch| {
+            .inspect_ok(move |batch| {
                 metrics().result_rows.inc_by(batch.num_rows() as u64);
+                counter.fetch_add(batch.num_rows() as u64, AtomicOrdering::Relaxed);
             });
             // A query served as several endpoints counts once, with its first.
             let counted = query.partition.unwrap_or(0) == 0;
-            Ok::<_, Status>((flight_stream(schema, batches), cancel, run, counted))
+            let id = handle.to_string();
+            Ok::<_, Status>((flight_stream(schema, batches), cancel, run, counted, id))
         };
-        let (flight, cancel, run, counted) =
-            started.await.inspect_err(|_| metered::failed_to_start())?;
-        let flight =
-            MeteredQuery::new(Limited::new(Cancellable::new(flight, cancel), run), counted);
+        let (flight, cancel, run, counted, id) =
+            started.await.inspect_err(metered::failed_to_start)?;
+        let flight = MeteredQuery::new(
+            Limited::new(Cancellable::new(flight, cancel), run),
+            id,
+            rows,
+            counted,
+        );
         Ok(Response::new(Box::pin(flight)))
     }
 
@@ -571,7 +580,7 @@ impl FlightSqlService for FlotillaFlightSql {
             let dataset = logical_schema(&session, plan.clone()).await?;
             Prepared::new(session, plan, dataset).map_err(status)
         };
-        let prepared = prepared.await.inspect_err(|_| metered::failed_to_start())?;
+        let prepared = prepared.await.inspect_err(metered::failed_to_start)?;
         let dataset_schema = schema_bytes(&prepared.dataset_schema())?;
         let parameter_schema = schema_bytes(&prepared.parameters)?;
         let handle = self.registry.prepare(prepared);

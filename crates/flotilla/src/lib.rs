@@ -20,6 +20,7 @@ pub mod context;
 pub mod datagen;
 pub mod demo;
 pub mod http;
+pub mod logs;
 pub mod output;
 pub mod progress;
 pub mod repl;

@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use flotilla::config::Config;
+use flotilla::logs::LogFormat;
 use flotilla::output::OutputFormat;
 use flotilla::{context, datagen, demo, repl, run, serve};
 use flotilla_common::{Error, Result};
@@ -107,6 +108,11 @@ struct ServeArgs {
     /// listen`, else 127.0.0.1:50051.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// How log lines on standard error are written: text, or json (one object per line, for
+    /// log collectors). Levels come from $FLOTILLA_LOG (default info; e.g.
+    /// FLOTILLA_LOG=info,flotilla::statement=debug logs every database statement).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "FLOTILLA_LOG_FORMAT")]
+    log_format: LogFormat,
 }
 
 #[derive(Args)]
@@ -298,10 +304,12 @@ async fn run_command(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
+            flotilla::logs::init(args.log_format)?;
             let config = load_config(args.config)?;
             serve::serve(&config, args.listen.as_deref(), |address, notes| {
-                eprintln!(
-                    "flotilla: serving Arrow Flight SQL on {address} ({} source(s); {})",
+                tracing::info!(
+                    target: "flotilla::serve",
+                    "serving Arrow Flight SQL on {address} ({} source(s); {})",
                     config.sources.len(),
                     notes.join("; ")
                 );

@@ -328,6 +328,9 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
-        eprintln!("flotilla: shutting down; running queries have 30 s to finish");
+        tracing::info!(
+            target: "flotilla::serve",
+            "shutting down; running queries have 30 s to finish"
+        );
     }
 }

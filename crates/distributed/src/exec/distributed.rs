@@ -247,6 +247,13 @@ impl ExecutionPlan for DistributedExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let guard = self.end_guard(&context)?;
+        tracing::debug!(
+            target: "flotilla::task",
+            query = %self.query,
+            workers = %self.workers.join(","),
+            partition,
+            "a distributed query starts"
+        );
         let stream = self.input.execute(partition, Arc::clone(&context))?;
         let schema = stream.schema();
         let run = Run {

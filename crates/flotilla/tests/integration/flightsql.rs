@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// A running `flotilla serve`; stopped when the test binary exits.
@@ -23,6 +23,9 @@ pub(crate) struct Served {
     /// `host:port` of the PostgreSQL port (`[server] pg_listen`), when configured.
     pub(crate) pg: Option<String>,
     pub(crate) child: Child,
+    /// Every line the node wrote to standard error so far (read as it writes them, so the
+    /// node never blocks on a full pipe).
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
 }
 
 /// Starts `flotilla serve` over the demo data (SF 0.01) with `extra` appended to its config.
@@ -71,14 +74,18 @@ pub(crate) fn serve_with(mut command: Command, text: &str, listen: &str) -> Serv
         http: None,
         pg: None,
         child,
+        log: Arc::default(),
     };
     let stderr = served.child.stderr.take().unwrap();
     let (lines, received) = std::sync::mpsc::channel();
+    let log = Arc::clone(&served.log);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.clone());
+            // Nobody waits for lines once the node serves; they are still read and kept.
+            let _ = lines.send(line);
         }
     });
     loop {

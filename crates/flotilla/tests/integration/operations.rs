@@ -163,6 +163,104 @@ fn a_node_reports_health_and_metrics_that_prometheus_scrapes() {
     );
 }
 
+/// `flotilla serve --log-format json` writes one JSON object per line to standard error: where
+/// it serves, each query's end (its id, outcome, rows) and, with
+/// `FLOTILLA_LOG=info,flotilla::statement=debug`, each database statement with its SQL; a failed
+/// query is logged with its error. A bad `FLOTILLA_LOG` stops the node with a message naming it.
+#[test]
+fn a_node_logs_queries_and_statements_as_json_lines() {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"));
+    command
+        .env("FLOTILLA_LOG", "info,flotilla::statement=debug")
+        .env("FLOTILLA_LOG_FORMAT", "json");
+    let data = crate::common::demo_data();
+    let text = format!(
+        "[sources.shop]\nkind = \"sqlite\"\npath = \"{}\"\n",
+        data.join("sqlite/tpch.sqlite").display()
+    );
+    let node = crate::flightsql::serve_with(command, &text, "127.0.0.1:0");
+    let (results, _) = client(
+        "queries",
+        &node.uri,
+        &[
+            "SELECT n_name FROM shop.main.nation WHERE n_regionkey = 1",
+            "SELECT * FROM no_such_table",
+        ],
+    );
+    assert_eq!(results[0]["rows"], 5, "{results}");
+    let events = || -> Vec<serde_json::Value> {
+        let lines = node.log.lock().unwrap().clone();
+        lines
+            .iter()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
+            .collect()
+    };
+    // The query's end is logged when its stream is dropped, just after the client has its rows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ended = loop {
+        let found: Vec<serde_json::Value> = events()
+            .into_iter()
+            .filter(|e| e["target"] == "flotilla::query" && e["message"] == "query ended")
+            .collect();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let all = events();
+    let serving = all
+        .iter()
+        .find(|e| e["target"] == "flotilla::serve")
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    assert_eq!(serving["level"], "INFO");
+    assert!(
+        serving["message"]
+            .as_str()
+            .unwrap()
+            .contains("serving Arrow Flight SQL on grpc://"),
+        "{serving}"
+    );
+    let ok = ended
+        .iter()
+        .find(|e| e["outcome"] == "ok" && e["rows"] == 5)
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    assert!(
+        ok["query"].as_str().is_some_and(|id| !id.is_empty()),
+        "{ok}"
+    );
+    assert!(ok["seconds"].as_f64().is_some(), "{ok}");
+    let failed = all
+        .iter()
+        .find(|e| e["target"] == "flotilla::query" && e["outcome"] == "error")
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    assert!(
+        failed["error"].as_str().unwrap().contains("no_such_table"),
+        "{failed}"
+    );
+    let statement = all
+        .iter()
+        .find(|e| e["target"] == "flotilla::statement")
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    assert_eq!(statement["level"], "DEBUG");
+    assert_eq!(statement["source"], "shop");
+    assert!(
+        statement["sql"].as_str().unwrap().contains("\"nation\""),
+        "{statement}"
+    );
+
+    // Log levels the node cannot read stop it at once, naming the variable.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("FLOTILLA_LOG", "info,flotilla::statement=loud")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FLOTILLA_LOG="), "{stderr}");
+}
+
 #[test]
 fn a_query_over_the_memory_limit_fails_and_the_node_serves_the_next() {
     let node = serve("[server]\nmemory_limit = \"1M\"\n", &[]);
