@@ -253,13 +253,13 @@ pub trait Source: Debug + Send + Sync {
         None
     }
 
-    /// The names of the source's schemas, including empty ones. Cheap: names only.
     /// How many statements of this source may run at once on this node (`max_connections`
     /// in flotilla.toml); `None`: no limit. A scan is never split into more key ranges.
     fn max_connections(&self) -> Option<usize> {
         None
     }
 
+    /// The names of the source's schemas, including empty ones. Cheap: names only.
     async fn schemas(&self) -> Result<Vec<String>>;
 
     /// The names of every table and view the source exposes. Cheap: no columns.
