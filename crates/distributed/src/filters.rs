@@ -15,7 +15,8 @@ use datafusion::config::ConfigOptions;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::joins::HashJoinExec;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::{ExecutionPlanProperties, Partitioning};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -36,8 +37,10 @@ pub fn release_unfilled(
     let mut filled = HashSet::new();
     if !all {
         plan.apply(|node| {
-            let joins_fill = config.optimizer.enable_join_dynamic_filter_pushdown;
-            if joins_fill || node.downcast_ref::<HashJoinExec>().is_none() {
+            let fills = node
+                .downcast_ref::<HashJoinExec>()
+                .is_none_or(|join| join_fills(join, config));
+            if fills {
                 filled.extend(
                     node.dynamic_expressions_produced()
                         .iter()
@@ -66,6 +69,35 @@ pub fn release_unfilled(
     Ok(released.len())
 }
 
+/// Whether `join` fills its dynamic filter when it runs under `config`: DataFusion 55's own
+/// conditions (`HashJoinExec::allow_join_dynamic_filter_pushdown`, private), read again on the
+/// decoded stage because its inputs there are not those the coordinator planned it over — a
+/// partitioned join over inputs not hash-partitioned alike leaves its filter empty for ever.
+/// Where in doubt (range-partitioned inputs), not.
+fn join_fills(join: &HashJoinExec, config: &ConfigOptions) -> bool {
+    let (_, probe_preserved) = join.join_type().on_lr_is_preserved();
+    let nullable_build_key = || {
+        join.on()
+            .iter()
+            .any(|(key, _)| key.nullable(&join.left().schema()).unwrap_or(true))
+    };
+    if !probe_preserved
+        || !config.optimizer.enable_join_dynamic_filter_pushdown
+        || (join.null_aware && nullable_build_key())
+    {
+        return false;
+    }
+    match join.partition_mode() {
+        PartitionMode::CollectLeft => true,
+        PartitionMode::Partitioned => matches!(
+            (join.left().output_partitioning(), join.right().output_partitioning()),
+            (Partitioning::Hash(_, left), Partitioning::Hash(_, right))
+                if left == right && config.optimizer.preserve_file_partitions == 0
+        ),
+        PartitionMode::Auto => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,7 +107,7 @@ mod tests {
     use datafusion::physical_expr::expressions::{Column, lit};
     use datafusion::physical_plan::empty::EmptyExec;
     use datafusion::physical_plan::filter::FilterExec;
-    use datafusion::physical_plan::joins::{HashJoinExecBuilder, PartitionMode};
+    use datafusion::physical_plan::joins::HashJoinExecBuilder;
     use std::time::Duration;
 
     fn schema() -> Arc<Schema> {
@@ -96,9 +128,17 @@ mod tests {
         filter: &Arc<DynamicFilterPhysicalExpr>,
         probe: Arc<dyn ExecutionPlan>,
     ) -> Arc<dyn ExecutionPlan> {
+        join_with_mode(filter, probe, PartitionMode::CollectLeft)
+    }
+
+    fn join_with_mode(
+        filter: &Arc<DynamicFilterPhysicalExpr>,
+        probe: Arc<dyn ExecutionPlan>,
+        mode: PartitionMode,
+    ) -> Arc<dyn ExecutionPlan> {
         let build = Arc::new(EmptyExec::new(schema()));
         let join = HashJoinExecBuilder::new(build, probe, vec![(key(), key())], JoinType::Inner)
-            .with_partition_mode(PartitionMode::CollectLeft)
+            .with_partition_mode(mode)
             .with_null_equality(NullEquality::NullEqualsNothing)
             .build()
             .unwrap()
@@ -154,6 +194,16 @@ mod tests {
         let plan = join_filling(&filter, reading(&filter));
         assert_eq!(
             release_unfilled(&plan, &ConfigOptions::new(), true).unwrap(),
+            1
+        );
+        assert!(complete(&filter));
+
+        // Partitioned over inputs that are not hash-partitioned alike (as a stage may read
+        // them): DataFusion would not fill the filter, so it is released.
+        let filter = Arc::new(DynamicFilterPhysicalExpr::new(vec![key()], lit(true)));
+        let plan = join_with_mode(&filter, reading(&filter), PartitionMode::Partitioned);
+        assert_eq!(
+            release_unfilled(&plan, &ConfigOptions::new(), false).unwrap(),
             1
         );
         assert!(complete(&filter));

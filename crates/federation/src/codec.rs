@@ -8,7 +8,7 @@
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::CatalogProviderList;
-use datafusion::common::{DataFusionError, Result, exec_err, internal_err};
+use datafusion::common::{DataFusionError, Result, exec_err, internal_err, not_impl_err};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::{
@@ -22,33 +22,27 @@ use crate::catalog::SourceCatalog;
 use crate::exec::FederatedScanExec;
 use crate::sql::OutputColumns;
 
-/// Encodes [`FederatedScanExec`] and finds sources by name in `catalogs` when decoding; other
-/// nodes go to `inner`.
+/// Encodes [`FederatedScanExec`] and finds sources by name in `catalogs` when decoding; it
+/// refuses every other node. Combine it with the codecs of other nodes in DataFusion's
+/// `ComposedPhysicalExtensionCodec`.
 pub struct FederationCodec {
     catalogs: Arc<dyn CatalogProviderList>,
-    inner: Arc<dyn PhysicalExtensionCodec>,
 }
 
 impl fmt::Debug for FederationCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FederationCodec")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
+        f.debug_struct("FederationCodec").finish_non_exhaustive()
     }
 }
 
 impl FederationCodec {
-    pub fn new(
-        catalogs: Arc<dyn CatalogProviderList>,
-        inner: Arc<dyn PhysicalExtensionCodec>,
-    ) -> Self {
-        Self { catalogs, inner }
+    pub fn new(catalogs: Arc<dyn CatalogProviderList>) -> Self {
+        Self { catalogs }
     }
 }
 
 #[derive(Clone, PartialEq, Message)]
 struct ScanProto {
-    /// Set for a federated scan; other nodes are `inner`'s bytes.
     #[prost(string, tag = "1")]
     source: String,
     #[prost(string, tag = "2")]
@@ -65,9 +59,7 @@ struct ScanProto {
     partition_labels: Vec<String>,
     #[prost(string, repeated, tag = "8")]
     partition_sql: Vec<String>,
-    #[prost(bytes = "vec", tag = "9")]
-    inner: Vec<u8>,
-    #[prost(message, repeated, tag = "10")]
+    #[prost(message, repeated, tag = "9")]
     join_filters: Vec<datafusion_proto::protobuf::PhysicalExprNode>,
 }
 
@@ -79,16 +71,11 @@ impl PhysicalExtensionCodec for FederationCodec {
     fn try_decode(
         &self,
         buf: &[u8],
-        inputs: &[Arc<dyn ExecutionPlan>],
+        _inputs: &[Arc<dyn ExecutionPlan>],
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let scan = ScanProto::decode(buf).map_err(proto_error)?;
-        if scan.source.is_empty() {
-            return self
-                .inner
-                .try_decode(&scan.inner, inputs, ctx, proto_converter);
-        }
         let Some(catalog) = self.catalogs.catalog(&scan.source) else {
             return exec_err!(
                 "this node has no source '{}' (every node needs the same sources)",
@@ -135,88 +122,30 @@ impl PhysicalExtensionCodec for FederationCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        let scan = match node.downcast_ref::<FederatedScanExec>() {
-            Some(exec) => {
-                let (names, opaque) = exec
-                    .output_columns()
-                    .map(|c| (c.names.clone(), c.opaque.clone()))
-                    .unwrap_or_default();
-                let (labels, sql) = exec.partitions().iter().cloned().unzip();
-                let join_filters = exec
-                    .join_filters()
-                    .iter()
-                    .map(|filter| proto_converter.physical_expr_to_proto(filter, self))
-                    .collect::<Result<Vec<_>>>()?;
-                ScanProto {
-                    source: exec.source().name().to_string(),
-                    sql: exec.sql().to_string(),
-                    schema: Some(exec.schema().as_ref().try_into().map_err(proto_error)?),
-                    row_estimate: exec.row_estimate().map(|rows| rows as u64),
-                    output_names: names,
-                    output_opaque: opaque,
-                    partition_labels: labels,
-                    partition_sql: sql,
-                    inner: Vec::new(),
-                    join_filters,
-                }
-            }
-            None => {
-                let mut inner = Vec::new();
-                self.inner.try_encode(node, &mut inner, proto_converter)?;
-                ScanProto {
-                    inner,
-                    ..ScanProto::default()
-                }
-            }
+        let Some(exec) = node.downcast_ref::<FederatedScanExec>() else {
+            return not_impl_err!("FederationCodec encodes federated scans only");
+        };
+        let (names, opaque) = exec
+            .output_columns()
+            .map(|c| (c.names.clone(), c.opaque.clone()))
+            .unwrap_or_default();
+        let (labels, sql) = exec.partitions().iter().cloned().unzip();
+        let join_filters = exec
+            .join_filters()
+            .iter()
+            .map(|filter| proto_converter.physical_expr_to_proto(filter, self))
+            .collect::<Result<Vec<_>>>()?;
+        let scan = ScanProto {
+            source: exec.source().name().to_string(),
+            sql: exec.sql().to_string(),
+            schema: Some(exec.schema().as_ref().try_into().map_err(proto_error)?),
+            row_estimate: exec.row_estimate().map(|rows| rows as u64),
+            output_names: names,
+            output_opaque: opaque,
+            partition_labels: labels,
+            partition_sql: sql,
+            join_filters,
         };
         scan.encode(buf).map_err(proto_error)
-    }
-
-    fn try_decode_udf(
-        &self,
-        name: &str,
-        buf: &[u8],
-    ) -> Result<Arc<datafusion::logical_expr::ScalarUDF>> {
-        self.inner.try_decode_udf(name, buf)
-    }
-
-    fn try_encode_udf(
-        &self,
-        node: &datafusion::logical_expr::ScalarUDF,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        self.inner.try_encode_udf(node, buf)
-    }
-
-    fn try_decode_udaf(
-        &self,
-        name: &str,
-        buf: &[u8],
-    ) -> Result<Arc<datafusion::logical_expr::AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
-    }
-
-    fn try_encode_udaf(
-        &self,
-        node: &datafusion::logical_expr::AggregateUDF,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        self.inner.try_encode_udaf(node, buf)
-    }
-
-    fn try_decode_udwf(
-        &self,
-        name: &str,
-        buf: &[u8],
-    ) -> Result<Arc<datafusion::logical_expr::WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
-    }
-
-    fn try_encode_udwf(
-        &self,
-        node: &datafusion::logical_expr::WindowUDF,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        self.inner.try_encode_udwf(node, buf)
     }
 }

@@ -30,7 +30,9 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
-use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
+use datafusion_proto::physical_plan::{
+    ComposedPhysicalExtensionCodec, DefaultPhysicalExtensionCodec, PhysicalExtensionCodec,
+};
 use flotilla_common::{Error, Result};
 use flotilla_connectors_flightsql::{FlightSqlOptions, FlightSqlSource};
 use flotilla_connectors_influxdb::{
@@ -157,13 +159,15 @@ fn register_system_tables(ctx: &SessionContext, nodes: ClusterNodes) -> Result<(
     Ok(())
 }
 
-/// The codec plans travel between nodes with: federated and InfluxDB scans by source name.
+/// The codec plans travel between nodes with: federated and InfluxDB scans by source name
+/// (DataFusion tries each codec in turn and notes which one wrote a node; DataFusion's own,
+/// last, refuses what none knows as it always has).
 fn codec(catalogs: &Arc<dyn CatalogProviderList>) -> Arc<dyn PhysicalExtensionCodec> {
-    let influx = InfluxCodec::new(
-        Arc::clone(catalogs),
+    Arc::new(ComposedPhysicalExtensionCodec::new(vec![
+        Arc::new(FederationCodec::new(Arc::clone(catalogs))),
+        Arc::new(InfluxCodec::new(Arc::clone(catalogs))),
         Arc::new(DefaultPhysicalExtensionCodec {}),
-    );
-    Arc::new(FederationCodec::new(Arc::clone(catalogs), Arc::new(influx)))
+    ]))
 }
 
 fn channels(cluster: Option<&ClusterConfig>) -> Result<DefaultChannels> {

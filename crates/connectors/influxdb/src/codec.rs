@@ -5,9 +5,8 @@
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::CatalogProviderList;
-use datafusion::common::{DataFusionError, Result, exec_err, internal_err};
+use datafusion::common::{DataFusionError, Result, exec_err, internal_err, not_impl_err};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use prost::Message;
@@ -18,32 +17,26 @@ use crate::InfluxCatalog;
 use crate::table::{InfluxScanExec, Output, OutputColumn};
 
 /// Encodes [`InfluxScanExec`] and finds InfluxDB sources by name in `catalogs` when decoding;
-/// other nodes go to `inner`.
+/// it refuses every other node. Combine it with the codecs of other nodes in DataFusion's
+/// `ComposedPhysicalExtensionCodec`.
 pub struct InfluxCodec {
     catalogs: Arc<dyn CatalogProviderList>,
-    inner: Arc<dyn PhysicalExtensionCodec>,
 }
 
 impl fmt::Debug for InfluxCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InfluxCodec")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
+        f.debug_struct("InfluxCodec").finish_non_exhaustive()
     }
 }
 
 impl InfluxCodec {
-    pub fn new(
-        catalogs: Arc<dyn CatalogProviderList>,
-        inner: Arc<dyn PhysicalExtensionCodec>,
-    ) -> Self {
-        Self { catalogs, inner }
+    pub fn new(catalogs: Arc<dyn CatalogProviderList>) -> Self {
+        Self { catalogs }
     }
 }
 
 #[derive(Clone, PartialEq, Message)]
 struct ScanProto {
-    /// Set for an InfluxDB scan; other nodes are `inner`'s bytes.
     #[prost(string, tag = "1")]
     source: String,
     #[prost(string, tag = "2")]
@@ -56,8 +49,6 @@ struct ScanProto {
     one_row_if_empty: bool,
     #[prost(uint64, tag = "6")]
     chunk: u64,
-    #[prost(bytes = "vec", tag = "7")]
-    inner: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -78,16 +69,11 @@ impl PhysicalExtensionCodec for InfluxCodec {
     fn try_decode(
         &self,
         buf: &[u8],
-        inputs: &[Arc<dyn ExecutionPlan>],
-        ctx: &TaskContext,
-        proto_converter: &dyn PhysicalProtoConverterExtension,
+        _inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let scan = ScanProto::decode(buf).map_err(proto_error)?;
-        if scan.source.is_empty() {
-            return self
-                .inner
-                .try_decode(&scan.inner, inputs, ctx, proto_converter);
-        }
         let Some(catalog) = self.catalogs.catalog(&scan.source) else {
             return exec_err!(
                 "this node has no source '{}' (every node needs the same sources)",
@@ -130,60 +116,28 @@ impl PhysicalExtensionCodec for InfluxCodec {
         &self,
         node: Arc<dyn ExecutionPlan>,
         buf: &mut Vec<u8>,
-        proto_converter: &dyn PhysicalProtoConverterExtension,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        let scan = match node.downcast_ref::<InfluxScanExec>() {
-            Some(exec) => ScanProto {
-                source: exec.client().source().to_string(),
-                influxql: exec.influxql().to_string(),
-                schema: Some(exec.schema().as_ref().try_into().map_err(proto_error)?),
-                columns: exec
-                    .output()
-                    .columns
-                    .iter()
-                    .map(|c| ColumnProto {
-                        name: c.name().to_string(),
-                        from_tags: c.from_tags(),
-                        zero_if_null: c.zero_if_null(),
-                    })
-                    .collect(),
-                one_row_if_empty: exec.output().one_row_if_empty,
-                chunk: exec.chunk() as u64,
-                inner: Vec::new(),
-            },
-            None => {
-                let mut inner = Vec::new();
-                self.inner.try_encode(node, &mut inner, proto_converter)?;
-                ScanProto {
-                    inner,
-                    ..ScanProto::default()
-                }
-            }
+        let Some(exec) = node.downcast_ref::<InfluxScanExec>() else {
+            return not_impl_err!("InfluxCodec encodes InfluxDB scans only");
+        };
+        let scan = ScanProto {
+            source: exec.client().source().to_string(),
+            influxql: exec.influxql().to_string(),
+            schema: Some(exec.schema().as_ref().try_into().map_err(proto_error)?),
+            columns: exec
+                .output()
+                .columns
+                .iter()
+                .map(|c| ColumnProto {
+                    name: c.name().to_string(),
+                    from_tags: c.from_tags(),
+                    zero_if_null: c.zero_if_null(),
+                })
+                .collect(),
+            one_row_if_empty: exec.output().one_row_if_empty,
+            chunk: exec.chunk() as u64,
         };
         scan.encode(buf).map_err(proto_error)
-    }
-
-    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        self.inner.try_decode_udf(name, buf)
-    }
-
-    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udf(node, buf)
-    }
-
-    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
-    }
-
-    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udaf(node, buf)
-    }
-
-    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
-    }
-
-    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udwf(node, buf)
     }
 }

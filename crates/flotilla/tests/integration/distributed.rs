@@ -76,6 +76,15 @@ pub(crate) async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
     displayable(plan.as_ref()).indent(false).to_string()
 }
 
+/// Runs every statement of `statements` in each of `sessions` (one node's and a cluster's, say).
+async fn set_in_all(sessions: &[&SessionContext], statements: &[String]) {
+    for session in sessions {
+        for statement in statements {
+            rows(session, statement).await;
+        }
+    }
+}
+
 pub(crate) async fn rows(
     ctx: &SessionContext,
     sql: &str,
@@ -266,9 +275,7 @@ async fn a_postgres_table_read_in_key_ranges_is_spread_over_the_nodes() {
     // With 1 to 3 partitions per node (fewer ranges, or none), the rows are still one node's.
     for partitions in 1..=3 {
         let set = format!("SET datafusion.execution.target_partitions = {partitions}");
-        for ctx in [&single, &coordinator] {
-            rows(ctx, &set).await;
-        }
+        set_in_all(&[&single, &coordinator], &[set]).await;
         let expected = rows(&single, &sql).await;
         let actual = rows(&coordinator, &sql).await;
         assert_same_rows(&expected, &actual, true);
@@ -330,15 +337,14 @@ async fn join_keys_reach_a_database_scan_in_a_worker_stage() {
     );
     for keys in [true, false] {
         for partitions in 1..=4 {
-            for ctx in [&single, &coordinator] {
-                rows(
-                    ctx,
-                    &format!("SET flotilla.federation.join_key_pushdown = {keys}"),
-                )
-                .await;
-                let set = format!("SET datafusion.execution.target_partitions = {partitions}");
-                rows(ctx, &set).await;
-            }
+            set_in_all(
+                &[&single, &coordinator],
+                &[
+                    format!("SET flotilla.federation.join_key_pushdown = {keys}"),
+                    format!("SET datafusion.execution.target_partitions = {partitions}"),
+                ],
+            )
+            .await;
             for noted in &sent {
                 noted.lock().unwrap().clear();
             }
@@ -376,11 +382,12 @@ async fn join_keys_reach_a_database_scan_in_a_worker_stage() {
     }
 }
 
-/// A SQLite table with an `INTEGER PRIMARY KEY` read as key ranges by a cluster — the ranges
-/// shared out among a stage's tasks, each node reading its own copy of the file — by cost and
-/// pulled (`pushdown = 'none'` reads in ranges too): one node's rows at 1 to 4 partitions.
+/// SQLite tables read as key ranges by a cluster — orders by its `INTEGER PRIMARY KEY`,
+/// lineitem by its rowid; the ranges shared out among a stage's tasks, each node reading its
+/// own copy of the file — by cost and pulled (`pushdown = 'none'` reads in ranges too): one
+/// node's rows at 1 to 4 partitions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_sqlite_table_read_in_key_ranges_by_a_cluster_equals_one_node() {
+async fn sqlite_tables_read_in_key_ranges_by_a_cluster_equal_one_node() {
     let text = format!(
         "{}\n[session.options]\n\"flotilla.federation.partition_rows\" = \"10000\"\n",
         config_text()
@@ -388,36 +395,54 @@ async fn a_sqlite_table_read_in_key_ranges_by_a_cluster_equals_one_node() {
     let base = Config::parse(&text, "test.toml", Path::new(".")).unwrap();
     let (_nodes, _cluster, coordinator) = two_nodes(&base).await;
     let single = build_context(&base).await.unwrap();
-    let sql = "SELECT o_orderpriority, count(*) AS orders, sum(o_totalprice) AS total \
-               FROM shop.main.orders JOIN lake.public.customer ON o_custkey = c_custkey \
-               WHERE c_mktsegment = 'BUILDING' GROUP BY o_orderpriority ORDER BY o_orderpriority";
+    // orders by its INTEGER PRIMARY KEY; lineitem (primary key l_orderkey, l_linenumber) by
+    // its hidden rowid.
+    let queries = [
+        (
+            "SELECT o_orderpriority, count(*) AS orders, sum(o_totalprice) AS total \
+             FROM shop.main.orders JOIN lake.public.customer ON o_custkey = c_custkey \
+             WHERE c_mktsegment = 'BUILDING' GROUP BY o_orderpriority ORDER BY o_orderpriority",
+            "\"orders\"",
+            "partitions=[o_orderkey < ",
+            5,
+        ),
+        (
+            "SELECT l_returnflag, count(*) AS items, sum(l_quantity) AS quantity \
+             FROM shop.main.lineitem JOIN lake.public.orders ON l_orderkey = o_orderkey \
+             WHERE o_orderpriority = '1-URGENT' GROUP BY l_returnflag ORDER BY l_returnflag",
+            "\"lineitem\"",
+            "partitions=[_rowid_ < ",
+            3,
+        ),
+    ];
     for pushdown in ["cost", "none"] {
         for partitions in 1..=4 {
-            for ctx in [&single, &coordinator] {
-                rows(
-                    ctx,
-                    &format!("SET flotilla.federation.pushdown = '{pushdown}'"),
-                )
-                .await;
-                let set = format!("SET datafusion.execution.target_partitions = {partitions}");
-                rows(ctx, &set).await;
+            set_in_all(
+                &[&single, &coordinator],
+                &[
+                    format!("SET flotilla.federation.pushdown = '{pushdown}'"),
+                    format!("SET datafusion.execution.target_partitions = {partitions}"),
+                ],
+            )
+            .await;
+            for (sql, table, ranges, groups) in queries {
+                // Printed with the failure, if the rows differ.
+                println!("pushdown = '{pushdown}', {partitions} partition(s): {sql}");
+                let expected = rows(&single, sql).await;
+                assert_eq!(expected.iter().map(|b| b.num_rows()).sum::<usize>(), groups);
+                assert_same_rows(&expected, &rows(&coordinator, sql).await, true);
+                let text = plan_text(&coordinator, sql).await;
+                let scan = text
+                    .lines()
+                    .find(|l| l.contains("FederatedScanExec") && l.contains(table))
+                    .unwrap_or_else(|| panic!("no scan of {table}:\n{text}"));
+                assert!(text.contains("Network"), "not distributed:\n{text}");
+                assert_eq!(
+                    scan.contains(ranges),
+                    partitions > 1,
+                    "pushdown = '{pushdown}', {partitions} partition(s):\n{text}"
+                );
             }
-            // Printed with the failure, if the rows differ.
-            println!("pushdown = '{pushdown}', {partitions} partition(s)");
-            let expected = rows(&single, sql).await;
-            assert_eq!(expected.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
-            assert_same_rows(&expected, &rows(&coordinator, sql).await, true);
-            let text = plan_text(&coordinator, sql).await;
-            let scan = text
-                .lines()
-                .find(|l| l.contains("FederatedScanExec") && l.contains("\"orders\""))
-                .unwrap_or_else(|| panic!("no scan of orders:\n{text}"));
-            assert!(text.contains("Network"), "not distributed:\n{text}");
-            assert_eq!(
-                scan.contains("partitions=[o_orderkey < "),
-                partitions > 1,
-                "pushdown = '{pushdown}', {partitions} partition(s):\n{text}"
-            );
         }
     }
 }
