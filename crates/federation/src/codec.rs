@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use crate::catalog::SourceCatalog;
 use crate::exec::FederatedScanExec;
+use crate::learn::Expected;
 use crate::sql::OutputColumns;
 
 /// Encodes [`FederatedScanExec`] and finds sources by name in `catalogs` when decoding; it
@@ -61,6 +62,12 @@ struct ScanProto {
     partition_sql: Vec<String>,
     #[prost(message, repeated, tag = "9")]
     join_filters: Vec<datafusion_proto::protobuf::PhysicalExprNode>,
+    /// What the cost model estimated (seconds of the database's work and of the transfer), so
+    /// a worker's source learns from the statements it runs.
+    #[prost(double, optional, tag = "10")]
+    expected_remote: Option<f64>,
+    #[prost(double, optional, tag = "11")]
+    expected_fetch: Option<f64>,
 }
 
 fn proto_error(e: impl fmt::Display) -> DataFusionError {
@@ -91,7 +98,11 @@ impl PhysicalExtensionCodec for FederationCodec {
         let schema = Arc::new(Schema::try_from(schema).map_err(proto_error)?);
         let mut exec =
             FederatedScanExec::new(Arc::clone(catalog.source()), scan.sql, Arc::clone(&schema))
-                .with_row_estimate(scan.row_estimate.map(|rows| rows as usize));
+                .with_row_estimate(scan.row_estimate.map(|rows| rows as usize))
+                .with_expected(match (scan.expected_remote, scan.expected_fetch) {
+                    (Some(remote), Some(fetch)) => Some(Expected { remote, fetch }),
+                    _ => None,
+                });
         if !scan.output_names.is_empty() {
             exec = exec.with_output_columns(OutputColumns {
                 names: scan.output_names,
@@ -145,6 +156,8 @@ impl PhysicalExtensionCodec for FederationCodec {
             partition_labels: labels,
             partition_sql: sql,
             join_filters,
+            expected_remote: exec.expected().map(|e| e.remote),
+            expected_fetch: exec.expected().map(|e| e.fetch),
         };
         scan.encode(buf).map_err(proto_error)
     }

@@ -1,8 +1,8 @@
 //! Session options of the federation engine: `flotilla.federation.*`.
 //!
 //! A section of the `flotilla.*` options ([`flotilla_common::options::FlotillaOptions`]): it
-//! answers to `federation.pushdown`, `federation.join_key_pushdown` and
-//! `federation.partition_rows`.
+//! answers to `federation.pushdown`, `federation.join_key_pushdown`,
+//! `federation.partition_rows` and `federation.learn_costs`.
 
 use datafusion::common::{Result, plan_err};
 use datafusion::config::{ConfigEntry, ExtensionOptions};
@@ -74,6 +74,10 @@ pub struct FederationConfig {
     /// parallel — one per this many rows, up to `datafusion.execution.target_partitions`. 0
     /// never splits.
     pub partition_rows: usize,
+    /// `flotilla.federation.learn_costs`: weigh push against pull with what this node learned
+    /// of each source's speed from its past statements (see [`crate::learn`]); off: with the
+    /// source's measured figures alone.
+    pub learn_costs: bool,
 }
 
 impl Default for FederationConfig {
@@ -82,6 +86,7 @@ impl Default for FederationConfig {
             pushdown: Pushdown::default(),
             join_key_pushdown: true,
             partition_rows: 500_000,
+            learn_costs: true,
         }
     }
 }
@@ -104,6 +109,7 @@ impl FederationConfig {
 const PUSHDOWN_KEY: &str = "federation.pushdown";
 const JOIN_KEY_PUSHDOWN_KEY: &str = "federation.join_key_pushdown";
 const PARTITION_ROWS_KEY: &str = "federation.partition_rows";
+const LEARN_COSTS_KEY: &str = "federation.learn_costs";
 
 fn boolean(key: &str, value: &str) -> Result<bool> {
     flotilla_common::options::boolean(&format!("flotilla.{key}"), value)
@@ -129,6 +135,7 @@ impl ExtensionOptions for FederationConfig {
                 Err(e) => return plan_err!("flotilla.{key} {e}"),
             },
             JOIN_KEY_PUSHDOWN_KEY => self.join_key_pushdown = boolean(key, value)?,
+            LEARN_COSTS_KEY => self.learn_costs = boolean(key, value)?,
             PARTITION_ROWS_KEY => {
                 self.partition_rows = flotilla_common::options::count(
                     &format!("flotilla.{key}"),
@@ -139,7 +146,8 @@ impl ExtensionOptions for FederationConfig {
             _ => {
                 return plan_err!(
                     "unknown option 'flotilla.{key}' (known: flotilla.{PUSHDOWN_KEY}, \
-                     flotilla.{JOIN_KEY_PUSHDOWN_KEY}, flotilla.{PARTITION_ROWS_KEY})"
+                     flotilla.{JOIN_KEY_PUSHDOWN_KEY}, flotilla.{PARTITION_ROWS_KEY}, \
+                     flotilla.{LEARN_COSTS_KEY})"
                 );
             }
         }
@@ -167,8 +175,19 @@ impl ExtensionOptions for FederationConfig {
                 description: "Read a big remote table as key ranges in parallel, one per this \
                               many rows (0: never).",
             },
+            ConfigEntry {
+                key: format!("flotilla.{LEARN_COSTS_KEY}"),
+                value: Some(self.learn_costs.to_string()),
+                description: "Weigh push against pull with how fast each source ran this \
+                              node's past statements (false: with its measured figures alone).",
+            },
         ]
     }
+}
+
+/// `flotilla.federation.learn_costs` in a session with `options`.
+pub(crate) fn learn_costs(options: &datafusion::config::ConfigOptions) -> bool {
+    flotilla_common::options::section::<FederationConfig>(options).is_none_or(|c| c.learn_costs)
 }
 
 /// `flotilla.federation.pushdown` in a session with `options`.

@@ -6,6 +6,7 @@
 //!                  │ metrics: output_rows, bytes_received, elapsed_compute (EXPLAIN ANALYZE)
 //! ```
 
+use crate::learn::{Expected, Observation};
 use crate::source::{Source, SplitKey};
 use crate::sql::OutputColumns;
 use async_trait::async_trait;
@@ -64,6 +65,9 @@ pub struct FederatedScan {
     /// Why the cut is here, with the estimates it compared (`flotilla.federation.pushdown =
     /// cost`), for `EXPLAIN`.
     pub choice: Option<String>,
+    /// What the cost model estimated the scan to take, from its source's figures (what the
+    /// source learns from, see [`crate::learn`]).
+    pub expected: Option<Expected>,
 }
 
 impl FederatedScan {
@@ -155,7 +159,8 @@ impl ExtensionPlanner for FederatedScanPlanner {
         let schema = Arc::new(scan.schema.as_arrow().clone());
         let mut exec = FederatedScanExec::new(Arc::clone(&scan.source), scan.sql.clone(), schema)
             .with_statistics(scan.statistics.clone())
-            .with_choice(scan.choice.clone());
+            .with_choice(scan.choice.clone())
+            .with_expected(scan.expected);
         if let Some((key, plan)) = &scan.split {
             let n = crate::split::partition_count(session.config_options(), scan.row_estimate())
                 .min(scan.source.max_connections().unwrap_or(usize::MAX));
@@ -194,6 +199,8 @@ pub struct FederatedScanExec {
     sent: Arc<Mutex<BTreeMap<usize, String>>>,
     /// Why the cut is here (see [`FederatedScan::choice`]).
     choice: Option<String>,
+    /// See [`FederatedScan::expected`].
+    expected: Option<Expected>,
 }
 
 impl FederatedScanExec {
@@ -215,7 +222,19 @@ impl FederatedScanExec {
             partitions: Vec::new(),
             sent: Arc::new(Mutex::new(BTreeMap::new())),
             choice: None,
+            expected: None,
         }
+    }
+
+    /// What the cost model estimated the scan to take (see [`FederatedScan::expected`]).
+    pub fn with_expected(mut self, expected: Option<Expected>) -> Self {
+        self.expected = expected;
+        self
+    }
+
+    /// See [`FederatedScan::expected`].
+    pub fn expected(&self) -> Option<Expected> {
+        self.expected
     }
 
     /// Notes why the cut is here, for `EXPLAIN`.
@@ -262,7 +281,8 @@ impl FederatedScanExec {
         let mut scan =
             FederatedScanExec::new(Arc::clone(&self.source), self.sql.clone(), self.schema())
                 .with_statistics(self.statistics.clone())
-                .with_choice(self.choice.clone());
+                .with_choice(self.choice.clone())
+                .with_expected(self.expected);
         scan.output = self.output.clone();
         scan.join_filters = filters;
         scan.with_partitions(self.partitions.clone())
@@ -502,8 +522,20 @@ impl ExecutionPlan for FederatedScanExec {
                 .source
                 .execute(self.statement(partition), self.schema(), batch_size)?,
         };
+        // Each statement of a scan read as key ranges does its share of the work.
+        let learning = match (self.source.learned(), self.expected) {
+            (Some(_), Some(expected)) => Some((
+                Arc::clone(&self.source),
+                Expected {
+                    remote: expected.remote / count as f64,
+                    fetch: expected.fetch / count as f64,
+                },
+            )),
+            _ => None,
+        };
         Ok(Box::pin(MeteredStream {
             inner,
+            learning,
             source: self.source.name().to_string(),
             statement: self.statement(partition).to_string(),
             partition,
@@ -543,9 +575,12 @@ impl ExecutionPlan for FederatedScanExec {
 
 /// Counts rows, bytes and time of a remote stream. `source_time` is the wall time from the
 /// start of the statement to its last row; `elapsed_compute` only the time spent polling. The
-/// statement's end is logged (`flotilla::statement`: debug, or warn when it failed).
+/// statement's end is logged (`flotilla::statement`: debug, or warn when it failed), and a
+/// statement that ran as planned to its end is an observation for its source's learning.
 struct MeteredStream {
     inner: SendableRecordBatchStream,
+    /// The source, when it learns, and what this statement was estimated to take.
+    learning: Option<(Arc<dyn Source>, Expected)>,
     /// The source's name, the statement planned and the scan's statements sent with join
     /// keys (by partition), for the log.
     source: String,
@@ -568,7 +603,8 @@ impl Stream for MeteredStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let elapsed = self.baseline.elapsed_compute().clone();
         let timer = elapsed.timer();
-        let polled = self.inner.poll_next_unpin(cx);
+        let this = &mut *self;
+        let (polled, produced) = crate::stream::producer_time(|| this.inner.poll_next_unpin(cx));
         timer.done();
         match &polled {
             Poll::Ready(Some(Ok(batch))) => {
@@ -608,11 +644,36 @@ impl Stream for MeteredStream {
                             "a database statement ended"
                         ),
                     }
+                    self.learn(ended.is_none(), produced);
                 }
             }
             Poll::Pending => {}
         }
         self.baseline.record_poll(polled)
+    }
+}
+
+impl MeteredStream {
+    /// Tells the source what the statement took, if it ran as planned (`complete`: to its end,
+    /// without error; and not with join keys, which make it read less than estimated).
+    fn learn(&self, complete: bool, produced: Option<std::time::Duration>) {
+        let Some((source, expected)) = &self.learning else {
+            return;
+        };
+        let keyed = self
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&self.partition);
+        if let (true, false, Some(produced), Some(learned)) =
+            (complete, keyed, produced, source.learned())
+        {
+            learned.observe(Observation {
+                remote: expected.remote,
+                fetch: expected.fetch,
+                seconds: produced.as_secs_f64(),
+            });
+        }
     }
 }
 

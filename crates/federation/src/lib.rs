@@ -21,7 +21,8 @@
 //! - [`sql`]: SQL generation from logical plans, resolving columns by position so qualifiers
 //!   and aliases of optimized plans cannot produce invalid SQL.
 //! - [`planner`]: where the cut is made; [`cost`]: what each side of the cut is estimated to
-//!   cost (rows from the sources' counts and samples, per-row costs from each dialect).
+//!   cost (rows from the sources' counts and samples, per-row costs from each dialect);
+//!   [`learn`]: how much slower or faster than those figures a source has run here.
 //! - [`table`]: the table provider for remote tables; filters are `Exact` only when the SQL the
 //!   scan sends contains them.
 //! - [`exec`]: the logical node and the physical operator; `EXPLAIN` shows the SQL.
@@ -47,6 +48,7 @@ pub mod cost;
 pub mod dialect;
 pub mod exec;
 pub mod keys;
+pub mod learn;
 mod names;
 pub mod planner;
 mod provider;
@@ -66,7 +68,7 @@ pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};
 pub use source::{
     CONNECTION_WAIT, ColumnEstimate, RemoteTable, Source, SourceIdentity, SplitKey, TableName,
-    UnsupportedTypes, WriteTarget, with_connection_limit, with_costs, with_pushdown,
+    UnsupportedTypes, WriteTarget, with_connection_limit, with_costs, with_learning, with_pushdown,
 };
 pub use table::FederatedTable;
 pub use write::{FederatedSink, execute_logical_plan, sql};

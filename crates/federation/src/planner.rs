@@ -13,7 +13,9 @@
 //! running it there and reading its rows is estimated no slower than reading its inputs at
 //! their best and running it here (see [`crate::cost`]; within [`PUSH_MARGIN`], pushed). Under
 //! `cost`, a source with a `pushdown` of its own (flotilla.toml) takes that instead: `all`
-//! pushes all it can run without weighing, `none` only its scans. A node
+//! pushes all it can run without weighing, `none` only its scans. The estimates of a source
+//! that has run statements here are scaled by what they taught ([`crate::learn`];
+//! `flotilla.federation.learn_costs`). A node
 //! that does not belong to a source runs in DataFusion, and each of its inputs that belongs to
 //! one becomes a federated scan. If the root belongs to a source, the whole query is one
 //! federated scan. The samples the estimates use are read before the cut (once per table).
@@ -22,6 +24,7 @@ use crate::config::Pushdown;
 use crate::cost::{self, Estimate};
 use crate::dialect::EngineCosts;
 use crate::exec::{FederatedScan, FederatedScanPlanner};
+use crate::learn::{Expected, Fit, Learned};
 use crate::source::Source;
 use crate::sql::{OutputColumns, Writer, Written};
 use crate::table::FederatedTable;
@@ -99,6 +102,7 @@ pub fn federate(plan: &LogicalPlan) -> Result<LogicalPlan> {
         pushdown: Pushdown::All,
         cores: 1,
         partition_rows: 0,
+        learn: false,
         aliases: Rc::default(),
     }
     .federate(plan)
@@ -116,6 +120,9 @@ struct Cut {
     /// `flotilla.federation.partition_rows`: a scan of more rows is read as key ranges in
     /// parallel, at most `cores` of them (see the `split` module).
     partition_rows: usize,
+    /// `flotilla.federation.learn_costs`: estimates are scaled by what each source's
+    /// statements taught (see [`crate::learn`]).
+    learn: bool,
     /// The SQL writers' alias numbers: one sequence, so parts written apart can be combined.
     aliases: Rc<Cell<usize>>,
 }
@@ -139,6 +146,8 @@ struct Part {
     estimate: Estimate,
     /// Seconds to run it in the source and read its rows.
     pushed: f64,
+    /// What its source's statements taught, when the estimates use it.
+    fit: Option<Fit>,
     choice: Choice,
 }
 
@@ -166,8 +175,13 @@ impl Part {
             Choice::Split { plan, .. } => return Ok(plan),
             Choice::Pushed { split, hinted } => (split, hinted),
         };
+        let costs = self.source.costs();
+        let expected = Some(Expected {
+            remote: self.estimate.remote,
+            fetch: self.estimate.fetch(&costs),
+        });
         if split.is_none() && above.is_none() && !hinted {
-            return wrap(self.plan, self.written, &self.source, None);
+            return wrap(self.plan, self.written, &self.source, None, expected);
         }
         let mut choice = match split {
             _ if hinted => "pushed: source pushdown = all".to_string(),
@@ -178,10 +192,19 @@ impl Part {
             ),
             None => format!("pushed est {}", seconds(self.pushed)),
         };
+        if let (Some(fit), false) = (self.fit, hinted) {
+            choice.push_str(&format!(" ({})", fit.describe()));
+        }
         if let Some(above) = above {
             choice.push_str(&format!("; {above}"));
         }
-        wrap(self.plan, self.written, &self.source, Some(choice))
+        wrap(
+            self.plan,
+            self.written,
+            &self.source,
+            Some(choice),
+            expected,
+        )
     }
 }
 
@@ -202,7 +225,15 @@ impl Cut {
     /// its own connection — and all of the decoding here, which shares the cores with the rest
     /// of the query. (MariaDB, TPC-H SF 1, the `mariadb` client reading 3.2 M lineitem rows of
     /// 3 columns: 2.28 s as one statement, 1.69 s as two ranges, on 2 cores shared by both.)
-    fn pushed(&self, plan: &LogicalPlan, estimate: &Estimate, costs: &EngineCosts) -> f64 {
+    ///
+    /// Scaled by what the source's statements taught (`fit`), when they taught something.
+    fn pushed(
+        &self,
+        plan: &LogicalPlan,
+        estimate: &Estimate,
+        costs: &EngineCosts,
+        fit: Option<Fit>,
+    ) -> f64 {
         let ranges = match crate::split::split_key(plan) {
             Some(_) => crate::split::ranges(
                 Some(estimate.rows as usize),
@@ -211,7 +242,19 @@ impl Cut {
             ),
             None => 1,
         };
-        estimate.remote / ranges as f64 + estimate.fetch(costs)
+        let remote = estimate.remote / ranges as f64;
+        match fit {
+            Some(fit) => fit.seconds(remote, estimate.fetch(costs)),
+            None => remote + estimate.fetch(costs),
+        }
+    }
+
+    /// What `source`'s statements taught, when this cut plans with it.
+    fn fit(&self, source: &dyn Source) -> Option<Fit> {
+        match self.learn {
+            true => source.learned().and_then(Learned::fit),
+            false => None,
+        }
     }
 
     fn of(options: &ConfigOptions) -> Self {
@@ -219,6 +262,7 @@ impl Cut {
             pushdown: crate::config::pushdown(options),
             cores: options.execution.target_partitions.max(1),
             partition_rows: crate::split::partition_rows(options),
+            learn: crate::config::learn_costs(options),
             aliases: Rc::default(),
         }
     }
@@ -243,10 +287,12 @@ impl Cut {
             let costs = source.costs();
             let estimate = cost::estimate(plan, &[], &costs);
             let written = Writer::sharing(source.as_ref(), &self.aliases).written(plan);
+            let fit = self.fit(source.as_ref());
             return Ok(Rewritten::Pushable(Box::new(Part {
                 plan: plan.clone(),
                 written,
-                pushed: self.pushed(plan, &estimate, &costs),
+                pushed: self.pushed(plan, &estimate, &costs, fit),
+                fit,
                 estimate,
                 source,
                 choice: Choice::Pushed {
@@ -294,7 +340,8 @@ impl Cut {
             let costs = source.costs();
             let inputs: Vec<Estimate> = parts.iter().map(|part| part.estimate).collect();
             let estimate = cost::estimate(plan, &inputs, &costs);
-            let pushed = self.pushed(plan, &estimate, &costs);
+            let fit = self.fit(source.as_ref());
+            let pushed = self.pushed(plan, &estimate, &costs, fit);
             let split_cost = parts.iter().map(|part| part.best()).sum::<f64>()
                 + cost::local(plan, &inputs, self.cores);
             // Within a few percent, pushed: estimates are not that precise, and one statement
@@ -306,18 +353,22 @@ impl Cut {
                     source,
                     estimate,
                     pushed,
+                    fit,
                     choice: Choice::Pushed {
                         split: (mode == Pushdown::Cost).then_some(split_cost),
                         hinted: mode == Pushdown::All && self.pushdown == Pushdown::Cost,
                     },
                 })));
             }
-            let above = format!(
+            let mut above = format!(
                 "{} runs here: est {} vs {} pushed",
                 node_name(plan),
                 seconds(split_cost),
                 seconds(pushed)
             );
+            if let Some(fit) = fit {
+                above.push_str(&format!(" ({})", fit.describe()));
+            }
             let split = self.rebuild(plan, children, Some(&above))?;
             return Ok(Rewritten::Pushable(Box::new(Part {
                 plan: plan.clone(),
@@ -325,6 +376,7 @@ impl Cut {
                 source,
                 estimate,
                 pushed,
+                fit,
                 choice: Choice::Split {
                     plan: split,
                     seconds: split_cost,
@@ -385,6 +437,7 @@ fn wrap(
     written: Option<Written>,
     source: &Arc<dyn Source>,
     choice: Option<String>,
+    expected: Option<Expected>,
 ) -> Result<LogicalPlan> {
     match written.map(|written| Writer::new(source.as_ref()).query(&written)) {
         Some(query) => Ok(LogicalPlan::Extension(Extension {
@@ -399,6 +452,7 @@ fn wrap(
                     opaque: query.opaque,
                 }),
                 choice,
+                expected,
             }),
         })),
         None => Ok(plan),

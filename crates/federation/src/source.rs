@@ -2,6 +2,7 @@
 
 use crate::config::Pushdown;
 use crate::dialect::{Dialect, EngineCosts};
+use crate::learn::Learned;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
@@ -259,6 +260,12 @@ pub trait Source: Debug + Send + Sync {
         None
     }
 
+    /// What this node has learned of the source's speed from its statements (see
+    /// [`with_learning`]); `None`: it does not learn.
+    fn learned(&self) -> Option<&Learned> {
+        None
+    }
+
     /// The names of the source's schemas, including empty ones. Cheap: names only.
     async fn schemas(&self) -> Result<Vec<String>>;
 
@@ -297,10 +304,17 @@ pub trait Source: Debug + Send + Sync {
 /// flotilla.toml for a database the user knows runs whole queries fast).
 pub fn with_pushdown(source: Arc<dyn Source>, pushdown: Pushdown) -> Arc<dyn Source> {
     Arc::new(Adjusted {
-        source,
         pushdown: Some(pushdown),
-        costs: None,
-        limit: None,
+        ..Adjusted::of(source)
+    })
+}
+
+/// `source`, learning how fast it runs from the statements this node sends it, for the cost
+/// of the parts of later queries (see [`crate::learn`]).
+pub fn with_learning(source: Arc<dyn Source>) -> Arc<dyn Source> {
+    Arc::new(Adjusted {
+        learned: Some(Learned::default()),
+        ..Adjusted::of(source)
     })
 }
 
@@ -319,14 +333,12 @@ pub fn with_connection_limit(
 ) -> Arc<dyn Source> {
     let max = max.max(1);
     Arc::new(Adjusted {
-        source,
-        pushdown: None,
-        costs: None,
         limit: Some(Arc::new(ConnectionLimit {
             turns: Arc::new(Semaphore::new(max)),
             max,
             wait,
         })),
+        ..Adjusted::of(source)
     })
 }
 
@@ -368,21 +380,33 @@ pub fn with_costs(
     adjust: fn(EngineCosts) -> EngineCosts,
 ) -> Arc<dyn Source> {
     Arc::new(Adjusted {
-        source,
-        pushdown: None,
         costs: Some(adjust),
-        limit: None,
+        ..Adjusted::of(source)
     })
 }
 
-/// A source with a pushdown, costs or a connection limit of its own; everything else is the
-/// source's.
+/// A source with a pushdown, costs, a connection limit or learning of its own; everything else
+/// is the source's.
 #[derive(Debug)]
 struct Adjusted {
     source: Arc<dyn Source>,
     pushdown: Option<Pushdown>,
     costs: Option<fn(EngineCosts) -> EngineCosts>,
     limit: Option<Arc<ConnectionLimit>>,
+    learned: Option<Learned>,
+}
+
+impl Adjusted {
+    /// `source` as it is.
+    fn of(source: Arc<dyn Source>) -> Self {
+        Self {
+            source,
+            pushdown: None,
+            costs: None,
+            limit: None,
+            learned: None,
+        }
+    }
 }
 
 #[async_trait]
@@ -406,6 +430,10 @@ impl Source for Adjusted {
 
     fn pushdown(&self) -> Option<Pushdown> {
         self.pushdown.or_else(|| self.source.pushdown())
+    }
+
+    fn learned(&self) -> Option<&Learned> {
+        self.learned.as_ref().or_else(|| self.source.learned())
     }
 
     fn max_connections(&self) -> Option<usize> {

@@ -11,6 +11,10 @@
 //!
 //! At most two decoded batches wait in the channel, so a slow consumer slows the reader (and,
 //! through the socket, the database) instead of growing memory.
+//!
+//! The sender times itself: from the statement's start to the connector's end, less the time
+//! it waited for room in the channel, is what the statement cost the source ([`producer_time`],
+//! what [`crate::learn`] learns from) — a query that is slow to take the rows does not count.
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -21,18 +25,119 @@ use datafusion::execution::RecordBatchStream;
 use futures::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::{SendError, TrySendError};
 
 /// How many decoded batches may wait for the consumer.
 pub const BUFFERED_BATCHES: usize = 2;
 
-/// The sending side of a [`RemoteStream`].
-pub type BatchSender = mpsc::Sender<Result<RecordBatch>>;
+type Item = Result<RecordBatch>;
 
-/// A channel for a [`RemoteStream`].
-pub fn channel() -> (BatchSender, mpsc::Receiver<Result<RecordBatch>>) {
-    mpsc::channel(BUFFERED_BATCHES)
+/// The sending side of a [`RemoteStream`], for the connector's task.
+#[derive(Debug)]
+pub struct BatchSender {
+    tx: mpsc::Sender<Item>,
+    timing: Arc<Timing>,
+}
+
+/// The receiving side, for [`RemoteStream::new`].
+#[derive(Debug)]
+pub struct BatchReceiver {
+    rx: mpsc::Receiver<Item>,
+    timing: Arc<Timing>,
+}
+
+/// When the statement started, how long its sender waited for room, and (once the sender is
+/// dropped: the connector is done) the nanoseconds it worked.
+#[derive(Debug)]
+struct Timing {
+    started: Instant,
+    blocked: AtomicU64,
+    worked: AtomicU64,
+}
+
+/// A channel for a [`RemoteStream`]; the statement's time starts now.
+pub fn channel() -> (BatchSender, BatchReceiver) {
+    let (tx, rx) = mpsc::channel(BUFFERED_BATCHES);
+    let timing = Arc::new(Timing {
+        started: Instant::now(),
+        blocked: AtomicU64::new(0),
+        worked: AtomicU64::new(u64::MAX),
+    });
+    (
+        BatchSender {
+            tx,
+            timing: Arc::clone(&timing),
+        },
+        BatchReceiver { rx, timing },
+    )
+}
+
+impl BatchSender {
+    /// Sends a batch (or an error), waiting for room; fails when the stream was dropped.
+    pub async fn send(&self, item: Item) -> std::result::Result<(), SendError<Item>> {
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(item)) => Err(SendError(item)),
+            Err(TrySendError::Full(item)) => {
+                let waiting = Instant::now();
+                let sent = self.tx.send(item).await;
+                self.blocked(waiting.elapsed());
+                sent
+            }
+        }
+    }
+
+    /// [`BatchSender::send`] from a blocking thread.
+    pub fn blocking_send(&self, item: Item) -> std::result::Result<(), SendError<Item>> {
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(item)) => Err(SendError(item)),
+            Err(TrySendError::Full(item)) => {
+                let waiting = Instant::now();
+                let sent = self.tx.blocking_send(item);
+                self.blocked(waiting.elapsed());
+                sent
+            }
+        }
+    }
+
+    fn blocked(&self, waited: Duration) {
+        self.timing
+            .blocked
+            .fetch_add(nanos(waited), Ordering::Relaxed);
+    }
+}
+
+impl Drop for BatchSender {
+    fn drop(&mut self) {
+        let timing = &self.timing;
+        let worked =
+            nanos(timing.started.elapsed()).saturating_sub(timing.blocked.load(Ordering::Relaxed));
+        timing.worked.store(worked, Ordering::Relaxed);
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+tokio::task_local! {
+    /// Where a [`RemoteStream`] polled inside [`producer_time`] puts its statement's time.
+    static PRODUCED: std::cell::Cell<Option<Duration>>;
+}
+
+/// Runs `poll` (a poll of a stream that may be, or wrap, a [`RemoteStream`]) and returns its
+/// result with, when the remote stream ended in it, the time its connector worked on the
+/// statement (not counting waits for the consumer).
+pub fn producer_time<R>(poll: impl FnOnce() -> R) -> (R, Option<Duration>) {
+    PRODUCED.sync_scope(std::cell::Cell::new(None), || {
+        let polled = poll();
+        (polled, PRODUCED.with(|time| time.get()))
+    })
 }
 
 /// A batch of `rows` rows from finished builders (the row count matters when no column is
@@ -50,7 +155,7 @@ pub fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<
 /// aborts the task.
 pub struct RemoteStream {
     schema: SchemaRef,
-    rx: mpsc::Receiver<Result<RecordBatch>>,
+    rx: BatchReceiver,
     on_drop: Option<Box<dyn FnOnce() + Send>>,
     _task: SpawnedTask<()>,
 }
@@ -59,7 +164,7 @@ impl RemoteStream {
     /// The stream of `rx`, fed by `task`; `on_drop` stops the remote statement if it still runs.
     pub fn new(
         schema: SchemaRef,
-        rx: mpsc::Receiver<Result<RecordBatch>>,
+        rx: BatchReceiver,
         task: SpawnedTask<()>,
         on_drop: impl FnOnce() + Send + 'static,
     ) -> Self {
@@ -76,7 +181,15 @@ impl Stream for RemoteStream {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        let polled = self.rx.rx.poll_recv(cx);
+        if let Poll::Ready(None) = polled {
+            // Every sender is gone: the connector is done.
+            let worked = self.rx.timing.worked.load(Ordering::Relaxed);
+            if worked != u64::MAX {
+                let _ = PRODUCED.try_with(|time| time.set(Some(Duration::from_nanos(worked))));
+            }
+        }
+        polled
     }
 }
 
@@ -91,5 +204,50 @@ impl Drop for RemoteStream {
         if let Some(stop) = self.on_drop.take() {
             stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int32Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use futures::StreamExt;
+    use std::time::Duration;
+
+    /// A connector that decodes fast into a consumer that takes its time: the statement's time
+    /// is the connector's, not the wait for the consumer; it is known once the stream ends.
+    #[tokio::test]
+    async fn a_statements_time_leaves_out_waiting_for_the_consumer() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
+        let (tx, rx) = channel();
+        let rows = Arc::clone(&schema);
+        let task = SpawnedTask::spawn(async move {
+            for i in 0..8 {
+                let column = Arc::new(Int32Array::from(vec![i])) as ArrayRef;
+                if tx.send(batch(&rows, vec![column], 1)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut stream = RemoteStream::new(schema, rx, task, || {});
+        let started = Instant::now();
+        let mut produced = Vec::new();
+        loop {
+            let (next, time) = producer_time(|| {
+                futures::FutureExt::now_or_never(stream.next()).map(|n| n.map(|b| b.is_ok()))
+            });
+            produced.extend(time);
+            match next {
+                Some(None) => break,
+                Some(Some(ok)) => assert!(ok),
+                None => tokio::task::yield_now().await,
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let wall = started.elapsed();
+        assert_eq!(produced.len(), 1, "known once, at the end");
+        assert!(wall >= Duration::from_millis(200), "{wall:?}");
+        assert!(produced[0] < wall / 2, "{:?} of {wall:?}", produced[0]);
     }
 }

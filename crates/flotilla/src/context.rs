@@ -266,12 +266,14 @@ pub async fn refresh(ctx: &SessionContext, only: Option<&str>) -> Result<Vec<Str
     Ok(refreshed)
 }
 
-/// `source`, with the pushdown and the connection limit its configuration gives it (if any).
+/// `source`, with the pushdown and the connection limit its configuration gives it (if any),
+/// learning its speed from the statements this node runs there.
 fn hinted(
     source: Arc<dyn Source>,
     pushdown: Option<Pushdown>,
     max_connections: Option<usize>,
 ) -> Arc<dyn Source> {
+    let source = flotilla_federation::with_learning(source);
     let source = match pushdown {
         Some(pushdown) => flotilla_federation::with_pushdown(source, pushdown),
         None => source,

@@ -6,6 +6,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use flotilla_connectors_sqlite::SqliteSource;
+use flotilla_federation::dialect::EngineCosts;
 use flotilla_federation::{Pushdown, Source, catalog_of, federated_context};
 use flotilla_testkit::plans::{pushed_whole, too_many_derived_tables, without_aliases};
 use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
@@ -48,17 +49,28 @@ async fn federated(in_parquet: &[&str]) -> SessionContext {
 
 /// [`federated`], with the SQLite source's own `pushdown` (as `pushdown = …` in flotilla.toml).
 async fn federated_with(in_parquet: &[&str], pushdown: Option<Pushdown>) -> SessionContext {
-    let ctx = federated_context(SessionConfig::new());
-    let mut source: Arc<dyn Source> = Arc::new(
+    let source = sqlite();
+    let source = match pushdown {
+        Some(pushdown) => flotilla_federation::with_pushdown(source, pushdown),
+        None => source,
+    };
+    federated_over(in_parquet, source).await
+}
+
+/// The TPC-H SQLite file as source `shop`.
+fn sqlite() -> Arc<dyn Source> {
+    Arc::new(
         SqliteSource::open(
             "shop",
             &data().join("sqlite").join(flotilla_tpch::SQLITE_FILE_NAME),
         )
         .unwrap(),
-    );
-    if let Some(pushdown) = pushdown {
-        source = flotilla_federation::with_pushdown(source, pushdown);
-    }
+    )
+}
+
+/// [`federated`], over `source` (the TPC-H SQLite file, adjusted).
+async fn federated_over(in_parquet: &[&str], source: Arc<dyn Source>) -> SessionContext {
+    let ctx = federated_context(SessionConfig::new());
     ctx.register_catalog("shop", catalog_of(source).await.unwrap());
     for table in Table::ALL {
         let name = table.name();
@@ -373,6 +385,51 @@ async fn a_sources_own_pushdown_replaces_the_cost_choice_for_it() {
     set(&none, "flotilla.federation.pushdown", "'all'").await;
     let plan = check_equal(&none, &reference, &query(4)).await;
     assert!(pushed_whole(&plan), "{plan}");
+}
+
+/// A source slower than its figures say is recognized from its statements. SQLite's figures
+/// made 50 times too fast, the cut pushes q17 whole (SQLite would run its correlated
+/// aggregate over lineitem in no time); the statements then take what they take (1.2 s where
+/// the split plan takes 0.45 s, debug build), the source's fit scales its estimates by what
+/// they taught, and q17 is joined here again as with SQLite's true figures — `EXPLAIN` says
+/// from how many statements. With `flotilla.federation.learn_costs = false` the cut takes
+/// the figures alone again. Every answer equals Parquet's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_slower_than_its_figures_is_learned_and_the_cut_follows() {
+    let reference = parquet_context().await;
+    let too_fast = flotilla_federation::with_costs(sqlite(), |costs| EngineCosts {
+        scan_row: costs.scan_row / 50.0,
+        probe: costs.probe / 50.0,
+        hash_row: costs.hash_row / 50.0,
+        aggregate_row: costs.aggregate_row / 50.0,
+        sort_row: costs.sort_row / 50.0,
+        ..costs
+    });
+    let ctx = federated_over(&[], flotilla_federation::with_learning(too_fast)).await;
+    let q17 = query(17);
+    let plan = check_equal(&ctx, &reference, &q17).await;
+    assert!(pushed_whole(&plan), "first run, nothing learned:\n{plan}");
+    let mut runs = 1;
+    let plan = loop {
+        let plan = check_equal(&ctx, &reference, &q17).await;
+        runs += 1;
+        if !pushed_whole(&plan) || runs == 6 {
+            break plan;
+        }
+    };
+    assert!(remote_sql(&plan).len() > 1, "after {runs} runs:\n{plan}");
+    assert!(
+        plan.contains("runs here: est"),
+        "after {runs} runs:\n{plan}"
+    );
+    assert!(
+        plan.contains("(learned from "),
+        "after {runs} runs:\n{plan}"
+    );
+    set(&ctx, "flotilla.federation.learn_costs", "false").await;
+    let plan = check_equal(&ctx, &reference, &q17).await;
+    assert!(pushed_whole(&plan), "learning off:\n{plan}");
+    assert!(!plan.contains("learned from"), "learning off:\n{plan}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
