@@ -96,6 +96,35 @@ impl Native {
     }
 }
 
+/// `ctx` with `settings` (`KEY=VALUE`) set; `distributed.*` ones only on the distributed
+/// side (a single node has no such options).
+pub(crate) async fn with_settings(
+    ctx: SessionContext,
+    settings: &[String],
+) -> Result<SessionContext> {
+    let distributed = ctx
+        .state()
+        .config()
+        .options()
+        .extensions
+        .get::<flotilla_distributed::DistributedOptions>()
+        .is_some();
+    for setting in settings {
+        let (key, value) = setting
+            .split_once('=')
+            .ok_or_else(|| Error::invalid(format!("--set {setting}: expected KEY=VALUE")))?;
+        if key.trim().starts_with("distributed.") && !distributed {
+            continue;
+        }
+        let value = value.trim().replace('\'', "''");
+        ctx.sql(&format!("SET {} = '{value}'", key.trim()))
+            .await?
+            .collect()
+            .await?;
+    }
+    Ok(ctx)
+}
+
 async fn context(
     source: &SourceConfig,
     schema: &str,
@@ -237,6 +266,7 @@ pub async fn federation(
     scale: f64,
     queries: &[usize],
     repeat: usize,
+    settings: &[String],
     out: &mut dyn Write,
 ) -> Result<()> {
     let repeat = repeat.max(1);
@@ -288,9 +318,10 @@ pub async fn federation(
             (config, Native::Mysql(Box::new(native)), schema)
         }
     };
-    let with_pushdown = context(&config, &schema, Pushdown::All).await?;
-    let without = context(&config, &schema, Pushdown::None).await?;
-    let by_cost = context(&config, &schema, Pushdown::Cost).await?;
+    let with_pushdown =
+        with_settings(context(&config, &schema, Pushdown::All).await?, settings).await?;
+    let without = with_settings(context(&config, &schema, Pushdown::None).await?, settings).await?;
+    let by_cost = with_settings(context(&config, &schema, Pushdown::Cost).await?, settings).await?;
     let label = source.label();
     let mut rows = Vec::new();
     for &n in queries {

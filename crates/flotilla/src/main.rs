@@ -158,6 +158,10 @@ enum BenchCommand {
         /// Runs per measurement; the best is reported (the first also warms caches).
         #[arg(long, default_value_t = 2)]
         repeat: usize,
+        /// A session option for every run, as KEY=VALUE (may be repeated), e.g.
+        /// --set flotilla.federation.learn_costs=false.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
     },
     /// `flotilla serve` as its clients see it: SELECT * FROM lineitem to a Python ADBC client
     /// beside pyarrow reading the Parquet file locally, and per-call latency of SELECT 1 and a
@@ -330,6 +334,7 @@ async fn run_command(command: Command) -> Result<()> {
                     queries,
                     cache_dir,
                     repeat,
+                    settings,
                 },
         } => {
             if source == "influxdb" {
@@ -368,7 +373,10 @@ async fn run_command(command: Command) -> Result<()> {
             };
             let cache = cache_dir.unwrap_or_else(demo::default_cache_dir);
             let mut out = std::io::stdout().lock();
-            flotilla::bench::federation(&source, &cache, scale, &queries, repeat, &mut out).await
+            flotilla::bench::federation(
+                &source, &cache, scale, &queries, repeat, &settings, &mut out,
+            )
+            .await
         }
         Command::Bench {
             benchmark:

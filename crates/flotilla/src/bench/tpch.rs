@@ -12,6 +12,7 @@
 //! distributed time; the table adds that run's time and whether its rows equal the fault-free
 //! ones. The worker is started again, and used again, before the next query.
 
+use super::with_settings;
 use crate::config::{ClusterConfig, Config, Peers, SessionDefaults};
 use crate::context::{build_context, worker};
 use crate::demo;
@@ -89,32 +90,6 @@ fn parquet_config(scale: f64, cache: &std::path::Path) -> Result<Config> {
     };
     config.sources.insert("lake".into(), lake);
     Ok(config)
-}
-
-/// `ctx` with `settings` (`KEY=VALUE`) set; `distributed.*` ones only on the distributed
-/// side (a single node has no such options).
-async fn with_settings(ctx: SessionContext, settings: &[String]) -> Result<SessionContext> {
-    let distributed = ctx
-        .state()
-        .config()
-        .options()
-        .extensions
-        .get::<flotilla_distributed::DistributedOptions>()
-        .is_some();
-    for setting in settings {
-        let (key, value) = setting
-            .split_once('=')
-            .ok_or_else(|| Error::invalid(format!("--set {setting}: expected KEY=VALUE")))?;
-        if key.trim().starts_with("distributed.") && !distributed {
-            continue;
-        }
-        let value = value.trim().replace('\'', "''");
-        ctx.sql(&format!("SET {} = '{value}'", key.trim()))
-            .await?
-            .collect()
-            .await?;
-    }
-    Ok(ctx)
 }
 
 /// Runs `sql` once; returns seconds and rows.
