@@ -12,8 +12,9 @@
 //!
 //! pulled towards `a = b = 1` (the model as measured) by a prior worth a quarter statement, and
 //! forgetting old statements (each new one weighs [`DECAY`]⁻¹ times the last), gives the factors
-//! the cut multiplies the estimates by ([`Fit::seconds`]). A fit near 1 is not used ([`DEAD_BAND`]): a
-//! plan should not flip between runs for noise. `flotilla.federation.learn_costs = false`
+//! the cut multiplies the estimates by ([`Fit::seconds`]). A fit near 1 is not used
+//! ([`DEAD_BAND`]): a plan should not flip between runs for noise, nor for the figures' own
+//! errors. `flotilla.federation.learn_costs = false`
 //! plans with the measured figures alone.
 //!
 //! Not observed: a statement sent with join keys (it reads less than was estimated), one whose
@@ -35,8 +36,13 @@ pub const PRIOR_WEIGHT: f64 = 0.25;
 /// Statements observed before a fit is used.
 pub const MIN_STATEMENTS: u64 = 3;
 
-/// A factor within `1 / DEAD_BAND ..= DEAD_BAND` is taken as 1.
-pub const DEAD_BAND: f64 = 1.5;
+/// A factor within `1 / DEAD_BAND ..= DEAD_BAND` is taken as 1. The figures were measured, and
+/// their errors for one part offset those for another on the workloads they were measured
+/// with: moving one part by less than this broke that more than it helped (SQLite over TPC-H
+/// SF 1: its statements over key ranges taught a transfer 1.9× faster than the figure — two
+/// ranges decode side by side — and with 1.5 here q18 was then split, 1.7× slower than
+/// pushed). A slow server is slower than that.
+pub const DEAD_BAND: f64 = 2.0;
 
 /// Statements estimated and taking less than this are not observed.
 pub const MIN_SECONDS: f64 = 0.02;
@@ -200,18 +206,19 @@ mod tests {
     #[test]
     fn a_slow_database_and_a_fast_link_are_told_apart() {
         let learned = Learned::default();
-        // Statements of different mixes: the database 4× slower, rows 2× faster than figured.
+        // Statements of different mixes: the database 4× slower, rows 4× faster than figured.
         for i in 0..30 {
             let (remote, fetch) = match i % 3 {
                 0 => (1.0, 0.1),
                 1 => (0.1, 1.0),
                 _ => (0.5, 0.5),
             };
-            observe(&learned, remote, fetch, 4.0 * remote + 0.5 * fetch);
+            observe(&learned, remote, fetch, 4.0 * remote + 0.25 * fetch);
         }
         let fit = learned.fit().expect("a fit");
         assert!((fit.remote - 4.0).abs() < 0.3, "{fit:?}");
-        assert!((fit.fetch - 0.5).abs() < 0.15, "{fit:?}");
+        // The prior pulls the less certain part more: still well over 2× faster.
+        assert!(fit.fetch > 0.25 && fit.fetch < 0.45, "{fit:?}");
         assert_eq!(fit.statements, 30);
         assert_eq!(
             fit.describe(),
