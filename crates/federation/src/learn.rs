@@ -154,6 +154,14 @@ impl Learned {
         };
     }
 
+    /// How many statements were observed.
+    pub fn statements(&self) -> u64 {
+        self.sums
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .statements
+    }
+
     /// The factors to plan with: `None` before [`MIN_STATEMENTS`] or when both are within the
     /// dead band.
     pub fn fit(&self) -> Option<Fit> {

@@ -184,6 +184,10 @@ impl Source for Noting {
         self.inner.dialect()
     }
 
+    fn learned(&self) -> Option<&flotilla_federation::learn::Learned> {
+        self.inner.learned()
+    }
+
     async fn schemas(&self) -> flotilla_common::Result<Vec<String>> {
         self.inner.schemas().await
     }
@@ -225,7 +229,12 @@ async fn a_postgres_table_read_in_key_ranges_is_spread_over_the_nodes() {
         server.url()
     );
     let base = Config::parse(&text, "test.toml", Path::new(".")).unwrap();
-    let (_cluster, sent, coordinator) = noting_nodes(&base, &server.url()).await;
+    let NotingNodes {
+        _cluster: _running,
+        sent,
+        sources,
+        coordinator,
+    } = noting_nodes(&base, &server.url()).await;
     let sql = format!(
         "SELECT o_orderpriority, count(*) AS orders, sum(o_totalprice) AS total \
          FROM pg.{schema}.orders JOIN lake.public.customer ON o_custkey = c_custkey \
@@ -271,6 +280,15 @@ async fn a_postgres_table_read_in_key_ranges_is_spread_over_the_nodes() {
     let distinct: std::collections::BTreeSet<&String> = ran.iter().flatten().collect();
     assert!(ranges >= 4, "not read in 4 key ranges:\n{text}");
     assert_eq!(distinct.len(), ranges, "{ran:#?}");
+    // The scan's estimates travelled with it: each worker's source learns from the statements
+    // it ran as planned (here without join keys, with which they read less than estimated).
+    let off = "SET flotilla.federation.join_key_pushdown = false".to_string();
+    set_in_all(&[&coordinator], &[off]).await;
+    assert_same_rows(&expected, &rows(&coordinator, &sql).await, true);
+    for source in &sources {
+        let learned = source.learned().expect("the workers' sources learn");
+        assert!(learned.statements() > 0, "{ran:#?}");
+    }
 
     // With 1 to 3 partitions per node (fewer ranges, or none), the rows are still one node's.
     for partitions in 1..=3 {
@@ -282,35 +300,46 @@ async fn a_postgres_table_read_in_key_ranges_is_spread_over_the_nodes() {
     }
 }
 
-/// Two workers built from `base` whose source `pg` (PostgreSQL at `url`) notes the statements it
-/// runs (one list per node), and a coordinator over them.
-async fn noting_nodes(
-    base: &Config,
-    url: &str,
-) -> (
-    LocalhostCluster,
-    Vec<Arc<Mutex<Vec<String>>>>,
-    SessionContext,
-) {
+/// Two workers built from `base` whose source `pg` (PostgreSQL at `url`, learning its speed as
+/// a node's does) notes the statements it runs (one list per node), and a coordinator over
+/// them.
+async fn noting_nodes(base: &Config, url: &str) -> NotingNodes {
     let mut nodes = Vec::new();
     let mut sent = Vec::new();
+    let mut sources = Vec::new();
     for _ in 0..2 {
         let node = build_context(base).await.unwrap();
         let pg = PostgresSource::new("pg", url, PostgresOptions::default()).unwrap();
         let noted = Arc::new(Mutex::new(Vec::new()));
-        let source = Noting {
-            inner: Arc::new(pg),
+        let source: Arc<dyn Source> = Arc::new(Noting {
+            inner: flotilla_federation::with_learning(Arc::new(pg)),
             sent: Arc::clone(&noted),
-        };
-        node.register_catalog("pg", catalog_of(Arc::new(source)).await.unwrap());
+        });
+        node.register_catalog("pg", catalog_of(Arc::clone(&source)).await.unwrap());
         nodes.push(node);
         sent.push(noted);
+        sources.push(source);
     }
     let cluster = LocalhostCluster::start(2, |i| worker(&nodes[i], base).unwrap())
         .await
         .unwrap();
     let coordinator = coordinating_with(base, cluster.urls()).await;
-    (cluster, sent, coordinator)
+    NotingNodes {
+        _cluster: cluster,
+        sent,
+        sources,
+        coordinator,
+    }
+}
+
+/// What [`noting_nodes`] starts. Bind `_cluster` to a name: the workers stop when it is dropped.
+struct NotingNodes {
+    _cluster: LocalhostCluster,
+    /// The statements each worker's `pg` ran.
+    sent: Vec<Arc<Mutex<Vec<String>>>>,
+    /// Each worker's `pg`.
+    sources: Vec<Arc<dyn Source>>,
+    coordinator: SessionContext,
 }
 
 /// A PostgreSQL table read in key ranges in a worker stage, probed there by a hash join whose
@@ -328,7 +357,12 @@ async fn join_keys_reach_a_database_scan_in_a_worker_stage() {
         server.url()
     );
     let base = Config::parse(&text, "test.toml", Path::new(".")).unwrap();
-    let (_cluster, sent, coordinator) = noting_nodes(&base, &server.url()).await;
+    let NotingNodes {
+        _cluster: _running,
+        sent,
+        coordinator,
+        ..
+    } = noting_nodes(&base, &server.url()).await;
     let single = build_context(&base).await.unwrap();
     let sql = format!(
         "SELECT c_name, count(*) AS orders, sum(o_totalprice) AS total \
