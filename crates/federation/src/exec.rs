@@ -6,7 +6,7 @@
 //!                  │ metrics: output_rows, bytes_received, elapsed_compute (EXPLAIN ANALYZE)
 //! ```
 
-use crate::learn::{Expected, Observation};
+use crate::learn::Expected;
 use crate::source::{Source, SplitKey};
 use crate::sql::OutputColumns;
 use async_trait::async_trait;
@@ -670,11 +670,7 @@ impl MeteredStream {
         if let (true, false, Some(produced), Some(learned)) =
             (complete, keyed, produced, source.learned())
         {
-            learned.observe(Observation {
-                remote: expected.remote,
-                fetch: expected.fetch,
-                seconds: produced.as_secs_f64(),
-            });
+            learned.observe(*expected, produced.as_secs_f64());
         }
     }
 }

@@ -1,10 +1,11 @@
 //! What a node learns of a source's speed from the statements it ran there.
 //!
-//! The cost model's figures for a database ([`crate::dialect::EngineCosts`]) were measured on one machine
-//! against one server; the server a user reaches may be slower (a busy host, a network link,
-//! cold caches) or faster. Each statement a federated scan runs as planned is an observation:
-//! the seconds the model gave the database's work (`remote`) and the transfer (`fetch`), both
-//! from the source's own figures, and the seconds the statement took. A least-squares fit
+//! The cost model's figures for a database ([`crate::dialect::EngineCosts`]) were measured on
+//! one machine against one server; the server a user reaches may be slower (a busy host, a
+//! network link, cold caches) or faster. Each statement a federated scan runs as planned is an
+//! observation: the seconds the model gave the database's work (`remote`) and the transfer
+//! (`fetch`), both from the source's own figures ([`Expected`]), and the seconds the statement
+//! took. A least-squares fit
 //!
 //! ```text
 //!   seconds ≈ a · remote + b · fetch        (each statement weighed by its estimate: ratios)
@@ -14,8 +15,7 @@
 //! forgetting old statements (each new one weighs [`DECAY`]⁻¹ times the last), gives the factors
 //! the cut multiplies the estimates by ([`Fit::seconds`]). A fit near 1 is not used
 //! ([`DEAD_BAND`]): a plan should not flip between runs for noise, nor for the figures' own
-//! errors. `flotilla.federation.learn_costs = false`
-//! plans with the measured figures alone.
+//! errors. `flotilla.federation.learn_costs = false` plans with the measured figures alone.
 //!
 //! Not observed: a statement sent with join keys (it reads less than was estimated), one whose
 //! rows were not all read (a `LIMIT` above it), one that failed, and statements shorter than
@@ -50,19 +50,8 @@ pub const MIN_SECONDS: f64 = 0.02;
 /// The factors are kept within `1 / MAX_FACTOR ..= MAX_FACTOR`.
 pub const MAX_FACTOR: f64 = 100.0;
 
-/// One statement: what the source's figures estimated, and what it took.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Observation {
-    /// Seconds the database was estimated to work on it.
-    pub remote: f64,
-    /// Seconds its rows were estimated to take to arrive and decode.
-    pub fetch: f64,
-    /// Seconds its connector spent on it.
-    pub seconds: f64,
-}
-
 /// What the cost model estimated a federated scan to take, from its source's figures (all its
-/// statements together, when it reads key ranges).
+/// statements together, when it reads key ranges), or one of its statements.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Expected {
     /// Seconds of the database's work.
@@ -128,13 +117,10 @@ struct Sums {
 }
 
 impl Learned {
-    /// Adds a statement (unless it is too short or its figures are not usable).
-    pub fn observe(&self, observation: Observation) {
-        let Observation {
-            remote,
-            fetch,
-            seconds,
-        } = observation;
+    /// Adds a statement estimated at `expected` that took `seconds` (unless it is too short or
+    /// its figures are not usable).
+    pub fn observe(&self, expected: Expected, seconds: f64) {
+        let Expected { remote, fetch } = expected;
         let estimate = remote + fetch;
         let usable = [remote, fetch, seconds]
             .iter()
@@ -194,11 +180,7 @@ mod tests {
     use super::*;
 
     fn observe(learned: &Learned, remote: f64, fetch: f64, seconds: f64) {
-        learned.observe(Observation {
-            remote,
-            fetch,
-            seconds,
-        });
+        learned.observe(Expected { remote, fetch }, seconds);
     }
 
     #[test]

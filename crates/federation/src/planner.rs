@@ -242,11 +242,8 @@ impl Cut {
             ),
             None => 1,
         };
-        let remote = estimate.remote / ranges as f64;
-        match fit {
-            Some(fit) => fit.seconds(remote, estimate.fetch(costs)),
-            None => remote + estimate.fetch(costs),
-        }
+        let (remote, fetch) = (estimate.remote / ranges as f64, estimate.fetch(costs));
+        fit.map_or(remote + fetch, |fit| fit.seconds(remote, fetch))
     }
 
     /// What `source`'s statements taught, when this cut plans with it.

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::{SendError, TrySendError};
+use tokio::sync::mpsc::error::SendError;
 
 /// How many decoded batches may wait for the consumer.
 pub const BUFFERED_BATCHES: usize = 2;
@@ -79,30 +79,18 @@ pub fn channel() -> (BatchSender, BatchReceiver) {
 impl BatchSender {
     /// Sends a batch (or an error), waiting for room; fails when the stream was dropped.
     pub async fn send(&self, item: Item) -> std::result::Result<(), SendError<Item>> {
-        match self.tx.try_send(item) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Closed(item)) => Err(SendError(item)),
-            Err(TrySendError::Full(item)) => {
-                let waiting = Instant::now();
-                let sent = self.tx.send(item).await;
-                self.blocked(waiting.elapsed());
-                sent
-            }
-        }
+        let waiting = Instant::now();
+        let sent = self.tx.send(item).await;
+        self.blocked(waiting.elapsed());
+        sent
     }
 
     /// [`BatchSender::send`] from a blocking thread.
     pub fn blocking_send(&self, item: Item) -> std::result::Result<(), SendError<Item>> {
-        match self.tx.try_send(item) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Closed(item)) => Err(SendError(item)),
-            Err(TrySendError::Full(item)) => {
-                let waiting = Instant::now();
-                let sent = self.tx.blocking_send(item);
-                self.blocked(waiting.elapsed());
-                sent
-            }
-        }
+        let waiting = Instant::now();
+        let sent = self.tx.blocking_send(item);
+        self.blocked(waiting.elapsed());
+        sent
     }
 
     fn blocked(&self, waited: Duration) {

@@ -125,10 +125,13 @@ pub(crate) async fn with_settings(
     Ok(ctx)
 }
 
+/// A session over `source` as catalog `db` (default schema `schema`), pushing `pushdown`, with
+/// `settings` set.
 async fn context(
     source: &SourceConfig,
     schema: &str,
     pushdown: Pushdown,
+    settings: &[String],
 ) -> Result<SessionContext> {
     let mut config = Config {
         session: SessionDefaults {
@@ -140,7 +143,7 @@ async fn context(
         ..Config::default()
     };
     config.sources.insert("db".into(), source.clone());
-    crate::context::build_context(&config).await
+    with_settings(crate::context::build_context(&config).await?, settings).await
 }
 
 /// What one run measured: seconds, the executed plan, rows read from the database, and the
@@ -318,10 +321,9 @@ pub async fn federation(
             (config, Native::Mysql(Box::new(native)), schema)
         }
     };
-    let with_pushdown =
-        with_settings(context(&config, &schema, Pushdown::All).await?, settings).await?;
-    let without = with_settings(context(&config, &schema, Pushdown::None).await?, settings).await?;
-    let by_cost = with_settings(context(&config, &schema, Pushdown::Cost).await?, settings).await?;
+    let with_pushdown = context(&config, &schema, Pushdown::All, settings).await?;
+    let without = context(&config, &schema, Pushdown::None, settings).await?;
+    let by_cost = context(&config, &schema, Pushdown::Cost, settings).await?;
     let label = source.label();
     let mut rows = Vec::new();
     for &n in queries {
