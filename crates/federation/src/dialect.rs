@@ -218,8 +218,12 @@ pub fn comparison_or_logic(op: &Operator) -> Option<&'static str> {
 /// DataFusion, and keeps the cheaper (see the `cost` module).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineCosts {
-    /// Reading one row in a full scan, its filters evaluated.
+    /// Reading one row in a full scan, its filters evaluated (but text patterns).
     pub scan_row: f64,
+    /// Evaluating one text pattern (`LIKE`, `ILIKE`, `SIMILAR TO`) on one row, beyond
+    /// `scan_row`: a filter whose patterns cost the database more than sending the columns
+    /// they read and matching here is evaluated here.
+    pub match_row: f64,
     /// One index lookup of a nested-loop join, per row looked up or found, its page in the
     /// engine's memory.
     pub probe: f64,
@@ -269,6 +273,9 @@ impl EngineCosts {
     /// shape): pushing is nearly always right, so its work is priced low next to moving rows.
     pub const SERVER: EngineCosts = EngineCosts {
         scan_row: 5e-8,
+        // PostgreSQL 15, TPC-H SF 1: `o_comment NOT LIKE '%special%requests%'` over orders'
+        // 1.5 M rows, in parallel, 0.09 s beyond summing a column (0.07 s).
+        match_row: 6e-8,
         probe: 5e-7,
         cache_bytes: f64::INFINITY,
         page_read: 0.0,

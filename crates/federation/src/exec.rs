@@ -68,6 +68,10 @@ pub struct FederatedScan {
     /// What the cost model estimated the scan to take, from its source's figures (what the
     /// source learns from, see [`crate::learn`]).
     pub expected: Option<Expected>,
+    /// The rows the cut estimated it returns (its table's sample applied to its filters, where
+    /// there is one): what the number of key ranges it is read in follows, as the cut priced
+    /// them. `None`: from `statistics`.
+    pub estimated_rows: Option<usize>,
 }
 
 impl FederatedScan {
@@ -162,7 +166,8 @@ impl ExtensionPlanner for FederatedScanPlanner {
             .with_choice(scan.choice.clone())
             .with_expected(scan.expected);
         if let Some((key, plan)) = &scan.split {
-            let n = crate::split::partition_count(session.config_options(), scan.row_estimate())
+            let rows = scan.estimated_rows.or_else(|| scan.row_estimate());
+            let n = crate::split::partition_count(session.config_options(), rows)
                 .min(scan.source.max_connections().unwrap_or(usize::MAX));
             exec = exec.with_partitions(crate::split::split_statements(
                 scan.source.as_ref(),

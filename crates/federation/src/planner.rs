@@ -34,7 +34,10 @@ use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::context::QueryPlanner;
-use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{
+    Expr, Extension, Filter, LogicalPlan, Projection, TableScan, TableScanBuilder,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use std::cell::Cell;
@@ -176,12 +179,13 @@ impl Part {
             Choice::Pushed { split, hinted } => (split, hinted),
         };
         let costs = self.source.costs();
+        let rows = self.estimate.rows as usize;
         let expected = Some(Expected {
             remote: self.estimate.remote,
             fetch: self.estimate.fetch(&costs),
         });
         if split.is_none() && above.is_none() && !hinted {
-            return wrap(self.plan, self.written, &self.source, None, expected);
+            return wrap(self.plan, self.written, &self.source, None, expected, rows);
         }
         let mut choice = match split {
             _ if hinted => "pushed: source pushdown = all".to_string(),
@@ -204,6 +208,7 @@ impl Part {
             &self.source,
             Some(choice),
             expected,
+            rows,
         )
     }
 }
@@ -234,6 +239,8 @@ impl Cut {
         costs: &EngineCosts,
         fit: Option<Fit>,
     ) -> f64 {
+        // As many ranges as the scan is read in: the physical planner counts them from the
+        // same estimate (`FederatedScan::estimated_rows`).
         let ranges = match crate::split::split_key(plan) {
             Some(_) => crate::split::ranges(
                 Some(estimate.rows as usize),
@@ -285,17 +292,22 @@ impl Cut {
             let estimate = cost::estimate(plan, &[], &costs);
             let written = Writer::sharing(source.as_ref(), &self.aliases).written(plan);
             let fit = self.fit(source.as_ref());
+            let pushed = self.pushed(plan, &estimate, &costs, fit);
+            let choice = match self.pushdown.for_source(source.pushdown()) {
+                Pushdown::Cost => self.match_here(scan, &source, pushed, fit)?,
+                _ => None,
+            };
             return Ok(Rewritten::Pushable(Box::new(Part {
                 plan: plan.clone(),
                 written,
-                pushed: self.pushed(plan, &estimate, &costs, fit),
+                pushed,
                 fit,
                 estimate,
                 source,
-                choice: Choice::Pushed {
+                choice: choice.unwrap_or(Choice::Pushed {
                     split: None,
                     hinted: false,
-                },
+                }),
             })));
         }
         let inputs = plan.inputs();
@@ -383,6 +395,103 @@ impl Cut {
         Ok(Rewritten::Here(self.rebuild(plan, children, None)?))
     }
 
+    /// A scan whose filters match text patterns, read without them and filtered here, when
+    /// that is estimated faster than the scan `pushed` whole: the database no longer matches
+    /// the patterns (MariaDB takes as long per row as for the scan itself) but sends the rows
+    /// they would have dropped and the columns they read. `None`: pushed whole is faster,
+    /// or the scan has no pattern (or a limit, which must apply after the filter).
+    fn match_here(
+        &self,
+        scan: &TableScan,
+        source: &Arc<dyn Source>,
+        pushed: f64,
+        fit: Option<Fit>,
+    ) -> Result<Option<Choice>> {
+        if scan.fetch.is_some() {
+            return Ok(None);
+        }
+        let (patterns, kept): (Vec<Expr>, Vec<Expr>) = scan
+            .filters
+            .iter()
+            .cloned()
+            .partition(|filter| cost::pattern_matches(filter) > 0);
+        let Some(predicate) = conjunction(patterns) else {
+            return Ok(None);
+        };
+        // The lighter scan reads the columns the patterns test as well.
+        let table = scan.source.schema();
+        let projection = match &scan.projection {
+            Some(projection) => {
+                let mut projection = projection.clone();
+                for column in predicate.column_refs() {
+                    let i = table.index_of(column.name())?;
+                    if !projection.contains(&i) {
+                        projection.push(i);
+                    }
+                }
+                Some(projection)
+            }
+            None => None,
+        };
+        let lighter = LogicalPlan::TableScan(
+            TableScanBuilder::from(scan.clone())
+                .with_projection(projection)
+                .with_filters(kept)
+                .build()?,
+        );
+        let costs = source.costs();
+        let estimate = cost::estimate(&lighter, &[], &costs);
+        let filter = LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(lighter.clone()))?);
+        let here = self.pushed(&lighter, &estimate, &costs, fit)
+            + cost::local(&filter, &[estimate], self.cores);
+        if here * PUSH_MARGIN >= pushed {
+            return Ok(None);
+        }
+        let mut above = format!(
+            "Filter runs here: est {} vs {} pushed",
+            seconds(here),
+            seconds(pushed)
+        );
+        if let Some(fit) = fit {
+            above.push_str(&format!(" ({})", fit.describe()));
+        }
+        let part = Part {
+            written: Writer::sharing(source.as_ref(), &self.aliases).written(&lighter),
+            pushed: self.pushed(&lighter, &estimate, &costs, fit),
+            plan: lighter,
+            source: Arc::clone(source),
+            estimate,
+            fit,
+            choice: Choice::Pushed {
+                split: None,
+                hinted: false,
+            },
+        };
+        let LogicalPlan::Filter(filter) = filter else {
+            unreachable!("built as a filter above");
+        };
+        let filtered = LogicalPlan::Filter(Filter::try_new(
+            filter.predicate,
+            Arc::new(part.into_plan(Some(&above))?),
+        )?);
+        // The scan's own columns, without those only the patterns read.
+        let plan = match filtered.schema().fields().len() == scan.projected_schema.fields().len() {
+            true => filtered,
+            false => LogicalPlan::Projection(Projection::try_new(
+                scan.projected_schema
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect(),
+                Arc::new(filtered),
+            )?),
+        };
+        Ok(Some(Choice::Split {
+            plan,
+            seconds: here,
+        }))
+    }
+
     /// `plan` running here over its children at their best.
     fn rebuild(
         &self,
@@ -435,6 +544,7 @@ fn wrap(
     source: &Arc<dyn Source>,
     choice: Option<String>,
     expected: Option<Expected>,
+    estimated_rows: usize,
 ) -> Result<LogicalPlan> {
     match written.map(|written| Writer::new(source.as_ref()).query(&written)) {
         Some(query) => Ok(LogicalPlan::Extension(Extension {
@@ -450,6 +560,7 @@ fn wrap(
                 }),
                 choice,
                 expected,
+                estimated_rows: Some(estimated_rows),
             }),
         })),
         None => Ok(plan),
