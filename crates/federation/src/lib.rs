@@ -47,6 +47,7 @@ pub mod config;
 pub mod cost;
 pub mod dialect;
 pub mod exec;
+mod explain;
 pub mod keys;
 pub mod learn;
 mod names;

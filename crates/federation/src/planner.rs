@@ -64,9 +64,14 @@ impl QueryPlanner for FederationPlanner {
             Pushdown::None => plan.clone(),
             _ => Cut::of(options).federate(plan)?,
         };
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(FederatedScanPlanner)])
-            .create_physical_plan(&plan, session)
-            .await
+        let physical =
+            DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(FederatedScanPlanner)])
+                .create_physical_plan(&plan, session)
+                .await?;
+        Ok(match plan {
+            LogicalPlan::Explain(_) => crate::explain::with_statements(physical, &plan),
+            _ => physical,
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! functions SQLite lacks, and the pushdown switch. Every result is compared with DataFusion
 //! alone over the same data in Parquet.
 
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -673,4 +674,60 @@ async fn a_source_limited_to_one_connection_reads_its_tables_in_turn() {
             }
         }
     }
+}
+
+/// `EXPLAIN` ends its physical plan with each statement sent, a clause a line: the same text
+/// as the one-line `sql=` of its scan but for whitespace. TPC-H q3 pushed whole into SQLite is
+/// one statement with a join, a WHERE, a GROUP BY and an ORDER BY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_lists_each_statement_sent_a_clause_a_line() {
+    let ctx = federated(&[]).await;
+    set(&ctx, "flotilla.federation.pushdown", "'all'").await;
+    let batches = ctx
+        .sql(&format!("EXPLAIN {}", query(3)))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let column = |name: &str| {
+        datafusion::arrow::compute::cast(
+            batches[0].column_by_name(name).unwrap(),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap()
+    };
+    let (types, plans) = (column("plan_type"), column("plan"));
+    let (types, plans) = (types.as_string::<i32>(), plans.as_string::<i32>());
+    let physical = (0..batches[0].num_rows())
+        .find(|&i| types.value(i) == "physical_plan")
+        .map(|i| plans.value(i))
+        .unwrap();
+    let (plan, listing) = physical
+        .split_once("Statements sent")
+        .unwrap_or_else(|| panic!("{physical}"));
+    let sent = remote_sql(plan);
+    assert_eq!(sent.len(), 1, "{physical}");
+    let laid_out = listing
+        .split_once("-- 1 of 1, to shop\n")
+        .unwrap_or_else(|| panic!("{listing}"))
+        .1;
+    let lines: Vec<&str> = laid_out.lines().map(str::trim_start).collect();
+    for clause in ["SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY"] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(clause)),
+            "{clause}:\n{laid_out}"
+        );
+    }
+    let squeezed = |s: &str| s.split_whitespace().collect::<String>();
+    let one_line = plan
+        .lines()
+        .find_map(|l| l.split_once("FederatedScanExec: source=shop, sql="))
+        .map(|(_, sql)| {
+            [", partitions=", ", join_keys=", ", cost="]
+                .iter()
+                .fold(sql, |sql, field| sql.split(field).next().unwrap())
+        })
+        .unwrap();
+    assert_eq!(squeezed(laid_out), squeezed(one_line), "{physical}");
 }
