@@ -731,3 +731,56 @@ async fn explain_lists_each_statement_sent_a_clause_a_line() {
         .unwrap();
     assert_eq!(squeezed(laid_out), squeezed(one_line), "{physical}");
 }
+
+/// A source whose text patterns cost much (SQLite's `match_row` made 200 times its measured
+/// figure): scans filtered by `LIKE` and `NOT LIKE` read the columns the patterns test
+/// and DataFusion filters, at 1, 2 and 4 partitions, with and without key ranges, the patterns'
+/// columns read or not — every answer equals Parquet's, and no statement sent holds a pattern.
+/// (With SQLite's own figure q13's pattern stays in SQLite: the TPC-H cost test above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_patterns_a_source_matches_slowly_are_matched_here() {
+    let reference = parquet_context().await;
+    let slow = flotilla_federation::with_costs(sqlite(), |costs| EngineCosts {
+        match_row: costs.match_row * 200.0,
+        ..costs
+    });
+    let queries = [
+        // The pattern's column is not among those returned; the filter keeps most rows.
+        "SELECT count(*), sum(o_totalprice) FROM orders \
+         WHERE o_comment NOT LIKE '%special%requests%' AND o_orderstatus = 'F'"
+            .to_string(),
+        // Returned, with a condition that stays in SQLite, and ordered.
+        "SELECT p_partkey, p_name FROM part WHERE p_name LIKE '%green%' AND p_size > 40 \
+         ORDER BY p_partkey"
+            .to_string(),
+        // Two patterns, one of them in an OR.
+        "SELECT c_custkey, c_phone FROM customer \
+         WHERE (c_phone LIKE '2_-%' OR c_name LIKE '%0000001%') AND c_mktsegment NOT LIKE 'AUTO%' \
+         ORDER BY c_custkey"
+            .to_string(),
+        query(13),
+        query(16),
+    ];
+    let ctx = federated_over(&[], slow).await;
+    for (partitions, partition_rows) in [(1, 500_000), (2, 1_000), (4, 0)] {
+        set(
+            &ctx,
+            "datafusion.execution.target_partitions",
+            &partitions.to_string(),
+        )
+        .await;
+        set(
+            &ctx,
+            "flotilla.federation.partition_rows",
+            &partition_rows.to_string(),
+        )
+        .await;
+        for sql in &queries {
+            let plan = check_equal(&ctx, &reference, sql).await;
+            let shown = format!("{partitions} partitions, {partition_rows} rows a range:\n{plan}");
+            let sent = remote_sql(&plan);
+            assert!(sent.iter().all(|s| !s.contains("LIKE")), "{shown}");
+            assert!(plan.contains("Filter runs here: est"), "{shown}");
+        }
+    }
+}
