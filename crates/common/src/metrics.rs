@@ -7,7 +7,8 @@
 //!  flightsql DoGet ── queries{outcome}, queries_running, queries_queued, query_duration,
 //!                     result_rows/bytes
 //!  flightsql sessions ─ sessions_active
-//!  federation scan ── source_statements/errors/rows/bytes{source}, source_statement_duration
+//!  federation scan ── source_statements/errors/rows/bytes{source}, source_statement_duration,
+//!                     source_learned_factor{source,part}, source_learned_statements{source}
 //!  distributed worker ─ task_streams_running, exchange_bytes_sent
 //!  GET /metrics ───── memory_reserved_bytes, memory_limit_bytes, cluster_nodes{state}
 //!                     (read from the node when scraped)
@@ -26,6 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
 
 /// Label names and values of one series.
 pub type Labels = Vec<(&'static str, String)>;
@@ -59,6 +61,9 @@ pub struct Metrics {
     pub source_rows: Family<Labels, Counter>,
     pub source_bytes: Family<Labels, Counter>,
     pub source_statement_duration: Seconds,
+    /// What each source's statements taught the cost model (see [`Metrics::learned`]).
+    pub source_learned_factor: Family<Labels, Gauge<f64, AtomicU64>>,
+    pub source_learned_statements: Family<Labels, Gauge>,
     /// Partitions of stage tasks this node streams now (to other nodes or to clients).
     pub task_streams_running: Gauge,
     /// Arrow IPC bytes this node's stage tasks sent.
@@ -87,6 +92,8 @@ impl Metrics {
             source_rows: Family::default(),
             source_bytes: Family::default(),
             source_statement_duration: Family::new_with_constructor(seconds_histogram),
+            source_learned_factor: Family::default(),
+            source_learned_statements: Family::default(),
             task_streams_running: Gauge::default(),
             exchange_bytes_sent: Counter::default(),
             memory_reserved_bytes: Gauge::default(),
@@ -161,6 +168,17 @@ impl Metrics {
             metrics.source_statement_duration.clone(),
         );
         r.register(
+            "source_learned_factor",
+            "What a source's statements taught the cost model: the factor its estimated \
+             database work (part=remote) and transfer (part=fetch) are scaled by",
+            metrics.source_learned_factor.clone(),
+        );
+        r.register(
+            "source_learned_statements",
+            "Statements of a source the cost model learned from",
+            metrics.source_learned_statements.clone(),
+        );
+        r.register(
             "task_streams_running",
             "Partitions of distributed stage tasks this node streams now",
             metrics.task_streams_running.clone(),
@@ -202,6 +220,21 @@ impl Metrics {
                 .get_or_create(&source)
                 .clone(),
         }
+    }
+
+    /// What `source`'s statements taught its cost estimates so far: from `statements`
+    /// statements, the database's work is taken to take `remote` times and the transfer
+    /// `fetch` times what its figures say (1 and 1 while nothing is learned).
+    pub fn learned(&self, source: &str, statements: u64, remote: f64, fetch: f64) {
+        for (part, factor) in [("remote", remote), ("fetch", fetch)] {
+            let labels = vec![("source", source.to_string()), ("part", part.to_string())];
+            self.source_learned_factor
+                .get_or_create(&labels)
+                .set(factor);
+        }
+        self.source_learned_statements
+            .get_or_create(&label("source", source))
+            .set(i64::try_from(statements).unwrap_or(i64::MAX));
     }
 
     /// Every metric in the OpenMetrics text format (what Prometheus scrapes).
@@ -261,5 +294,19 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn a_sources_learned_factors_are_gauges_by_part() {
+        let m = metrics();
+        m.learned("slow", 4, 24.0, 1.0);
+        let text = m.encode();
+        for line in [
+            "flotilla_source_learned_factor{source=\"slow\",part=\"remote\"} 24.0",
+            "flotilla_source_learned_factor{source=\"slow\",part=\"fetch\"} 1.0",
+            "flotilla_source_learned_statements{source=\"slow\"} 4",
+        ] {
+            assert!(text.contains(line), "{line}:\n{text}");
+        }
     }
 }

@@ -676,6 +676,10 @@ impl MeteredStream {
             (complete, keyed, produced, source.learned())
         {
             learned.observe(*expected, produced.as_secs_f64());
+            let (remote, fetch) = learned
+                .fit()
+                .map_or((1.0, 1.0), |fit| (fit.remote, fit.fetch));
+            metrics().learned(source.name(), learned.statements(), remote, fetch);
         }
     }
 }

@@ -95,6 +95,15 @@ fn a_node_reports_health_and_metrics_that_prometheus_scrapes() {
     // Five nations of region 1, and region's one count (or its five rows, pulled).
     assert!(value("flotilla_source_rows_total{source=\"shop\"}") >= 6.0);
     assert!(value("flotilla_result_rows_total") >= 6.0);
+    // Statements this short teach the cost model nothing: its factors stay 1.
+    assert_eq!(
+        value("flotilla_source_learned_statements{source=\"shop\"}"),
+        0.0
+    );
+    for part in ["remote", "fetch"] {
+        let factor = format!("flotilla_source_learned_factor{{source=\"shop\",part=\"{part}\"}}");
+        assert_eq!(value(&factor), 1.0);
+    }
     assert!(value("flotilla_flight_calls_total{method=\"DoAction\",code=\"NotFound\"}") >= 1.0);
     assert_eq!(value("flotilla_queries_running"), 0.0);
     // Read from the node's memory pool when scraped: its size, and nothing held between queries.
