@@ -35,22 +35,21 @@ struct Cli {
 enum Command {
     /// Run SQL over the configured sources: one query, files of statements, or an interactive
     /// shell.
-    ///
-    /// Examples:
-    ///   flotilla sql --config flotilla.toml "SELECT count(*) FROM shop.main.orders"
-    ///   flotilla sql -f report.sql --format csv > report.csv
-    ///   flotilla sql                      (interactive; \? for help)
+    #[command(after_help = "Examples:\n  \
+        flotilla sql --config flotilla.toml \"SELECT count(*) FROM shop.main.orders\"\n  \
+        flotilla sql -f report.sql --format csv > report.csv\n  \
+        flotilla sql                      (interactive; \\? for help)")]
     Sql(SqlArgs),
     /// Serve Arrow Flight SQL over the configured sources, so ADBC, JDBC, pyarrow and other
     /// Flight SQL clients can browse and query them.
     ///
     /// Listens on 127.0.0.1:50051 unless `[server] listen` or --listen says otherwise. Stops
     /// on ctrl-c or SIGTERM, letting running queries finish for up to 30 s.
-    ///
-    /// Examples:
-    ///   flotilla serve --config flotilla.toml
-    ///   flotilla serve --listen 0.0.0.0:50051     (with [[server.users]] configured)
-    ///   python -c "import adbc_driver_flightsql.dbapi as f; print(f.connect('grpc://127.0.0.1:50051').cursor().execute('SELECT 1').fetchall())"
+    #[command(after_help = "Examples:\n  \
+        flotilla serve --config flotilla.toml\n  \
+        flotilla serve --listen 0.0.0.0:50051     (with [[server.users]] configured)\n  \
+        python -c \"import adbc_driver_flightsql.dbapi as f; \
+        print(f.connect('grpc://127.0.0.1:50051').cursor().execute('SELECT 1').fetchall())\"")]
     Serve(ServeArgs),
     /// Hash a password for `[[server.users]] password_hash` (PBKDF2-HMAC-SHA256, random salt).
     ///

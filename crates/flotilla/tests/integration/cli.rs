@@ -285,6 +285,12 @@ fn help_explains_every_command() {
         stdout.contains("--format") && stdout.contains("--config"),
         "{stdout}"
     );
+    // Examples one a line, as typed.
+    assert!(
+        stdout.contains("Examples:\n  flotilla sql --config flotilla.toml")
+            && stdout.contains("\n  flotilla sql -f report.sql --format csv > report.csv\n"),
+        "{stdout}"
+    );
 }
 
 #[test]
