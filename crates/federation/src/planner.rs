@@ -402,7 +402,7 @@ impl Cut {
 
     /// A scan whose filters match text patterns, read without them and filtered here, when
     /// that is estimated faster than the scan `pushed` whole: the database no longer matches
-    /// the patterns (MariaDB takes as long per row as for the scan itself) but sends the rows
+    /// the patterns (MariaDB takes longer per row than for the scan itself) but sends the rows
     /// they would have dropped and the columns they read. `None`: pushed whole is faster,
     /// or the scan has no pattern (or a limit, which must apply after the filter).
     fn match_here(
@@ -446,9 +446,10 @@ impl Cut {
         );
         let costs = source.costs();
         let estimate = cost::estimate(&lighter, &[], &costs);
-        let filter = LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(lighter.clone()))?);
-        let here = self.pushed(&lighter, &estimate, &costs, fit)
-            + cost::local(&filter, &[estimate], self.cores);
+        let filter = Filter::try_new(predicate.clone(), Arc::new(lighter.clone()))?;
+        let lighter_pushed = self.pushed(&lighter, &estimate, &costs, fit);
+        let here =
+            lighter_pushed + cost::local(&LogicalPlan::Filter(filter), &[estimate], self.cores);
         if here * PUSH_MARGIN >= pushed {
             return Ok(None);
         }
@@ -462,7 +463,7 @@ impl Cut {
         }
         let part = Part {
             written: Writer::sharing(source.as_ref(), &self.aliases).written(&lighter),
-            pushed: self.pushed(&lighter, &estimate, &costs, fit),
+            pushed: lighter_pushed,
             plan: lighter,
             source: Arc::clone(source),
             estimate,
@@ -472,11 +473,8 @@ impl Cut {
                 hinted: false,
             },
         };
-        let LogicalPlan::Filter(filter) = filter else {
-            unreachable!("built as a filter above");
-        };
         let filtered = LogicalPlan::Filter(Filter::try_new(
-            filter.predicate,
+            predicate,
             Arc::new(part.into_plan(Some(&above))?),
         )?);
         // The scan's own columns, without those only the patterns read.
