@@ -70,15 +70,8 @@ pub struct FederatedScan {
     pub expected: Option<Expected>,
     /// The rows the cut estimated it returns (its table's sample applied to its filters, where
     /// there is one): what the number of key ranges it is read in follows, as the cut priced
-    /// them. `None`: from `statistics`.
-    pub estimated_rows: Option<usize>,
-}
-
-impl FederatedScan {
-    /// The estimated rows, when known.
-    pub fn row_estimate(&self) -> Option<usize> {
-        crate::stats::rows(self.statistics.as_deref())
-    }
+    /// them.
+    pub estimated_rows: usize,
 }
 
 impl PartialEq for FederatedScan {
@@ -166,9 +159,9 @@ impl ExtensionPlanner for FederatedScanPlanner {
             .with_choice(scan.choice.clone())
             .with_expected(scan.expected);
         if let Some((key, plan)) = &scan.split {
-            let rows = scan.estimated_rows.or_else(|| scan.row_estimate());
-            let n = crate::split::partition_count(session.config_options(), rows)
-                .min(scan.source.max_connections().unwrap_or(usize::MAX));
+            let n =
+                crate::split::partition_count(session.config_options(), Some(scan.estimated_rows))
+                    .min(scan.source.max_connections().unwrap_or(usize::MAX));
             exec = exec.with_partitions(crate::split::split_statements(
                 scan.source.as_ref(),
                 plan,

@@ -101,20 +101,23 @@ fn set_aside_literals(sql: &str) -> (String, Vec<String>) {
                 literals.push(literal);
                 masked.push_str("''");
             }
-            '"' | '`' => {
-                // A quoted name, copied as it is (a quote in it is doubled).
-                masked.push(c);
-                for d in chars.by_ref() {
-                    masked.push(d);
-                    if d == c {
-                        break;
-                    }
-                }
-            }
+            '"' | '`' => copy_quoted_name(c, &mut chars, &mut masked),
             _ => masked.push(c),
         }
     }
     (masked, literals)
+}
+
+/// A quoted name opened by `quote`, copied to `out` as it is up to its closing quote (a quote
+/// in it is doubled: the next call copies the rest).
+fn copy_quoted_name(quote: char, chars: &mut impl Iterator<Item = char>, out: &mut String) {
+    out.push(quote);
+    for c in chars {
+        out.push(c);
+        if c == quote {
+            break;
+        }
+    }
 }
 
 /// `formatted` with its `''`s (outside quoted names) replaced by `literals`, in order.
@@ -128,15 +131,7 @@ fn restore_literals(formatted: &str, literals: &[String]) -> String {
                 chars.next();
                 out.push_str(literals.next().map_or("''", String::as_str));
             }
-            '"' | '`' => {
-                out.push(c);
-                for d in chars.by_ref() {
-                    out.push(d);
-                    if d == c {
-                        break;
-                    }
-                }
-            }
+            '"' | '`' => copy_quoted_name(c, &mut chars, &mut out),
             _ => out.push(c),
         }
     }

@@ -563,7 +563,7 @@ fn wrap(
                 }),
                 choice,
                 expected,
-                estimated_rows: Some(estimated_rows),
+                estimated_rows,
             }),
         })),
         None => Ok(plan),
