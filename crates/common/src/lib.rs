@@ -8,6 +8,7 @@
 //!   instead of parsing text. The mapping to gRPC codes lives here, in one exhaustive `match`.
 //! - [`metrics`]: the node's Prometheus metrics, written by the crates that do the work.
 
+pub mod activity;
 pub mod error;
 pub mod flight;
 pub mod grpc;

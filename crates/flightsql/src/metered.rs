@@ -3,6 +3,7 @@
 //! outcome and duration — also logged (`flotilla::query`, info) with the query's id.
 
 use arrow_flight::FlightData;
+use flotilla_common::activity;
 use flotilla_common::metrics::{label, metrics};
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
@@ -27,6 +28,8 @@ pub(crate) struct MeteredQuery<S> {
     /// How the stream ended, once it has: `ok`, `error` or `cancelled`; and the error's text.
     outcome: Option<&'static str>,
     error: Option<String>,
+    /// The query in the node's console, told its bytes and how it ended.
+    listed: Option<Arc<activity::Query>>,
 }
 
 impl<S> MeteredQuery<S> {
@@ -43,7 +46,15 @@ impl<S> MeteredQuery<S> {
             bytes: 0,
             outcome: None,
             error: None,
+            listed: None,
         }
+    }
+
+    /// Tells `query` (the node's console) the bytes sent and, if this stream counts as the
+    /// query, how it ended.
+    pub fn listed_as(mut self, query: Arc<activity::Query>) -> Self {
+        self.listed = Some(query);
+        self
     }
 }
 
@@ -74,6 +85,9 @@ where
                 let bytes = (data.data_header.len() + data.data_body.len()) as u64;
                 metrics().result_bytes.inc_by(bytes);
                 self.bytes += bytes;
+                if let Some(listed) = &self.listed {
+                    listed.sent(0, bytes);
+                }
             }
             Poll::Ready(Some(Err(status))) if self.outcome.is_none() => {
                 self.outcome = Some(match status.code() {
@@ -108,6 +122,9 @@ impl<S> Drop for MeteredQuery<S> {
         );
         if !self.counted {
             return;
+        }
+        if let Some(listed) = &self.listed {
+            listed.ended(outcome, self.error.take());
         }
         let m = metrics();
         m.queries_running.dec();

@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use flotilla_common::activity;
 use futures::Stream;
 use futures::stream::BoxStream;
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ pub(crate) struct PlannedQuery {
     /// What the tickets of one query share while any of them streams (its turn, its memory
     /// pool, its deadline): set by the first `DoGet`, and again once all have ended.
     pub run: Arc<tokio::sync::Mutex<Weak<Run>>>,
+    /// The query as the node's console lists it (shared by its endpoints).
+    pub listed: Arc<activity::Query>,
     expires: Instant,
 }
 
@@ -47,6 +50,8 @@ pub(crate) struct PlannedQuery {
 /// values bound to them.
 pub(crate) struct Prepared {
     pub session: Arc<Session>,
+    /// The statement as the client sent it (what the console lists its executions as).
+    pub sql: String,
     pub plan: LogicalPlan,
     /// The schema of the rows it returns (for SQL `EXECUTE name(…)`, those of `name`).
     dataset: SchemaRef,
@@ -94,6 +99,7 @@ impl Prepared {
     /// Prepares `plan` in `session`, returning rows of schema `dataset`; finds its parameters.
     pub fn new(
         session: Arc<Session>,
+        sql: String,
         plan: LogicalPlan,
         dataset: SchemaRef,
     ) -> datafusion::error::Result<Self> {
@@ -109,6 +115,7 @@ impl Prepared {
             .collect();
         Ok(Self {
             session,
+            sql,
             plan,
             dataset,
             parameters: Arc::new(Schema::new(fields)),
@@ -246,11 +253,13 @@ impl Registry {
     }
 
     /// Keeps a planned query and returns the handles its tickets carry: one, or with
-    /// `per_partition` one per partition of `plan`, each read on its own.
+    /// `per_partition` one per partition of `plan`, each read on its own. The query is listed
+    /// in the node's [`activity`] as `sql`, cancelled there through [`Registry::cancel`].
     pub fn plan(
-        &self,
+        self: &Arc<Self>,
         plan: Arc<dyn ExecutionPlan>,
         session: Arc<Session>,
+        sql: String,
         per_partition: bool,
     ) -> Vec<String> {
         let now = Instant::now();
@@ -262,12 +271,31 @@ impl Registry {
             vec![None]
         };
         let run = Arc::new(tokio::sync::Mutex::new(Weak::new()));
+        let handles: Vec<String> = partitions.iter().map(|_| new_token()).collect();
+        let registry = Arc::downgrade(self);
+        let cancelled = handles.clone();
+        let asked = activity::Asked {
+            protocol: "flightsql",
+            user: session.user().map(str::to_string),
+            sql,
+        };
+        let listed = activity::activity().begin(
+            asked,
+            Arc::clone(&plan),
+            Box::new(move || {
+                if let Some(registry) = registry.upgrade() {
+                    for handle in &cancelled {
+                        registry.cancel(handle);
+                    }
+                }
+            }),
+        );
         let mut waiting = lock(&self.waiting);
         waiting.retain(|_, q| q.expires > now);
         partitions
             .into_iter()
-            .map(|partition| {
-                let handle = new_token();
+            .zip(handles)
+            .map(|(partition, handle)| {
                 waiting.insert(
                     handle.clone(),
                     PlannedQuery {
@@ -275,6 +303,7 @@ impl Registry {
                         session: Arc::clone(&session),
                         partition,
                         run: Arc::clone(&run),
+                        listed: Arc::clone(&listed),
                         expires: now + self.limits.ticket_ttl,
                     },
                 );

@@ -134,7 +134,7 @@ impl FlightSqlServer {
             self.session_limits,
         ));
         let service = FlotillaFlightSql::new(
-            Registry::new(self.registry_limits),
+            Arc::new(Registry::new(self.registry_limits)),
             self.admission,
             Arc::clone(&sessions),
             self.fallback,

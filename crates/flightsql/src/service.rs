@@ -63,7 +63,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// The Flight SQL service of a node. Build one with [`crate::FlightSqlServer`].
 pub struct FlotillaFlightSql {
-    pub(crate) registry: Registry,
+    pub(crate) registry: Arc<Registry>,
     /// Turns to run queries (`[server] max_concurrent_queries`).
     admission: Arc<Admission>,
     sessions: Arc<Sessions>,
@@ -170,7 +170,7 @@ fn returns_rows(plan: &LogicalPlan) -> bool {
 
 impl FlotillaFlightSql {
     pub(crate) fn new(
-        registry: Registry,
+        registry: Arc<Registry>,
         admission: Arc<Admission>,
         sessions: Arc<Sessions>,
         fallback: Option<Arc<dyn FlightFallback>>,
@@ -207,10 +207,12 @@ impl FlotillaFlightSql {
         Ok(())
     }
 
-    /// Plans a logical plan physically in `session` and returns the FlightInfo of its ticket.
+    /// Plans a logical plan (of statement `sql`) physically in `session` and returns the
+    /// FlightInfo of its ticket.
     async fn plan_query(
         &self,
         session: Arc<Session>,
+        sql: String,
         plan: LogicalPlan,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
@@ -235,7 +237,16 @@ impl FlotillaFlightSql {
             && let Some(endpoints) =
                 fallback.result_endpoints(&physical, &session.context().task_ctx())?
         {
-            // Other nodes serve the rows, in no particular order across endpoints.
+            // Other nodes serve the rows, in no particular order across endpoints. The console
+            // lists the query as handed over: this node sees neither its rows nor its end.
+            let asked = flotilla_common::activity::Asked {
+                protocol: "flightsql",
+                user: session.user().map(str::to_string),
+                sql,
+            };
+            flotilla_common::activity::activity()
+                .begin(asked, Arc::clone(&physical), Box::new(|| {}))
+                .ended("served by workers", None);
             let mut info = FlightInfo::new()
                 .try_with_schema(&schema)
                 .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
@@ -249,7 +260,7 @@ impl FlotillaFlightSql {
         // of its own, which clients read concurrently.
         let per_partition = physical.output_partitioning().partition_count() > 1
             && FlightOptions::of(&session.options()).partitioned_results;
-        let handles = self.registry.plan(physical, session, per_partition);
+        let handles = self.registry.plan(physical, session, sql, per_partition);
         let mut info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
@@ -500,8 +511,13 @@ impl FlightSqlService for FlotillaFlightSql {
         let session = session_of(&request)?;
         let planned = async {
             let plan = self.logical_plan(&session, &query.query).await?;
-            self.plan_query(Arc::clone(&session), plan, request.into_inner())
-                .await
+            self.plan_query(
+                Arc::clone(&session),
+                query.query,
+                plan,
+                request.into_inner(),
+            )
+            .await
         };
         planned.await.inspect_err(metered::failed_to_start)
     }
@@ -515,7 +531,9 @@ impl FlightSqlService for FlotillaFlightSql {
             let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
             let plan = prepared.plan_with(None)?;
             let session = Arc::clone(&prepared.session);
-            self.plan_query(session, plan, request.into_inner()).await
+            let sql = prepared.sql.clone();
+            self.plan_query(session, sql, plan, request.into_inner())
+                .await
         };
         planned.await.inspect_err(metered::failed_to_start)
     }
@@ -531,6 +549,9 @@ impl FlightSqlService for FlotillaFlightSql {
             let handle = handle_text(&ticket.statement_handle)?;
             let (query, cancel) = self.registry.start(handle)?;
             let run = self.run_of(&query).await?;
+            query.listed.started();
+            let listed = Arc::clone(&query.listed);
+            let counting = Arc::clone(&listed);
             let schema = query.plan.schema();
             let batches = match query.partition {
                 Some(partition) => query.plan.execute(partition, Arc::clone(&run.task)),
@@ -541,20 +562,23 @@ impl FlightSqlService for FlotillaFlightSql {
             .inspect_ok(move |batch| {
                 metrics().result_rows.inc_by(batch.num_rows() as u64);
                 counter.fetch_add(batch.num_rows() as u64, AtomicOrdering::Relaxed);
+                counting.sent(batch.num_rows() as u64, 0);
             });
             // A query served as several endpoints counts once, with its first.
             let counted = query.partition.unwrap_or(0) == 0;
             let id = handle.to_string();
-            Ok::<_, Status>((flight_stream(schema, batches), cancel, run, counted, id))
+            let flight = flight_stream(schema, batches);
+            Ok::<_, Status>((flight, cancel, run, counted, id, listed))
         };
-        let (flight, cancel, run, counted, id) =
+        let (flight, cancel, run, counted, id, listed) =
             started.await.inspect_err(metered::failed_to_start)?;
         let flight = MeteredQuery::new(
             Limited::new(Cancellable::new(flight, cancel), run),
             id,
             rows,
             counted,
-        );
+        )
+        .listed_as(listed);
         Ok(Response::new(Box::pin(flight)))
     }
 
@@ -578,7 +602,7 @@ impl FlightSqlService for FlotillaFlightSql {
         let prepared = async {
             let plan = self.logical_plan(&session, &query.query).await?;
             let dataset = logical_schema(&session, plan.clone()).await?;
-            Prepared::new(session, plan, dataset).map_err(status)
+            Prepared::new(session, query.query, plan, dataset).map_err(status)
         };
         let prepared = prepared.await.inspect_err(metered::failed_to_start)?;
         let dataset_schema = schema_bytes(&prepared.dataset_schema())?;

@@ -6,15 +6,18 @@
 //!  GET /readyz   ──▶ 200 once its sources are open and, with a [cluster], a node is up;
 //!                    503 with the reason otherwise
 //!  GET /metrics  ──▶ flotilla_common::metrics in the OpenMetrics text format (Prometheus)
+//!  GET /, /api/… ──▶ the web console (crate::console)
 //! ```
 //!
-//! Plain HTTP without users: bind it to loopback or a network only operators reach.
+//! Plain HTTP without users: bind it to loopback or a network only operators reach (the
+//! console lists every user's SQL and can cancel any query).
 
+use crate::console;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::prelude::SessionContext;
@@ -29,6 +32,13 @@ struct Node {
     ctx: SessionContext,
     /// The node has a `[cluster]` (and so a `flotilla.cluster.nodes` table).
     cluster: bool,
+}
+
+/// The console's handlers read the session context alone.
+impl FromRef<Node> for SessionContext {
+    fn from_ref(node: &Node) -> Self {
+        node.ctx.clone()
+    }
 }
 
 /// Binds `address`.
@@ -57,6 +67,12 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route("/", get(console::page))
+        .route("/api/queries", get(console::queries))
+        .route("/api/queries/{id}", get(console::query))
+        .route("/api/queries/{id}/cancel", post(console::cancel))
+        .route("/api/nodes", get(console::nodes))
+        .route("/api/sources", get(console::sources))
         .with_state(Node { ctx, cluster });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

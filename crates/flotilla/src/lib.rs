@@ -8,7 +8,8 @@
 //!                                          ▼
 //!                 run::run_sql (CLI `sql`, REPL, `demo`) ──▶ output::Printer
 //!                 serve::serve (CLI `serve`) ──▶ flotilla-flightsql, one session per client
-//!                                                └─▶ http: /metrics, /healthz, /readyz
+//!                                                └─▶ http: /metrics, /healthz, /readyz,
+//!                                                    the web console (console.rs)
 //! ```
 //!
 //! The binary (`src/main.rs`) is a thin layer of argument parsing over these modules; the
@@ -16,6 +17,7 @@
 
 pub mod bench;
 pub mod config;
+mod console;
 pub mod context;
 pub mod datagen;
 pub mod demo;

@@ -17,6 +17,7 @@ use crate::errors::{query_error, user_error};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::DataFrame;
+use flotilla_common::activity::{self, Asked, activity};
 use flotilla_common::options::QueryLimits;
 use flotilla_flightsql::Turn;
 use futures::StreamExt;
@@ -26,7 +27,7 @@ use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::SecretKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 /// The connections a cancel request may name.
@@ -163,12 +164,14 @@ fn stopped(stop: Stop) -> pgwire::error::PgWireError {
 }
 
 /// Starts `frame` in a task context of its own (its memory pool under
-/// `flotilla.query_memory_limit`); its batches end with an error as soon as `watch` says stop.
-/// The stream holds the query's `turn` until it ends or is dropped.
+/// `flotilla.query_memory_limit`); its batches end with an error as soon as `watch` says stop
+/// or the node's console cancels it (the query is listed there as `asked`). The stream holds
+/// the query's `turn` until it ends or is dropped.
 pub(crate) async fn execute(
     frame: DataFrame,
     mut watch: Watch,
     turn: Turn,
+    asked: Asked,
 ) -> PgWireResult<
     impl futures::Stream<Item = PgWireResult<datafusion::arrow::array::RecordBatch>> + Send + use<>,
 > {
@@ -177,21 +180,60 @@ pub(crate) async fn execute(
     let physical = watch
         .guard(async { state.create_physical_plan(&plan).await.map_err(query_error) })
         .await?;
+    let console = Arc::new(Notify::new());
+    let cancel = Arc::clone(&console);
+    let listed = activity().begin(
+        asked,
+        Arc::clone(&physical),
+        Box::new(move || cancel.notify_one()),
+    );
     let batches: SendableRecordBatchStream = execute_stream(physical, task).map_err(query_error)?;
-    Ok(futures::stream::unfold(
-        Some((batches, watch, turn)),
-        |state| async move {
-            let (mut batches, mut watch, turn) = state?;
-            tokio::select! {
-                batch = batches.next() => match batch {
-                    Some(Ok(batch)) => Some((Ok(batch), Some((batches, watch, turn)))),
-                    Some(Err(e)) => Some((Err(query_error(e)), None)),
-                    None => None,
-                },
-                stop = watch.stopped() => Some((Err(stopped(stop)), None)),
-            }
-        },
-    ))
+    listed.started();
+    let running = Running {
+        batches,
+        watch,
+        console,
+        listed,
+        _turn: turn,
+    };
+    Ok(futures::stream::unfold(Some(running), |state| async move {
+        let mut running = state?;
+        let stop = tokio::select! {
+            batch = running.batches.next() => match batch {
+                Some(Ok(batch)) => {
+                    running.listed.sent(batch.num_rows() as u64, 0);
+                    return Some((Ok(batch), Some(running)));
+                }
+                Some(Err(e)) => {
+                    running.listed.ended("error", Some(e.to_string()));
+                    return Some((Err(query_error(e)), None));
+                }
+                None => {
+                    running.listed.ended("ok", None);
+                    return None;
+                }
+            },
+            stop = running.watch.stopped() => stop,
+            () = running.console.notified() => Stop::Cancelled,
+        };
+        let state = match stop {
+            Stop::Cancelled => "cancelled",
+            Stop::TimedOut(_) => "timeout",
+        };
+        let error = stopped(stop);
+        running.listed.ended(state, Some(error.to_string()));
+        Some((Err(error), None))
+    }))
+}
+
+/// A statement's rows streaming, and what stops it.
+struct Running {
+    batches: SendableRecordBatchStream,
+    watch: Watch,
+    /// Notified when the node's console cancels the statement.
+    console: Arc<Notify>,
+    listed: Arc<activity::Query>,
+    _turn: Turn,
 }
 
 #[cfg(test)]

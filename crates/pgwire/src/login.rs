@@ -51,6 +51,8 @@ const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
 /// A connection's session, kept in its extensions from login to close.
 pub(crate) struct Connection {
     pub ctx: SessionContext,
+    /// The user who logged in (`None` when the node has no users).
+    pub user: Option<String>,
     /// The node's turns for queries.
     pub admission: Arc<Admission>,
     /// Cancel requests naming this connection.
@@ -187,8 +189,16 @@ impl Login {
             .map_err(|e| user_error("53000", &format!("cannot open a session: {e}")))?;
         let (pid, secret_key) = self.keys.generate(client);
         let (canceller, registration) = self.cancels.register(pid, secret_key.clone());
+        let user = (!self.secrets.is_empty())
+            .then(|| {
+                LoginInfo::from_client_info(client)
+                    .user()
+                    .map(str::to_string)
+            })
+            .flatten();
         client.session_extensions().insert(Connection {
             ctx,
+            user,
             admission: Arc::clone(&self.admission),
             canceller,
             _registration: registration,

@@ -33,6 +33,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use flotilla_common::activity::Asked;
 use flotilla_common::options::QueryLimits;
 use flotilla_flightsql::positional_parameters;
 use futures::{Sink, StreamExt, stream};
@@ -55,6 +56,8 @@ use std::sync::{Arc, OnceLock};
 pub(crate) struct Planned {
     plan: Option<LogicalPlan>,
     parameters: Vec<Option<DataType>>,
+    /// The statement as the client sent it (the node's console lists it so).
+    sql: String,
 }
 
 /// Both query protocols.
@@ -278,10 +281,11 @@ fn tag_of(plan: &LogicalPlan) -> &'static str {
     }
 }
 
-/// Runs `plan` in `ctx`: rows stream in `format`; other statements run to the end and answer
-/// with their tag (with the rows written, for writes).
+/// Runs `plan` (of statement `sql`) in `ctx`: rows stream in `format`; other statements run to
+/// the end and answer with their tag (with the rows written, for writes).
 async fn run(
     connection: &Connection,
+    sql: &str,
     plan: LogicalPlan,
     format: &Format,
     options: Arc<FormatOptions>,
@@ -364,7 +368,12 @@ async fn run(
         .to_ascii_uppercase()
         .starts_with("ISO");
     let fields = Arc::new(fields(frame.schema().as_arrow(), format, options)?);
-    let batches = crate::limits::execute(frame, watch, turn).await?;
+    let asked = Asked {
+        protocol: "postgres",
+        user: connection.user.clone(),
+        sql: sql.to_string(),
+    };
+    let batches = crate::limits::execute(frame, watch, turn, asked).await?;
     let encoded = Arc::clone(&fields);
     let rows = batches
         .map(move |batch| {
@@ -453,10 +462,12 @@ impl SimpleQueryHandler for Queries {
         let options = format_options(client);
         let mut responses = Vec::new();
         for statement in parse(query)? {
+            let sql = statement.to_string();
             let outcome = match plan(&connection.ctx, statement).await {
                 Ok(plan) => {
                     run(
                         &connection,
+                        &sql,
                         plan,
                         &Format::UnifiedText,
                         Arc::clone(&options),
@@ -514,6 +525,7 @@ impl QueryParser for Parser {
         Ok(Some(Planned {
             plan: Some(plan),
             parameters,
+            sql: sql.to_string(),
         }))
     }
 
@@ -580,6 +592,7 @@ impl ExtendedQueryHandler for Queries {
         };
         run(
             &connection,
+            &statement.sql,
             plan,
             &portal.result_column_format,
             format_options(client),

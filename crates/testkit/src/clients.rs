@@ -25,14 +25,14 @@ pub fn python() -> PathBuf {
     let ready = std::process::Command::new(&python)
         .args([
             "-c",
-            "import adbc_driver_flightsql.dbapi, pyarrow.flight, psycopg",
+            "import adbc_driver_flightsql.dbapi, pyarrow.flight, psycopg, websocket",
         ])
         .output()
         .is_ok_and(|out| out.status.success());
     assert!(
         ready,
         "the Python clients are not installed at {}: run `bash scripts/setup.sh` (it creates \
-         the virtual environment with ADBC, pyarrow and psycopg)",
+         the virtual environment with ADBC, pyarrow, psycopg and websocket-client)",
         python.display()
     );
     python

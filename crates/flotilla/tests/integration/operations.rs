@@ -12,11 +12,20 @@ use std::time::{Duration, Instant};
 /// `GET path` as HTTP/1.0 (so the answer is not chunked and ends with the connection): the
 /// status code and the body.
 fn get(address: &str, path: &str) -> (u16, String) {
+    request(address, "GET", path)
+}
+
+/// `method path` as HTTP/1.0, without a body: the status code and the body.
+fn request(address: &str, method: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("{address}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -443,4 +452,239 @@ fn port_of(address: &Option<String>) -> String {
         .and_then(|a| a.rsplit_once(':'))
         .map(|(_, port)| port.to_string())
         .unwrap_or_default()
+}
+
+/// The `chromium` binary, or a failure naming the setup step.
+fn chromium() -> &'static str {
+    let found = Command::new("chromium")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "chromium is not installed: run scripts/setup.sh (apt-get install chromium)"
+    );
+    "chromium"
+}
+
+/// The web console in headless Chromium while a distributed query runs on three nodes: the
+/// page lists the query, draws its stages with the nodes of their tasks and the statement sent
+/// to SQLite, and its Cancel button stops the query on every node. Screenshots are kept in
+/// the target directory (`tmp/console/`).
+#[test]
+fn the_console_shows_a_distributed_query_and_cancels_it_on_every_node() {
+    let browser = chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let peers = dir.path().join("peers.txt");
+    std::fs::write(&peers, "").unwrap();
+    let extra = format!(
+        "[server]\nhttp_listen = \"127.0.0.1:0\"\n\n[cluster]\npeers_file = \"{}\"\n\n\
+         [session.options]\n\"distributed.min_bytes\" = 0\n\"distributed.bytes_per_task\" = 1\n\
+         \"distributed.results_from_workers\" = false\n",
+        peers.display()
+    );
+    let nodes: Vec<_> = (0..3).map(|_| serve(&extra, &[])).collect();
+    let uris: Vec<&str> = nodes.iter().map(|n| n.uri.as_str()).collect();
+    std::fs::write(&peers, uris.join("\n") + "\n").unwrap();
+    let https: Vec<String> = nodes
+        .iter()
+        .map(|n| n.http.clone().expect("an HTTP port"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sample(
+        &get(&https[0], "/metrics").1,
+        "flotilla_cluster_nodes{state=\"up\"}",
+    ) != Some(3.0)
+    {
+        assert!(Instant::now() < deadline, "node 0 never saw 3 nodes up");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Long enough to look at: every lineitem row (SQLite) joined with a third of Parquet's.
+    let sql = "SELECT a.l_returnflag, count(*) AS n FROM shop.main.lineitem a \
+               JOIN lake.public.lineitem b ON a.l_returnflag = b.l_returnflag \
+               GROUP BY a.l_returnflag";
+    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/console.py");
+    let mut child = Command::new(flotilla_testkit::clients::python())
+        .arg(&script)
+        .args([browser, uris[0], &format!("http://{}/", https[0])])
+        .arg(&artifacts)
+        .arg(sql)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    // While the page is driven: the most task streams each node ran at once.
+    let mut most = [0.0f64; 3];
+    while child.try_wait().unwrap().is_none() {
+        for (node, http) in https.iter().enumerate() {
+            let running = sample(&get(http, "/metrics").1, "flotilla_task_streams_running");
+            most[node] = most[node].max(running.unwrap_or(0.0));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = crate::common::text(&output);
+    assert!(
+        output.status.success(),
+        "console.py failed:\n{stdout}\n{stderr}"
+    );
+    let seen: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"));
+
+    // The stage graph: the root and at least one stage below it, whose tasks name every node.
+    let stages = seen["stages"].as_array().unwrap();
+    assert!(stages.len() >= 2, "{seen}");
+    assert_eq!(
+        seen["edges"].as_u64().unwrap() as usize,
+        stages.len() - 1,
+        "{seen}"
+    );
+    let tasks: Vec<&str> = stages
+        .iter()
+        .flat_map(|s| s["tasks"].as_array().unwrap())
+        .filter_map(Value::as_str)
+        .collect();
+    for uri in &uris {
+        assert!(
+            tasks.iter().any(|t| t.ends_with(uri)),
+            "no task on {uri}: {seen}"
+        );
+    }
+    assert!(
+        seen["detail_state"]
+            .as_str()
+            .unwrap()
+            .contains("distributed"),
+        "{seen}"
+    );
+    // The statement SQLite was sent, as sent.
+    let statements = seen["statements"].as_array().unwrap();
+    assert!(
+        statements
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("l_returnflag")),
+        "{seen}"
+    );
+    let nodes_listed = seen["nodes"].as_array().unwrap();
+    assert_eq!(nodes_listed.len(), 3, "{seen}");
+    assert!(nodes_listed.iter().all(|n| n[1] == "up"), "{seen}");
+    let catalogs = seen["catalogs"].as_array().unwrap();
+    assert!(catalogs.contains(&Value::from("shop")) && catalogs.contains(&Value::from("lake")));
+
+    // Cancelled from the page: the client's query fails as cancelled, the node lists it so.
+    assert_eq!(seen["cancel_enabled"], true, "{seen}");
+    assert_eq!(seen["listed_after_cancel"], "cancelled", "{seen}");
+    let error = seen["client"]["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the query was not stopped: {seen}"));
+    assert!(error.to_lowercase().contains("cancel"), "{error}");
+    let id = seen["id"].as_u64().unwrap();
+    let (code, detail) = get(&https[0], &format!("/api/queries/{id}"));
+    assert_eq!(code, 200, "{detail}");
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["state"], "cancelled", "{detail}");
+    assert_eq!(get(&https[0], &format!("/api/queries/{id}/cancel")).0, 405);
+
+    // Every node ran tasks of the query, and none is running any once it was cancelled.
+    for (node, http) in https.iter().enumerate() {
+        assert!(most[node] > 0.0, "node {node} never ran a task: {most:?}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let running = sample(&get(http, "/metrics").1, "flotilla_task_streams_running");
+            if running == Some(0.0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} still runs {running:?} task streams 30 s after the cancel"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    assert!(artifacts.join("console-running.png").is_file());
+}
+
+/// The console lists the PostgreSQL port's statements too (protocol, SQL, rows, outcome), and
+/// cancels one: psql's statement ends with 57014 and the connection's next statement runs.
+#[test]
+fn the_console_lists_and_cancels_the_postgresql_ports_statements() {
+    let node = serve(
+        "[server]\npg_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n",
+        &[],
+    );
+    let http = node.http.clone().expect("an HTTP port");
+    let (host, port) = node.pg.as_deref().unwrap().rsplit_once(':').unwrap();
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-h", host, "-p", port, "-U", "anyone", "-d", "flotilla", "-c", sql,
+            ])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("psql runs (apt-get install postgresql-client: scripts/setup.sh)")
+    };
+    let queries = || -> Value { serde_json::from_str(&get(&http, "/api/queries").1).unwrap() };
+
+    let counted = psql("SELECT count(*) FROM lake.public.region")
+        .wait_with_output()
+        .unwrap();
+    assert!(counted.status.success());
+    let listed = queries();
+    let ended = listed["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["sql"].as_str().unwrap().contains("lake.public.region"))
+        .unwrap_or_else(|| panic!("not listed: {listed}"))
+        .clone();
+    assert_eq!(ended["protocol"], "postgres", "{ended}");
+    assert_eq!(ended["state"], "ok", "{ended}");
+    assert_eq!(ended["rows"], 1, "{ended}");
+
+    // Not answered from statistics (a count of a cross join would be).
+    let long = "SELECT max(a.l_orderkey + b.l_orderkey) \
+                FROM lake.public.lineitem a CROSS JOIN lake.public.lineitem b";
+    let running = psql(long);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let listed = queries();
+        let live = listed["live"].as_array().unwrap();
+        if let Some(q) = live
+            .iter()
+            .find(|q| q["sql"].as_str().unwrap().contains("CROSS JOIN"))
+        {
+            assert_eq!(q["state"], "running", "{q}");
+            break q["id"].as_u64().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never listed as running: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (code, body) = request(&http, "POST", &format!("/api/queries/{id}/cancel"));
+    assert_eq!(code, 200, "{body}");
+    let output = running.wait_with_output().unwrap();
+    let (_, stderr) = crate::common::text(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("canceling statement"), "{stderr}");
+    let (_, detail) = get(&http, &format!("/api/queries/{id}"));
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["state"], "cancelled", "{detail}");
+    // Cancelling again: it has ended.
+    assert_eq!(
+        request(&http, "POST", &format!("/api/queries/{id}/cancel")).0,
+        409
+    );
+    assert_eq!(request(&http, "POST", "/api/queries/999999/cancel").0, 404);
+    let again = psql("SELECT 1").wait_with_output().unwrap();
+    assert!(again.status.success());
 }
