@@ -9,27 +9,35 @@
 //!  GET /, /api/… ──▶ the web console (crate::console)
 //! ```
 //!
-//! Plain HTTP without users: bind it to loopback or a network only operators reach (the
-//! console lists every user's SQL and can cancel any query).
+//! Plain HTTP. With `[[server.users]]`, the console and its API ask for one of the node's users
+//! (HTTP Basic: the browser asks for the name and password); the probes and `/metrics` stay
+//! open to the tools that read them. Bind it to loopback or a network only operators reach.
 
 use crate::console;
 use axum::Router;
-use axum::extract::{FromRef, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::prelude::SessionContext;
 use flotilla_common::metrics::label;
 use flotilla_common::{Error, Result};
+use flotilla_flightsql::User;
+use std::collections::HashSet;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
 /// What the handlers read: the node's session context (its sources and cluster table).
 #[derive(Clone)]
 struct Node {
     ctx: SessionContext,
+    users: Arc<Users>,
     /// The node has a `[cluster]` (and so a `flotilla.cluster.nodes` table).
     cluster: bool,
 }
@@ -61,23 +69,108 @@ pub async fn serve(
     listener: TcpListener,
     ctx: SessionContext,
     cluster: bool,
+    users: Vec<User>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+    let node = Node {
+        ctx,
+        cluster,
+        users: Arc::new(Users::new(users)),
+    };
+    let console = Router::new()
         .route("/", get(console::page))
         .route("/api/queries", get(console::queries))
         .route("/api/queries/{id}", get(console::query))
         .route("/api/queries/{id}/cancel", post(console::cancel))
         .route("/api/nodes", get(console::nodes))
         .route("/api/sources", get(console::sources))
-        .with_state(Node { ctx, cluster });
+        .route_layer(middleware::from_fn_with_state(node.clone(), signed_in));
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .merge(console)
+        .with_state(node);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Error::unavailable(format!("the HTTP port stopped: {e}")))
+}
+
+/// The node's users, and the `Authorization` headers already checked (a hashed password takes
+/// a key derivation to check, and the console asks several times a second).
+struct Users {
+    users: Vec<User>,
+    accepted: Mutex<HashSet<String>>,
+}
+
+/// Headers remembered at most; then the set starts again.
+const ACCEPTED: usize = 1024;
+
+impl Users {
+    fn new(users: Vec<User>) -> Self {
+        Self {
+            users,
+            accepted: Mutex::default(),
+        }
+    }
+
+    /// Whether `header` (`Basic base64(name:password)`) names a user with their password; true
+    /// when the node has no users.
+    fn admit(&self, header: Option<&str>) -> bool {
+        if self.users.is_empty() {
+            return true;
+        }
+        let Some(header) = header else {
+            return false;
+        };
+        let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+        if accepted.contains(header) {
+            return true;
+        }
+        let Some((name, password)) = header
+            .strip_prefix("Basic ")
+            .and_then(|encoded| BASE64_STANDARD.decode(encoded.trim()).ok())
+            .and_then(|decoded| String::from_utf8(decoded).ok())
+            .and_then(|text| {
+                text.split_once(':')
+                    .map(|(n, p)| (n.to_string(), p.to_string()))
+            })
+        else {
+            return false;
+        };
+        let known = self
+            .users
+            .iter()
+            .any(|user| user.name == name && user.password.matches(&password));
+        if known {
+            if accepted.len() >= ACCEPTED {
+                accepted.clear();
+            }
+            accepted.insert(header.to_string());
+        }
+        known
+    }
+}
+
+/// Lets a request through to the console when it carries one of the node's users.
+async fn signed_in(State(node): State<Node>, request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    if node.users.admit(header) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"flotilla\", charset=\"UTF-8\"",
+        )],
+        "sign in with a user of [[server.users]]\n",
+    )
+        .into_response()
 }
 
 async fn metrics(State(node): State<Node>) -> Response {

@@ -187,7 +187,7 @@ async fn run(
         .with_fallback(Arc::new(WorkerFallback(worker)));
     let pg = match pg {
         Some(listener) => {
-            let mut pg = PgServer::new(sessions, users).with_admission(server.admission());
+            let mut pg = PgServer::new(sessions, users.clone()).with_admission(server.admission());
             if let Some((cert, key)) = &config.server.tls {
                 pg = pg.with_tls(&read(cert)?, &read(key)?)?;
             }
@@ -210,6 +210,7 @@ async fn run(
                     http,
                     ctx.clone(),
                     config.cluster.is_some(),
+                    users.clone(),
                     shutdown.clone(),
                 )
                 .await

@@ -688,3 +688,62 @@ fn the_console_lists_and_cancels_the_postgresql_ports_statements() {
     let again = psql("SELECT 1").wait_with_output().unwrap();
     assert!(again.status.success());
 }
+
+/// With `[[server.users]]`, the console and its API ask for a user (HTTP Basic, what a browser
+/// prompts for); the probes and the metrics stay open.
+#[test]
+fn the_console_asks_for_a_user_when_the_node_has_users() {
+    let node = serve(
+        "[server]\nhttp_listen = \"127.0.0.1:0\"\n\n\
+         [[server.users]]\nname = \"ops\"\npassword_env = \"FLOTILLA_TEST_OPS\"\n",
+        &[("FLOTILLA_TEST_OPS", "on call")],
+    );
+    let http = node.http.clone().expect("an HTTP port");
+    // The status line and headers, and the body, of `GET path` with `authorization`.
+    let call = |path: &str, authorization: Option<&str>| {
+        let mut stream = TcpStream::connect(&http).unwrap();
+        let header = authorization
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: {http}\r\n{header}\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        (head.to_string(), body.to_string())
+    };
+    let basic = |credentials: &str| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::prelude::BASE64_STANDARD.encode(credentials)
+        )
+    };
+    for path in ["/", "/api/queries", "/api/nodes", "/api/sources"] {
+        let (head, _) = call(path, None);
+        assert!(head.starts_with("HTTP/1.0 401"), "{path}: {head}");
+        assert!(
+            head.to_lowercase()
+                .contains("www-authenticate: basic realm=\"flotilla\""),
+            "{head}"
+        );
+        let (head, _) = call(path, Some(&basic("ops:wrong")));
+        assert!(head.starts_with("HTTP/1.0 401"), "{path}: {head}");
+        let (head, _) = call(path, Some(&basic("nobody:on call")));
+        assert!(head.starts_with("HTTP/1.0 401"), "{path}: {head}");
+        let (head, body) = call(path, Some(&basic("ops:on call")));
+        assert!(head.starts_with("HTTP/1.0 200"), "{path}: {head}");
+        assert!(!body.is_empty());
+    }
+    let (head, page) = call("/", Some(&basic("ops:on call")));
+    assert!(head.contains("text/html"), "{head}");
+    assert!(page.contains("<title>Flotilla console</title>"));
+    let (head, _) = call("/api/queries", Some("Basic not base64!"));
+    assert!(head.starts_with("HTTP/1.0 401"), "{head}");
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(get(&http, open).0, 200, "{open}");
+    }
+}
