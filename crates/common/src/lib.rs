@@ -15,5 +15,6 @@ pub mod grpc;
 pub mod memory;
 pub mod metrics;
 pub mod options;
+pub mod spans;
 
 pub use error::{Error, ErrorKind, Result};

@@ -37,9 +37,10 @@ impl QueryMemoryPool {
 }
 
 /// The context to run one query of `state`'s session in: with its own pool when the session
-/// sets `flotilla.query_memory_limit`.
-pub fn query_task_context(state: &SessionState) -> Arc<TaskContext> {
-    let task = TaskContext::from(state);
+/// sets `flotilla.query_memory_limit`, and the query's `id` (what its log lines carry: see
+/// [`query_of`]).
+pub fn query_task_context(state: &SessionState, id: &str) -> Arc<TaskContext> {
+    let task = TaskContext::from(state).with_task_id(id.to_string());
     Arc::new(
         match QueryLimits::of(state.config_options()).query_memory_limit {
             Some(limit) => task.with_runtime(runtime_for_query(state.runtime_env(), limit)),
@@ -123,6 +124,12 @@ impl MemoryPool for QueryMemoryPool {
             _ => MemoryLimit::Finite(self.limit),
         }
     }
+}
+
+/// The id of the query a task context runs (set by [`query_task_context`], and by workers to
+/// the distributed query's id), or `""`.
+pub fn query_of(context: &TaskContext) -> String {
+    context.task_id().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -316,7 +316,10 @@ impl Worker {
             .with_config(keeping_catalogs(config))
             .build();
         let Some(limit) = QueryLimits::of(state.config_options()).query_memory_limit else {
-            return Ok(state.task_ctx());
+            // The distributed query's id: what the statements of its scans log.
+            return Ok(Arc::new(
+                TaskContext::from(&state).with_task_id(ticket.query.clone()),
+            ));
         };
         let runtime = {
             let mut runtimes = self
@@ -333,7 +336,11 @@ impl Worker {
                 }
             }
         };
-        Ok(Arc::new(TaskContext::from(&state).with_runtime(runtime)))
+        Ok(Arc::new(
+            TaskContext::from(&state)
+                .with_runtime(runtime)
+                .with_task_id(ticket.query.clone()),
+        ))
     }
 
     /// The ticket's plan and the context it runs in. Dynamic filters whose operator is not in
@@ -545,7 +552,15 @@ fn run_partition(
     ticket: &TaskTicket,
     on_end: OnEnd,
 ) -> Result<SendableRecordBatchStream> {
-    let inner = task.plan.execute(partition, context)?;
+    let span = tracing::info_span!(
+        target: "flotilla::task",
+        "task",
+        query = %ticket.query,
+        stage = ticket.stage,
+        task = ticket.task,
+        partition
+    );
+    let inner = span.in_scope(|| task.plan.execute(partition, context))?;
     Ok(Box::pin(Reporting {
         inner,
         task,
@@ -556,6 +571,7 @@ fn run_partition(
         rows: 0,
         started: Instant::now(),
         on_end: Some(on_end),
+        span,
     }))
 }
 
@@ -622,6 +638,9 @@ struct Reporting {
     rows: u64,
     started: Instant,
     on_end: Option<OnEnd>,
+    /// `task` (`flotilla::task`: the distributed query's id, stage, task, partition), entered
+    /// while the stream is polled.
+    span: tracing::Span,
 }
 
 impl futures::Stream for Reporting {
@@ -631,6 +650,8 @@ impl futures::Stream for Reporting {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
         let polled = self.inner.poll_next_unpin(cx);
         match &polled {
             std::task::Poll::Ready(Some(Ok(batch))) => self.rows += batch.num_rows() as u64,

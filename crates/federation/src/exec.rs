@@ -546,6 +546,13 @@ impl ExecutionPlan for FederatedScanExec {
             bytes: MetricBuilder::new(&self.metrics).counter("bytes_received", partition),
             remote_time: MetricBuilder::new(&self.metrics).subset_time("source_time", partition),
             started: Some(Instant::now()),
+            span: tracing::info_span!(
+                target: "flotilla::statement",
+                "statement",
+                source = %self.source.name(),
+                partition,
+                query = %flotilla_common::memory::query_of(&context),
+            ),
         }))
     }
 
@@ -595,12 +602,17 @@ struct MeteredStream {
     remote_time: Time,
     /// Set until the stream has ended.
     started: Option<Instant>,
+    /// `statement` (`flotilla::statement`: source, partition, and the id of the query of the
+    /// task context), entered while the stream is polled.
+    span: tracing::Span,
 }
 
 impl Stream for MeteredStream {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
         let elapsed = self.baseline.elapsed_compute().clone();
         let timer = elapsed.timer();
         let this = &mut *self;

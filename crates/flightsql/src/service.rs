@@ -298,7 +298,7 @@ impl FlotillaFlightSql {
     /// The run of `query`: the one its other endpoints started, or a new one — with a turn
     /// (waiting in the queue, within the statement timeout, which counts from here) and the
     /// context its partitions execute in.
-    async fn run_of(&self, query: &PlannedQuery) -> Result<Arc<Run>, Status> {
+    async fn run_of(&self, handle: &str, query: &PlannedQuery) -> Result<Arc<Run>, Status> {
         let mut slot = query.run.lock().await;
         if let Some(run) = slot.upgrade() {
             return Ok(run);
@@ -312,7 +312,8 @@ impl FlotillaFlightSql {
                 .map_err(|_| limits::timed_out(timeout))??,
             None => self.admission.admit().await?,
         };
-        let run = Arc::new(Run::new(turn, query.session.query_task_context(), deadline));
+        let task = query.session.query_task_context(handle);
+        let run = Arc::new(Run::new(turn, task, deadline));
         *slot = Arc::downgrade(&run);
         Ok(run)
     }
@@ -548,7 +549,7 @@ impl FlightSqlService for FlotillaFlightSql {
         let started = async {
             let handle = handle_text(&ticket.statement_handle)?;
             let (query, cancel) = self.registry.start(handle)?;
-            let run = self.run_of(&query).await?;
+            let run = self.run_of(handle, &query).await?;
             query.listed.started();
             let listed = Arc::clone(&query.listed);
             let counting = Arc::clone(&listed);

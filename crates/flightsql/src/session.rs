@@ -204,8 +204,8 @@ impl Session {
 
     /// The context one query of the session executes in: with its own memory pool under
     /// `flotilla.query_memory_limit` (without copying the session's state).
-    pub fn query_task_context(&self) -> Arc<TaskContext> {
-        flotilla_common::memory::query_task_context(&self.ctx.state_ref().read())
+    pub fn query_task_context(&self, id: &str) -> Arc<TaskContext> {
+        flotilla_common::memory::query_task_context(&self.ctx.state_ref().read(), id)
     }
 
     /// The user the session belongs to (`None` on an open server).

@@ -12,7 +12,8 @@
 //! | `flotilla::statement` | debug | a database statement ended: source, rows, seconds, its SQL |
 //!
 //! A distributed query's id is in the `flotilla::task` events of every node it ran on, so the
-//! lines of one query can be found on each.
+//! lines of one query can be found on each. Events sit in spans (`query`, `task`, `statement`:
+//! see docs/operations.md), which JSON lines carry as `span` and `spans`.
 
 use clap::ValueEnum;
 use flotilla_common::{Error, Result};

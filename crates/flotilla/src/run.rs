@@ -42,7 +42,7 @@ pub async fn run_statement(
         // The frame's state is the session's after the statement (a `SET` has taken effect).
         let (state, plan) = frame.into_parts();
         let plan = state.create_physical_plan(&plan).await?;
-        let mut stream = execute_stream(plan, query_task_context(&state))?;
+        let mut stream = execute_stream(plan, query_task_context(&state, "cli"))?;
         printer.begin(stream.schema())?;
         let mut rows = 0;
         while let Some(batch) = stream.next().await {

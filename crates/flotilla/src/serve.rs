@@ -50,7 +50,7 @@ pub async fn serve(
     let mut notes = Vec::new();
     if let Some(http) = &http {
         notes.push(format!(
-            "metrics and health on http://{}/metrics, /healthz, /readyz",
+            "console on http://{}/, metrics and health at /metrics, /healthz, /readyz",
             http.local_addr()?
         ));
     }

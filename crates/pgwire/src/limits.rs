@@ -19,6 +19,7 @@ use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::DataFrame;
 use flotilla_common::activity::{self, Asked, activity};
 use flotilla_common::options::QueryLimits;
+use flotilla_common::spans::InSpan;
 use flotilla_flightsql::Turn;
 use futures::StreamExt;
 use pgwire::api::cancel::CancelHandler;
@@ -176,7 +177,6 @@ pub(crate) async fn execute(
     impl futures::Stream<Item = PgWireResult<datafusion::arrow::array::RecordBatch>> + Send + use<>,
 > {
     let (state, plan) = frame.into_parts();
-    let task = flotilla_common::memory::query_task_context(&state);
     let physical = watch
         .guard(async { state.create_physical_plan(&plan).await.map_err(query_error) })
         .await?;
@@ -187,6 +187,10 @@ pub(crate) async fn execute(
         Arc::clone(&physical),
         Box::new(move || cancel.notify_one()),
     );
+    // Its log lines carry the id the console lists it by.
+    let id = format!("pg-{}", listed.id());
+    let task = flotilla_common::memory::query_task_context(&state, &id);
+    let span = tracing::info_span!(target: "flotilla::query", "query", query = %id);
     let batches: SendableRecordBatchStream = execute_stream(physical, task).map_err(query_error)?;
     listed.started();
     let running = Running {
@@ -196,7 +200,7 @@ pub(crate) async fn execute(
         listed,
         _turn: turn,
     };
-    Ok(futures::stream::unfold(Some(running), |state| async move {
+    let rows = futures::stream::unfold(Some(running), |state| async move {
         let mut running = state?;
         let stop = tokio::select! {
             batch = running.batches.next() => match batch {
@@ -223,7 +227,8 @@ pub(crate) async fn execute(
         let error = stopped(stop);
         running.listed.ended(state, Some(error.to_string()));
         Some((Err(error), None))
-    }))
+    });
+    Ok(InSpan::new(Box::pin(rows), span))
 }
 
 /// A statement's rows streaming, and what stops it.

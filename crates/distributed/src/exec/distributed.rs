@@ -250,6 +250,7 @@ impl ExecutionPlan for DistributedExec {
         tracing::debug!(
             target: "flotilla::task",
             query = %self.query,
+            client_query = %flotilla_common::memory::query_of(&context),
             workers = %self.workers.join(","),
             partition,
             "a distributed query starts"

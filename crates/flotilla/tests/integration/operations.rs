@@ -267,6 +267,10 @@ fn a_node_logs_queries_and_statements_as_json_lines() {
         statement["sql"].as_str().unwrap().contains("\"nation\""),
         "{statement}"
     );
+    // Inside its span, which names the query it ran for: the id of the query's own lines.
+    assert_eq!(statement["span"]["name"], "statement", "{statement}");
+    assert_eq!(statement["span"]["source"], "shop", "{statement}");
+    assert_eq!(statement["span"]["query"], ok["query"], "{statement}");
 
     // Log levels the node cannot read stop it at once, naming the variable.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
