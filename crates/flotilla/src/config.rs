@@ -87,6 +87,9 @@ pub struct ServerConfig {
     pub session_idle_timeout: Option<u64>,
     /// `tls_cert` and `tls_key`: serve TLS with this certificate chain and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `otlp_endpoint = "http://collector:4317"`: export the node's spans over OTLP/gRPC
+    /// (OpenTelemetry) there (off unless set).
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `[[server.users]] name = "…"` with `password_env = "VARIABLE"` or `password_hash = "…"`.
@@ -283,6 +286,7 @@ struct RawServer {
     session_idle_timeout: Option<u64>,
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
+    otlp_endpoint: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -768,6 +772,23 @@ impl Config {
                 password,
             });
         }
+        let otlp_endpoint = match raw.server.otlp_endpoint {
+            Some(endpoint)
+                if !["http://", "https://"]
+                    .iter()
+                    .any(|scheme| endpoint.get_ref().starts_with(scheme)) =>
+            {
+                return Err(error(
+                    Some(endpoint.span()),
+                    "server.otlp_endpoint".into(),
+                    format!(
+                        "'{}' is not an OTLP/gRPC URL (http://host:4317 or https://…)",
+                        endpoint.get_ref()
+                    ),
+                ));
+            }
+            endpoint => endpoint.map(Spanned::into_inner),
+        };
         let memory_limit = match raw.server.memory_limit {
             Some(limit) => Some(flotilla_common::options::size(limit.get_ref()).map_err(
                 |message| error(Some(limit.span()), "server.memory_limit".into(), message),
@@ -958,6 +979,7 @@ impl Config {
                 users,
                 session_idle_timeout: raw.server.session_idle_timeout,
                 tls,
+                otlp_endpoint,
             },
         })
     }
@@ -1127,6 +1149,20 @@ mod tests {
         let e = parse("[server]\nmax_queued_queries = 3\n").unwrap_err();
         assert_eq!(e.key, "server.max_queued_queries", "{e}");
         assert!(e.message.contains("max_concurrent_queries"), "{e}");
+    }
+
+    #[test]
+    fn spans_are_exported_only_to_an_otlp_url() {
+        assert_eq!(parse("").unwrap().server.otlp_endpoint, None);
+        let config = parse("[server]\notlp_endpoint = \"http://collector:4317\"\n").unwrap();
+        assert_eq!(
+            config.server.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+        let e = parse("[server]\notlp_endpoint = \"collector:4317\"\n").unwrap_err();
+        assert_eq!(e.key, "server.otlp_endpoint", "{e}");
+        assert!(e.message.contains("http://host:4317"), "{e}");
+        assert!(e.to_string().contains(":2"), "located: {e}");
     }
 
     #[test]

@@ -307,9 +307,9 @@ async fn run_command(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
-            flotilla::logs::init(args.log_format)?;
             let config = load_config(args.config)?;
-            serve::serve(&config, args.listen.as_deref(), |address, notes| {
+            flotilla::logs::init(args.log_format, config.server.otlp_endpoint.as_deref())?;
+            let served = serve::serve(&config, args.listen.as_deref(), |address, notes| {
                 tracing::info!(
                     target: "flotilla::serve",
                     "serving Arrow Flight SQL on {address} ({} source(s); {})",
@@ -317,7 +317,9 @@ async fn run_command(command: Command) -> Result<()> {
                     notes.join("; ")
                 );
             })
-            .await
+            .await;
+            flotilla::logs::shutdown().await;
+            served
         }
         Command::Demo(args) => {
             let cache = args.cache_dir.unwrap_or_else(demo::default_cache_dir);

@@ -54,6 +54,9 @@ pub async fn serve(
             http.local_addr()?
         ));
     }
+    if let Some(endpoint) = &config.server.otlp_endpoint {
+        notes.push(format!("spans to {endpoint} (OpenTelemetry)"));
+    }
     if let Some(pg) = &pg {
         let address = pg.local_addr()?;
         notes.push(format!(

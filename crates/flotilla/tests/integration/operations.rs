@@ -751,3 +751,156 @@ fn the_console_asks_for_a_user_when_the_node_has_users() {
         assert_eq!(get(&http, open).0, 200, "{open}");
     }
 }
+
+/// An OTLP/gRPC trace receiver (what an OpenTelemetry collector serves on 4317), keeping what
+/// it is sent.
+#[derive(Default, Clone)]
+struct Collector {
+    received: std::sync::Arc<
+        std::sync::Mutex<
+            Vec<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+        >,
+    >,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Collector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        self.received.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// One exported span: its name, its attributes as text, and the service that sent it.
+#[derive(Debug)]
+struct Exported {
+    name: String,
+    attributes: Vec<(String, String)>,
+    service: String,
+}
+
+impl Exported {
+    fn attribute(&self, key: &str) -> String {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn exported_spans(collector: &Collector) -> Vec<Exported> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    let text = |value: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>| match value
+        .as_ref()
+        .and_then(|v| v.value.as_ref())
+    {
+        Some(Any::StringValue(s)) => s.clone(),
+        Some(Any::IntValue(i)) => i.to_string(),
+        other => format!("{other:?}"),
+    };
+    let mut spans = Vec::new();
+    for request in collector.received.lock().unwrap().iter() {
+        for resource in &request.resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .map(|a| text(&a.value))
+                .unwrap_or_default();
+            for scope in &resource.scope_spans {
+                for span in &scope.spans {
+                    let attributes = span
+                        .attributes
+                        .iter()
+                        .map(|a| (a.key.clone(), text(&a.value)))
+                        .collect();
+                    spans.push(Exported {
+                        name: span.name.clone(),
+                        attributes,
+                        service: service.clone(),
+                    });
+                }
+            }
+        }
+    }
+    spans
+}
+
+/// With `[server] otlp_endpoint`, the node exports its spans to an OpenTelemetry collector:
+/// a query's span and its statements' spans, with the query's id, as service `flotilla`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_exports_its_spans_to_an_opentelemetry_collector() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let service =
+        opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
+            collector.clone(),
+        );
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream_of(listener)),
+    );
+    let node = serve(
+        &format!("[server]\notlp_endpoint = \"http://{address}\"\n"),
+        &[],
+    );
+    let uri = node.uri.clone();
+    let (results, _) = tokio::task::spawn_blocking(move || {
+        client(
+            "queries",
+            &uri,
+            &["SELECT n_name FROM shop.main.nation WHERE n_regionkey = 1"],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(results[0]["rows"], 5, "{results}");
+    // Batches leave the node every second.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let spans = loop {
+        let spans = exported_spans(&collector);
+        let named = |name: &str| spans.iter().any(|s| s.name == name);
+        if (named("query") && named("statement")) || Instant::now() > deadline {
+            break spans;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let query = spans
+        .iter()
+        .find(|s| s.name == "query")
+        .unwrap_or_else(|| panic!("no query span: {spans:?}"));
+    assert_eq!(query.service, "flotilla");
+    let id = query.attribute("query");
+    assert!(!id.is_empty(), "{query:?}");
+    let statement = spans
+        .iter()
+        .find(|s| s.name == "statement" && s.attribute("source") == "shop")
+        .unwrap_or_else(|| panic!("no statement span of shop: {spans:?}"));
+    assert_eq!(statement.attribute("query"), id, "{statement:?}");
+}
+
+/// Accepted connections of `listener`, as tonic's server takes them.
+fn tokio_stream_of(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    })
+}
