@@ -11,6 +11,7 @@
 //! Errors from DataFusion are classified by [`Error::from`] so that a plan error stays an
 //! invalid-argument error when it crosses an edge.
 
+use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use std::fmt;
 
@@ -79,13 +80,16 @@ impl ErrorKind {
     }
 }
 
-/// An error with a kind, a message for people, and optionally the source it concerns.
+/// An error with a kind, a message for people, optionally the source it concerns, and the
+/// error it came from ([`std::error::Error::source`]).
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     /// The configured source (database) the error came from, if any.
     source_name: Option<String>,
+    /// The error this one was made from (DataFusion's, an I/O error, a driver's).
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {
@@ -95,7 +99,15 @@ impl Error {
             kind,
             message: message.into(),
             source_name: None,
+            cause: None,
         }
+    }
+
+    /// Keeps the error this one was made from, for [`std::error::Error::source`] (the message
+    /// stays this error's own).
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Box::new(cause));
+        self
     }
 
     /// Shorthand for [`ErrorKind::InvalidArgument`].
@@ -161,7 +173,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<DataFusionError> for Error {
     fn from(e: DataFusionError) -> Self {
@@ -176,7 +194,7 @@ impl From<DataFusionError> for Error {
         let kind = classify(&e);
         // `DataFusionError`'s Display prefixes the variant ("Error during planning: ...");
         // that prefix is useful to people, so keep it.
-        Error::new(kind, e.to_string())
+        Error::new(kind, e.to_string()).caused_by(e)
     }
 }
 
@@ -195,7 +213,7 @@ impl From<std::io::Error> for Error {
             std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
             _ => ErrorKind::Unavailable,
         };
-        Error::new(kind, e.to_string())
+        Error::new(kind, e.to_string()).caused_by(e)
     }
 }
 
@@ -206,7 +224,13 @@ pub fn kind_of(e: &DataFusionError) -> ErrorKind {
 
 fn classify(e: &DataFusionError) -> ErrorKind {
     match e {
-        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+        DataFusionError::SchemaError(schema, _) => match **schema {
+            SchemaError::FieldNotFound { .. } => ErrorKind::NotFound,
+            _ => ErrorKind::InvalidArgument,
+        },
+        // DataFusion's planner reports an unknown table or function as a plan error with text
+        // only ("table 'x' not found").
+        DataFusionError::SQL(..) | DataFusionError::Plan(_) => {
             if e.to_string().contains("not found") {
                 ErrorKind::NotFound
             } else {
@@ -250,6 +274,34 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         assert!(e.to_string().contains("bad column"));
         assert_eq!(e.kind().grpc_code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn an_error_keeps_what_it_was_made_from_and_unknown_columns_are_not_found_by_type() {
+        use datafusion::common::Column;
+        use std::error::Error as _;
+        let unknown = DataFusionError::SchemaError(
+            Box::new(SchemaError::FieldNotFound {
+                field: Box::new(Column::from_name("nope")),
+                valid_fields: vec![],
+            }),
+            Box::new(None),
+        );
+        let e: Error = unknown.into();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let cause = e.source().expect("the DataFusion error");
+        assert!(cause.downcast_ref::<DataFusionError>().is_some());
+        assert!(cause.to_string().contains("nope"), "{cause}");
+
+        let io: Error = std::io::Error::new(std::io::ErrorKind::NotFound, "no file").into();
+        assert_eq!(io.kind(), ErrorKind::NotFound);
+        assert!(
+            io.source()
+                .unwrap()
+                .downcast_ref::<std::io::Error>()
+                .is_some()
+        );
+        assert!(Error::invalid("plain").source().is_none());
     }
 
     #[test]
