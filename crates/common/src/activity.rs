@@ -8,7 +8,9 @@
 //!
 //! A protocol front end [`Activity::begin`]s a [`Query`] once it has its physical plan and
 //! keeps the returned `Arc` with the query's execution; when the last holder drops it, the
-//! query moves to the recent list with how it ended. [`Activity::cancel`] calls what the
+//! query moves to the recent list with how it ended — and without its plan, which may hold
+//! what the query built (a hash join keeps its build side): the plan is described by the
+//! function given to [`describe_ended_with`] and let go. [`Activity::cancel`] calls what the
 //! front end registered to stop it (the same path as a client's own cancel).
 //!
 //! One per process, like the metrics ([`activity`]).
@@ -24,6 +26,16 @@ pub const RECENT: usize = 100;
 
 /// What stops a query: the front end's own cancel path.
 pub type Cancel = Box<dyn Fn() + Send + Sync>;
+
+/// What an ended query's plan is remembered as (the console's description of it).
+pub type Describe = fn(&Arc<dyn ExecutionPlan>) -> String;
+
+static DESCRIBE: OnceLock<Describe> = OnceLock::new();
+
+/// Describes the plans of queries as they end (the first call counts).
+pub fn describe_ended_with(describe: Describe) {
+    let _ = DESCRIBE.set(describe);
+}
 
 /// The node's queries.
 #[derive(Default)]
@@ -94,8 +106,10 @@ pub struct QueryView {
     pub rows: u64,
     pub bytes: u64,
     pub error: Option<String>,
-    /// The physical plan it runs (or ran): its metrics are the live figures.
-    pub plan: Arc<dyn ExecutionPlan>,
+    /// The physical plan of a query not yet ended: its metrics are the live figures.
+    pub plan: Option<Arc<dyn ExecutionPlan>>,
+    /// What an ended query's plan was described as when it ended.
+    pub described: Option<String>,
 }
 
 /// An ended query.
@@ -124,11 +138,13 @@ impl Activity {
 
     /// The queries not yet ended, oldest first.
     pub fn live(&self) -> Vec<QueryView> {
-        let live = lock(&self.live);
-        live.values()
+        // Upgraded under the lock, looked at (and maybe dropped: the last holder's drop ends
+        // the query, which takes the lock) after it.
+        let live: Vec<Arc<Query>> = lock(&self.live)
+            .values()
             .filter_map(Weak::upgrade)
-            .map(|q| q.view())
-            .collect()
+            .collect();
+        live.iter().map(|q| q.view()).collect()
     }
 
     /// The last [`RECENT`] ended queries, newest first.
@@ -212,7 +228,8 @@ impl Query {
             rows: self.rows.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             error,
-            plan: Arc::clone(&self.plan),
+            plan: Some(Arc::clone(&self.plan)),
+            described: None,
         }
     }
 }
@@ -226,6 +243,8 @@ impl Drop for Query {
             "planned" => "expired",
             state => state,
         };
+        view.described = DESCRIBE.get().map(|describe| describe(&self.plan));
+        view.plan = None;
         activity().end(view);
     }
 }
@@ -298,6 +317,10 @@ mod tests {
                 .live()
                 .iter()
                 .any(|q| [a_id, b_id, c_id].contains(&q.id))
+        );
+        assert!(
+            ended(b_id).plan.is_none(),
+            "an ended query lets its plan go"
         );
         let recent: Vec<u64> = activity().recent().iter().map(|q| q.id).collect();
         let at = |id| recent.iter().position(|r| *r == id).unwrap();

@@ -137,15 +137,33 @@ fn summary(query: &QueryView) -> Value {
         "rows": query.rows,
         "bytes": query.bytes,
         "error": query.error,
-        "distributed": distributed_id(&query.plan),
+        "distributed": query.plan.as_ref().and_then(distributed_id),
     })
 }
 
 fn detail(query: &QueryView) -> Value {
     let mut value = summary(query);
-    value["stages"] = Value::Array(stages(&query.plan).iter().map(Stage::to_json).collect());
-    value["plan"] = Value::String(displayable(query.plan.as_ref()).indent(true).to_string());
+    let described = match (&query.plan, &query.described) {
+        (Some(plan), _) => description(plan),
+        (None, Some(text)) => serde_json::from_str(text).unwrap_or_default(),
+        (None, None) => json!({ "stages": [], "plan": "" }),
+    };
+    value["stages"] = described["stages"].clone();
+    value["plan"] = described["plan"].clone();
     value
+}
+
+/// A plan's stages and its text.
+fn description(plan: &Arc<dyn ExecutionPlan>) -> Value {
+    json!({
+        "stages": stages(plan).iter().map(Stage::to_json).collect::<Vec<_>>(),
+        "plan": displayable(plan.as_ref()).indent(true).to_string(),
+    })
+}
+
+/// What an ended query's plan is kept as (see `flotilla_common::activity`).
+pub(crate) fn describe(plan: &Arc<dyn ExecutionPlan>) -> String {
+    description(plan).to_string()
 }
 
 /// The id of the distributed query the plan runs (the same on every node), if it distributes.

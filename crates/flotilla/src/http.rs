@@ -72,6 +72,7 @@ pub async fn serve(
     users: Vec<User>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    flotilla_common::activity::describe_ended_with(console::describe);
     let node = Node {
         ctx,
         cluster,

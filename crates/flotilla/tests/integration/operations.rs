@@ -89,11 +89,16 @@ fn a_node_reports_health_and_metrics_that_prometheus_scrapes() {
             "SELECT n_name FROM shop.main.nation WHERE n_regionkey = 1",
             "SELECT count(*) FROM shop.main.region",
             "SELECT * FROM no_such_table",
+            // A hash join here: its build side is held by its plan, which the console's list
+            // of recent queries must not keep.
+            "SELECT r.r_name, count(*) FROM lake.public.nation n \
+             JOIN lake.public.region r ON n.n_regionkey = r.r_regionkey GROUP BY r.r_name",
         ],
     );
     assert_eq!(results[0]["rows"], 5, "{results}");
     assert_eq!(results[1]["rows"], 1, "{results}");
     assert!(results[2]["error"].is_string(), "{results}");
+    assert_eq!(results[3]["rows"], 5, "{results}");
 
     let (code, metrics) = get(&http, "/metrics");
     assert_eq!(code, 200);
@@ -592,6 +597,16 @@ fn the_console_shows_a_distributed_query_and_cancels_it_on_every_node() {
     assert_eq!(code, 200, "{detail}");
     let detail: Value = serde_json::from_str(&detail).unwrap();
     assert_eq!(detail["state"], "cancelled", "{detail}");
+    // Ended, it is still described: its stages and plan, kept as text.
+    assert_eq!(
+        detail["stages"].as_array().unwrap().len(),
+        stages.len(),
+        "{detail}"
+    );
+    assert!(
+        detail["plan"].as_str().unwrap().contains("DistributedExec"),
+        "{detail}"
+    );
     assert_eq!(get(&https[0], &format!("/api/queries/{id}/cancel")).0, 405);
 
     // Every node ran tasks of the query, and none is running any once it was cancelled.
