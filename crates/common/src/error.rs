@@ -11,7 +11,6 @@
 //! Errors from DataFusion are classified by [`Error::from`] so that a plan error stays an
 //! invalid-argument error when it crosses an edge.
 
-use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use std::fmt;
 
@@ -224,10 +223,9 @@ pub fn kind_of(e: &DataFusionError) -> ErrorKind {
 
 fn classify(e: &DataFusionError) -> ErrorKind {
     match e {
-        DataFusionError::SchemaError(schema, _) => match **schema {
-            SchemaError::FieldNotFound { .. } => ErrorKind::NotFound,
-            _ => ErrorKind::InvalidArgument,
-        },
+        // A column that is not there (or is ambiguous) is a mistake in the statement, not a
+        // missing object: whatever its text says.
+        DataFusionError::SchemaError(..) => ErrorKind::InvalidArgument,
         // DataFusion's planner reports an unknown table or function as a plan error with text
         // only ("table 'x' not found").
         DataFusionError::SQL(..) | DataFusionError::Plan(_) => {
@@ -277,8 +275,8 @@ mod tests {
     }
 
     #[test]
-    fn an_error_keeps_what_it_was_made_from_and_unknown_columns_are_not_found_by_type() {
-        use datafusion::common::Column;
+    fn an_error_keeps_what_it_was_made_from_and_unknown_columns_are_invalid_by_type() {
+        use datafusion::common::{Column, SchemaError};
         use std::error::Error as _;
         let unknown = DataFusionError::SchemaError(
             Box::new(SchemaError::FieldNotFound {
@@ -288,7 +286,7 @@ mod tests {
             Box::new(None),
         );
         let e: Error = unknown.into();
-        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         let cause = e.source().expect("the DataFusion error");
         assert!(cause.downcast_ref::<DataFusionError>().is_some());
         assert!(cause.to_string().contains("nope"), "{cause}");
