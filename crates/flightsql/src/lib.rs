@@ -11,6 +11,8 @@
 //!   for undecodable requests).
 //! - `service`: the Flight SQL commands. A query is planned once, in `GetFlightInfo`; its ticket
 //!   names the plan, and `DoGet` streams it.
+//! - `statements`: what the commands do with a statement — plan it for its tickets, run a change
+//!   under the node's limits, answer `GetSchema`/`PollFlightInfo`, read bound parameters.
 //! - `metered`: a query's stream counted in the node's metrics (outcome, duration, rows, bytes);
 //!   `layer` counts calls and `session` open sessions.
 //! - `registry`: tickets waiting for `DoGet`, queries streaming (cancellable), prepared statements.
@@ -37,6 +39,7 @@ mod server;
 mod service;
 mod serving;
 pub mod session;
+mod statements;
 
 pub use fallback::FlightFallback;
 pub use limits::{Admission, QueryAdmission, Turn};

@@ -12,16 +12,14 @@
 
 use crate::fallback::FlightFallback;
 use crate::layer::Peer;
-use crate::limits::{self, Admission, Limited, Run};
+use crate::limits::{Admission, Limited};
 use crate::metadata;
 use crate::metered::{self, MeteredQuery};
-use crate::registry::{Cancellable, Cancelled, PlannedQuery, Prepared, Registry};
-use crate::serving::FlightOptions;
+use crate::registry::{Cancellable, Cancelled, Prepared, Registry};
 use crate::session::{Session, Sessions, no_session};
 use crate::{ingest, options};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::Command;
 use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
@@ -37,41 +35,72 @@ use arrow_flight::sql::{
 use arrow_flight::{
     Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
-    PollInfo, SchemaAsIpc, SchemaResult, Ticket,
+    SchemaAsIpc, Ticket,
 };
-use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::ScalarValue;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
-use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast;
+use datafusion::physical_plan::execute_stream;
 use flotilla_common::metrics::metrics;
-use flotilla_common::options::QueryLimits;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
-use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The Flight SQL service of a node. Build one with [`crate::FlightSqlServer`].
 pub struct FlotillaFlightSql {
     pub(crate) registry: Arc<Registry>,
     /// Turns to run queries (`[server] max_concurrent_queries`).
-    admission: Arc<Admission>,
+    pub(crate) admission: Arc<Admission>,
     sessions: Arc<Sessions>,
     sql_info: SqlInfoData,
     xdbc_types: XdbcTypeInfoData,
-    fallback: Option<Arc<dyn FlightFallback>>,
+    pub(crate) fallback: Option<Arc<dyn FlightFallback>>,
     /// The node has a cluster secret: the fallback answers only calls carrying it.
     peers_only: bool,
+}
+
+impl FlotillaFlightSql {
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        admission: Arc<Admission>,
+        sessions: Arc<Sessions>,
+        fallback: Option<Arc<dyn FlightFallback>>,
+        peers_only: bool,
+    ) -> flotilla_common::Result<Self> {
+        Ok(Self {
+            registry,
+            admission,
+            sessions,
+            sql_info: metadata::sql_info()?,
+            xdbc_types: metadata::xdbc_type_info()?,
+            fallback,
+            peers_only,
+        })
+    }
+
+    /// Whether the fallback takes `ticket` from any caller (see
+    /// [`FlightFallback::carries_authorization`]).
+    pub(crate) fn carries_authorization(&self, ticket: &Ticket) -> bool {
+        self.fallback
+            .as_ref()
+            .is_some_and(|fallback| fallback.carries_authorization(ticket))
+    }
+
+    /// Refuses a call for the fallback that does not come from a node of the cluster, when
+    /// the node has a cluster secret.
+    fn check_peer<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if self.peers_only && request.extensions().get::<Peer>().is_none() {
+            return Err(Status::permission_denied(
+                "tasks and actions of other nodes need the cluster secret \
+                 ([cluster] secret_env)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 type DoGetStream = <FlotillaFlightSql as FlightService>::DoGetStream;
@@ -82,7 +111,7 @@ pub(crate) fn status(e: impl Into<flotilla_common::Error>) -> Status {
 }
 
 /// The session the layer admitted this call into.
-fn session_of<T>(request: &Request<T>) -> Result<Arc<Session>, Status> {
+pub(crate) fn session_of<T>(request: &Request<T>) -> Result<Arc<Session>, Status> {
     request
         .extensions()
         .get::<Arc<Session>>()
@@ -131,344 +160,6 @@ fn info_for(
         .with_endpoint(endpoint)
         .with_descriptor(descriptor);
     Ok(Response::new(info))
-}
-
-/// The number of rows a DML statement reports (the sum of its `count` column).
-fn rows_affected(batches: &[RecordBatch]) -> i64 {
-    let mut total = 0u64;
-    for batch in batches {
-        if let Some(counts) = batch
-            .column_by_name("count")
-            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-        {
-            total += counts.iter().flatten().sum::<u64>();
-        }
-    }
-    i64::try_from(total).unwrap_or(i64::MAX)
-}
-
-/// Whether a plan writes rows and reports how many (INSERT, COPY, CREATE TABLE … AS).
-fn writes_rows(plan: &LogicalPlan) -> bool {
-    matches!(
-        plan,
-        LogicalPlan::Dml(_)
-            | LogicalPlan::Copy(_)
-            | LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_))
-    )
-}
-
-/// Whether a plan returns rows to read (a query) rather than changing something.
-fn returns_rows(plan: &LogicalPlan) -> bool {
-    !matches!(
-        plan,
-        LogicalPlan::Dml(_)
-            | LogicalPlan::Ddl(_)
-            | LogicalPlan::Copy(_)
-            | LogicalPlan::Statement(_)
-    )
-}
-
-impl FlotillaFlightSql {
-    pub(crate) fn new(
-        registry: Arc<Registry>,
-        admission: Arc<Admission>,
-        sessions: Arc<Sessions>,
-        fallback: Option<Arc<dyn FlightFallback>>,
-        peers_only: bool,
-    ) -> flotilla_common::Result<Self> {
-        Ok(Self {
-            registry,
-            admission,
-            sessions,
-            sql_info: metadata::sql_info()?,
-            xdbc_types: metadata::xdbc_type_info()?,
-            fallback,
-            peers_only,
-        })
-    }
-
-    /// Whether the fallback takes `ticket` from any caller (see
-    /// [`FlightFallback::carries_authorization`]).
-    pub(crate) fn carries_authorization(&self, ticket: &Ticket) -> bool {
-        self.fallback
-            .as_ref()
-            .is_some_and(|fallback| fallback.carries_authorization(ticket))
-    }
-
-    /// Refuses a call for the fallback that does not come from a node of the cluster, when
-    /// the node has a cluster secret.
-    fn check_peer<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        if self.peers_only && request.extensions().get::<Peer>().is_none() {
-            return Err(Status::permission_denied(
-                "tasks and actions of other nodes need the cluster secret \
-                 ([cluster] secret_env)",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Plans a logical plan (of statement `sql`) physically in `session` and returns the
-    /// FlightInfo of its ticket.
-    async fn plan_query(
-        &self,
-        session: Arc<Session>,
-        sql: String,
-        plan: LogicalPlan,
-        descriptor: FlightDescriptor,
-    ) -> Result<Response<FlightInfo>, Status> {
-        // A change sent as a query (DB-API `execute`, JDBC `executeQuery`) runs now, like DDL,
-        // not when (or if) the client fetches its row count.
-        let changes = writes_rows(&plan);
-        let frame = flotilla_federation::execute_logical_plan(session.context(), plan)
-            .await
-            .map_err(status)?;
-        let physical: Arc<dyn ExecutionPlan> = if changes {
-            let schema = frame.schema().inner().clone();
-            let counts = self
-                .under_limits(&session, async { frame.collect().await.map_err(status) })
-                .await?;
-            MemorySourceConfig::try_new_exec(&[counts], schema, None).map_err(status)?
-        } else {
-            frame.create_physical_plan().await.map_err(status)?
-        };
-        let schema = physical.schema();
-        if !changes
-            && let Some(fallback) = &self.fallback
-            && let Some(endpoints) =
-                fallback.result_endpoints(&physical, &session.context().task_ctx())?
-        {
-            // Other nodes serve the rows, in no particular order across endpoints. The console
-            // lists the query as handed over: this node sees neither its rows nor its end.
-            let asked = flotilla_common::activity::Asked {
-                protocol: "flightsql",
-                user: session.user().map(str::to_string),
-                sql,
-            };
-            flotilla_common::activity::activity()
-                .begin(asked, Arc::clone(&physical), Box::new(|| {}))
-                .ended("served by workers", None);
-            let mut info = FlightInfo::new()
-                .try_with_schema(&schema)
-                .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
-                .with_descriptor(descriptor);
-            for endpoint in endpoints {
-                info = info.with_endpoint(endpoint);
-            }
-            return Ok(Response::new(info));
-        }
-        // Rows in several partitions have no order among them: each partition is an endpoint
-        // of its own, which clients read concurrently.
-        let per_partition = physical.output_partitioning().partition_count() > 1
-            && FlightOptions::of(&session.options()).partitioned_results;
-        let handles = self.registry.plan(physical, session, sql, per_partition);
-        let mut info = FlightInfo::new()
-            .try_with_schema(&schema)
-            .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
-            .with_descriptor(descriptor)
-            .with_ordered(!per_partition);
-        for handle in handles {
-            let ticket = TicketStatementQuery {
-                statement_handle: handle.into(),
-            };
-            info = info.with_endpoint(
-                FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec())),
-            );
-        }
-        Ok(Response::new(info))
-    }
-
-    /// Runs a statement that changes something and returns how many rows it changed (0 for
-    /// DDL and `SET`).
-    async fn run_update(&self, session: &Session, plan: LogicalPlan) -> Result<i64, Status> {
-        if returns_rows(&plan) {
-            return Err(Status::invalid_argument(
-                "this statement returns rows: run it as a query (executeQuery), not as an update",
-            ));
-        }
-        let counts = writes_rows(&plan);
-        let frame = flotilla_federation::execute_logical_plan(session.context(), plan)
-            .await
-            .map_err(status)?;
-        let batches = self
-            .under_limits(session, async { frame.collect().await.map_err(status) })
-            .await?;
-        Ok(if counts { rows_affected(&batches) } else { 0 })
-    }
-
-    /// The run of `query`: the one its other endpoints started, or a new one — with a turn
-    /// (waiting in the queue, within the statement timeout, which counts from here) and the
-    /// context its partitions execute in.
-    async fn run_of(&self, handle: &str, query: &PlannedQuery) -> Result<Arc<Run>, Status> {
-        let mut slot = query.run.lock().await;
-        if let Some(run) = slot.upgrade() {
-            return Ok(run);
-        }
-        let deadline = QueryLimits::of(&query.session.options())
-            .statement_timeout
-            .map(|timeout| (Instant::now() + timeout, timeout));
-        let turn = match deadline {
-            Some((at, timeout)) => tokio::time::timeout_at(at, self.admission.admit())
-                .await
-                .map_err(|_| limits::timed_out(timeout))??,
-            None => self.admission.admit().await?,
-        };
-        let task = query.session.query_task_context(handle);
-        let run = Arc::new(Run::new(turn, task, deadline));
-        *slot = Arc::downgrade(&run);
-        Ok(run)
-    }
-
-    /// Runs `work` (a statement that changes rows) under the session's limits: with a turn
-    /// of the node's, stopped at its statement timeout.
-    async fn under_limits<T>(
-        &self,
-        session: &Session,
-        work: impl Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
-        let run = async {
-            let _turn = self.admission.admit().await?;
-            work.await
-        };
-        match QueryLimits::of(&session.options()).statement_timeout {
-            Some(timeout) => tokio::time::timeout(timeout, run)
-                .await
-                .map_err(|_| limits::timed_out(timeout))?,
-            None => run.await,
-        }
-    }
-
-    /// `GetSchema`: the schema of the rows a command returns, without running anything. A
-    /// statement or prepared statement is planned logically (an `INSERT` is not run, an
-    /// `EXECUTE name(…)` is resolved to the prepared statement's rows); a metadata command
-    /// answers with the schema its `GetFlightInfo` announces.
-    pub(crate) async fn schema_of(
-        &self,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<SchemaResult>, Status> {
-        let any = Any::decode(&*request.get_ref().cmd).map_err(|_| {
-            Status::invalid_argument("GetSchema takes a Flight SQL command descriptor")
-        })?;
-        let command = Command::try_from(any)
-            .map_err(|e| Status::invalid_argument(format!("not a Flight SQL command: {e}")))?;
-        let schema: SchemaRef = match command {
-            Command::CommandStatementQuery(query) => {
-                let session = session_of(&request)?;
-                let plan = self.logical_plan(&session, &query.query).await?;
-                logical_schema(&session, plan).await?
-            }
-            Command::CommandPreparedStatementQuery(query) => {
-                let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
-                prepared.dataset_schema()
-            }
-            _ => {
-                let info = self.get_flight_info(request).await?.into_inner();
-                let schema = info
-                    .try_decode_schema()
-                    .map_err(|e| Status::internal(format!("decoding a schema: {e}")))?;
-                Arc::new(schema)
-            }
-        };
-        let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
-            .try_into()
-            .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?;
-        Ok(Response::new(result))
-    }
-
-    /// `PollFlightInfo`: a query is planned, not run, by `GetFlightInfo`, so its FlightInfo is
-    /// complete at once (progress 1, nothing to poll again); the rows stream with `DoGet`.
-    pub(crate) async fn poll_info(
-        &self,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<PollInfo>, Status> {
-        let info = self.get_flight_info(request).await?.into_inner();
-        Ok(Response::new(PollInfo {
-            info: Some(info),
-            flight_descriptor: None,
-            progress: Some(1.0),
-            expiration_time: None,
-        }))
-    }
-
-    /// The logical plan of `sql` in `session`. JDBC-style `?` parameters become `$1`, `$2`, …
-    /// in the order they appear (DataFusion numbers only `$n` parameters).
-    async fn logical_plan(&self, session: &Session, sql: &str) -> Result<LogicalPlan, Status> {
-        let state = session.context().state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let mut statement = state.sql_to_statement(sql, &dialect).map_err(status)?;
-        if let DFStatement::Statement(inner) = &mut statement {
-            number_placeholders(inner);
-        }
-        state.statement_to_plan(statement).await.map_err(status)
-    }
-}
-
-/// The schema of the rows `plan` returns when run in `session`; `EXECUTE name(…)` returns the
-/// rows of the statement prepared as `name`.
-async fn logical_schema(session: &Session, plan: LogicalPlan) -> Result<SchemaRef, Status> {
-    let plan = match plan {
-        LogicalPlan::Statement(Statement::Execute(_)) => {
-            let frame = session
-                .context()
-                .execute_logical_plan(plan)
-                .await
-                .map_err(status)?;
-            frame.logical_plan().clone()
-        }
-        plan => plan,
-    };
-    Ok(Arc::new(plan.schema().as_arrow().clone()))
-}
-
-/// The rows of parameter values a client sent with DoPut, each row one execution.
-async fn parameter_rows(
-    request: Request<PeekableFlightDataStream>,
-    prepared: &Prepared,
-) -> Result<Vec<Vec<ScalarValue>>, Status> {
-    // A message with only the command descriptor (no IPC message) carries no parameters;
-    // clients send one to run with what they bound before.
-    let data = request
-        .into_inner()
-        .try_filter(|d| futures::future::ready(!d.data_header.is_empty()))
-        .map_err(FlightError::from);
-    let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data);
-    let expected = prepared.parameters.fields().len();
-    let mut rows = Vec::new();
-    while let Some(batch) = batches.next().await {
-        let batch = batch.map_err(|e| {
-            Status::invalid_argument(format!("the parameter data could not be read: {e}"))
-        })?;
-        if batch.num_columns() != expected {
-            return Err(Status::invalid_argument(format!(
-                "the statement has {expected} parameter(s); the bound data has {} column(s)",
-                batch.num_columns()
-            )));
-        }
-        for row in 0..batch.num_rows() {
-            let values = batch
-                .columns()
-                .iter()
-                .map(|column| ScalarValue::try_from_array(column, row))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(status)?;
-            rows.push(values);
-        }
-    }
-    Ok(rows)
-}
-
-/// Renames each `?` placeholder to `$1`, `$2`, … in order.
-fn number_placeholders(statement: &mut ast::Statement) {
-    let mut count = 0;
-    let _ = ast::visit_expressions_mut(statement, |expr| {
-        if let ast::Expr::Value(value) = expr
-            && let ast::Value::Placeholder(name) = &mut value.value
-            && name == "?"
-        {
-            count += 1;
-            *name = format!("${count}");
-        }
-        ControlFlow::<()>::Continue(())
-    });
 }
 
 /// The statement handle a ticket carries, as text.
@@ -602,7 +293,7 @@ impl FlightSqlService for FlotillaFlightSql {
         // A statement that cannot be prepared is a query that failed (ADBC prepares each).
         let prepared = async {
             let plan = self.logical_plan(&session, &query.query).await?;
-            let dataset = logical_schema(&session, plan.clone()).await?;
+            let dataset = Self::logical_schema(&session, plan.clone()).await?;
             Prepared::new(session, query.query, plan, dataset).map_err(status)
         };
         let prepared = prepared.await.inspect_err(metered::failed_to_start)?;
@@ -635,7 +326,7 @@ impl FlightSqlService for FlotillaFlightSql {
         // Clients bind through this command for updates too (several rows: one execution
         // each), so every row is kept; a query checks for exactly one when it runs.
         let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
-        let rows = parameter_rows(request, &prepared).await?;
+        let rows = Self::parameter_rows(request, &prepared).await?;
         if !rows.is_empty() {
             prepared.bind(rows);
         }
@@ -650,7 +341,7 @@ impl FlightSqlService for FlotillaFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let prepared = self.registry.prepared(&query.prepared_statement_handle)?;
-        let mut rows = parameter_rows(request, &prepared).await?;
+        let mut rows = Self::parameter_rows(request, &prepared).await?;
         if rows.is_empty() {
             rows = prepared.bound_rows();
         }
