@@ -42,7 +42,7 @@ pub fn describe_ended_with(describe: Describe) {
 pub struct Activity {
     next_id: AtomicU64,
     live: Mutex<BTreeMap<u64, Weak<Query>>>,
-    recent: Mutex<VecDeque<Ended>>,
+    recent: Mutex<VecDeque<QueryView>>,
 }
 
 impl std::fmt::Debug for Activity {
@@ -112,10 +112,6 @@ pub struct QueryView {
     pub described: Option<String>,
 }
 
-/// An ended query.
-#[derive(Debug, Clone)]
-struct Ended(QueryView);
-
 impl Activity {
     /// Starts listing a planned query; `cancel` stops it.
     pub fn begin(&self, asked: Asked, plan: Arc<dyn ExecutionPlan>, cancel: Cancel) -> Arc<Query> {
@@ -149,11 +145,7 @@ impl Activity {
 
     /// The last [`RECENT`] ended queries, newest first.
     pub fn recent(&self) -> Vec<QueryView> {
-        lock(&self.recent)
-            .iter()
-            .rev()
-            .map(|e| e.0.clone())
-            .collect()
+        lock(&self.recent).iter().rev().cloned().collect()
     }
 
     /// One query, live or recent.
@@ -161,10 +153,7 @@ impl Activity {
         let live = lock(&self.live).get(&id).and_then(Weak::upgrade);
         match live {
             Some(query) => Some(query.view()),
-            None => lock(&self.recent)
-                .iter()
-                .find(|e| e.0.id == id)
-                .map(|e| e.0.clone()),
+            None => lock(&self.recent).iter().find(|q| q.id == id).cloned(),
         }
     }
 
@@ -184,7 +173,7 @@ impl Activity {
         if recent.len() == RECENT {
             recent.pop_front();
         }
-        recent.push_back(Ended(view));
+        recent.push_back(view);
     }
 }
 

@@ -2,6 +2,8 @@
 //! lines carry the span's fields (the query id among them), because the span is entered every
 //! time the stream is polled — the work of a stream happens in its polls, on whichever thread.
 
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::physical_plan::RecordBatchStream;
 use futures::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -31,5 +33,11 @@ impl<S: Stream + Unpin> Stream for InSpan<S> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.inner.size_hint()
+    }
+}
+
+impl<S: RecordBatchStream + Unpin> RecordBatchStream for InSpan<S> {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
     }
 }

@@ -39,6 +39,7 @@ use datafusion_proto::physical_plan::{
 use flotilla_common::memory::runtime_for_query;
 use flotilla_common::metrics::metrics;
 use flotilla_common::options::QueryLimits;
+use flotilla_common::spans::InSpan;
 use flotilla_common::{Error, ErrorKind, Result};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -552,6 +553,7 @@ fn run_partition(
     ticket: &TaskTicket,
     on_end: OnEnd,
 ) -> Result<SendableRecordBatchStream> {
+    // Polled inside `task` (the distributed query's id, stage, task, partition).
     let span = tracing::info_span!(
         target: "flotilla::task",
         "task",
@@ -561,7 +563,7 @@ fn run_partition(
         partition
     );
     let inner = span.in_scope(|| task.plan.execute(partition, context))?;
-    Ok(Box::pin(Reporting {
+    let reporting = Reporting {
         inner,
         task,
         query: ticket.query.clone(),
@@ -571,8 +573,8 @@ fn run_partition(
         rows: 0,
         started: Instant::now(),
         on_end: Some(on_end),
-        span,
-    }))
+    };
+    Ok(Box::pin(InSpan::new(reporting, span)))
 }
 
 /// A stream of Flight data and what was seen of it so far.
@@ -638,9 +640,6 @@ struct Reporting {
     rows: u64,
     started: Instant,
     on_end: Option<OnEnd>,
-    /// `task` (`flotilla::task`: the distributed query's id, stage, task, partition), entered
-    /// while the stream is polled.
-    span: tracing::Span,
 }
 
 impl futures::Stream for Reporting {
@@ -650,8 +649,6 @@ impl futures::Stream for Reporting {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        let span = self.span.clone();
-        let _entered = span.enter();
         let polled = self.inner.poll_next_unpin(cx);
         match &polled {
             std::task::Poll::Ready(Some(Ok(batch))) => self.rows += batch.num_rows() as u64,

@@ -38,6 +38,7 @@ use datafusion::physical_plan::{
 };
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use flotilla_common::metrics::{StatementMetrics, metrics};
+use flotilla_common::spans::InSpan;
 use futures::{Stream, StreamExt, TryStreamExt};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
@@ -533,7 +534,16 @@ impl ExecutionPlan for FederatedScanExec {
             )),
             _ => None,
         };
-        Ok(Box::pin(MeteredStream {
+        // Polled inside `statement` (source, partition, and the id of the query of the task
+        // context): its log lines carry them.
+        let span = tracing::info_span!(
+            target: "flotilla::statement",
+            "statement",
+            source = %self.source.name(),
+            partition,
+            query = %flotilla_common::memory::query_of(&context),
+        );
+        let metered = MeteredStream {
             inner,
             learning,
             source: self.source.name().to_string(),
@@ -546,14 +556,8 @@ impl ExecutionPlan for FederatedScanExec {
             bytes: MetricBuilder::new(&self.metrics).counter("bytes_received", partition),
             remote_time: MetricBuilder::new(&self.metrics).subset_time("source_time", partition),
             started: Some(Instant::now()),
-            span: tracing::info_span!(
-                target: "flotilla::statement",
-                "statement",
-                source = %self.source.name(),
-                partition,
-                query = %flotilla_common::memory::query_of(&context),
-            ),
-        }))
+        };
+        Ok(Box::pin(InSpan::new(metered, span)))
     }
 
     fn statistics_from_inputs(
@@ -602,17 +606,12 @@ struct MeteredStream {
     remote_time: Time,
     /// Set until the stream has ended.
     started: Option<Instant>,
-    /// `statement` (`flotilla::statement`: source, partition, and the id of the query of the
-    /// task context), entered while the stream is polled.
-    span: tracing::Span,
 }
 
 impl Stream for MeteredStream {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let span = self.span.clone();
-        let _entered = span.enter();
         let elapsed = self.baseline.elapsed_compute().clone();
         let timer = elapsed.timer();
         let this = &mut *self;

@@ -30,9 +30,6 @@ pub(crate) struct MeteredQuery<S> {
     error: Option<String>,
     /// The query in the node's console, told its bytes and how it ended.
     listed: Option<Arc<activity::Query>>,
-    /// `query` (`flotilla::query`), entered while the stream is polled: what runs in the
-    /// query's polls logs inside it.
-    span: tracing::Span,
 }
 
 impl<S> MeteredQuery<S> {
@@ -49,7 +46,6 @@ impl<S> MeteredQuery<S> {
             outcome: None,
             error: None,
             listed: None,
-            span: tracing::info_span!(target: "flotilla::query", "query", query = %id),
             id,
         }
     }
@@ -83,8 +79,6 @@ where
     type Item = Result<FlightData, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let span = self.span.clone();
-        let _entered = span.enter();
         let polled = self.inner.poll_next_unpin(cx);
         match &polled {
             Poll::Ready(Some(Ok(data))) => {

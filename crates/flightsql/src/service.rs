@@ -42,6 +42,7 @@ use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::execute_stream;
 use flotilla_common::metrics::metrics;
+use flotilla_common::spans::InSpan;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
@@ -264,6 +265,8 @@ impl FlightSqlService for FlotillaFlightSql {
         };
         let (flight, cancel, run, counted, id, listed) =
             started.await.inspect_err(metered::failed_to_start)?;
+        // Polled inside `query`: what runs in its polls logs with its id.
+        let span = tracing::info_span!(target: "flotilla::query", "query", query = %id);
         let flight = MeteredQuery::new(
             Limited::new(Cancellable::new(flight, cancel), run),
             id,
@@ -271,7 +274,7 @@ impl FlightSqlService for FlotillaFlightSql {
             counted,
         )
         .listed_as(listed);
-        Ok(Response::new(Box::pin(flight)))
+        Ok(Response::new(Box::pin(InSpan::new(flight, span))))
     }
 
     async fn do_put_statement_update(

@@ -80,6 +80,14 @@ fn not_found(id: u64) -> Response {
 }
 
 pub(crate) async fn nodes(State(ctx): State<SessionContext>) -> Response {
+    // A node without a [cluster] has no such table: it is its own cluster.
+    let clustered = ctx
+        .catalog("flotilla")
+        .and_then(|catalog| catalog.schema("cluster"))
+        .is_some_and(|schema| schema.table_exist("nodes"));
+    if !clustered {
+        return json_response(StatusCode::OK, &json!([]));
+    }
     let listed = async {
         let batches = ctx
             .sql("SELECT * FROM flotilla.cluster.nodes ORDER BY node")
@@ -96,8 +104,10 @@ pub(crate) async fn nodes(State(ctx): State<SessionContext>) -> Response {
     match listed.await {
         Ok(bytes) if bytes.is_empty() => json_response(StatusCode::OK, &json!([])),
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        // A node without a [cluster] has no such table: it is its own cluster.
-        Err(_) => json_response(StatusCode::OK, &json!([])),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({ "error": format!("the cluster's nodes cannot be listed: {e}") }),
+        ),
     }
 }
 

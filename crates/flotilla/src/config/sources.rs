@@ -213,6 +213,15 @@ struct Reading<'a> {
 }
 
 impl Reading<'_> {
+    /// An error about the source as a whole (a key it lacks, keys that exclude each other).
+    fn whole(&self, message: impl Into<String>) -> ConfigError {
+        self.at.error(
+            Some(self.span.clone()),
+            format!("sources.{}", self.name),
+            message.into(),
+        )
+    }
+
     /// The path of key `k` of this source.
     fn key(&self, k: &str) -> String {
         format!("sources.{}.{k}", self.name)
@@ -242,37 +251,26 @@ impl Reading<'_> {
 
 /// `kind = "influxdb"`.
 fn influxdb(r: &Reading<'_>, raw_source: RawSource) -> Result<SourceConfig, ConfigError> {
-    let error = |span, key, message| r.at.error(span, key, message);
-    let key = |k: &str| r.key(k);
-    let (name, span) = (r.name, r.span.clone());
     let missing = |what: &str| {
-        error(
-            Some(span.clone()),
-            format!("sources.{name}"),
-            format!(
-                "missing key '{what}' (e.g. {what} = {})",
-                match what {
-                    "url" => "\"http://localhost:8086\"",
-                    _ => "\"telegraf\"",
-                }
-            ),
-        )
+        r.whole(format!(
+            "missing key '{what}' (e.g. {what} = {})",
+            match what {
+                "url" => "\"http://localhost:8086\"",
+                _ => "\"telegraf\"",
+            }
+        ))
     };
     let url = raw_source.url.ok_or_else(|| missing("url"))?;
     let database = raw_source.database.ok_or_else(|| missing("database"))?;
     if !url.get_ref().starts_with("http://") {
-        return Err(error(
+        return Err(r.at.error(
             Some(url.span()),
-            key("url"),
+            r.key("url"),
             "an InfluxDB source is reached over http:// (https is not supported yet)".into(),
         ));
     }
     if raw_source.token_env.is_some() && raw_source.password_env.is_some() {
-        return Err(error(
-            Some(span),
-            format!("sources.{name}"),
-            "give a user with password_env, or token_env, not both".into(),
-        ));
+        return Err(r.whole("give a user with password_env, or token_env, not both"));
     }
     let source = SourceConfig::Influxdb {
         url: url.into_inner(),
@@ -290,18 +288,11 @@ fn flightsql(
     raw_source: RawSource,
     pushdown: Option<Pushdown>,
 ) -> Result<SourceConfig, ConfigError> {
-    let error = |span, key, message| r.at.error(span, key, message);
-    let key = |k: &str| r.key(k);
-    let (name, span) = (r.name, r.span.clone());
     let Some(url) = raw_source.url else {
-        return Err(error(
-            Some(span),
-            format!("sources.{name}"),
-            "missing key 'url' (e.g. url = \"grpc://other-node:50051\")".into(),
-        ));
+        return Err(r.whole("missing key 'url' (e.g. url = \"grpc://other-node:50051\")"));
     };
     if let Err(e) = flotilla_connectors_flightsql::check_url(url.get_ref()) {
-        return Err(error(Some(url.span()), key("url"), e.to_string()));
+        return Err(r.at.error(Some(url.span()), r.key("url"), e.to_string()));
     }
     let tls_root_cert = r.existing_file(&raw_source.tls_root_cert)?;
     let source = SourceConfig::FlightSql {
@@ -322,35 +313,28 @@ fn database(
     raw_source: RawSource,
     pushdown: Option<Pushdown>,
 ) -> Result<SourceConfig, ConfigError> {
-    let error = |span, key, message| r.at.error(span, key, message);
-    let key = |k: &str| r.key(k);
-    let (name, span) = (r.name, r.span.clone());
     let example = match kind {
         "postgres" => "postgresql://user@host:5432/database",
         _ => "mysql://user@host:3306/database",
     };
     let Some(url) = raw_source.url else {
-        return Err(error(
-            Some(span),
-            format!("sources.{name}"),
-            format!("missing key 'url' (e.g. url = \"{example}\")"),
-        ));
+        return Err(r.whole(format!("missing key 'url' (e.g. url = \"{example}\")")));
     };
     let checked = match kind {
         "postgres" => flotilla_connectors_postgres::check_url(url.get_ref()),
         _ => flotilla_connectors_mysql::check_url(url.get_ref()),
     };
     if let Err(e) = checked {
-        return Err(error(
+        return Err(r.at.error(
             Some(url.span()),
-            key("url"),
+            r.key("url"),
             format!("not a connection URL like {example}: {e}"),
         ));
     }
     let choice = |field: &str, value: &Option<Spanned<String>>, allowed: &[&str]| match value {
-        Some(v) if !allowed.contains(&v.get_ref().as_str()) => Err(error(
+        Some(v) if !allowed.contains(&v.get_ref().as_str()) => Err(r.at.error(
             Some(v.span()),
-            key(field),
+            r.key(field),
             format!(
                 "expected one of {}, got '{}'",
                 allowed.join(", "),
@@ -377,9 +361,9 @@ fn database(
         let numeric = match &raw_source.numeric {
             None => NumericMapping::default(),
             Some(v) => parse_numeric(v.get_ref()).ok_or_else(|| {
-                error(
+                r.at.error(
                     Some(v.span()),
-                    key("numeric"),
+                    r.key("numeric"),
                     format!(
                         "expected \"float\" or \"decimal(P,S)\" with P ≤ 38, got '{}'",
                         v.get_ref()
@@ -428,21 +412,14 @@ fn files(
     raw_source: RawSource,
     pushdown: Option<Pushdown>,
 ) -> Result<SourceConfig, ConfigError> {
-    let error = |span, key, message| r.at.error(span, key, message);
-    let key = |k: &str| r.key(k);
-    let (name, span) = (r.name, r.span.clone());
     let Some(raw_path) = raw_source.path else {
-        return Err(error(
-            Some(span),
-            format!("sources.{name}"),
-            "missing key 'path'".into(),
-        ));
+        return Err(r.whole("missing key 'path'"));
     };
     let path = r.base.join(raw_path.get_ref());
     if !path.exists() {
-        return Err(error(
+        return Err(r.at.error(
             Some(raw_path.span()),
-            key("path"),
+            r.key("path"),
             format!("{} does not exist", path.display()),
         ));
     }
@@ -456,9 +433,9 @@ fn files(
             {
                 let file_path = r.base.join(file.get_ref());
                 if !file_path.is_file() {
-                    return Err(error(
+                    return Err(r.at.error(
                         Some(file.span()),
-                        key(&format!("attach.{schema}")),
+                        r.key(&format!("attach.{schema}")),
                         format!("{} does not exist", file_path.display()),
                     ));
                 }
@@ -476,9 +453,9 @@ fn files(
                 None => b',',
                 Some(d) if d.get_ref().len() == 1 => d.get_ref().as_bytes()[0],
                 Some(d) => {
-                    return Err(error(
+                    return Err(r.at.error(
                         Some(d.span()),
-                        key("delimiter"),
+                        r.key("delimiter"),
                         format!("must be a single ASCII character, got '{}'", d.get_ref()),
                     ));
                 }

@@ -44,9 +44,9 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// The `prometheus` binary, or a failure naming the setup step.
-fn prometheus() -> &'static str {
-    let found = Command::new("prometheus")
+/// `binary` (installed by Debian package `package`), or a failure naming the setup step.
+fn installed(binary: &'static str, package: &str) -> &'static str {
+    let found = Command::new(binary)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -54,9 +54,9 @@ fn prometheus() -> &'static str {
         .is_ok_and(|s| s.success());
     assert!(
         found,
-        "prometheus is not installed: run scripts/setup.sh (apt-get install prometheus)"
+        "{binary} is not installed: run scripts/setup.sh (apt-get install {package})"
     );
-    "prometheus"
+    binary
 }
 
 /// A free port on loopback.
@@ -126,7 +126,7 @@ fn a_node_reports_health_and_metrics_that_prometheus_scrapes() {
     assert!(metrics.ends_with("# EOF\n"), "{metrics}");
 
     // A real Prometheus scrapes the node every second; its API must see the same counts.
-    let binary = prometheus();
+    let binary = installed("prometheus", "prometheus");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -463,28 +463,13 @@ fn port_of(address: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// The `chromium` binary, or a failure naming the setup step.
-fn chromium() -> &'static str {
-    let found = Command::new("chromium")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "chromium is not installed: run scripts/setup.sh (apt-get install chromium)"
-    );
-    "chromium"
-}
-
 /// The web console in headless Chromium while a distributed query runs on three nodes: the
 /// page lists the query, draws its stages with the nodes of their tasks and the statement sent
 /// to SQLite, and its Cancel button stops the query on every node. Screenshots are kept in
 /// the target directory (`tmp/console/`).
 #[test]
 fn the_console_shows_a_distributed_query_and_cancels_it_on_every_node() {
-    let browser = chromium();
+    let browser = installed("chromium", "chromium");
     let dir = tempfile::tempdir().unwrap();
     let peers = dir.path().join("peers.txt");
     std::fs::write(&peers, "").unwrap();
@@ -651,6 +636,8 @@ fn the_console_lists_and_cancels_the_postgresql_ports_statements() {
             .expect("psql runs (apt-get install postgresql-client: scripts/setup.sh)")
     };
     let queries = || -> Value { serde_json::from_str(&get(&http, "/api/queries").1).unwrap() };
+    // Without a [cluster] the node lists no peers (the page says it is one node).
+    assert_eq!(get(&http, "/api/nodes"), (200, "[]".to_string()));
 
     let counted = psql("SELECT count(*) FROM lake.public.region")
         .wait_with_output()
