@@ -12,7 +12,8 @@
 //! fixed guess for `>` (a third) said 500,000 and made the query's semi join look as big as
 //! orders. Other conditions keep their fixed guesses ([`super::selectivity`]).
 
-use super::{evaluate, passing, selectivity};
+use super::rows::{evaluate, passing};
+use super::selectivity;
 use datafusion::arrow::array::{Array, Float64Array, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::DataType;
