@@ -24,6 +24,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// A named object (table, schema, file, source) does not exist.
     NotFound,
+    /// An object to be created exists already.
+    AlreadyExists,
     /// Credentials are missing or wrong.
     Unauthenticated,
     /// Credentials are valid but do not allow the operation.
@@ -34,6 +36,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The operation was cancelled by the client.
     Cancelled,
+    /// The operation ran past its deadline (a statement timeout).
+    TimedOut,
     /// The operation is valid but not supported (yet).
     Unsupported,
     /// A bug in Flotilla.
@@ -46,11 +50,13 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidArgument => tonic::Code::InvalidArgument,
             ErrorKind::NotFound => tonic::Code::NotFound,
+            ErrorKind::AlreadyExists => tonic::Code::AlreadyExists,
             ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
             ErrorKind::PermissionDenied => tonic::Code::PermissionDenied,
             ErrorKind::ResourceExhausted => tonic::Code::ResourceExhausted,
             ErrorKind::Unavailable => tonic::Code::Unavailable,
             ErrorKind::Cancelled => tonic::Code::Cancelled,
+            ErrorKind::TimedOut => tonic::Code::DeadlineExceeded,
             ErrorKind::Unsupported => tonic::Code::Unimplemented,
             ErrorKind::Internal => tonic::Code::Internal,
         }
@@ -62,13 +68,14 @@ impl ErrorKind {
         match code {
             tonic::Code::InvalidArgument
             | tonic::Code::OutOfRange
-            | tonic::Code::FailedPrecondition
-            | tonic::Code::AlreadyExists => ErrorKind::InvalidArgument,
+            | tonic::Code::FailedPrecondition => ErrorKind::InvalidArgument,
             tonic::Code::NotFound => ErrorKind::NotFound,
+            tonic::Code::AlreadyExists => ErrorKind::AlreadyExists,
             tonic::Code::Unauthenticated => ErrorKind::Unauthenticated,
             tonic::Code::PermissionDenied => ErrorKind::PermissionDenied,
             tonic::Code::ResourceExhausted => ErrorKind::ResourceExhausted,
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => ErrorKind::Unavailable,
+            tonic::Code::Unavailable => ErrorKind::Unavailable,
+            tonic::Code::DeadlineExceeded => ErrorKind::TimedOut,
             tonic::Code::Cancelled | tonic::Code::Aborted => ErrorKind::Cancelled,
             tonic::Code::Unimplemented => ErrorKind::Unsupported,
             tonic::Code::Ok
@@ -205,6 +212,17 @@ impl From<Error> for tonic::Status {
     }
 }
 
+impl From<tonic::Status> for Error {
+    /// A status from a gRPC call (a remote node's answer, or a Flight service method called in
+    /// process): its code's kind and its message.
+    fn from(status: tonic::Status) -> Self {
+        Error::new(
+            ErrorKind::from_grpc_code(status.code()),
+            status.message().to_string(),
+        )
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         let kind = match e.kind() {
@@ -326,11 +344,13 @@ mod tests {
         for kind in [
             InvalidArgument,
             NotFound,
+            AlreadyExists,
             Unauthenticated,
             PermissionDenied,
             ResourceExhausted,
             Unavailable,
             Cancelled,
+            TimedOut,
             Unsupported,
             Internal,
         ] {

@@ -67,14 +67,14 @@ impl FlightService for CleanErrors {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
-        self.0.poll_info(request).await.map_err(clean)
+        self.0.poll_info(request).await.map_err(|e| clean(e.into()))
     }
 
     async fn get_schema(
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
-        self.0.schema_of(request).await.map_err(clean)
+        self.0.schema_of(request).await.map_err(|e| clean(e.into()))
     }
 
     async fn do_get(

@@ -12,7 +12,6 @@
 //! A table without a catalog goes to the session's default catalog and schema; `temporary`
 //! tables always go to the session's own catalog ([`crate::session::SESSION_CATALOG`]).
 
-use crate::service::status;
 use crate::session::{SESSION_CATALOG, Session};
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
@@ -23,16 +22,17 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
+use flotilla_common::{Error, ErrorKind, Result};
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
-use tonic::{Request, Status};
+use tonic::Request;
 
 /// Loads the rows of an ingest request; returns how many were written.
 pub(crate) async fn ingest(
     session: &Session,
     command: CommandStatementIngest,
     request: Request<PeekableFlightDataStream>,
-) -> Result<i64, Status> {
+) -> Result<i64> {
     let options = command.table_definition_options.unwrap_or_default();
     let if_missing = TableNotExistOption::try_from(options.if_not_exist)
         .unwrap_or(TableNotExistOption::Unspecified);
@@ -54,31 +54,31 @@ pub(crate) async fn ingest(
 
     let (schema, batches) = read_batches(request).await?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let exists = ctx.table_exist(name.clone()).map_err(status)?;
+    let exists = ctx.table_exist(name.clone())?;
     match (exists, if_exists, if_missing) {
         (true, TableExistsOption::Fail, _) => {
-            return Err(Status::already_exists(format!(
-                "table {name} already exists"
-            )));
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("table {name} already exists"),
+            ));
         }
         (true, TableExistsOption::Replace, _) => {
-            ctx.deregister_table(name.clone()).map_err(status)?;
-            let table = MemTable::try_new(schema, vec![batches]).map_err(status)?;
-            ctx.register_table(name, Arc::new(table)).map_err(status)?;
+            ctx.deregister_table(name.clone())?;
+            let table = MemTable::try_new(schema, vec![batches])?;
+            ctx.register_table(name, Arc::new(table))?;
         }
         (true, _, _) => {
-            let frame = ctx.read_batches(batches).map_err(status)?;
+            let frame = ctx.read_batches(batches)?;
             frame
                 .write_table(&name.to_string(), DataFrameWriteOptions::new())
-                .await
-                .map_err(status)?;
+                .await?;
         }
         (false, _, TableNotExistOption::Fail) => {
-            return Err(Status::not_found(format!("table {name} does not exist")));
+            return Err(Error::not_found(format!("table {name} does not exist")));
         }
         (false, _, _) => {
-            let table = MemTable::try_new(schema, vec![batches]).map_err(status)?;
-            ctx.register_table(name, Arc::new(table)).map_err(status)?;
+            let table = MemTable::try_new(schema, vec![batches])?;
+            ctx.register_table(name, Arc::new(table))?;
         }
     }
     Ok(i64::try_from(rows).unwrap_or(i64::MAX))
@@ -87,20 +87,21 @@ pub(crate) async fn ingest(
 /// Every batch of a DoPut stream, and the stream's schema.
 async fn read_batches(
     request: Request<PeekableFlightDataStream>,
-) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>), Status> {
+) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
     let data = request.into_inner().map_err(FlightError::from);
     let mut stream = FlightRecordBatchStream::new_from_flight_data(data);
     let mut batches = Vec::new();
     while let Some(batch) = stream.next().await {
-        batches.push(batch.map_err(|e| {
-            Status::invalid_argument(format!("the ingested data could not be read: {e}"))
-        })?);
+        batches
+            .push(batch.map_err(|e| {
+                Error::invalid(format!("the ingested data could not be read: {e}"))
+            })?);
     }
     let schema = match (stream.schema(), batches.first()) {
         (Some(schema), _) => Arc::clone(schema),
         (None, Some(batch)) => batch.schema(),
         (None, None) => {
-            return Err(Status::invalid_argument(
+            return Err(Error::invalid(
                 "the ingest stream carried no schema and no rows",
             ));
         }

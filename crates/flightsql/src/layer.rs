@@ -163,11 +163,16 @@ impl<S> SessionService<S> {
         let do_get = request.uri().path() == DO_GET_PATH;
         let admitted = match self.sessions.admit(request.headers(), !do_get) {
             Ok(admitted) => admitted,
-            Err(status) if do_get => {
-                request.extensions_mut().insert(Unadmitted(status));
+            Err(refused) if do_get => {
+                request
+                    .extensions_mut()
+                    .insert(Unadmitted(tonic::Status::from(refused)));
                 return Box::pin(inner.call(request));
             }
-            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            Err(refused) => {
+                let status = tonic::Status::from(refused);
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
         };
         request.extensions_mut().insert(admitted.session);
         let new_token = admitted.new_token;

@@ -107,8 +107,11 @@ impl Drop for Waiting<'_> {
 }
 
 /// The error of a query stopped by its statement timeout.
-pub(crate) fn timed_out(timeout: Duration) -> Status {
-    Status::deadline_exceeded(flotilla_common::options::QueryLimits::timed_out(timeout))
+pub(crate) fn timed_out(timeout: Duration) -> Error {
+    Error::new(
+        ErrorKind::TimedOut,
+        flotilla_common::options::QueryLimits::timed_out(timeout),
+    )
 }
 
 /// One query's run, shared by the streams of its endpoints: its turn (given back when the
@@ -172,7 +175,7 @@ where
         {
             let timeout = *timeout;
             this.end();
-            return Poll::Ready(Some(Err(timed_out(timeout))));
+            return Poll::Ready(Some(Err(Status::from(timed_out(timeout)))));
         }
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);

@@ -20,6 +20,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use flotilla_common::activity;
+use flotilla_common::{Error, ErrorKind};
 use futures::Stream;
 use futures::stream::BoxStream;
 use std::collections::HashMap;
@@ -144,7 +145,10 @@ impl Prepared {
     /// # Errors
     /// When the statement has parameters and none were bound, or a value does not fit its
     /// parameter's type.
-    pub fn plan_with(&self, values: Option<Vec<ScalarValue>>) -> Result<LogicalPlan, Status> {
+    pub fn plan_with(
+        &self,
+        values: Option<Vec<ScalarValue>>,
+    ) -> flotilla_common::Result<LogicalPlan> {
         *lock(&self.last_used) = Instant::now();
         if self.parameters.fields().is_empty() {
             return Ok(self.plan.clone());
@@ -156,14 +160,14 @@ impl Prepared {
                 match rows.len() {
                     1 => rows.remove(0),
                     0 => {
-                        return Err(Status::invalid_argument(format!(
+                        return Err(Error::invalid(format!(
                             "the statement has {} parameter(s) and none are bound: bind them \
                              with DoPut first",
                             self.parameters.fields().len()
                         )));
                     }
                     n => {
-                        return Err(Status::invalid_argument(format!(
+                        return Err(Error::invalid(format!(
                             "a query runs with one row of parameters; {n} rows are bound"
                         )));
                     }
@@ -171,7 +175,7 @@ impl Prepared {
             }
         };
         if values.len() != self.parameters.fields().len() {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::invalid(format!(
                 "the statement has {} parameter(s); {} value(s) were bound",
                 self.parameters.fields().len(),
                 values.len()
@@ -184,7 +188,7 @@ impl Prepared {
                 value
             } else {
                 value.cast_to(wanted).map_err(|e| {
-                    Status::invalid_argument(format!(
+                    Error::invalid(format!(
                         "parameter {}: the value {value} does not fit the type {wanted}: {e}",
                         field.name()
                     ))
@@ -195,7 +199,7 @@ impl Prepared {
         self.plan
             .clone()
             .with_param_values(ParamValues::from(cast))
-            .map_err(|e| Status::from(flotilla_common::Error::from(e)))
+            .map_err(Error::from)
     }
 
     fn idle_for(&self, now: Instant) -> Duration {
@@ -316,12 +320,12 @@ impl Registry {
     ///
     /// # Errors
     /// `NotFound` when the ticket is unknown, already used, cancelled or expired.
-    pub fn start(&self, handle: &str) -> Result<(PlannedQuery, CancelSignal), Status> {
+    pub fn start(&self, handle: &str) -> flotilla_common::Result<(PlannedQuery, CancelSignal)> {
         let query = lock(&self.waiting)
             .remove(handle)
             .filter(|q| q.expires > Instant::now())
             .ok_or_else(|| {
-                Status::not_found(
+                Error::not_found(
                     "unknown ticket: it was already fetched, cancelled, or expired (tickets \
                      live for a few minutes after GetFlightInfo); run the statement again",
                 )
@@ -368,10 +372,10 @@ impl Registry {
     ///
     /// # Errors
     /// `NotFound` when the handle is unknown, closed or expired.
-    pub fn prepared(&self, handle: &[u8]) -> Result<Arc<Prepared>, Status> {
+    pub fn prepared(&self, handle: &[u8]) -> flotilla_common::Result<Arc<Prepared>> {
         let handle = std::str::from_utf8(handle).unwrap_or_default();
         lock(&self.prepared).get(handle).cloned().ok_or_else(|| {
-            Status::not_found(
+            Error::not_found(
                 "unknown prepared statement handle: it was closed, expired after being unused, \
                  or never existed; prepare the statement again",
             )
@@ -437,7 +441,10 @@ impl Stream for Cancellable {
             this.signal.receiver = None;
             if outcome.is_ok() {
                 this.inner = None;
-                return Poll::Ready(Some(Err(Status::cancelled("the query was cancelled"))));
+                return Poll::Ready(Some(Err(Status::from(Error::new(
+                    ErrorKind::Cancelled,
+                    "the query was cancelled",
+                )))));
             }
         }
         let Some(inner) = this.inner.as_mut() else {

@@ -43,6 +43,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::execute_stream;
 use flotilla_common::metrics::metrics;
 use flotilla_common::spans::InSpan;
+use flotilla_common::{Error, ErrorKind};
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
@@ -93,11 +94,11 @@ impl FlotillaFlightSql {
 
     /// Refuses a call for the fallback that does not come from a node of the cluster, when
     /// the node has a cluster secret.
-    fn check_peer<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    fn check_peer<T>(&self, request: &Request<T>) -> flotilla_common::Result<()> {
         if self.peers_only && request.extensions().get::<Peer>().is_none() {
-            return Err(Status::permission_denied(
-                "tasks and actions of other nodes need the cluster secret \
-                 ([cluster] secret_env)",
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "tasks and actions of other nodes need the cluster secret ([cluster] secret_env)",
             ));
         }
         Ok(())
@@ -112,7 +113,7 @@ pub(crate) fn status(e: impl Into<flotilla_common::Error>) -> Status {
 }
 
 /// The session the layer admitted this call into.
-pub(crate) fn session_of<T>(request: &Request<T>) -> Result<Arc<Session>, Status> {
+pub(crate) fn session_of<T>(request: &Request<T>) -> flotilla_common::Result<Arc<Session>> {
     request
         .extensions()
         .get::<Arc<Session>>()
@@ -121,10 +122,10 @@ pub(crate) fn session_of<T>(request: &Request<T>) -> Result<Arc<Session>, Status
 }
 
 /// An Arrow schema as the IPC bytes Flight SQL messages carry.
-fn schema_bytes(schema: &Schema) -> Result<prost::bytes::Bytes, Status> {
+fn schema_bytes(schema: &Schema) -> flotilla_common::Result<prost::bytes::Bytes> {
     let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
         .try_into()
-        .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?;
+        .map_err(|e| Error::internal(format!("encoding a schema: {e}")))?;
     Ok(message.0)
 }
 
@@ -157,15 +158,15 @@ fn info_for(
     let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket.encode_to_vec()));
     let info = FlightInfo::new()
         .try_with_schema(schema)
-        .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
+        .map_err(|e| Error::internal(format!("encoding a schema: {e}")))?
         .with_endpoint(endpoint)
         .with_descriptor(descriptor);
     Ok(Response::new(info))
 }
 
 /// The statement handle a ticket carries, as text.
-fn handle_text(bytes: &[u8]) -> Result<&str, Status> {
-    std::str::from_utf8(bytes).map_err(|_| Status::not_found("unknown ticket"))
+fn handle_text(bytes: &[u8]) -> flotilla_common::Result<&str> {
+    std::str::from_utf8(bytes).map_err(|_| Error::not_found("unknown ticket"))
 }
 
 #[tonic::async_trait]
@@ -203,16 +204,20 @@ impl FlightSqlService for FlotillaFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let session = session_of(&request)?;
         let planned = async {
-            let plan = self.logical_plan(&session, &query.query).await?;
+            let planned = self.planned(&session, &query.query).await?;
             self.plan_query(
                 Arc::clone(&session),
                 query.query,
-                plan,
+                planned.plan,
+                planned.state,
                 request.into_inner(),
             )
             .await
         };
-        planned.await.inspect_err(metered::failed_to_start)
+        planned
+            .await
+            .map_err(Status::from)
+            .inspect_err(metered::failed_to_start)
     }
 
     async fn get_flight_info_prepared_statement(
@@ -225,10 +230,13 @@ impl FlightSqlService for FlotillaFlightSql {
             let plan = prepared.plan_with(None)?;
             let session = Arc::clone(&prepared.session);
             let sql = prepared.sql.clone();
-            self.plan_query(session, sql, plan, request.into_inner())
+            self.plan_query(session, sql, plan, None, request.into_inner())
                 .await
         };
-        planned.await.inspect_err(metered::failed_to_start)
+        planned
+            .await
+            .map_err(Status::from)
+            .inspect_err(metered::failed_to_start)
     }
 
     async fn do_get_statement(
@@ -284,7 +292,7 @@ impl FlightSqlService for FlotillaFlightSql {
     ) -> Result<i64, Status> {
         let session = session_of(&request)?;
         let plan = self.logical_plan(&session, &command.query).await?;
-        self.run_update(&session, plan).await
+        Ok(self.run_update(&session, plan).await?)
     }
 
     async fn do_action_create_prepared_statement(
@@ -297,9 +305,12 @@ impl FlightSqlService for FlotillaFlightSql {
         let prepared = async {
             let plan = self.logical_plan(&session, &query.query).await?;
             let dataset = Self::logical_schema(&session, plan.clone()).await?;
-            Prepared::new(session, query.query, plan, dataset).map_err(status)
+            Prepared::new(session, query.query, plan, dataset).map_err(Error::from)
         };
-        let prepared = prepared.await.inspect_err(metered::failed_to_start)?;
+        let prepared = prepared
+            .await
+            .map_err(Status::from)
+            .inspect_err(metered::failed_to_start)?;
         let dataset_schema = schema_bytes(&prepared.dataset_schema())?;
         let parameter_schema = schema_bytes(&prepared.parameters)?;
         let handle = self.registry.prepare(prepared);
@@ -350,7 +361,7 @@ impl FlightSqlService for FlotillaFlightSql {
         }
         let session = Arc::clone(&prepared.session);
         if rows.is_empty() {
-            return self.run_update(&session, prepared.plan_with(None)?).await;
+            return Ok(self.run_update(&session, prepared.plan_with(None)?).await?);
         }
         let mut total = 0i64;
         for row in rows {
@@ -574,7 +585,7 @@ impl FlightSqlService for FlotillaFlightSql {
         _request: Request<Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
         let info = FlightInfo::decode(query.info)
-            .map_err(|e| Status::invalid_argument(format!("malformed FlightInfo: {e}")))?;
+            .map_err(|e| Error::invalid(format!("malformed FlightInfo: {e}")))?;
         let outcome = self.cancel_info(&info).await?;
         Ok(ActionCancelQueryResult {
             result: outcome as i32,
@@ -594,10 +605,9 @@ impl FlightSqlService for FlotillaFlightSql {
                 }
                 Ok(Response::new(fallback.do_get(request.into_inner()).await?))
             }
-            None => Err(Status::invalid_argument(format!(
-                "unknown ticket type '{}'",
-                message.type_url
-            ))),
+            None => {
+                Err(Error::invalid(format!("unknown ticket type '{}'", message.type_url)).into())
+            }
         }
     }
 
@@ -625,14 +635,13 @@ impl FlightSqlService for FlotillaFlightSql {
         let session = session_of(&request)?;
         let action = request.into_inner();
         let kind = action.r#type.clone();
-        let malformed = |e: prost::DecodeError| {
-            Status::invalid_argument(format!("malformed {kind} request: {e}"))
-        };
+        let malformed =
+            |e: prost::DecodeError| Error::invalid(format!("malformed {kind} request: {e}"));
         let answer = match action.r#type.as_str() {
             "CancelFlightInfo" => {
                 let cancel = CancelFlightInfoRequest::decode(action.body).map_err(malformed)?;
                 let info = cancel.info.ok_or_else(|| {
-                    Status::invalid_argument("CancelFlightInfoRequest without a FlightInfo")
+                    Error::invalid("CancelFlightInfoRequest without a FlightInfo")
                 })?;
                 let status = self.cancel_info(&info).await?;
                 CancelFlightInfoResult {
@@ -651,10 +660,11 @@ impl FlightSqlService for FlotillaFlightSql {
                 options::CloseSessionResult { status: 1 }.encode_to_vec()
             }
             other => {
-                return Err(Status::invalid_argument(format!(
+                return Err(Error::invalid(format!(
                     "unknown action '{other}' (the server knows the Flight SQL actions, \
                      CancelFlightInfo, SetSessionOptions, GetSessionOptions and CloseSession)"
-                )));
+                ))
+                .into());
             }
         };
         let body = arrow_flight::Result {
@@ -688,14 +698,14 @@ impl FlightSqlService for FlotillaFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let session = session_of(&request)?;
-        ingest::ingest(&session, command, request).await
+        Ok(ingest::ingest(&session, command, request).await?)
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-fn status_arrow(e: FlightError) -> Status {
-    Status::internal(format!("building a metadata result: {e}"))
+fn status_arrow(e: FlightError) -> Error {
+    Error::internal(format!("building a metadata result: {e}"))
 }
 
 impl FlotillaFlightSql {

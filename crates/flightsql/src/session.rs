@@ -28,7 +28,6 @@ use flotilla_common::{Error, ErrorKind, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tonic::Status;
 
 /// The catalog that holds a session's own tables (`CREATE TABLE t …` without a catalog).
 pub const SESSION_CATALOG: &str = "datafusion";
@@ -303,7 +302,7 @@ impl Sessions {
     ///
     /// A session opened for a call that does not `keep` it (a `DoGet`, which must not hand
     /// out a token: see the layer) is the call's alone — not remembered, no token returned.
-    pub fn admit(&self, headers: &http::HeaderMap, keep: bool) -> Result<Admitted, Status> {
+    pub fn admit(&self, headers: &http::HeaderMap, keep: bool) -> Result<Admitted> {
         self.sweep();
         let authorization = headers
             .get(http::header::AUTHORIZATION)
@@ -321,7 +320,7 @@ impl Sessions {
                 });
             }
             if !self.users.is_empty() {
-                return Err(Status::unauthenticated(
+                return Err(unauthenticated(
                     "the session token is unknown or expired: sign in again with user name and \
                      password",
                 ));
@@ -333,13 +332,13 @@ impl Sessions {
             return self.open(user, keep);
         }
         if authorization.is_some_and(|v| !v.is_empty()) {
-            return Err(Status::unauthenticated(format!(
+            return Err(unauthenticated(format!(
                 "unsupported authorization scheme '{scheme}': use Basic (user name and password) \
                  or the Bearer token the server returned"
             )));
         }
         if !self.users.is_empty() {
-            return Err(Status::unauthenticated(
+            return Err(unauthenticated(
                 "this server needs a user name and password",
             ));
         }
@@ -348,8 +347,8 @@ impl Sessions {
 
     /// The user named by `Basic` credentials, checked against the configured users (`None` on
     /// an open server, which takes any credentials).
-    fn check_basic(&self, encoded: &str) -> Result<Option<String>, Status> {
-        let bad = || Status::unauthenticated("malformed Basic credentials");
+    fn check_basic(&self, encoded: &str) -> Result<Option<String>> {
+        let bad = || unauthenticated("malformed Basic credentials");
         // Padded or not: Go's Flight client (under ADBC) sends unpadded base64.
         let engine = base64::engine::GeneralPurpose::new(
             &base64::alphabet::STANDARD,
@@ -370,11 +369,11 @@ impl Sessions {
         if known {
             Ok(Some(name.to_string()))
         } else {
-            Err(Status::unauthenticated("wrong user name or password"))
+            Err(unauthenticated("wrong user name or password"))
         }
     }
 
-    fn open(&self, user: Option<String>, keep: bool) -> Result<Admitted, Status> {
+    fn open(&self, user: Option<String>, keep: bool) -> Result<Admitted> {
         if keep && lock(&self.live).len() >= self.limits.max_sessions {
             self.sweep_now();
             // Still full: the least recently used session makes room. Refusing instead would
@@ -394,7 +393,7 @@ impl Sessions {
             }
             count_sessions(&live);
         }
-        let ctx = self.provider.new_session().map_err(Status::from)?;
+        let ctx = self.provider.new_session()?;
         let token = new_token();
         let session = Arc::new(Session {
             token: token.clone(),
@@ -458,11 +457,16 @@ pub(crate) fn new_token() -> String {
 }
 
 /// The error for a session that must exist but does not (a handler called outside the layer).
-pub(crate) fn no_session() -> Status {
-    Status::from(Error::new(
+pub(crate) fn no_session() -> Error {
+    Error::new(
         ErrorKind::Internal,
         "the call reached the Flight SQL service without a session",
-    ))
+    )
+}
+
+/// Credentials missing, unknown or wrong.
+fn unauthenticated(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Unauthenticated, message)
 }
 
 /// Sets the node's `sessions_active` metric to the sessions kept.

@@ -3,7 +3,7 @@
 
 use crate::limits::{self, Run};
 use crate::registry::{PlannedQuery, Prepared};
-use crate::service::{FlotillaFlightSql, session_of, status};
+use crate::service::{FlotillaFlightSql, session_of};
 use crate::serving::FlightOptions;
 use crate::session::Session;
 use arrow_flight::error::FlightError;
@@ -20,17 +20,25 @@ use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 use flotilla_common::options::QueryLimits;
+use flotilla_common::{Error, Result};
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use tokio::time::Instant;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
+
+/// A statement's logical plan, and the state it was planned in when the caller has it.
+pub(crate) struct Planned {
+    pub(crate) state: Option<SessionState>,
+    pub(crate) plan: LogicalPlan,
+}
 
 /// The number of rows a DML statement reports (the sum of its `count` column).
 fn rows_affected(batches: &[RecordBatch]) -> i64 {
@@ -75,22 +83,31 @@ impl FlotillaFlightSql {
         session: Arc<Session>,
         sql: String,
         plan: LogicalPlan,
+        state: Option<SessionState>,
         descriptor: FlightDescriptor,
-    ) -> Result<Response<FlightInfo>, Status> {
+    ) -> Result<Response<FlightInfo>> {
         // A change sent as a query (DB-API `execute`, JDBC `executeQuery`) runs now, like DDL,
         // not when (or if) the client fetches its row count.
         let changes = writes_rows(&plan);
-        let frame = flotilla_federation::execute_logical_plan(session.context(), plan)
-            .await
-            .map_err(status)?;
-        let physical: Arc<dyn ExecutionPlan> = if changes {
-            let schema = frame.schema().inner().clone();
-            let counts = self
-                .under_limits(&session, async { frame.collect().await.map_err(status) })
-                .await?;
-            MemorySourceConfig::try_new_exec(&[counts], schema, None).map_err(status)?
-        } else {
-            frame.create_physical_plan().await.map_err(status)?
+        let physical: Arc<dyn ExecutionPlan> = match state {
+            // A query is planned in the state its statement was planned in (a copy of the
+            // session's: copying it again costs more than planning `SELECT 1`).
+            Some(state) if returns_rows(&plan) => state.create_physical_plan(&plan).await?,
+            _ => {
+                let frame =
+                    flotilla_federation::execute_logical_plan(session.context(), plan).await?;
+                if changes {
+                    let schema = frame.schema().inner().clone();
+                    let counts = self
+                        .under_limits(&session, async {
+                            frame.collect().await.map_err(Error::from)
+                        })
+                        .await?;
+                    MemorySourceConfig::try_new_exec(&[counts], schema, None)?
+                } else {
+                    frame.create_physical_plan().await?
+                }
+            }
         };
         let schema = physical.schema();
         if !changes
@@ -110,7 +127,7 @@ impl FlotillaFlightSql {
                 .ended("served by workers", None);
             let mut info = FlightInfo::new()
                 .try_with_schema(&schema)
-                .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
+                .map_err(|e| Error::internal(format!("encoding a schema: {e}")))?
                 .with_descriptor(descriptor);
             for endpoint in endpoints {
                 info = info.with_endpoint(endpoint);
@@ -124,7 +141,7 @@ impl FlotillaFlightSql {
         let handles = self.registry.plan(physical, session, sql, per_partition);
         let mut info = FlightInfo::new()
             .try_with_schema(&schema)
-            .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?
+            .map_err(|e| Error::internal(format!("encoding a schema: {e}")))?
             .with_descriptor(descriptor)
             .with_ordered(!per_partition);
         for handle in handles {
@@ -140,22 +157,18 @@ impl FlotillaFlightSql {
 
     /// Runs a statement that changes something and returns how many rows it changed (0 for
     /// DDL and `SET`).
-    pub(crate) async fn run_update(
-        &self,
-        session: &Session,
-        plan: LogicalPlan,
-    ) -> Result<i64, Status> {
+    pub(crate) async fn run_update(&self, session: &Session, plan: LogicalPlan) -> Result<i64> {
         if returns_rows(&plan) {
-            return Err(Status::invalid_argument(
+            return Err(Error::invalid(
                 "this statement returns rows: run it as a query (executeQuery), not as an update",
             ));
         }
         let counts = writes_rows(&plan);
-        let frame = flotilla_federation::execute_logical_plan(session.context(), plan)
-            .await
-            .map_err(status)?;
+        let frame = flotilla_federation::execute_logical_plan(session.context(), plan).await?;
         let batches = self
-            .under_limits(session, async { frame.collect().await.map_err(status) })
+            .under_limits(session, async {
+                frame.collect().await.map_err(Error::from)
+            })
             .await?;
         Ok(if counts { rows_affected(&batches) } else { 0 })
     }
@@ -163,11 +176,7 @@ impl FlotillaFlightSql {
     /// The run of `query`: the one its other endpoints started, or a new one — with a turn
     /// (waiting in the queue, within the statement timeout, which counts from here) and the
     /// context its partitions execute in.
-    pub(crate) async fn run_of(
-        &self,
-        handle: &str,
-        query: &PlannedQuery,
-    ) -> Result<Arc<Run>, Status> {
+    pub(crate) async fn run_of(&self, handle: &str, query: &PlannedQuery) -> Result<Arc<Run>> {
         let mut slot = query.run.lock().await;
         if let Some(run) = slot.upgrade() {
             return Ok(run);
@@ -192,8 +201,8 @@ impl FlotillaFlightSql {
     pub(crate) async fn under_limits<T>(
         &self,
         session: &Session,
-        work: impl Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let run = async {
             let _turn = self.admission.admit().await?;
             work.await
@@ -213,12 +222,11 @@ impl FlotillaFlightSql {
     pub(crate) async fn schema_of(
         &self,
         request: Request<FlightDescriptor>,
-    ) -> Result<Response<SchemaResult>, Status> {
-        let any = Any::decode(&*request.get_ref().cmd).map_err(|_| {
-            Status::invalid_argument("GetSchema takes a Flight SQL command descriptor")
-        })?;
+    ) -> Result<Response<SchemaResult>> {
+        let any = Any::decode(&*request.get_ref().cmd)
+            .map_err(|_| Error::invalid("GetSchema takes a Flight SQL command descriptor"))?;
         let command = Command::try_from(any)
-            .map_err(|e| Status::invalid_argument(format!("not a Flight SQL command: {e}")))?;
+            .map_err(|e| Error::invalid(format!("not a Flight SQL command: {e}")))?;
         let schema: SchemaRef = match command {
             Command::CommandStatementQuery(query) => {
                 let session = session_of(&request)?;
@@ -233,13 +241,13 @@ impl FlotillaFlightSql {
                 let info = self.get_flight_info(request).await?.into_inner();
                 let schema = info
                     .try_decode_schema()
-                    .map_err(|e| Status::internal(format!("decoding a schema: {e}")))?;
+                    .map_err(|e| Error::internal(format!("decoding a schema: {e}")))?;
                 Arc::new(schema)
             }
         };
         let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
-            .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?;
+            .map_err(|e| Error::internal(format!("encoding a schema: {e}")))?;
         Ok(Response::new(result))
     }
 
@@ -248,7 +256,7 @@ impl FlotillaFlightSql {
     pub(crate) async fn poll_info(
         &self,
         request: Request<FlightDescriptor>,
-    ) -> Result<Response<PollInfo>, Status> {
+    ) -> Result<Response<PollInfo>> {
         let info = self.get_flight_info(request).await?.into_inner();
         Ok(Response::new(PollInfo {
             info: Some(info),
@@ -260,35 +268,33 @@ impl FlotillaFlightSql {
 
     /// The logical plan of `sql` in `session`. JDBC-style `?` parameters become `$1`, `$2`, …
     /// in the order they appear (DataFusion numbers only `$n` parameters).
-    pub(crate) async fn logical_plan(
-        &self,
-        session: &Session,
-        sql: &str,
-    ) -> Result<LogicalPlan, Status> {
+    pub(crate) async fn logical_plan(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
+        Ok(self.planned(session, sql).await?.plan)
+    }
+
+    /// [`Self::logical_plan`], with the copy of the session's state it was planned in.
+    pub(crate) async fn planned(&self, session: &Session, sql: &str) -> Result<Planned> {
         let state = session.context().state();
         let dialect = state.config().options().sql_parser.dialect;
-        let mut statement = state.sql_to_statement(sql, &dialect).map_err(status)?;
+        let mut statement = state.sql_to_statement(sql, &dialect)?;
         if let DFStatement::Statement(inner) = &mut statement {
             number_placeholders(inner);
         }
-        state.statement_to_plan(statement).await.map_err(status)
+        let plan = state.statement_to_plan(statement).await?;
+        Ok(Planned {
+            state: Some(state),
+            plan,
+        })
     }
 }
 
 impl FlotillaFlightSql {
     /// The schema of the rows `plan` returns when run in `session`; `EXECUTE name(…)` returns the
     /// rows of the statement prepared as `name`.
-    pub(crate) async fn logical_schema(
-        session: &Session,
-        plan: LogicalPlan,
-    ) -> Result<SchemaRef, Status> {
+    pub(crate) async fn logical_schema(session: &Session, plan: LogicalPlan) -> Result<SchemaRef> {
         let plan = match plan {
             LogicalPlan::Statement(Statement::Execute(_)) => {
-                let frame = session
-                    .context()
-                    .execute_logical_plan(plan)
-                    .await
-                    .map_err(status)?;
+                let frame = session.context().execute_logical_plan(plan).await?;
                 frame.logical_plan().clone()
             }
             plan => plan,
@@ -300,7 +306,7 @@ impl FlotillaFlightSql {
     pub(crate) async fn parameter_rows(
         request: Request<PeekableFlightDataStream>,
         prepared: &Prepared,
-    ) -> Result<Vec<Vec<ScalarValue>>, Status> {
+    ) -> Result<Vec<Vec<ScalarValue>>> {
         // A message with only the command descriptor (no IPC message) carries no parameters;
         // clients send one to run with what they bound before.
         let data = request
@@ -312,10 +318,10 @@ impl FlotillaFlightSql {
         let mut rows = Vec::new();
         while let Some(batch) = batches.next().await {
             let batch = batch.map_err(|e| {
-                Status::invalid_argument(format!("the parameter data could not be read: {e}"))
+                Error::invalid(format!("the parameter data could not be read: {e}"))
             })?;
             if batch.num_columns() != expected {
-                return Err(Status::invalid_argument(format!(
+                return Err(Error::invalid(format!(
                     "the statement has {expected} parameter(s); the bound data has {} column(s)",
                     batch.num_columns()
                 )));
@@ -325,8 +331,7 @@ impl FlotillaFlightSql {
                     .columns()
                     .iter()
                     .map(|column| ScalarValue::try_from_array(column, row))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(status)?;
+                    .collect::<Result<Vec<_>, _>>()?;
                 rows.push(values);
             }
         }

@@ -56,7 +56,7 @@ pub async fn run_statement(
     match timeout {
         Some(timeout) => tokio::time::timeout(timeout, run)
             .await
-            .map_err(|_| Error::new(ErrorKind::Cancelled, QueryLimits::timed_out(timeout)))?,
+            .map_err(|_| Error::new(ErrorKind::TimedOut, QueryLimits::timed_out(timeout)))?,
         None => run.await,
     }
 }

@@ -20,6 +20,8 @@ pub(crate) fn sqlstate(kind: ErrorKind) -> &'static str {
         ErrorKind::InvalidArgument => "42000",
         // undefined_object
         ErrorKind::NotFound => "42704",
+        // duplicate_object
+        ErrorKind::AlreadyExists => "42710",
         // invalid_password
         ErrorKind::Unauthenticated => "28P01",
         // insufficient_privilege
@@ -30,6 +32,8 @@ pub(crate) fn sqlstate(kind: ErrorKind) -> &'static str {
         ErrorKind::Unavailable => "08000",
         // query_canceled
         ErrorKind::Cancelled => "57014",
+        // query_canceled (PostgreSQL reports a statement timeout so too)
+        ErrorKind::TimedOut => "57014",
         // feature_not_supported
         ErrorKind::Unsupported => "0A000",
         // internal_error
