@@ -4,7 +4,10 @@
 //!    beside pyarrow reading the same Parquet file locally (the upper bound).
 //! 2. Latency: `SELECT 1` and a point lookup (`shop.main.orders` by key, pushed into SQLite),
 //!    with the Rust Flight SQL client: N sequential calls, then the same N spread over 16
-//!    concurrent clients; p50/p99 per call and calls per second.
+//!    concurrent clients; p50/p99 per call and calls per second. A sequential call is also
+//!    split into its two requests (GetFlightInfo plans, DoGet runs and fetches), and the same
+//!    statement is planned and run in this process without gRPC: what is left is the network
+//!    path's share.
 //!
 //! 3. The PostgreSQL port: `SELECT * FROM lineitem` read by psycopg 3, and with `--pg-url`
 //!    the same table read by psycopg from PostgreSQL itself (loaded there by
@@ -15,8 +18,10 @@
 use crate::config::{Config, SessionDefaults};
 use crate::{context, demo};
 use arrow_flight::sql::client::FlightSqlServiceClient;
+use datafusion::physical_plan::collect;
+use datafusion::prelude::SessionContext;
 use flotilla_common::{Error, Result};
-use flotilla_flightsql::{FlightSqlServer, SharedCatalogs};
+use flotilla_flightsql::{FlightSqlServer, SessionProvider, SharedCatalogs};
 use futures::TryStreamExt;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -89,7 +94,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
         .join("parquet")
         .join("lineitem.parquet");
     throughput(addr, &parquet, options.repeat, out).await?;
-    latency(addr, options, out).await?;
+    latency(addr, &ctx, options, out).await?;
     pg_throughput(&ctx, options, out).await?;
 
     let _ = stop.send(());
@@ -402,13 +407,17 @@ async fn client(addr: SocketAddr) -> Result<FlightSqlServiceClient<Channel>> {
     Ok(client)
 }
 
-/// One call: plan (GetFlightInfo) and fetch (DoGet) every row.
-async fn call(client: &mut FlightSqlServiceClient<Channel>, sql: String) -> Result<Duration> {
+/// One call: plan (GetFlightInfo) and fetch (DoGet) every row; its time and GetFlightInfo's.
+async fn call(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: String,
+) -> Result<(Duration, Duration)> {
     let started = Instant::now();
     let info = client
         .execute(sql, None)
         .await
         .map_err(|e| Error::internal(format!("GetFlightInfo: {e}")))?;
+    let planned = started.elapsed();
     for endpoint in info.endpoint {
         let Some(ticket) = endpoint.ticket else {
             continue;
@@ -422,6 +431,16 @@ async fn call(client: &mut FlightSqlServiceClient<Channel>, sql: String) -> Resu
             .await
             .map_err(|e| Error::internal(format!("DoGet: {e}")))?;
     }
+    Ok((started.elapsed(), planned))
+}
+
+/// `sql` planned and run the way the server does it, in a session of `ctx` like the server's,
+/// without gRPC.
+async fn in_process(session: &SessionContext, sql: &str) -> Result<Duration> {
+    let started = Instant::now();
+    let frame = session.sql(sql).await?;
+    let plan = frame.create_physical_plan().await?;
+    collect(plan, session.task_ctx()).await?;
     Ok(started.elapsed())
 }
 
@@ -437,7 +456,12 @@ fn statement(kind: &str, i: usize) -> String {
     }
 }
 
-async fn latency(addr: SocketAddr, options: &Options, out: &mut dyn Write) -> Result<()> {
+async fn latency(
+    addr: SocketAddr,
+    ctx: &SessionContext,
+    options: &Options,
+    out: &mut dyn Write,
+) -> Result<()> {
     let calls = options.calls.max(1);
     let clients = options.clients.max(1);
     writeln!(
@@ -456,12 +480,30 @@ async fn latency(addr: SocketAddr, options: &Options, out: &mut dyn Write) -> Re
         call(&mut one, statement(kind, 0)).await?; // warm-up
         let started = Instant::now();
         let mut times = Vec::with_capacity(calls);
+        let mut planning = Vec::with_capacity(calls);
+        let mut fetching = Vec::with_capacity(calls);
         for i in 0..calls {
-            times.push(call(&mut one, statement(kind, i)).await?);
+            let (time, planned) = call(&mut one, statement(kind, i)).await?;
+            times.push(time);
+            planning.push(planned);
+            fetching.push(time.saturating_sub(planned));
+        }
+        let wall = started.elapsed();
+        report(out, &format!("{kind}, 1 client"), &mut times, wall)?;
+        report_part(out, "  of which GetFlightInfo (plan)", &mut planning)?;
+        report_part(out, "  of which DoGet (run, fetch)", &mut fetching)?;
+
+        // The server's work alone: a session like the server's, no gRPC.
+        let session = SharedCatalogs::new(ctx).new_session()?;
+        in_process(&session, &statement(kind, 0)).await?; // warm-up
+        let started = Instant::now();
+        let mut times = Vec::with_capacity(calls);
+        for i in 0..calls {
+            times.push(in_process(&session, &statement(kind, i)).await?);
         }
         report(
             out,
-            &format!("{kind}, 1 client"),
+            "  in process (plan, run; no gRPC)",
             &mut times,
             started.elapsed(),
         )?;
@@ -477,7 +519,7 @@ async fn latency(addr: SocketAddr, options: &Options, out: &mut dyn Write) -> Re
             tasks.push(tokio::spawn(async move {
                 let mut times = Vec::with_capacity(share);
                 for i in 0..share {
-                    times.push(call(&mut each, statement(&kind, i * clients + c)).await?);
+                    times.push(call(&mut each, statement(&kind, i * clients + c)).await?.0);
                 }
                 Ok::<_, Error>(times)
             }));
@@ -500,17 +542,25 @@ async fn latency(addr: SocketAddr, options: &Options, out: &mut dyn Write) -> Re
 }
 
 fn report(out: &mut dyn Write, label: &str, times: &mut [Duration], wall: Duration) -> Result<()> {
+    let (p50, p99) = percentiles(times);
+    let rate = times.len() as f64 / wall.as_secs_f64();
+    writeln!(out, "  {label:<44} {p50:>9.2} {p99:>9.2} {rate:>10.0}")?;
+    Ok(())
+}
+
+/// A part of each call (no rate of its own).
+fn report_part(out: &mut dyn Write, label: &str, times: &mut [Duration]) -> Result<()> {
+    let (p50, p99) = percentiles(times);
+    writeln!(out, "  {label:<44} {p50:>9.2} {p99:>9.2}")?;
+    Ok(())
+}
+
+/// The median and the 99th percentile of `times`, in milliseconds.
+fn percentiles(times: &mut [Duration]) -> (f64, f64) {
     times.sort();
     let at = |q: f64| {
         let index = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
         times[index].as_secs_f64() * 1000.0
     };
-    writeln!(
-        out,
-        "  {label:<44} {:>9.2} {:>9.2} {:>10.0}",
-        at(0.5),
-        at(0.99),
-        times.len() as f64 / wall.as_secs_f64()
-    )?;
-    Ok(())
+    (at(0.5), at(0.99))
 }
