@@ -1,7 +1,7 @@
 //! A throwaway MariaDB server.
 
 use crate::server::{chown_to, free_port, is_root, log_tail, output, run, wait_until};
-use crate::tpch::{TpchLoads, tpch_csv_dir, tpch_schema_name};
+use crate::tpch::{TPCH_SF001_ROWS, TpchLoads, tpch_csv_dir, tpch_schema_name};
 use crate::{SETUP_HINT, reaper};
 use flotilla_tpch::load::{Server, load_script};
 use std::os::unix::process::CommandExt;
@@ -251,6 +251,14 @@ impl MariaDb {
             if !warnings.trim().is_empty() {
                 return Err(format!("LOAD DATA reported warnings:\n{warnings}"));
             }
+            // Statistics as a loaded database has them, not as InnoDB's background sampler
+            // left them mid-load: the cost model reads row counts and sizes from them, and a
+            // test's plan must not depend on whether the sampler has run yet.
+            let tables: Vec<String> = TPCH_SF001_ROWS
+                .iter()
+                .map(|(table, _)| format!("`{db}`.`{table}`"))
+                .collect();
+            self.query(&format!("ANALYZE TABLE {};", tables.join(", ")))?;
             Ok(db)
         })
     }

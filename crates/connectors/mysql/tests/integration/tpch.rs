@@ -15,6 +15,11 @@ use std::sync::Arc;
 
 const SCALE: f64 = 0.1;
 
+/// The tests here run one at a time: each asks the cost model for plans over the same server,
+/// and the 22 queries of one would slow the other's reads of its tables' samples past their
+/// timeout (a table without a sample is estimated with fixed guesses, and the plan changes).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Queries not pushed whole into MariaDB, and why: MariaDB joins without an index by nested
 /// loops (see `Dialect::join_needs_index`), so these joins are left to DataFusion.
 const NOT_WHOLE: &[(usize, &str)] = &[
@@ -38,6 +43,7 @@ const NOT_WHOLE: &[(usize, &str)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_in_mariadb_is_correct_and_pushed_whole_where_mariadb_can() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let reference = tpch_parquet_context(SCALE).await;
     let database = server().load_tpch(SCALE).unwrap();
     let (ctx, _) = context(&database).await;
@@ -101,6 +107,7 @@ async fn tpch_in_mariadb_is_correct_and_pushed_whole_where_mariadb_can() {
 /// them here instead — with the same answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_into_a_table_the_servers_memory_cannot_hold_are_done_here() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let reference = tpch_parquet_context(SCALE).await;
     let database = server().load_tpch(SCALE).unwrap();
     let sql = tpch_query(3);
