@@ -209,7 +209,7 @@ impl FlightSqlService for FlotillaFlightSql {
                 Arc::clone(&session),
                 query.query,
                 planned.plan,
-                planned.state,
+                Some(planned.state),
                 request.into_inner(),
             )
             .await

@@ -34,9 +34,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tonic::{Request, Response};
 
-/// A statement's logical plan, and the state it was planned in when the caller has it.
+/// A statement's logical plan, and the copy of the session's state it was planned in.
 pub(crate) struct Planned {
-    pub(crate) state: Option<SessionState>,
+    pub(crate) state: SessionState,
     pub(crate) plan: LogicalPlan,
 }
 
@@ -90,8 +90,8 @@ impl FlotillaFlightSql {
         // not when (or if) the client fetches its row count.
         let changes = writes_rows(&plan);
         let physical: Arc<dyn ExecutionPlan> = match state {
-            // A query is planned in the state its statement was planned in (a copy of the
-            // session's: copying it again costs more than planning `SELECT 1`).
+            // A query is planned physically in the copy of the session's state its statement
+            // was planned in, not in another copy.
             Some(state) if returns_rows(&plan) => state.create_physical_plan(&plan).await?,
             _ => {
                 let frame =
@@ -281,10 +281,7 @@ impl FlotillaFlightSql {
             number_placeholders(inner);
         }
         let plan = state.statement_to_plan(statement).await?;
-        Ok(Planned {
-            state: Some(state),
-            plan,
-        })
+        Ok(Planned { state, plan })
     }
 }
 
