@@ -7,6 +7,7 @@
 //!   (CLI exit codes, gRPC status codes, messages to clients) can react to the *kind* of failure
 //!   instead of parsing text. The mapping to gRPC codes lives here, in one exhaustive `match`.
 //! - [`metrics`]: the node's Prometheus metrics, written by the crates that do the work.
+//! - [`source_kind`]: what a connector crate provides so `flotilla.toml` can name its sources.
 
 pub mod activity;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod grpc;
 pub mod memory;
 pub mod metrics;
 pub mod options;
+pub mod source_kind;
 pub mod spans;
 
 pub use error::{Error, ErrorKind, Result};

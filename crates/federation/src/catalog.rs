@@ -8,7 +8,10 @@
 //! is described (it is then unknown) or, if it was described before, when a query reads it (an
 //! error naming the source and the table).
 
-use crate::source::{Source, TableName};
+use crate::config::{MaxConnections, Pushdown};
+use crate::source::{
+    CONNECTION_WAIT, Source, TableName, with_connection_limit, with_learning, with_pushdown,
+};
 use crate::table::FederatedTable;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
@@ -272,4 +275,28 @@ impl SchemaProvider for SourceSchema {
 /// When the source cannot be reached; the error names it.
 pub async fn catalog_of(source: Arc<dyn Source>) -> Result<Arc<SourceCatalog>> {
     Ok(Arc::new(SourceCatalog::open(source).await?))
+}
+
+/// Opens the catalog of a configured `source`: with the pushdown and the connection limit its
+/// table in flotilla.toml gives it (if any), learning its speed from the statements this node
+/// runs there.
+///
+/// # Errors
+/// When the source cannot be reached; the error names it.
+pub async fn configured_catalog(
+    source: Arc<dyn Source>,
+    pushdown: Option<Pushdown>,
+    max_connections: Option<MaxConnections>,
+) -> Result<Arc<dyn CatalogProvider>> {
+    let source = with_learning(source);
+    let source = match pushdown {
+        Some(pushdown) => with_pushdown(source, pushdown),
+        None => source,
+    };
+    let source = match max_connections {
+        Some(MaxConnections(max)) => with_connection_limit(source, max, CONNECTION_WAIT),
+        None => source,
+    };
+    let catalog: Arc<dyn CatalogProvider> = catalog_of(source).await?;
+    Ok(catalog)
 }

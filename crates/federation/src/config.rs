@@ -58,6 +58,32 @@ impl FromStr for Pushdown {
     }
 }
 
+/// `pushdown = "all" | "cost" | "none"` in a source's table of flotilla.toml.
+impl<'de> serde::Deserialize<'de> for Pushdown {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `max_connections` in a source's table of flotilla.toml: how many of its statements run at
+/// once on a node, from 1 to 10,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxConnections(pub usize);
+
+impl<'de> serde::Deserialize<'de> for MaxConnections {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(deserializer)?;
+        usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .map(MaxConnections)
+            .ok_or_else(|| {
+                serde::de::Error::custom("expected a number of connections from 1 to 10000")
+            })
+    }
+}
+
 /// `flotilla.federation.*` session options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FederationConfig {

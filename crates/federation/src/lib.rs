@@ -61,9 +61,9 @@ pub mod stream;
 pub mod table;
 pub mod write;
 
-pub use catalog::{SourceCatalog, catalog_of};
+pub use catalog::{SourceCatalog, catalog_of, configured_catalog};
 pub use codec::FederationCodec;
-pub use config::{FederationConfig, Pushdown};
+pub use config::{FederationConfig, MaxConnections, Pushdown};
 pub use dialect::Dialect;
 pub use exec::{FederatedScan, FederatedScanExec};
 pub use planner::{FederationPlanner, federate};

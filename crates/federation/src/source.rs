@@ -32,8 +32,10 @@ pub struct SourceIdentity {
     pub principal: String,
 }
 
-/// What a connector does with a column of a type it cannot read (e.g. PostgreSQL's `point`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a connector does with a column of a type it cannot read (e.g. PostgreSQL's `point`):
+/// `unsupported_types = "error" | "skip"` in flotilla.toml.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum UnsupportedTypes {
     /// Describing the table fails, naming the column and its type.
     #[default]

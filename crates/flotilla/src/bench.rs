@@ -19,9 +19,9 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::execution::context::SessionContext;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use flotilla_common::{Error, Result};
-use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
-use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
-use flotilla_connectors_sqlite::SqliteSource;
+use flotilla_connectors_mysql::{MysqlConfig, MysqlOptions, MysqlSource};
+use flotilla_connectors_postgres::{PostgresConfig, PostgresOptions, PostgresSource};
+use flotilla_connectors_sqlite::{SqliteConfig, SqliteSource};
 use flotilla_federation::FederatedScanExec;
 use flotilla_federation::config::Pushdown;
 use std::io::Write;
@@ -283,24 +283,13 @@ pub async fn federation(
                 .join("sqlite")
                 .join(flotilla_tpch::SQLITE_FILE_NAME);
             let native = Native::Sqlite(SqliteSource::open("db", &sqlite)?);
-            let config = SourceConfig::Sqlite {
-                path: sqlite,
-                attach: vec![],
-                pushdown: None,
-            };
+            let config = SourceConfig::Sqlite(SqliteConfig::new(sqlite));
             (config, native, "main".to_string())
         }
         BenchSource::Postgres { url } => {
             let native = PostgresSource::new("db", url, PostgresOptions::default())?;
             load::ensure_postgres(&native, url, cache, scale, &schema).await?;
-            let config = SourceConfig::Postgres {
-                url: url.clone(),
-                password_env: None,
-                numeric: Default::default(),
-                unsupported_types: Default::default(),
-                tls_root_cert: None,
-                pushdown: None,
-            };
+            let config = SourceConfig::Postgres(PostgresConfig::new(url.clone()));
             (config, Native::Postgres(native), schema)
         }
         BenchSource::Mysql { url } => {
@@ -309,15 +298,7 @@ pub async fn federation(
             // The source reads the benchmark's database.
             let url = load::with_database(url, &schema);
             let native = MysqlSource::new("db", &url, None, MysqlOptions::default())?;
-            let config = SourceConfig::Mysql {
-                url,
-                password_env: None,
-                flavor: None,
-                zero_dates: Default::default(),
-                unsupported_types: Default::default(),
-                tls_root_cert: None,
-                pushdown: None,
-            };
+            let config = SourceConfig::Mysql(MysqlConfig::new(url));
             (config, Native::Mysql(Box::new(native)), schema)
         }
     };

@@ -14,16 +14,10 @@
 //! so a query names `shop.main.orders` or `lake.public.lineitem`. With `[session]
 //! default_catalog` / `default_schema` set, unqualified names resolve there.
 
-use crate::config::{ClusterConfig, Config, Peers, SourceConfig};
+use crate::config::{ClusterConfig, Config, Peers};
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider,
-};
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::file_format::csv::CsvFormat;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::memory_pool::FairSpillPool;
@@ -34,25 +28,15 @@ use datafusion_proto::physical_plan::{
     ComposedPhysicalExtensionCodec, DefaultPhysicalExtensionCodec, PhysicalExtensionCodec,
 };
 use flotilla_common::{Error, Result};
-use flotilla_connectors_flightsql::{FlightSqlOptions, FlightSqlSource};
-use flotilla_connectors_influxdb::{
-    Credentials as InfluxCredentials, InfluxAggregatePushdown, InfluxCatalog, InfluxClient,
-    InfluxCodec,
-};
-use flotilla_connectors_mysql::{MysqlOptions, MysqlSource};
-use flotilla_connectors_postgres::{PostgresOptions, PostgresSource};
-use flotilla_connectors_sqlite::SqliteSource;
+use flotilla_connectors_influxdb::{InfluxAggregatePushdown, InfluxCodec};
 use flotilla_distributed::{
     ChannelCache, ClusterNodes, DefaultChannels, DistributedSessionStateBuilder, Distribution,
     DnsWorkers, FileWorkers, NetworkContext, StaticWorkers, Worker, WorkerDiscovery,
 };
-use flotilla_federation::FederationCodec;
-use flotilla_federation::{CONNECTION_WAIT, Pushdown, Source, SourceCatalog};
-use std::path::{Path, PathBuf};
+use flotilla_federation::{FederationCodec, SourceCatalog};
 use std::sync::Arc;
 
-/// The schema name under which file sources (Parquet, CSV) list their tables.
-pub const FILE_SCHEMA: &str = "public";
+pub use crate::files::FILE_SCHEMA;
 
 /// A session with every configured source registered as a catalog.
 ///
@@ -124,17 +108,13 @@ pub async fn build_context(config: &Config) -> Result<SessionContext> {
     }
     let ctx = SessionContext::new_with_state(state);
     for (name, source) in &config.sources {
-        let catalog = open_source(
-            &ctx,
-            name,
-            source,
-            config.max_connections.get(name).copied(),
-        )
-        .await
-        .map_err(|e| match e.source_name() {
-            Some(_) => e,
-            None => e.with_source(name),
-        })?;
+        let catalog = source
+            .open(name, &ctx.state())
+            .await
+            .map_err(|e| match e.source_name() {
+                Some(_) => e,
+                None => e.with_source(name),
+            })?;
         ctx.register_catalog(name, catalog);
     }
     if let Some(nodes) = nodes {
@@ -264,250 +244,4 @@ pub async fn refresh(ctx: &SessionContext, only: Option<&str>) -> Result<Vec<Str
         }
     }
     Ok(refreshed)
-}
-
-/// `source`, with the pushdown and the connection limit its configuration gives it (if any),
-/// learning its speed from the statements this node runs there.
-fn hinted(
-    source: Arc<dyn Source>,
-    pushdown: Option<Pushdown>,
-    max_connections: Option<usize>,
-) -> Arc<dyn Source> {
-    let source = flotilla_federation::with_learning(source);
-    let source = match pushdown {
-        Some(pushdown) => flotilla_federation::with_pushdown(source, pushdown),
-        None => source,
-    };
-    match max_connections {
-        Some(max) => flotilla_federation::with_connection_limit(source, max, CONNECTION_WAIT),
-        None => source,
-    }
-}
-
-async fn open_source(
-    ctx: &SessionContext,
-    name: &str,
-    source: &SourceConfig,
-    max_connections: Option<usize>,
-) -> Result<Arc<dyn CatalogProvider>> {
-    match source {
-        SourceConfig::Sqlite {
-            path,
-            attach,
-            pushdown,
-        } => {
-            let source = hinted(
-                Arc::new(SqliteSource::open_attached(name, path, attach)?),
-                *pushdown,
-                max_connections,
-            );
-            let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
-            Ok(catalog)
-        }
-        SourceConfig::Mysql {
-            url,
-            password_env,
-            flavor,
-            zero_dates,
-            unsupported_types,
-            tls_root_cert,
-            pushdown,
-        } => {
-            let options = MysqlOptions {
-                flavor: *flavor,
-                zero_dates: *zero_dates,
-                unsupported_types: *unsupported_types,
-                tls_root_cert: tls_root_cert.clone(),
-            };
-            let password = password_from(password_env.as_deref())?;
-            let source = hinted(
-                Arc::new(MysqlSource::new(name, url, password.as_deref(), options)?),
-                *pushdown,
-                max_connections,
-            );
-            let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
-            Ok(catalog)
-        }
-        SourceConfig::Postgres {
-            url,
-            password_env,
-            numeric,
-            unsupported_types,
-            tls_root_cert,
-            pushdown,
-        } => {
-            let password = password_from(password_env.as_deref())?;
-            let options = PostgresOptions {
-                numeric: *numeric,
-                unsupported_types: *unsupported_types,
-                tls_root_cert: tls_root_cert.clone(),
-            };
-            let source = hinted(
-                Arc::new(PostgresSource::with_password(
-                    name,
-                    url,
-                    password.as_deref(),
-                    options,
-                )?),
-                *pushdown,
-                max_connections,
-            );
-            let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
-            Ok(catalog)
-        }
-        SourceConfig::FlightSql {
-            url,
-            catalog,
-            user,
-            password_env,
-            tls_root_cert,
-            pushdown,
-        } => {
-            let tls_root_cert = match tls_root_cert {
-                Some(path) => Some(
-                    std::fs::read(path)
-                        .map_err(|e| Error::from(e).with_source(path.display().to_string()))?,
-                ),
-                None => None,
-            };
-            let options = FlightSqlOptions {
-                tls_root_cert,
-                catalog: catalog.clone(),
-                user: user.clone(),
-                password: password_from(password_env.as_deref())?,
-            };
-            let source = hinted(
-                Arc::new(FlightSqlSource::connect(name, url, options).await?),
-                *pushdown,
-                max_connections,
-            );
-            let catalog: Arc<dyn CatalogProvider> = flotilla_federation::catalog_of(source).await?;
-            Ok(catalog)
-        }
-        SourceConfig::Influxdb {
-            url,
-            database,
-            user,
-            password_env,
-            token_env,
-        } => {
-            let credentials = match (user, token_env) {
-                (_, Some(variable)) => {
-                    let token = std::env::var(variable).map_err(|_| {
-                        Error::invalid(format!(
-                            "token_env: the environment variable {variable} is not set"
-                        ))
-                        .with_source(name)
-                    })?;
-                    InfluxCredentials::Token(token)
-                }
-                (Some(user), None) => InfluxCredentials::User {
-                    name: user.clone(),
-                    password: password_from(password_env.as_deref())?.unwrap_or_default(),
-                },
-                (None, None) => InfluxCredentials::None,
-            };
-            let client = InfluxClient::new(name, url, database, &credentials)?;
-            let catalog: Arc<dyn CatalogProvider> = Arc::new(InfluxCatalog::connect(client).await?);
-            Ok(catalog)
-        }
-        SourceConfig::Parquet { path } => {
-            let format = Arc::new(ParquetFormat::default());
-            file_catalog(ctx, path, format, ".parquet").await
-        }
-        SourceConfig::Csv {
-            path,
-            delimiter,
-            has_header,
-        } => {
-            let format = Arc::new(
-                CsvFormat::default()
-                    .with_delimiter(*delimiter)
-                    .with_has_header(*has_header),
-            );
-            file_catalog(ctx, path, format, ".csv").await
-        }
-    }
-}
-
-/// The password in the environment variable `variable`, if one is named.
-fn password_from(variable: Option<&str>) -> Result<Option<String>> {
-    let Some(variable) = variable else {
-        return Ok(None);
-    };
-    std::env::var(variable).map(Some).map_err(|_| {
-        Error::invalid(format!(
-            "password_env: the environment variable {variable} is not set"
-        ))
-    })
-}
-
-/// A catalog with one schema, [`FILE_SCHEMA`], holding a listing table per data file or
-/// sub-directory of `path` (or the one file `path` names).
-async fn file_catalog(
-    ctx: &SessionContext,
-    path: &Path,
-    format: Arc<dyn FileFormat>,
-    extension: &str,
-) -> Result<Arc<dyn CatalogProvider>> {
-    let schema = MemorySchemaProvider::new();
-    for (table, location) in table_locations(path, extension)? {
-        let provider = listing_table(ctx, &location, Arc::clone(&format), extension).await?;
-        schema.register_table(table, provider)?;
-    }
-    let catalog = MemoryCatalogProvider::new();
-    catalog.register_schema(FILE_SCHEMA, Arc::new(schema))?;
-    Ok(Arc::new(catalog))
-}
-
-/// Table names and their file or directory, sorted by name.
-fn table_locations(path: &Path, extension: &str) -> Result<Vec<(String, PathBuf)>> {
-    let table_name = |p: &Path| -> Option<String> {
-        let name = p.file_name()?.to_str()?;
-        Some(name.strip_suffix(extension).unwrap_or(name).to_string())
-    };
-    if path.is_file() {
-        let name = table_name(path)
-            .ok_or_else(|| Error::invalid(format!("{} has no usable file name", path.display())))?;
-        return Ok(vec![(name, path.to_path_buf())]);
-    }
-    let mut tables = Vec::new();
-    let entries = std::fs::read_dir(path)
-        .map_err(|e| Error::from(e).with_source(path.display().to_string()))?;
-    for entry in entries {
-        let entry_path = entry?.path();
-        let holds_data = if entry_path.is_dir() {
-            std::fs::read_dir(&entry_path)?
-                .filter_map(|e| e.ok())
-                .any(|e| e.path().to_string_lossy().ends_with(extension))
-        } else {
-            entry_path.to_string_lossy().ends_with(extension)
-        };
-        if holds_data && let Some(name) = table_name(&entry_path) {
-            tables.push((name, entry_path));
-        }
-    }
-    tables.sort();
-    Ok(tables)
-}
-
-async fn listing_table(
-    ctx: &SessionContext,
-    location: &Path,
-    format: Arc<dyn FileFormat>,
-    extension: &str,
-) -> Result<Arc<ListingTable>> {
-    let absolute = std::path::absolute(location)?;
-    let mut url = absolute.to_string_lossy().to_string();
-    if location.is_dir() && !url.ends_with('/') {
-        url.push('/');
-    }
-    let url = ListingTableUrl::parse(&url)?;
-    let options = ListingOptions::new(format).with_file_extension(extension);
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .infer_schema(&ctx.state())
-        .await
-        .map_err(|e| Error::invalid(format!("reading {}: {e}", location.display())))?;
-    Ok(Arc::new(ListingTable::try_new(config)?))
 }

@@ -21,6 +21,7 @@ mod console;
 pub mod context;
 pub mod datagen;
 pub mod demo;
+pub mod files;
 pub mod http;
 pub mod logs;
 pub mod output;

@@ -233,6 +233,9 @@ struct FlightSqlBench {
     /// read from it through psycopg, beside the node's PostgreSQL port.
     #[arg(long)]
     pg_url: Option<String>,
+    /// Run only these parts (comma-separated: throughput, latency, pg); default: all three.
+    #[arg(long, value_delimiter = ',', value_parser = ["throughput", "latency", "pg"])]
+    only: Vec<String>,
     /// Where generated data is cached (as for `flotilla demo`).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -419,6 +422,7 @@ async fn run_command(command: Command) -> Result<()> {
                 repeat: args.repeat,
                 workers: args.workers,
                 pg_url: args.pg_url,
+                only: args.only,
             };
             flotilla::bench::flightsql::run(&options, &mut std::io::stdout().lock()).await
         }

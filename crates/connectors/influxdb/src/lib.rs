@@ -14,6 +14,7 @@
 //!   ([`aggregate::InfluxAggregatePushdown`], a logical optimizer rule the session must add).
 //! - `INSERT INTO` a measurement writes line protocol (tags and fields by the table's columns)
 //!   in batches as rows stream in ([`write`]); not atomic — InfluxDB has no transactions.
+//! - `config`: [`InfluxConfig`], the keys of a `kind = "influxdb"` table in flotilla.toml.
 //! - Everything else — joins, other functions — runs in DataFusion.
 //! - Scans travel in distributed plans ([`codec::InfluxCodec`]: source name, InfluxQL, schema
 //!   and where each column comes from), so a worker of a cluster runs them.
@@ -21,6 +22,7 @@
 pub mod aggregate;
 pub mod client;
 pub mod codec;
+mod config;
 pub mod discovery;
 pub mod influxql;
 pub mod schema;
@@ -37,6 +39,7 @@ use std::sync::{Arc, Mutex};
 pub use aggregate::InfluxAggregatePushdown;
 pub use client::{Credentials, InfluxClient};
 pub use codec::InfluxCodec;
+pub use config::InfluxConfig;
 pub use table::{InfluxScanExec, InfluxTable};
 
 /// The catalog of one InfluxDB source: one schema, named after the database.

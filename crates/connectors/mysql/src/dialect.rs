@@ -28,8 +28,9 @@ use datafusion::logical_expr::Operator;
 use flotilla_federation::Dialect;
 use flotilla_federation::dialect::EngineCosts;
 
-/// Which server speaks the MySQL protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which server speaks the MySQL protocol (`flavor = "mysql" | "mariadb" | "tidb"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Flavor {
     MySql,
     MariaDb,

@@ -8,6 +8,7 @@
 //!                                             mysql_async pool (sessions: UTC, strict quoting)
 //! ```
 //!
+//! - `config`: [`MysqlConfig`], the keys of a `kind = "mysql"` table in flotilla.toml.
 //! - [`source`]: discovery, identity (host:port, database, user), the flavor (MySQL, MariaDB or
 //!   TiDB, detected from `VERSION()` on first contact unless configured).
 //! - [`dialect`]: the capability model; text is compared byte-wise whatever the column's
@@ -17,6 +18,7 @@
 //! - `write`: `INSERT INTO` / `CREATE TABLE … AS` as batched multi-row prepared `INSERT`s in one
 //!   transaction (a created table is dropped again if the insert fails).
 
+mod config;
 pub mod dialect;
 mod exec;
 mod pool;
@@ -24,6 +26,7 @@ pub mod source;
 pub mod types;
 mod write;
 
+pub use config::MysqlConfig;
 pub use dialect::{Flavor, MysqlDialect};
 pub use flotilla_federation::UnsupportedTypes;
 pub use source::{MysqlOptions, MysqlSource, check_url};

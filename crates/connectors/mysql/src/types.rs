@@ -23,8 +23,10 @@ use flotilla_federation::column::{ColumnBuilder, days_from_civil, parse_decimal}
 use mysql_async::Value;
 use mysql_async::consts::ColumnType;
 
-/// What a zero date (`0000-00-00`, or one with a zero month or day) becomes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a zero date (`0000-00-00`, or one with a zero month or day) becomes
+/// (`zero_dates = "error" | "null"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ZeroDates {
     /// An error naming the column.
     #[default]

@@ -8,6 +8,7 @@
 //!                                                 Pool of tokio-postgres connections
 //! ```
 //!
+//! - `config`: [`PostgresConfig`], the keys of a `kind = "postgres"` table in flotilla.toml.
 //! - [`source`]: discovery (schemas, tables, views, materialized views, partitioned and foreign
 //!   tables; columns and `reltuples` row estimates on first use), identity (host:port, database,
 //!   user — two sources with the same identity join inside PostgreSQL).
@@ -18,6 +19,7 @@
 //! - `write`: `INSERT INTO` / `CREATE TABLE … AS` through `COPY … FROM STDIN (FORMAT binary)`
 //!   in one transaction.
 
+mod config;
 pub mod dialect;
 mod exec;
 mod pool;
@@ -27,6 +29,7 @@ mod tls;
 pub mod types;
 mod write;
 
+pub use config::PostgresConfig;
 pub use dialect::PostgresDialect;
 pub use flotilla_federation::UnsupportedTypes;
 pub use source::{PostgresOptions, PostgresSource, check_url};

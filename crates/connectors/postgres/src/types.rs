@@ -163,6 +163,36 @@ impl Default for NumericMapping {
     }
 }
 
+impl std::str::FromStr for NumericMapping {
+    type Err = String;
+
+    /// `float` or `decimal(P,S)` with P ≤ 38 (`numeric = "…"` in flotilla.toml).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let parsed = || {
+            let text = text.trim().to_ascii_lowercase();
+            if text == "float" {
+                return Some(NumericMapping::Float);
+            }
+            let inner = text.strip_prefix("decimal(")?.strip_suffix(')')?;
+            let (p, s) = inner.split_once(',')?;
+            let (p, s): (u8, i8) = (p.trim().parse().ok()?, s.trim().parse().ok()?);
+            ((1..=38).contains(&p) && s >= 0 && s as u8 <= p)
+                .then_some(NumericMapping::Decimal(p, s))
+        };
+        parsed().ok_or_else(|| {
+            format!("expected \"float\" or \"decimal(P,S)\" with P ≤ 38, got '{text}'")
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NumericMapping {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl NumericMapping {
     fn data_type(self) -> DataType {
         match self {

@@ -10,6 +10,7 @@
 //!  pushed sub-plan ──▶ SQL in the SqliteDialect ──▶ SqliteSource::execute ──▶ Arrow batches
 //! ```
 //!
+//! - `config`: [`SqliteConfig`], the keys of a `kind = "sqlite"` table in flotilla.toml.
 //! - [`dialect`]: what SQLite can run exactly as DataFusion would, and how to write it.
 //! - [`types`]: declared types → Arrow types, and decoding of SQLite values.
 //! - [`pool`]: read-only connections, one per running statement.
@@ -18,11 +19,13 @@
 //!   memory stays bounded whatever the result size. Dropping the stream interrupts the
 //!   statement.
 
+mod config;
 pub mod dialect;
 mod exec;
 pub mod pool;
 mod source;
 pub mod types;
 
+pub use config::SqliteConfig;
 pub use dialect::SqliteDialect;
 pub use source::SqliteSource;

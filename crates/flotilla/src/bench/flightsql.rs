@@ -61,6 +61,14 @@ pub struct Options {
     /// A PostgreSQL server holding TPC-H at the same scale, to read lineitem from beside the
     /// node's PostgreSQL port.
     pub pg_url: Option<String>,
+    /// The parts to run (`throughput`, `latency`, `pg`); empty: all.
+    pub only: Vec<String>,
+}
+
+impl Options {
+    fn runs(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
 }
 
 /// Runs the benchmark and prints its figures to `out`.
@@ -93,9 +101,15 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
         .unwrap_or(Path::new("."))
         .join("parquet")
         .join("lineitem.parquet");
-    throughput(addr, &parquet, options.repeat, out).await?;
-    latency(addr, &ctx, options, out).await?;
-    pg_throughput(&ctx, options, out).await?;
+    if options.runs("throughput") {
+        throughput(addr, &parquet, options.repeat, out).await?;
+    }
+    if options.runs("latency") {
+        latency(addr, &ctx, options, out).await?;
+    }
+    if options.runs("pg") {
+        pg_throughput(&ctx, options, out).await?;
+    }
 
     let _ = stop.send(());
     let _ = serving.await;

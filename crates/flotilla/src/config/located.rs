@@ -70,6 +70,7 @@ pub(super) fn explain(message: &str) -> String {
     message
         .replace("unknown field", "unknown key")
         .replace("missing field", "missing key")
+        .replace("unknown variant", "unknown value")
         .replace(", expected one of ", " (expected one of: ")
         .replace(", expected ", " (expected ")
         .replace('`', "'")

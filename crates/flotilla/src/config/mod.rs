@@ -8,7 +8,8 @@
 //! ```text
 //!  text ──serde──▶ raw.rs (RawConfig: the file's shape, values with their spans)
 //!        ──▶ mod.rs Config::parse: [server], [cluster], [session], [federation]
-//!        ──▶ sources.rs: each [sources.<name>] by kind ──▶ SourceConfig
+//!        ──▶ sources.rs: each [sources.<name>] by kind ──▶ SourceConfig (one variant per
+//!            kind: the options type of its connector crate, read and checked there)
 //!  located.rs: ConfigError (file:line:column: key: message) and the Located that builds it
 //! ```
 
@@ -34,9 +35,6 @@ use toml::Spanned;
 pub struct Config {
     /// Sources by name; each becomes a catalog of that name.
     pub sources: BTreeMap<String, SourceConfig>,
-    /// `max_connections` of the database sources that set it (SQLite, PostgreSQL, MySQL,
-    /// Flight SQL), by source name: how many of its statements run at once on a node.
-    pub max_connections: BTreeMap<String, usize>,
     pub session: SessionDefaults,
     /// `[federation] pushdown`: `"cost"` (the default), `"all"` or `"none"`; `true` and
     /// `false` mean all and none.
@@ -149,22 +147,34 @@ impl Config {
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
         let at = Located { text, file };
         let error = |span, key, message| at.error(span, key, message);
-        let deserializer = toml::de::Deserializer::parse(text)
+        let mut document = toml::de::DeTable::parse(text)
             .map_err(|e| error(e.span(), String::new(), first_line(e.message())))?;
-        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        // Each source's table is read by its kind (sources.rs); the rest by RawConfig.
+        let raw_sources = document.get_mut().remove("sources");
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::de::Deserializer::from(
+            document,
+        ))
+        .map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             error(inner.span(), key_path(&key), explain(inner.message()))
         })?;
 
         let mut sources = BTreeMap::new();
-        let mut max_connections = BTreeMap::new();
-        for (name, raw_source) in raw.sources {
-            let (source, limit) = sources::source(&name, raw_source, &at, base)?;
-            if let Some(limit) = limit {
-                max_connections.insert(name.clone(), limit);
+        if let Some(raw_sources) = raw_sources {
+            let span = raw_sources.span();
+            let toml::de::DeValue::Table(raw_sources) = raw_sources.into_inner() else {
+                return Err(error(
+                    Some(span),
+                    "sources".into(),
+                    "expected tables, one per source ([sources.<name>])".into(),
+                ));
+            };
+            for (name, table) in raw_sources {
+                let name = name.into_inner().into_owned();
+                let source = sources::source(&name, table, &at, base)?;
+                sources.insert(name, source);
             }
-            sources.insert(name, source);
         }
         let mut users = Vec::new();
         for (i, user) in raw.server.users.into_iter().enumerate() {
@@ -371,7 +381,6 @@ impl Config {
         Ok(Config {
             cluster,
             sources,
-            max_connections,
             session: SessionDefaults {
                 default_catalog: raw.session.default_catalog,
                 default_schema: raw.session.default_schema,

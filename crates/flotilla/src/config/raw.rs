@@ -1,5 +1,5 @@
-//! The raw shape of `flotilla.toml`, as serde reads it. Values that later checks report on keep
-//! their spans.
+//! The raw shape of `flotilla.toml` but its sources (each read by its kind, in sources.rs), as
+//! serde reads it. Values that later checks report on keep their spans.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -8,8 +8,6 @@ use toml::Spanned;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
-    #[serde(default)]
-    pub(super) sources: BTreeMap<String, Spanned<RawSource>>,
     #[serde(default)]
     pub(super) session: RawSession,
     #[serde(default)]
@@ -76,74 +74,3 @@ pub(super) struct RawSession {
     #[serde(default)]
     pub(super) options: BTreeMap<String, Spanned<toml::Value>>,
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSource {
-    pub(super) kind: Spanned<String>,
-    pub(super) path: Option<Spanned<String>>,
-    pub(super) delimiter: Option<Spanned<String>>,
-    pub(super) has_header: Option<Spanned<bool>>,
-    pub(super) attach: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
-    pub(super) url: Option<Spanned<String>>,
-    pub(super) password_env: Option<Spanned<String>>,
-    pub(super) numeric: Option<Spanned<String>>,
-    pub(super) unsupported_types: Option<Spanned<String>>,
-    pub(super) flavor: Option<Spanned<String>>,
-    pub(super) zero_dates: Option<Spanned<String>>,
-    pub(super) catalog: Option<Spanned<String>>,
-    pub(super) user: Option<Spanned<String>>,
-    pub(super) tls_root_cert: Option<Spanned<String>>,
-    pub(super) database: Option<Spanned<String>>,
-    pub(super) token_env: Option<Spanned<String>>,
-    pub(super) pushdown: Option<Spanned<String>>,
-    pub(super) max_connections: Option<Spanned<i64>>,
-}
-
-/// The kinds of source and the keys each accepts (besides `kind`).
-pub(super) const KINDS: &[(&str, &[&str])] = &[
-    ("sqlite", &["path", "attach", "pushdown", "max_connections"]),
-    ("parquet", &["path"]),
-    ("csv", &["path", "delimiter", "has_header"]),
-    (
-        "postgres",
-        &[
-            "url",
-            "password_env",
-            "numeric",
-            "unsupported_types",
-            "tls_root_cert",
-            "pushdown",
-            "max_connections",
-        ],
-    ),
-    (
-        "mysql",
-        &[
-            "url",
-            "password_env",
-            "flavor",
-            "zero_dates",
-            "unsupported_types",
-            "tls_root_cert",
-            "pushdown",
-            "max_connections",
-        ],
-    ),
-    (
-        "flightsql",
-        &[
-            "url",
-            "catalog",
-            "user",
-            "password_env",
-            "tls_root_cert",
-            "pushdown",
-            "max_connections",
-        ],
-    ),
-    (
-        "influxdb",
-        &["url", "database", "user", "password_env", "token_env"],
-    ),
-];

@@ -1,7 +1,8 @@
-use super::sources::parse_numeric;
 use super::*;
-use flotilla_connectors_mysql::{Flavor, ZeroDates};
-use flotilla_connectors_postgres::{NumericMapping, UnsupportedTypes};
+use flotilla_connectors_mysql::{Flavor, MysqlConfig, ZeroDates};
+use flotilla_connectors_postgres::{NumericMapping, PostgresConfig, UnsupportedTypes};
+use flotilla_connectors_sqlite::SqliteConfig;
+use flotilla_federation::MaxConnections;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     let dir = std::env::temp_dir();
@@ -16,11 +17,7 @@ fn a_valid_file_resolves_paths_against_its_directory() {
     let config = Config::parse(text, "f.toml", dir.path()).unwrap();
     assert_eq!(
         config.sources["shop"],
-        SourceConfig::Sqlite {
-            path: dir.path().join("shop.db"),
-            attach: vec![],
-            pushdown: None,
-        }
+        SourceConfig::Sqlite(SqliteConfig::new(dir.path().join("shop.db")))
     );
 }
 
@@ -52,10 +49,13 @@ fn sqlite_sources_attach_further_files_as_schemas() {
     std::fs::write(dir.path().join("b.db"), b"").unwrap();
     let text = "[sources.s]\nkind = \"sqlite\"\npath = \"a.db\"\nattach = { old = \"b.db\" }\n";
     let config = Config::parse(text, "f.toml", dir.path()).unwrap();
-    let SourceConfig::Sqlite { attach, .. } = &config.sources["s"] else {
+    let SourceConfig::Sqlite(sqlite) = &config.sources["s"] else {
         panic!()
     };
-    assert_eq!(attach, &vec![("old".to_string(), dir.path().join("b.db"))]);
+    assert_eq!(
+        sqlite.attach.clone().into_iter().collect::<Vec<_>>(),
+        vec![("old".to_string(), dir.path().join("b.db"))]
+    );
     let text = "[sources.s]\nkind = \"sqlite\"\npath = \"a.db\"\nattach = { old = \"zz.db\" }\n";
     let e = Config::parse(text, "f.toml", dir.path()).unwrap_err();
     assert_eq!(e.key, "sources.s.attach.old", "{e}");
@@ -168,10 +168,14 @@ fn database_sources_take_a_connection_limit_from_1_to_10000() {
     let text = "[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\nmax_connections = 4\n\
                 [sources.lite]\nkind = \"sqlite\"\npath = \".\"\n";
     let config = parse(text).unwrap();
-    assert_eq!(
-        config.max_connections.into_iter().collect::<Vec<_>>(),
-        [("pg".to_string(), 4)]
-    );
+    let SourceConfig::Postgres(pg) = &config.sources["pg"] else {
+        panic!("{config:?}")
+    };
+    assert_eq!(pg.max_connections, Some(MaxConnections(4)));
+    let SourceConfig::Sqlite(lite) = &config.sources["lite"] else {
+        panic!("{config:?}")
+    };
+    assert_eq!(lite.max_connections, None);
     for bad in ["0", "-2", "10001"] {
         let e = parse(&format!(
             "[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\nmax_connections = {bad}\n"
@@ -197,14 +201,13 @@ fn postgres_sources_take_a_url_and_type_options() {
     let config = parse(text).unwrap();
     assert_eq!(
         config.sources["pg"],
-        SourceConfig::Postgres {
-            url: "postgresql://me@db:5433/shop".into(),
+        SourceConfig::Postgres(PostgresConfig {
             password_env: Some("PG_PASS".into()),
             numeric: NumericMapping::Float,
             unsupported_types: UnsupportedTypes::Skip,
-            tls_root_cert: None,
             pushdown: Some(Pushdown::All),
-        }
+            ..PostgresConfig::new("postgresql://me@db:5433/shop")
+        })
     );
     let e = parse("[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\npushdown = \"most\"\n")
         .unwrap_err();
@@ -235,31 +238,25 @@ fn postgres_sources_take_a_url_and_type_options() {
     assert_eq!(e.key, "sources.pg.numeric", "{e}");
     let e =
         parse("[sources.pg]\nkind = \"postgres\"\nurl = \"host=h\"\npath = \"x\"\n").unwrap_err();
-    assert!(
-        e.message.contains("not a key of a 'postgres' source"),
-        "{e}"
-    );
+    assert_eq!(e.key, "sources.pg.path", "{e}");
+    assert!(e.message.contains("unknown key 'path'"), "{e}");
     let text = "[sources.my]\nkind = \"mysql\"\nurl = \"mysql://u:p@h:3306/shop\"\n\
                 flavor = \"mariadb\"\nzero_dates = \"null\"\n";
     assert_eq!(
         parse(text).unwrap().sources["my"],
-        SourceConfig::Mysql {
-            url: "mysql://u:p@h:3306/shop".into(),
-            password_env: None,
+        SourceConfig::Mysql(MysqlConfig {
             flavor: Some(Flavor::MariaDb),
             zero_dates: ZeroDates::Null,
-            unsupported_types: UnsupportedTypes::Error,
-            tls_root_cert: None,
-            pushdown: None,
-        }
+            ..MysqlConfig::new("mysql://u:p@h:3306/shop")
+        })
     );
     let e = parse("[sources.my]\nkind = \"mysql\"\nurl = \"mysql://h/d\"\nflavor = \"oracle\"\n")
         .unwrap_err();
     assert_eq!(e.key, "sources.my.flavor", "{e}");
-    assert!(e.message.contains("mysql, mariadb, tidb"), "{e}");
+    assert!(e.message.contains("'mysql', 'mariadb', 'tidb'"), "{e}");
     assert_eq!(
-        parse_numeric("decimal(20, 4)"),
-        Some(NumericMapping::Decimal(20, 4))
+        "decimal(20, 4)".parse::<NumericMapping>(),
+        Ok(NumericMapping::Decimal(20, 4))
     );
 }
 
@@ -275,4 +272,55 @@ fn session_options_are_kept_as_set_takes_them() {
     let e = parse("[session.options]\n\"x\" = [1]\n").unwrap_err();
     assert_eq!(e.key, "session.options.x", "{e}");
     assert_eq!(e.position.map(|(line, _)| line), Some(2), "{e}");
+}
+
+#[test]
+fn a_source_needs_a_kind_and_a_table() {
+    let e = parse("[sources.x]\npath = \".\"\n").unwrap_err();
+    assert_eq!(e.key, "sources.x", "{e}");
+    assert!(e.message.contains("missing key 'kind'"), "{e}");
+    assert!(e.message.contains("sqlite, parquet, csv"), "{e}");
+    let e = parse("[sources]\nx = 3\n").unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.position.map(|p| p.0)),
+        ("sources.x", Some(2)),
+        "{e}"
+    );
+    let e = parse("sources = 3\n").unwrap_err();
+    assert_eq!(e.key, "sources", "{e}");
+    let e = parse("[sources.x]\nkind = 3\n").unwrap_err();
+    assert_eq!(e.key, "sources.x.kind", "{e}");
+}
+
+#[test]
+fn every_kind_is_read_by_its_own_options_type() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.csv"), b"a\n1\n").unwrap();
+    let text = "[sources.c]\nkind = \"csv\"\npath = \"t.csv\"\ndelimiter = \";\"\n\
+                [sources.p]\nkind = \"parquet\"\npath = \".\"\n\
+                [sources.f]\nkind = \"flightsql\"\nurl = \"grpc://h:50051\"\n\
+                [sources.i]\nkind = \"influxdb\"\nurl = \"http://h:8086\"\ndatabase = \"d\"\n";
+    let config = Config::parse(text, "f.toml", dir.path()).unwrap();
+    let kinds: Vec<_> = config.sources.values().map(SourceConfig::kind).collect();
+    assert_eq!(kinds, ["csv", "flightsql", "influxdb", "parquet"]);
+    let SourceConfig::Csv(csv) = &config.sources["c"] else {
+        panic!("{config:?}")
+    };
+    assert_eq!((csv.delimiter.as_str(), csv.has_header), (";", true));
+    assert_eq!(csv.path, dir.path().join("t.csv"));
+    let e = parse("[sources.c]\nkind = \"csv\"\npath = \".\"\ndelimiter = \";;\"\n").unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.position.map(|p| p.0)),
+        ("sources.c.delimiter", Some(4)),
+        "{e}"
+    );
+    let e = parse("[sources.i]\nkind = \"influxdb\"\nurl = \"https://h\"\ndatabase = \"d\"\n")
+        .unwrap_err();
+    assert_eq!(e.key, "sources.i.url", "{e}");
+    let e = parse("[sources.f]\nkind = \"flightsql\"\nurl = \"ftp://h\"\n").unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.position.map(|p| p.0)),
+        ("sources.f.url", Some(3)),
+        "{e}"
+    );
 }

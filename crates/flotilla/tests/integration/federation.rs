@@ -8,7 +8,7 @@ use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use flotilla_connectors_sqlite::SqliteSource;
 use flotilla_federation::dialect::EngineCosts;
-use flotilla_federation::{Pushdown, Source, catalog_of, federated_context};
+use flotilla_federation::{MaxConnections, Pushdown, Source, catalog_of, federated_context};
 use flotilla_testkit::plans::{pushed_whole, too_many_derived_tables, without_aliases};
 use flotilla_testkit::{Decimals, assert_same_rows_with, query_is_ordered};
 use flotilla_tpch::Table;
@@ -642,9 +642,12 @@ async fn a_source_limited_to_one_connection_reads_its_tables_in_turn() {
          \"datafusion.execution.target_partitions\" = \"4\"\n";
     let limited =
         flotilla::config::Config::parse(&text, "test.toml", std::path::Path::new(".")).unwrap();
-    assert_eq!(limited.max_connections.get("shop"), Some(&1));
     let mut free = limited.clone();
-    free.max_connections.clear();
+    let Some(flotilla::SourceConfig::Sqlite(shop)) = free.sources.get_mut("shop") else {
+        panic!("shop is a SQLite source: {:?}", free.sources);
+    };
+    assert_eq!(shop.max_connections, Some(MaxConnections(1)));
+    shop.max_connections = None;
     let limited = flotilla::build_context(&limited).await.unwrap();
     let free = flotilla::build_context(&free).await.unwrap();
     let join = "SELECT c_mktsegment, count(*) AS orders, sum(o_totalprice) AS total \
