@@ -130,7 +130,7 @@ mod tests {
     async fn large_lists_and_dictionaries_arrive_as_they_were_sent() {
         let sent = vec![batch(100), batch(3)];
         let schema = sent[0].schema();
-        let received = round_trip(sent.clone(), schema.clone()).await;
+        let received = round_trip(sent.clone(), Arc::clone(&schema)).await;
         assert_eq!(received, sent);
         // No batches: the schema still arrives.
         let data = flight_data(

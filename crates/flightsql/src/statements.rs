@@ -97,7 +97,7 @@ impl FlotillaFlightSql {
                 let frame =
                     flotilla_federation::execute_logical_plan(session.context(), plan).await?;
                 if changes {
-                    let schema = frame.schema().inner().clone();
+                    let schema = Arc::clone(frame.schema().inner());
                     let counts = self
                         .under_limits(&session, async {
                             frame.collect().await.map_err(Error::from)

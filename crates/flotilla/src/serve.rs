@@ -183,7 +183,7 @@ async fn run(
     let read = |path: &std::path::PathBuf| {
         std::fs::read(path).map_err(|e| Error::from(e).with_source(path.display().to_string()))
     };
-    let mut server = FlightSqlServer::new(sessions.clone())
+    let mut server = FlightSqlServer::new(Arc::clone(&sessions) as _)
         .with_users(users.clone())
         .with_session_limits(limits)
         .with_query_admission(config.server.admission)

@@ -7,7 +7,8 @@
 //!    concurrent clients; p50/p99 per call and calls per second. A sequential call is also
 //!    split into its two requests (GetFlightInfo plans, DoGet runs and fetches), and the same
 //!    statement is planned and run in this process without gRPC: what is left is the network
-//!    path's share.
+//!    path's share. A Handshake (a round trip through the same layers, no SQL) gives the floor
+//!    of one call.
 //!
 //! 3. The PostgreSQL port: `SELECT * FROM lineitem` read by psycopg 3, and with `--pg-url`
 //!    the same table read by psycopg from PostgreSQL itself (loaded there by
@@ -486,6 +487,25 @@ async fn latency(
         out,
         "  {:<44} {:>9} {:>9} {:>10}",
         "", "p50 ms", "p99 ms", "calls/s"
+    )?;
+    // The floor of any call: one gRPC round trip through the same layers (sessions, metrics)
+    // that runs no SQL. GetFlightInfo + DoGet make two.
+    eprintln!("latency: {calls} sequential handshakes…");
+    let mut one = client(addr).await?;
+    let started = Instant::now();
+    let mut times = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let call = Instant::now();
+        one.handshake("", "")
+            .await
+            .map_err(|e| Error::internal(format!("Handshake: {e}")))?;
+        times.push(call.elapsed());
+    }
+    report(
+        out,
+        "one gRPC round trip (Handshake, no SQL)",
+        &mut times,
+        started.elapsed(),
     )?;
     for kind in ["SELECT 1", "point lookup (SQLite, by key)"] {
         // Sequential.

@@ -164,7 +164,7 @@ pub async fn run(url: &str, points: u64, repeat: usize, out: &mut dyn Write) -> 
             .with_optimizer_rule(Arc::new(InfluxAggregatePushdown))
             .build(),
     );
-    pushed.register_catalog("bench", catalog.clone());
+    pushed.register_catalog("bench", Arc::clone(&catalog) as _);
     let plain = SessionContext::new();
     plain.register_catalog("bench", catalog);
 

@@ -640,7 +640,7 @@ async fn session_options_of_the_configuration_are_in_every_session_and_checked()
     let ctx = build_context(&Config::parse(&text, "test.toml", Path::new(".")).unwrap())
         .await
         .unwrap();
-    let options = ctx.state().config().options().clone();
+    let options = Arc::clone(ctx.state().config().options());
     assert_eq!(options.execution.batch_size.get(), 777);
     let distributed = options
         .extensions

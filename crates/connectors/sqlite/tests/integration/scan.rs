@@ -145,7 +145,7 @@ async fn contexts(batch_size: usize) -> (tempfile::TempDir, Arc<SqliteSource>, S
     let source = Arc::new(SqliteSource::open("lite", &path).unwrap());
     let ctx =
         flotilla_federation::federated_context(SessionConfig::new().with_batch_size(batch_size));
-    let as_source: Arc<dyn flotilla_federation::Source> = source.clone();
+    let as_source: Arc<dyn flotilla_federation::Source> = Arc::clone(&source) as _;
     ctx.register_catalog(
         "lite",
         flotilla_federation::catalog_of(as_source).await.unwrap(),
