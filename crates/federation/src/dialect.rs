@@ -7,7 +7,8 @@
 //!
 //! The default methods write ANSI SQL; a dialect overrides what its database does differently.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::temporal_conversions::{as_date, as_datetime};
+use datafusion::arrow::datatypes::{DataType, Date32Type, TimestampMicrosecondType};
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::logical_expr::Operator;
 use std::fmt::Debug;
@@ -210,6 +211,93 @@ pub fn comparison_or_logic(op: &Operator) -> Option<&'static str> {
         Operator::Or => "OR",
         _ => return None,
     })
+}
+
+/// `+`, `-` and `*` between numbers (or NULLs) and `%` between integers, which SQL databases
+/// spell and compute alike; `None` for any other operator or types. Division is left to each
+/// dialect: databases differ in what `/` of two integers or two floats returns.
+pub fn arithmetic(op: &Operator, left: &DataType, right: &DataType) -> Option<&'static str> {
+    let numbers = numeric(left) && numeric(right);
+    Some(match op {
+        Operator::Plus if numbers => "+",
+        Operator::Minus if numbers => "-",
+        Operator::Multiply if numbers => "*",
+        Operator::Modulo if left.is_integer() && right.is_integer() => "%",
+        _ => return None,
+    })
+}
+
+/// A number, or the NULL type (an untyped `NULL` operand).
+pub fn numeric(data_type: &DataType) -> bool {
+    data_type.is_numeric() || data_type.is_null()
+}
+
+/// One of Arrow's three string types.
+pub fn textual(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// The SQL-standard literal of `value`: `NULL`, `TRUE`/`FALSE`, integers and decimals as their
+/// digits, finite floats as the shortest digits that read back exactly, quoted text,
+/// `DATE 'YYYY-MM-DD'` and `TIMESTAMP 'YYYY-MM-DD HH:MM:SS.ffffff'` (microseconds, no time
+/// zone); `None` for any other value. A dialect writes what its database reads differently and
+/// leaves the rest to this.
+pub fn standard_literal(dialect: &(impl Dialect + ?Sized), value: &ScalarValue) -> Option<String> {
+    if value.is_null() {
+        return Some("NULL".into());
+    }
+    if let Some(text) = text(value) {
+        return Some(dialect.quote_string(text));
+    }
+    Some(match value {
+        ScalarValue::Boolean(Some(b)) => (if *b { "TRUE" } else { "FALSE" }).into(),
+        ScalarValue::Int8(Some(v)) => v.to_string(),
+        ScalarValue::Int16(Some(v)) => v.to_string(),
+        ScalarValue::Int32(Some(v)) => v.to_string(),
+        ScalarValue::Int64(Some(v)) => v.to_string(),
+        ScalarValue::UInt8(Some(v)) => v.to_string(),
+        ScalarValue::UInt16(Some(v)) => v.to_string(),
+        ScalarValue::UInt32(Some(v)) => v.to_string(),
+        ScalarValue::UInt64(Some(v)) => v.to_string(),
+        ScalarValue::Float64(Some(v)) if v.is_finite() => format!("{v:?}"),
+        ScalarValue::Float32(Some(v)) if v.is_finite() => format!("{:?}", f64::from(*v)),
+        ScalarValue::Decimal128(Some(_), _, _) => value.to_string(),
+        ScalarValue::Date32(Some(days)) => format!("DATE '{}'", date(*days)?),
+        ScalarValue::TimestampMicrosecond(Some(micros), None) => format!(
+            "TIMESTAMP '{}'",
+            as_datetime::<TimestampMicrosecondType>(*micros)?.format("%Y-%m-%d %H:%M:%S%.6f")
+        ),
+        _ => return None,
+    })
+}
+
+/// The text of a string value (any of Arrow's three string types), not NULL.
+pub fn text(value: &ScalarValue) -> Option<&str> {
+    match value {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// A `Date32` (days since 1970-01-01) as `YYYY-MM-DD`; `None` out of chrono's range.
+pub fn date(days: i32) -> Option<String> {
+    Some(
+        as_date::<Date32Type>(i64::from(days))?
+            .format("%Y-%m-%d")
+            .to_string(),
+    )
+}
+
+/// The text of a string literal the SQL writer rendered, e.g. `'year'` → `year`; `None` for
+/// anything but a single-quoted literal.
+pub fn unquote(sql: &str) -> Option<String> {
+    let inner = sql.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace("''", "'"))
 }
 
 /// What an engine takes per unit of work, in seconds on the machine the constants were

@@ -15,6 +15,11 @@
 //! The sender times itself: from the statement's start to the connector's end, less the time
 //! it waited for room in the channel, is what the statement cost the source ([`producer_time`],
 //! what [`crate::learn`] learns from) — a query that is slow to take the rows does not count.
+//!
+//! A connector starts its reader with [`RemoteStream::spawn`] (async) or
+//! [`RemoteStream::spawn_blocking`], and says how to stop a statement with [`Running`]: the
+//! reader records what stops it (a cancel token, a connection id, an interrupt handle) while it
+//! runs, and a stream dropped in between uses it.
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -23,9 +28,10 @@ use datafusion::common::Result;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::execution::RecordBatchStream;
 use futures::Stream;
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -163,6 +169,108 @@ impl RemoteStream {
             _task: task,
         }
     }
+
+    /// Streams the batches `read` sends, running it on a tokio task; the error it ends with,
+    /// if any, is the stream's last item. Dropping the stream runs `on_drop`, then aborts the
+    /// task.
+    pub fn spawn<F>(
+        schema: SchemaRef,
+        read: impl FnOnce(BatchSender) -> F,
+        on_drop: impl FnOnce() + Send + 'static,
+    ) -> Self
+    where
+        F: Future<Output = Result<()>> + Send + 'static,
+    {
+        let (tx, rx) = channel();
+        let errors = tx.tx.clone();
+        let reading = read(tx);
+        let task = SpawnedTask::spawn(async move {
+            if let Err(e) = reading.await {
+                // The stream may be gone (query cancelled); then nobody needs the error.
+                let _ = errors.send(Err(e)).await;
+            }
+        });
+        Self::new(schema, rx, task, on_drop)
+    }
+
+    /// [`RemoteStream::spawn`] for a reader that blocks (a C library's statement): it runs on
+    /// a blocking thread, sending with [`BatchSender::blocking_send`].
+    pub fn spawn_blocking(
+        schema: SchemaRef,
+        read: impl FnOnce(BatchSender) -> Result<()> + Send + 'static,
+        on_drop: impl FnOnce() + Send + 'static,
+    ) -> Self {
+        let (tx, rx) = channel();
+        let errors = tx.tx.clone();
+        let task = SpawnedTask::spawn_blocking(move || {
+            if let Err(e) = read(tx) {
+                let _ = errors.blocking_send(Err(e));
+            }
+        });
+        Self::new(schema, rx, task, on_drop)
+    }
+}
+
+/// What stops the statement a reader is running — a cancel token, a connection id, an
+/// interrupt handle — shared between the reader and its stream.
+///
+/// The reader [`start`](Running::start)s it once the statement runs and
+/// [`end`](Running::end)s it before its connection can serve another statement; a stream
+/// dropped in between [`stop`](Running::stop)s the statement with it. Both sides hold the lock
+/// while they act, so a stop never reaches the connection's next statement.
+#[derive(Debug)]
+pub struct Running<T>(Arc<Mutex<Option<T>>>);
+
+impl<T> Default for Running<T> {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(None)))
+    }
+}
+
+impl<T> Clone for Running<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Running<T> {
+    /// The statement runs; `stop` stops it.
+    pub fn start(&self, stop: T) {
+        *self.lock() = Some(stop);
+    }
+
+    /// The statement ended: a later stop must not touch the connection.
+    pub fn end(&self) {
+        self.lock().take();
+    }
+
+    /// Stops the statement if it still runs: calls `stop` with what stops it, under the lock.
+    pub fn stop(&self, stop: impl FnOnce(T)) {
+        let mut running = self.lock();
+        if let Some(handle) = running.take() {
+            stop(handle);
+        }
+    }
+
+    /// [`Running::stop`] for a stop that talks to the database (a cancel request, a
+    /// `KILL QUERY` over another connection): spawned on the current runtime, not awaited.
+    pub fn stop_async<F>(&self, stop: impl FnOnce(T) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.stop(|handle| {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(stop(handle));
+            }
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<T>> {
+        // A poisoned lock only means a reader panicked; what it holds is still right.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Stream for RemoteStream {
@@ -202,6 +310,60 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use futures::StreamExt;
     use std::time::Duration;
+
+    /// A stream dropped while its statement runs stops it once, with what the reader recorded;
+    /// one dropped after the statement ended leaves the connection alone.
+    #[tokio::test]
+    async fn a_dropped_stream_stops_only_a_running_statement() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
+        let stopped = Arc::new(Mutex::new(Vec::new()));
+        let stream_of = |statement: u32, ends: bool| {
+            let running = Running::default();
+            let reader = running.clone();
+            let stops = Arc::clone(&stopped);
+            RemoteStream::spawn(
+                Arc::clone(&schema),
+                move |_tx| async move {
+                    reader.start(statement);
+                    if ends {
+                        reader.end();
+                    }
+                    std::future::pending::<()>().await;
+                    Ok(())
+                },
+                move || running.stop(|id| stops.lock().unwrap().push(id)),
+            )
+        };
+        let (running, ended) = (stream_of(1, false), stream_of(2, true));
+        // Let both readers record their statement.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(running);
+        drop(ended);
+        assert_eq!(*stopped.lock().unwrap(), vec![1]);
+    }
+
+    /// The error a reader ends with is the stream's last item, after the batches it sent.
+    #[tokio::test]
+    async fn a_readers_error_ends_the_stream() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
+        let rows = Arc::clone(&schema);
+        let stream = RemoteStream::spawn_blocking(
+            schema,
+            move |tx| {
+                let column = Arc::new(Int32Array::from(vec![7])) as ArrayRef;
+                let _ = tx.blocking_send(batch(&rows, vec![column], 1));
+                Err(datafusion::common::DataFusionError::Execution(
+                    "the server went away".into(),
+                ))
+            },
+            || {},
+        );
+        let items: Vec<_> = stream.collect().await;
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].as_ref().map(RecordBatch::num_rows).ok(), Some(1));
+        let error = items[1].as_ref().unwrap_err().to_string();
+        assert!(error.contains("the server went away"), "{error}");
+    }
 
     /// A connector that decodes fast into a consumer that takes its time: the statement's time
     /// is the connector's, not the wait for the consumer; it is known once the stream ends.

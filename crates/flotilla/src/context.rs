@@ -177,14 +177,10 @@ fn channel_cache(cluster: Option<&ClusterConfig>) -> Result<Arc<ChannelCache>> {
 /// # Errors
 /// When the environment variable named is not set.
 pub fn cluster_secret(cluster: Option<&ClusterConfig>) -> Result<Option<String>> {
-    let Some(variable) = cluster.and_then(|c| c.secret_env.as_deref()) else {
-        return Ok(None);
-    };
-    std::env::var(variable).map(Some).map_err(|_| {
-        Error::invalid(format!(
-            "cluster.secret_env: the environment variable {variable} is not set"
-        ))
-    })
+    flotilla_common::source_kind::from_env(
+        "cluster.secret_env",
+        cluster.and_then(|c| c.secret_env.as_deref()),
+    )
 }
 
 /// Distribution over the configured peers.

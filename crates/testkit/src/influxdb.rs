@@ -1,13 +1,12 @@
 //! A throwaway InfluxDB 1.x server (Debian's `influxd`), spoken to over its v1 HTTP API with
 //! `curl`: InfluxQL on `/query`, line protocol on `/write`.
 
-use crate::server::{free_port, log_tail, output, stop_process, wait_until};
+use crate::server::{free_port, on_free_port, output, spawn_server, stop_process};
 use crate::{SETUP_HINT, reaper};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// The admin of a server started with authentication.
 pub const INFLUX_ADMIN: (&str, &str) = ("admin", "flotilla-admin-password");
@@ -48,34 +47,28 @@ impl InfluxDb {
                 }
             }
             let dir = reaper::temp_dir("flotilla-influx-").map_err(|e| e.to_string())?;
-            let mut last_error = String::new();
-            for _ in 0..3 {
+            on_free_port(|port| {
                 let mut server = InfluxDb {
-                    port: free_port()?,
+                    port,
                     rpc_port: free_port()?,
                     pid: 0,
                     dir: dir.clone(),
                     auth,
                 };
-                match server.spawn() {
-                    Ok(()) => {
-                        if auth {
-                            // With no user yet, InfluxDB takes the first admin unauthenticated.
-                            server.post_query(
-                                None,
-                                &format!(
-                                    "CREATE USER \"{}\" WITH PASSWORD '{}' WITH ALL PRIVILEGES",
-                                    INFLUX_ADMIN.0, INFLUX_ADMIN.1
-                                ),
-                                None,
-                            )?;
-                        }
-                        return Ok(server);
-                    }
-                    Err(e) => last_error = e,
+                server.spawn()?;
+                if auth {
+                    // With no user yet, InfluxDB takes the first admin unauthenticated.
+                    server.post_query(
+                        None,
+                        &format!(
+                            "CREATE USER \"{}\" WITH PASSWORD '{}' WITH ALL PRIVILEGES",
+                            INFLUX_ADMIN.0, INFLUX_ADMIN.1
+                        ),
+                        None,
+                    )?;
                 }
-            }
-            Err(last_error)
+                Ok(server)
+            })
         };
         start().map_err(|e| format!("InfluxDB test server: {e}"))
     }
@@ -103,26 +96,13 @@ impl InfluxDb {
         let config = self.dir.join("influxdb.conf");
         std::fs::write(&config, self.config()).map_err(|e| e.to_string())?;
         let log = self.dir.join("server.log");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| e.to_string())?;
-        let child = Command::new("influxd")
-            .arg("-config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("cannot start influxd: {e}"))?;
-        reaper::stop_at_exit(child.id(), "TERM");
-        self.pid = child.id();
-        wait_until(Duration::from_secs(30), || {
+        let mut command = Command::new("influxd");
+        command.arg("-config").arg(&config);
+        self.pid = spawn_server(&mut command, &log, "TERM", || {
             output(Command::new("curl").args(["-sf", "-o", "/dev/null", &self.ping_url()]))
                 .map(|_| ())
-        })
-        .map_err(|e| format!("{e}\nserver log:\n{}", log_tail(&log)))
+        })?;
+        Ok(())
     }
 
     fn ping_url(&self) -> String {

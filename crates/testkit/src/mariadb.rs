@@ -1,14 +1,12 @@
 //! A throwaway MariaDB server.
 
-use crate::server::{chown_to, free_port, is_root, log_tail, output, run, wait_until};
+use crate::server::{chown_to, is_root, on_free_port, output, run, spawn_server};
 use crate::tpch::{TPCH_SF001_ROWS, TpchLoads, tpch_csv_dir, tpch_schema_name};
 use crate::{SETUP_HINT, reaper};
 use flotilla_tpch::load::{Server, load_script};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// The user the kit creates, with all privileges, for connections over TCP.
 pub const USER: &str = "flotilla";
@@ -84,29 +82,23 @@ impl MariaDb {
             let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
             run(&mut command)?;
         }
-        let mut last_error = String::new();
-        for _ in 0..3 {
+        on_free_port(|port| {
             let mut server = MariaDb {
-                port: free_port()?,
+                port,
                 pid: 0,
                 dir: dir.clone(),
                 binary: server.clone(),
                 loads: TpchLoads::default(),
                 tls: None,
             };
-            match server.spawn() {
-                Ok(()) => {
-                    server.root(&format!(
-                        "CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; \
-                         GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%'; \
-                         CREATE DATABASE flotilla;"
-                    ))?;
-                    return Ok(server);
-                }
-                Err(e) => last_error = e,
-            }
-        }
-        Err(last_error)
+            server.spawn()?;
+            server.root(&format!(
+                "CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; \
+                 GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%'; \
+                 CREATE DATABASE flotilla;"
+            ))?;
+            Ok(server)
+        })
     }
 
     fn socket(&self) -> PathBuf {
@@ -126,12 +118,6 @@ impl MariaDb {
     /// Runs mariadbd on the server's port and data directory and waits until it answers.
     fn spawn(&mut self) -> Result<(), String> {
         let data = self.dir.join("data");
-        let log = self.dir.join("server.log");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| e.to_string())?;
         let mut command = Command::new(&self.binary);
         command
             .arg("--no-defaults")
@@ -160,19 +146,11 @@ impl MariaDb {
         if is_root() {
             command.arg("--user=mysql");
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log_file)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start mariadbd: {e}"))?;
-        reaper::stop_at_exit(child.id(), "TERM");
-        self.pid = child.id();
-        wait_until(Duration::from_secs(30), || {
+        let log = self.dir.join("server.log");
+        self.pid = spawn_server(&mut command, &log, "TERM", || {
             self.root("SELECT 1").map(|_| ())
-        })
-        .map_err(|e| format!("{e}\nserver log:\n{}", log_tail(&log)))
+        })?;
+        Ok(())
     }
 
     /// A server of the caller's own, not shared with other tests: one it may stop and restart.

@@ -1,6 +1,6 @@
 //! A throwaway PostgreSQL server.
 
-use crate::server::{chown_to, free_port, is_root, log_tail, output, user_ids, wait_until};
+use crate::server::{chown_to, is_root, on_free_port, output, spawn_server, user_ids, wait_until};
 use crate::tpch::{TpchLoads, tpch_csv_dir, tpch_schema_name};
 use crate::{SETUP_HINT, reaper};
 use flotilla_tpch::load::{Server, load_script};
@@ -9,7 +9,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// A PostgreSQL server on 127.0.0.1, user `postgres` with trust authentication, database
 /// `postgres`.
@@ -84,10 +83,7 @@ impl Postgres {
                 ])
                 .arg(&data),
         )?;
-        // A port can be taken between choosing and binding it: try a few.
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let port = free_port()?;
+        on_free_port(|port| {
             let mut server = Postgres {
                 port,
                 pid: 0,
@@ -95,43 +91,27 @@ impl Postgres {
                 bin: bin.clone(),
                 loads: TpchLoads::default(),
             };
-            match server.spawn() {
-                Ok(()) => return Ok(server),
-                Err(e) => last_error = e,
-            }
-        }
-        Err(last_error)
+            server.spawn()?;
+            Ok(server)
+        })
     }
 
     /// Runs the postmaster on the server's port and data directory and waits until it answers.
     fn spawn(&mut self) -> Result<(), String> {
         let log = self.dir.join("server.log");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| e.to_string())?;
-        chown_to(&log, "postgres")?;
-        let child = as_server_user(&mut Command::new(self.bin.join("postgres")))?
+        let mut command = Command::new(self.bin.join("postgres"));
+        as_server_user(&mut command)?
             .arg("-D")
             .arg(self.dir.join("data"))
             .args(["-p", &self.port.to_string(), "-k"])
             .arg(&self.dir)
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log_file)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start postgres: {e}"))?;
+            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
         // SIGINT is PostgreSQL's "fast shutdown": clients are disconnected, nothing waits.
-        reaper::stop_at_exit(child.id(), "INT");
-        self.pid = child.id();
-        wait_until(Duration::from_secs(30), || {
+        self.pid = spawn_server(&mut command, &log, "INT", || {
             self.query("SELECT 1").map(|_| ())
-        })
-        .map_err(|e| format!("{e}\nserver log:\n{}", log_tail(&log)))
+        })?;
+        Ok(())
     }
 
     /// A server of the caller's own, not shared with other tests: one it may stop and restart.

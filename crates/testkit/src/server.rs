@@ -1,8 +1,9 @@
 //! Shared pieces of starting a server process.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (the OS picks; the server binds it right after).
@@ -12,6 +13,49 @@ pub(crate) fn free_port() -> Result<u16, String> {
         .local_addr()
         .map(|a| a.port())
         .map_err(|e| e.to_string())
+}
+
+/// Starts a server with `start` on a free port, trying three: another process can take the
+/// port between choosing and binding it. The last error explains a failure.
+pub(crate) fn on_free_port<T>(
+    mut start: impl FnMut(u16) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut last_error = String::new();
+    for _ in 0..3 {
+        match start(free_port()?) {
+            Ok(server) => return Ok(server),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
+}
+
+/// Starts `command` as a server process: its output appended to `log`, in a process group of
+/// its own (a Ctrl-C of the tests does not reach it first), stopped with `signal` when the test
+/// binary exits. Waits up to 30 s until `ready` succeeds; a failure carries the log's last
+/// lines. Returns the process id.
+pub(crate) fn spawn_server(
+    command: &mut Command,
+    log: &Path,
+    signal: &'static str,
+    ready: impl FnMut() -> Result<(), String>,
+) -> Result<u32, String> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log_file)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
+    crate::reaper::stop_at_exit(child.id(), signal);
+    wait_until(Duration::from_secs(30), ready)
+        .map_err(|e| format!("{e}\nserver log:\n{}", log_tail(log)))?;
+    Ok(child.id())
 }
 
 /// Uid and gid of a system user, from /etc/passwd.

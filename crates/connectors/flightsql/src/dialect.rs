@@ -5,11 +5,11 @@
 //! For other servers the scalar functions pushed are those they list in GetSqlInfo
 //! (numeric, string, date/time function lists); aggregates are the SQL standard ones.
 
-use datafusion::arrow::array::temporal_conversions::as_date;
-use datafusion::arrow::datatypes::{DataType, Date32Type, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::logical_expr::Operator;
 use flotilla_federation::Dialect;
+use flotilla_federation::dialect::{comparison_or_logic, standard_literal};
 use std::collections::BTreeSet;
 
 /// What an endpoint said about itself.
@@ -62,12 +62,10 @@ impl Dialect for FlightSqlDialect {
     }
 
     fn literal(&self, value: &ScalarValue) -> Option<String> {
-        if value.is_null() {
-            let data_type = sql_type(&value.data_type())?;
-            return Some(format!("CAST(NULL AS {data_type})"));
-        }
+        // Each literal carries its exact type, as the endpoint's DataFusion would otherwise
+        // read digits as Int64 and decimals as Float64.
         Some(match value {
-            ScalarValue::Boolean(Some(b)) => (if *b { "TRUE" } else { "FALSE" }).into(),
+            v if v.is_null() => format!("CAST(NULL AS {})", sql_type(&v.data_type())?),
             ScalarValue::Int64(Some(v)) => v.to_string(),
             ScalarValue::Int8(Some(_))
             | ScalarValue::Int16(Some(_))
@@ -83,14 +81,8 @@ impl Dialect for FlightSqlDialect {
             ScalarValue::Decimal128(Some(_), p, s) => {
                 format!("CAST('{value}' AS DECIMAL({p},{s}))")
             }
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)) => self.quote_string(s),
-            ScalarValue::Date32(Some(days)) => format!(
-                "DATE '{}'",
-                as_date::<Date32Type>(*days as i64)?.format("%Y-%m-%d")
-            ),
-            _ => return None,
+            ScalarValue::TimestampMicrosecond(..) => return None,
+            _ => return standard_literal(self, value),
         })
     }
 
@@ -100,7 +92,7 @@ impl Dialect for FlightSqlDialect {
         _left: &DataType,
         _right: &DataType,
     ) -> Option<&'static str> {
-        if let Some(symbol) = flotilla_federation::dialect::comparison_or_logic(op) {
+        if let Some(symbol) = comparison_or_logic(op) {
             return Some(symbol);
         }
         // The endpoint evaluates with DataFusion's (SQL-standard) semantics.

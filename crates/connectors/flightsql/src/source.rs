@@ -13,12 +13,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{Schema, SchemaRef, UInt32Type};
 use datafusion::common::Result as DfResult;
-use datafusion::common::runtime::SpawnedTask;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::grpc::MAX_MESSAGE_BYTES;
 use flotilla_common::{Error, ErrorKind, Result};
-use flotilla_federation::stream::{BatchSender, RemoteStream, channel};
+use flotilla_federation::stream::{BatchSender, RemoteStream};
 use flotilla_federation::{Dialect, RemoteTable, Source, SourceIdentity, TableName};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
@@ -484,20 +483,22 @@ impl Source for FlightSqlSource {
         schema: SchemaRef,
         _batch_size: usize,
     ) -> DfResult<SendableRecordBatchStream> {
-        let (sender, receiver) = channel();
         let client = self.client.clone();
         let locations = self.locations.clone();
         let name = self.name.clone();
         let sql = sql.to_string();
         let expected = Arc::clone(&schema);
-        let task = SpawnedTask::spawn(async move {
-            if let Err(e) = run(client, &locations, &name, &sql, &expected, &sender).await {
-                let _ = sender.send(Err(e.into_datafusion())).await;
-            }
-        });
         // Dropping the stream aborts the task, which resets the DoGet streams: the remote
         // node drops the query.
-        Ok(Box::pin(RemoteStream::new(schema, receiver, task, || {})))
+        Ok(Box::pin(RemoteStream::spawn(
+            schema,
+            |sender| async move {
+                run(client, &locations, &name, &sql, &expected, &sender)
+                    .await
+                    .map_err(Error::into_datafusion)
+            },
+            || {},
+        )))
     }
 }
 

@@ -21,12 +21,13 @@
 //! Sessions run with `NO_BACKSLASH_ESCAPES` (string literals are only quote-doubled) and
 //! without `ONLY_FULL_GROUP_BY`, in time zone `+00:00`.
 
-use datafusion::arrow::array::temporal_conversions::{as_date, as_datetime};
-use datafusion::arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::logical_expr::Operator;
 use flotilla_federation::Dialect;
-use flotilla_federation::dialect::EngineCosts;
+use flotilla_federation::dialect::{
+    EngineCosts, arithmetic, comparison_or_logic, numeric, standard_literal, textual, unquote,
+};
 
 /// Which server speaks the MySQL protocol (`flavor = "mysql" | "mariadb" | "tidb"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
@@ -65,20 +66,6 @@ impl Flavor {
 /// SQL for one flavor of MySQL.
 #[derive(Debug)]
 pub struct MysqlDialect(pub Flavor);
-
-fn numeric(t: &DataType) -> bool {
-    t.is_numeric() || t.is_null()
-}
-
-fn textual(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-/// The text of a string literal argument, e.g. `'year'` → `year`.
-fn unquote(sql: &str) -> Option<String> {
-    let inner = sql.strip_prefix('\'')?.strip_suffix('\'')?;
-    Some(inner.replace("''", "'"))
-}
 
 /// MariaDB's engine, from TPC-H SF 1 on a 2-core machine (MariaDB 10.11, InnoDB, default
 /// `join_cache_level` and 128 MB buffer pool; `flotilla bench federation --source mysql --scale
@@ -140,36 +127,12 @@ impl Dialect for MysqlDialect {
     }
 
     fn literal(&self, value: &ScalarValue) -> Option<String> {
-        if value.is_null() {
-            return Some("NULL".into());
-        }
-        Some(match value {
-            ScalarValue::Boolean(Some(b)) => (if *b { "TRUE" } else { "FALSE" }).into(),
-            ScalarValue::Int8(Some(v)) => v.to_string(),
-            ScalarValue::Int16(Some(v)) => v.to_string(),
-            ScalarValue::Int32(Some(v)) => v.to_string(),
-            ScalarValue::Int64(Some(v)) => v.to_string(),
-            ScalarValue::UInt8(Some(v)) => v.to_string(),
-            ScalarValue::UInt16(Some(v)) => v.to_string(),
-            ScalarValue::UInt32(Some(v)) => v.to_string(),
-            ScalarValue::UInt64(Some(v)) => v.to_string(),
+        match value {
             // An exponent makes the literal a DOUBLE (plain digits would be DECIMAL).
-            ScalarValue::Float64(Some(v)) if v.is_finite() => format!("{v:e}"),
-            ScalarValue::Float32(Some(v)) if v.is_finite() => format!("{:e}", *v as f64),
-            ScalarValue::Decimal128(Some(_), _, _) => value.to_string(),
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)) => self.quote_string(s),
-            ScalarValue::Date32(Some(days)) => format!(
-                "DATE '{}'",
-                as_date::<Date32Type>(*days as i64)?.format("%Y-%m-%d")
-            ),
-            ScalarValue::TimestampMicrosecond(Some(micros), None) => format!(
-                "TIMESTAMP '{}'",
-                as_datetime::<TimestampMicrosecondType>(*micros)?.format("%Y-%m-%d %H:%M:%S%.6f")
-            ),
-            _ => return None,
-        })
+            ScalarValue::Float64(Some(v)) if v.is_finite() => Some(format!("{v:e}")),
+            ScalarValue::Float32(Some(v)) if v.is_finite() => Some(format!("{:e}", f64::from(*v))),
+            _ => standard_literal(self, value),
+        }
     }
 
     fn binary_operator(
@@ -178,17 +141,12 @@ impl Dialect for MysqlDialect {
         left: &DataType,
         right: &DataType,
     ) -> Option<&'static str> {
-        let both_numeric = numeric(left) && numeric(right);
-        let both_integer = left.is_integer() && right.is_integer();
-        if let Some(symbol) = flotilla_federation::dialect::comparison_or_logic(op) {
+        if let Some(symbol) = comparison_or_logic(op).or_else(|| arithmetic(op, left, right)) {
             return Some(symbol);
         }
         Some(match op {
             Operator::IsNotDistinctFrom => "<=>",
-            Operator::Plus if both_numeric => "+",
-            Operator::Minus if both_numeric => "-",
-            Operator::Multiply if both_numeric => "*",
-            Operator::Divide if both_integer => "DIV",
+            Operator::Divide if left.is_integer() && right.is_integer() => "DIV",
             Operator::Divide
                 if matches!(left, DataType::Decimal128(..))
                     && matches!(
@@ -198,7 +156,6 @@ impl Dialect for MysqlDialect {
             {
                 "/"
             }
-            Operator::Modulo if both_integer => "%",
             _ => return None,
         })
     }

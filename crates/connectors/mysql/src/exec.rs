@@ -8,18 +8,14 @@
 use crate::pool::{error, get_connection};
 use crate::types::Decoder;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind};
-use flotilla_federation::stream::{BatchSender, RemoteStream, batch, channel};
+use flotilla_federation::stream::{BatchSender, RemoteStream, Running, batch};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, Row};
-use std::sync::{Arc, Mutex};
-
-/// The connection id of a running statement, for `KILL QUERY`.
-type Running = Arc<Mutex<Option<(Pool, u32)>>>;
+use std::sync::Arc;
 
 /// Runs `sql` on a connection of `pool` (the source `name`), streaming its rows.
 pub(crate) fn stream(
@@ -30,54 +26,52 @@ pub(crate) fn stream(
     schema: SchemaRef,
     batch_size: usize,
 ) -> DfResult<SendableRecordBatchStream> {
-    let (tx, rx) = channel();
-    let running: Running = Arc::new(Mutex::new(None));
+    let running = Running::default();
     let reader = Reader {
         pool: pool.clone(),
         sql: sql.to_string(),
         schema: Arc::clone(&schema),
         batch_size: batch_size.max(1),
         zero_dates,
-        running: Arc::clone(&running),
+        running: running.clone(),
     };
     let name = name.to_string();
-    let task = SpawnedTask::spawn(async move {
-        if let Err(e) = reader.run(&tx).await {
-            let _ = tx
-                .send(Err(DataFusionError::External(Box::new(
-                    e.with_source(name),
-                ))))
-                .await;
-        }
-    });
-    Ok(Box::pin(RemoteStream::new(schema, rx, task, move || {
-        let running = running.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some((pool, id)) = running
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move {
+    let pool = pool.clone();
+    Ok(Box::pin(RemoteStream::spawn(
+        schema,
+        |tx| async move {
+            reader
+                .run(&tx)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e.with_source(name))))
+        },
+        // Still running: stop the statement from another connection, so the server does not
+        // run on after nobody reads it.
+        move || {
+            running.stop_async(|id| async move {
                 if let Ok(mut conn) = get_connection(&pool).await {
                     let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
                 }
             });
-        }
-    })))
+        },
+    )))
 }
 
+/// The reading side: runs the statement and sends batches.
 struct Reader {
     pool: Pool,
     sql: String,
     schema: SchemaRef,
     batch_size: usize,
     zero_dates: crate::types::ZeroDates,
-    running: Running,
+    /// The connection id of the running statement, for `KILL QUERY`.
+    running: Running<u32>,
 }
 
 impl Reader {
     async fn run(self, tx: &BatchSender) -> Result<(), Error> {
         let mut conn = get_connection(&self.pool).await?;
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((self.pool.clone(), conn.id()));
+        self.running.start(conn.id());
         let mut result = conn
             .exec_iter(self.sql.as_str(), ())
             .await
@@ -135,7 +129,7 @@ impl Reader {
         }
         drop(rows);
         drop(result);
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.running.end();
         if pending > 0 {
             self.send(tx, &mut decoders, pending).await;
         }

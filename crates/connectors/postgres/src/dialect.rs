@@ -14,36 +14,17 @@
 //! - date ± interval is a timestamp in PostgreSQL: refused (DataFusion folds constant dates
 //!   itself before the plan is cut, so TPC-H style predicates still go down as date literals).
 
-use datafusion::arrow::array::temporal_conversions::{as_date, as_datetime};
-use datafusion::arrow::datatypes::{
-    DataType, Date32Type, IntervalUnit, TimeUnit, TimestampMicrosecondType,
-};
+use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::logical_expr::Operator;
 use flotilla_federation::Dialect;
-use flotilla_federation::dialect::EngineCosts;
+use flotilla_federation::dialect::{
+    EngineCosts, arithmetic, comparison_or_logic, numeric, standard_literal, text, textual, unquote,
+};
 
 /// SQL as PostgreSQL 12+ speaks it.
 #[derive(Debug, Default)]
 pub struct PostgresDialect;
-
-fn numeric(t: &DataType) -> bool {
-    t.is_numeric() || t.is_null()
-}
-
-fn floating(t: &DataType) -> bool {
-    t.is_floating()
-}
-
-fn textual(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-/// The text of a string literal argument, e.g. `'year'` → `year`.
-fn unquote(sql: &str) -> Option<String> {
-    let inner = sql.strip_prefix('\'')?.strip_suffix('\'')?;
-    Some(inner.replace("''", "'"))
-}
 
 /// The PostgreSQL type name for a cast target, where the conversion matches DataFusion's.
 fn type_name(t: &DataType) -> Option<String> {
@@ -120,47 +101,27 @@ impl Dialect for PostgresDialect {
     }
 
     fn literal(&self, value: &ScalarValue) -> Option<String> {
-        if value.is_null() {
+        Some(match value {
             // A typed NULL keeps `NULL + 1` and `CASE … ELSE NULL` unambiguous for the parser.
-            return Some(match type_name(&value.data_type()) {
+            v if v.is_null() => match type_name(&v.data_type()) {
                 Some(name) => format!("CAST(NULL AS {name})"),
                 None => "NULL".into(),
-            });
-        }
-        Some(match value {
-            ScalarValue::Boolean(Some(b)) => (if *b { "TRUE" } else { "FALSE" }).into(),
+            },
             ScalarValue::Int8(Some(v)) => format!("CAST({v} AS SMALLINT)"),
             ScalarValue::Int16(Some(v)) => format!("CAST({v} AS SMALLINT)"),
-            ScalarValue::Int32(Some(v)) => v.to_string(),
             ScalarValue::Int64(Some(v)) => format!("CAST({v} AS BIGINT)"),
-            ScalarValue::UInt8(Some(v)) => v.to_string(),
-            ScalarValue::UInt16(Some(v)) => v.to_string(),
             ScalarValue::UInt32(Some(v)) => format!("CAST({v} AS BIGINT)"),
             ScalarValue::UInt64(Some(v)) if *v <= i64::MAX as u64 => {
                 format!("CAST({v} AS BIGINT)")
             }
+            ScalarValue::UInt64(Some(_)) => return None,
             ScalarValue::Float64(Some(v)) if v.is_finite() => {
                 format!("CAST({v:?} AS DOUBLE PRECISION)")
             }
             ScalarValue::Float32(Some(v)) if v.is_finite() => format!("CAST({v:?} AS REAL)"),
-            ScalarValue::Decimal128(Some(_), _, _) => value.to_string(),
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)) => {
-                if s.contains('\0') {
-                    return None; // PostgreSQL text cannot hold NUL
-                }
-                self.quote_string(s)
-            }
-            ScalarValue::Date32(Some(days)) => format!(
-                "DATE '{}'",
-                as_date::<Date32Type>(*days as i64)?.format("%Y-%m-%d")
-            ),
-            ScalarValue::TimestampMicrosecond(Some(micros), None) => format!(
-                "TIMESTAMP '{}'",
-                as_datetime::<TimestampMicrosecondType>(*micros)?.format("%Y-%m-%d %H:%M:%S%.6f")
-            ),
-            _ => return None,
+            // PostgreSQL text cannot hold NUL.
+            _ if text(value).is_some_and(|s| s.contains('\0')) => return None,
+            _ => return standard_literal(self, value),
         })
     }
 
@@ -170,18 +131,22 @@ impl Dialect for PostgresDialect {
         left: &DataType,
         right: &DataType,
     ) -> Option<&'static str> {
-        let both_numeric = numeric(left) && numeric(right);
-        if let Some(symbol) = flotilla_federation::dialect::comparison_or_logic(op) {
+        if let Some(symbol) = comparison_or_logic(op).or_else(|| arithmetic(op, left, right)) {
             return Some(symbol);
         }
         Some(match op {
             Operator::IsDistinctFrom => "IS DISTINCT FROM",
             Operator::IsNotDistinctFrom => "IS NOT DISTINCT FROM",
-            Operator::Plus if both_numeric => "+",
-            Operator::Minus if both_numeric => "-",
-            Operator::Multiply if both_numeric => "*",
-            Operator::Divide if both_numeric && !floating(left) && !floating(right) => "/",
-            Operator::Modulo if left.is_integer() && right.is_integer() => "%",
+            // Integer division truncates in both; float division by zero differs (an error
+            // here, ±inf in DataFusion).
+            Operator::Divide
+                if numeric(left)
+                    && numeric(right)
+                    && !left.is_floating()
+                    && !right.is_floating() =>
+            {
+                "/"
+            }
             Operator::StringConcat if textual(left) && textual(right) => "||",
             _ => return None,
         })
@@ -209,7 +174,7 @@ impl Dialect for PostgresDialect {
                 .collect();
             format!("{f}({})", args.join(", "))
         };
-        let all_float = arg_types.iter().all(floating);
+        let all_float = arg_types.iter().all(DataType::is_floating);
         Some(match (name, args.len()) {
             ("abs", 1) if numeric(&arg_types[0]) => call("abs"),
             ("coalesce", n) if n >= 1 => call("coalesce"),
@@ -280,7 +245,7 @@ impl Dialect for PostgresDialect {
             }
             ("min" | "max", [arg]) => Some(format!("{name}({})", self.collate(arg, &arg_types[0]))),
             ("stddev" | "stddev_pop" | "var_samp" | "var_pop", [arg])
-                if floating(&arg_types[0]) =>
+                if arg_types[0].is_floating() =>
             {
                 let function = if name == "stddev" {
                     "stddev_samp"

@@ -16,13 +16,12 @@
 use crate::pool::{Pool, error};
 use crate::types::{Decoder, Raw, Wire};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::execution::SendableRecordBatchStream;
 use flotilla_common::{Error, ErrorKind};
-use flotilla_federation::stream::{BatchSender, RemoteStream, batch, channel};
+use flotilla_federation::stream::{BatchSender, RemoteStream, Running, batch};
 use futures::StreamExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio_postgres::CancelToken;
 use tokio_postgres::types::ToSql;
 
@@ -34,50 +33,38 @@ pub(crate) fn stream(
     schema: SchemaRef,
     batch_size: usize,
 ) -> DfResult<SendableRecordBatchStream> {
-    let (tx, rx) = channel();
-    let cancel = Arc::new(Mutex::new(None));
+    let running = Running::default();
     let reader = Reader {
-        source: source.to_string(),
         pool: Arc::clone(pool),
         sql: sql.to_string(),
         schema: Arc::clone(&schema),
         batch_size: batch_size.max(1),
-        cancel: Arc::clone(&cancel),
+        running: running.clone(),
     };
+    let source = source.to_string();
     let canceller = Arc::clone(pool);
-    let task = SpawnedTask::spawn(async move {
-        let source = reader.source.clone();
-        if let Err(e) = reader.run(&tx).await {
-            let _ = tx
-                .send(Err(DataFusionError::External(Box::new(
-                    e.with_source(source),
-                ))))
-                .await;
-        }
-    });
-    Ok(Box::pin(RemoteStream::new(schema, rx, task, move || {
+    Ok(Box::pin(RemoteStream::spawn(
+        schema,
+        |tx| async move {
+            reader
+                .run(&tx)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e.with_source(source))))
+        },
         // Still running: ask the server to stop the statement (over a new connection, as the
         // protocol wants), so it does not run on after nobody reads it.
-        let token = cancel.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(token) = token
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move {
-                canceller.cancel(token).await;
-            });
-        }
-    })))
+        move || running.stop_async(|token| async move { canceller.cancel(token).await }),
+    )))
 }
 
 /// The reading side: runs the statement and sends batches.
 struct Reader {
-    source: String,
     pool: Arc<Pool>,
     sql: String,
     schema: SchemaRef,
     batch_size: usize,
     /// Set while the statement runs; the stream cancels through it when dropped early.
-    cancel: Arc<Mutex<Option<CancelToken>>>,
+    running: Running<CancelToken>,
 }
 
 impl Reader {
@@ -112,7 +99,7 @@ impl Reader {
                 })?;
             decoders.push(decoder);
         }
-        *self.cancel.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.cancel_token());
+        self.running.start(client.cancel_token());
         let rows = client
             .query_raw(&statement, std::iter::empty::<&(dyn ToSql + Sync)>())
             .await
@@ -141,7 +128,7 @@ impl Reader {
         if pending > 0 {
             self.send(tx, &mut decoders, pending).await;
         }
-        *self.cancel.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.running.end();
         self.pool.put(client);
         Ok(())
     }

@@ -11,32 +11,20 @@
 //! - mark joins (they only appear for subqueries inside `OR`).
 
 use crate::types::ColumnType;
-use datafusion::arrow::array::temporal_conversions::as_date;
-use datafusion::arrow::datatypes::{DataType, Date32Type};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::logical_expr::Operator;
 use flotilla_federation::Dialect;
-use flotilla_federation::dialect::EngineCosts;
+use flotilla_federation::dialect::{
+    EngineCosts, arithmetic, comparison_or_logic, date, numeric, standard_literal, textual, unquote,
+};
 
 /// SQL as SQLite 3.39+ speaks it (bundled with the connector, so always at least that).
 #[derive(Debug, Default)]
 pub struct SqliteDialect;
 
-fn numeric(t: &DataType) -> bool {
-    t.is_numeric() || t.is_null()
-}
-
-fn textual(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
-    )
-}
-
-/// The text of a string literal argument, e.g. `'year'` → `year`.
-fn unquote(sql: &str) -> Option<String> {
-    let inner = sql.strip_prefix('\'')?.strip_suffix('\'')?;
-    Some(inner.replace("''", "'"))
+fn text_or_null(t: &DataType) -> bool {
+    textual(t) || t.is_null()
 }
 
 /// SQLite's engine, measured on the 2-core machine of the benchmarks with
@@ -115,32 +103,15 @@ impl Dialect for SqliteDialect {
     }
 
     fn literal(&self, value: &ScalarValue) -> Option<String> {
-        if value.is_null() {
-            return Some("NULL".into());
+        match value {
+            v if v.is_null() => Some("NULL".into()),
+            ScalarValue::Boolean(Some(b)) => Some((if *b { "1" } else { "0" }).into()),
+            ScalarValue::UInt64(Some(v)) if *v > i64::MAX as u64 => None,
+            // No DATE type: dates are ISO text, which compares and sorts as the dates do.
+            ScalarValue::Date32(Some(days)) => Some(self.quote_string(&date(*days)?)),
+            ScalarValue::TimestampMicrosecond(..) => None,
+            _ => standard_literal(self, value),
         }
-        Some(match value {
-            ScalarValue::Boolean(Some(b)) => (if *b { "1" } else { "0" }).into(),
-            ScalarValue::Int8(Some(v)) => v.to_string(),
-            ScalarValue::Int16(Some(v)) => v.to_string(),
-            ScalarValue::Int32(Some(v)) => v.to_string(),
-            ScalarValue::Int64(Some(v)) => v.to_string(),
-            ScalarValue::UInt8(Some(v)) => v.to_string(),
-            ScalarValue::UInt16(Some(v)) => v.to_string(),
-            ScalarValue::UInt32(Some(v)) => v.to_string(),
-            ScalarValue::UInt64(Some(v)) if *v <= i64::MAX as u64 => v.to_string(),
-            ScalarValue::Float64(Some(v)) if v.is_finite() => format!("{v:?}"),
-            ScalarValue::Float32(Some(v)) if v.is_finite() => format!("{:?}", *v as f64),
-            ScalarValue::Decimal128(Some(_), _, _) => value.to_string(),
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)) => self.quote_string(s),
-            ScalarValue::Date32(Some(days)) => self.quote_string(
-                &as_date::<Date32Type>(*days as i64)?
-                    .format("%Y-%m-%d")
-                    .to_string(),
-            ),
-            _ => return None,
-        })
     }
 
     fn binary_operator(
@@ -149,19 +120,14 @@ impl Dialect for SqliteDialect {
         left: &DataType,
         right: &DataType,
     ) -> Option<&'static str> {
-        let both_numeric = numeric(left) && numeric(right);
-        if let Some(symbol) = flotilla_federation::dialect::comparison_or_logic(op) {
+        if let Some(symbol) = comparison_or_logic(op).or_else(|| arithmetic(op, left, right)) {
             return Some(symbol);
         }
         Some(match op {
             Operator::IsDistinctFrom => "IS NOT",
             Operator::IsNotDistinctFrom => "IS",
-            Operator::Plus if both_numeric => "+",
-            Operator::Minus if both_numeric => "-",
-            Operator::Multiply if both_numeric => "*",
-            Operator::Divide if both_numeric => "/",
-            Operator::Modulo if left.is_integer() && right.is_integer() => "%",
-            Operator::StringConcat if textual(left) && textual(right) => "||",
+            Operator::Divide if numeric(left) && numeric(right) => "/",
+            Operator::StringConcat if text_or_null(left) && text_or_null(right) => "||",
             _ => return None,
         })
     }

@@ -17,12 +17,11 @@ use crate::pool::Pool;
 use crate::types::{ColumnBuilder, ColumnType};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::{DataFusionError, Result, exec_datafusion_err};
 use datafusion::execution::SendableRecordBatchStream;
-use flotilla_federation::stream::{BatchSender, RemoteStream, batch, channel};
+use flotilla_federation::stream::{BatchSender, RemoteStream, Running, batch};
 use rusqlite::InterruptHandle;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Starts `sql` on a pooled connection and returns the stream of its rows with `schema`.
 pub(crate) fn stream(
@@ -48,8 +47,8 @@ pub(crate) fn stream(
     let conn = pool
         .get()
         .map_err(|e| exec_datafusion_err!("source '{source}': cannot open SQLite: {e}"))?;
-    let interrupt = Arc::new(Mutex::new(Some(conn.get_interrupt_handle())));
-    let (tx, rx) = channel();
+    let running = Running::default();
+    running.start(conn.get_interrupt_handle());
     let reader = Reader {
         source: source.to_string(),
         pool: Arc::clone(pool),
@@ -57,18 +56,13 @@ pub(crate) fn stream(
         column_types,
         schema: Arc::clone(&schema),
         batch_size: batch_size.max(1),
-        interrupt: Arc::clone(&interrupt),
+        running: running.clone(),
     };
-    let task = SpawnedTask::spawn_blocking(move || reader.run(conn, tx));
-    Ok(Box::pin(RemoteStream::new(schema, rx, task, move || {
-        // Holding the lock while interrupting: the reader cannot hand the connection to
-        // another statement in between. `None` means the statement already ended.
-        if let Ok(handle) = interrupt.lock()
-            && let Some(handle) = handle.as_ref()
-        {
-            handle.interrupt();
-        }
-    })))
+    Ok(Box::pin(RemoteStream::spawn_blocking(
+        schema,
+        move |tx| reader.run(conn, &tx),
+        move || running.stop(|handle| handle.interrupt()),
+    )))
 }
 
 /// The blocking side: runs the statement and sends batches.
@@ -79,20 +73,16 @@ struct Reader {
     column_types: Vec<ColumnType>,
     schema: SchemaRef,
     batch_size: usize,
-    interrupt: Arc<Mutex<Option<InterruptHandle>>>,
+    running: Running<InterruptHandle>,
 }
 
 impl Reader {
-    fn run(self, conn: rusqlite::Connection, tx: BatchSender) {
-        if let Err(e) = self.read(&conn, &tx) {
-            // The receiver may be gone (query cancelled); then nobody needs the error.
-            let _ = tx.blocking_send(Err(e));
-        }
+    fn run(self, conn: rusqlite::Connection, tx: &BatchSender) -> Result<()> {
+        let read = self.read(&conn, tx);
         // Take the interrupt handle back before the connection can serve another statement.
-        let released = self.interrupt.lock().map(|mut h| h.take()).is_ok();
-        if released {
-            self.pool.put(conn);
-        }
+        self.running.end();
+        self.pool.put(conn);
+        read
     }
 
     fn read(&self, conn: &rusqlite::Connection, tx: &BatchSender) -> Result<()> {
