@@ -24,7 +24,12 @@ ALLOWED = {
     "flotilla-pgwire": {"flotilla-common", "flotilla-federation", "flotilla-flightsql"},
     "flotilla-tpch": {"flotilla-common"},
     "flotilla-testkit": {"flotilla-common", "flotilla-tpch"},
-    "flotilla": None,  # the node wires everything together
+    "flotilla-node": None,  # the node wires every source, the servers and the cluster together
+    # Benchmarks start nodes and drive them; nothing but the binary uses them.
+    "flotilla-bench": None,
+    # The binary: the command line over the node and the benchmarks.
+    "flotilla": {"flotilla-node", "flotilla-bench", "flotilla-common", "flotilla-flightsql",
+                 "flotilla-tpch"},
 }
 CONNECTOR_ALLOWED = {"flotilla-common", "flotilla-federation"}
 # Third-party crates a Flotilla crate must not use directly.

@@ -1,11 +1,11 @@
 //! The `flotilla` command line.
 
 use clap::{Args, Parser, Subcommand};
-use flotilla::config::Config;
-use flotilla::logs::LogFormat;
-use flotilla::output::OutputFormat;
-use flotilla::{context, datagen, demo, repl, run, serve};
 use flotilla_common::{Error, Result};
+use flotilla_node::config::Config;
+use flotilla_node::logs::LogFormat;
+use flotilla_node::output::OutputFormat;
+use flotilla_node::{context, datagen, demo, repl, run, serve};
 use flotilla_tpch::{Format, GenerateOptions, Table};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -311,7 +311,7 @@ async fn run_command(command: Command) -> Result<()> {
         }
         Command::Serve(args) => {
             let config = load_config(args.config)?;
-            flotilla::logs::init(args.log_format, config.server.otlp_endpoint.as_deref())?;
+            flotilla_node::logs::init(args.log_format, config.server.otlp_endpoint.as_deref())?;
             let served = serve::serve(&config, args.listen.as_deref(), |address, notes| {
                 tracing::info!(
                     target: "flotilla::serve",
@@ -321,7 +321,7 @@ async fn run_command(command: Command) -> Result<()> {
                 );
             })
             .await;
-            flotilla::logs::shutdown().await;
+            flotilla_node::logs::shutdown().await;
             served
         }
         Command::Demo(args) => {
@@ -346,12 +346,12 @@ async fn run_command(command: Command) -> Result<()> {
                     Error::invalid("--source influxdb needs --url (e.g. http://localhost:8086)")
                 })?;
                 let mut out = std::io::stdout().lock();
-                return flotilla::bench::influxdb::run(&url, points, repeat, &mut out).await;
+                return flotilla_bench::influxdb::run(&url, points, repeat, &mut out).await;
             }
             let source = match (source.as_str(), url) {
-                ("sqlite", None) => flotilla::bench::BenchSource::Sqlite,
-                ("postgres", Some(url)) => flotilla::bench::BenchSource::Postgres { url },
-                ("mysql", Some(url)) => flotilla::bench::BenchSource::Mysql { url },
+                ("sqlite", None) => flotilla_bench::BenchSource::Sqlite,
+                ("postgres", Some(url)) => flotilla_bench::BenchSource::Postgres { url },
+                ("mysql", Some(url)) => flotilla_bench::BenchSource::Mysql { url },
                 ("sqlite", Some(_)) => {
                     return Err(Error::invalid(
                         "--url is for postgres and mysql; the sqlite benchmark uses the demo data",
@@ -377,7 +377,7 @@ async fn run_command(command: Command) -> Result<()> {
             };
             let cache = cache_dir.unwrap_or_else(demo::default_cache_dir);
             let mut out = std::io::stdout().lock();
-            flotilla::bench::federation(
+            flotilla_bench::federation(
                 &source, &cache, scale, &queries, repeat, &settings, &mut out,
             )
             .await
@@ -395,7 +395,7 @@ async fn run_command(command: Command) -> Result<()> {
                     kill_one_after,
                 },
         } => {
-            let options = flotilla::bench::tpch::Options {
+            let options = flotilla_bench::tpch::Options {
                 kill_one_after,
                 scale,
                 cache: cache_dir.unwrap_or_else(demo::default_cache_dir),
@@ -409,12 +409,12 @@ async fn run_command(command: Command) -> Result<()> {
                 repeat,
                 settings,
             };
-            flotilla::bench::tpch::run(&options, &mut std::io::stdout().lock()).await
+            flotilla_bench::tpch::run(&options, &mut std::io::stdout().lock()).await
         }
         Command::Bench {
             benchmark: BenchCommand::Flightsql(args),
         } => {
-            let options = flotilla::bench::flightsql::Options {
+            let options = flotilla_bench::flightsql::Options {
                 scale: args.scale,
                 cache: args.cache_dir.unwrap_or_else(demo::default_cache_dir),
                 calls: args.calls,
@@ -424,7 +424,7 @@ async fn run_command(command: Command) -> Result<()> {
                 pg_url: args.pg_url,
                 only: args.only,
             };
-            flotilla::bench::flightsql::run(&options, &mut std::io::stdout().lock()).await
+            flotilla_bench::flightsql::run(&options, &mut std::io::stdout().lock()).await
         }
         Command::Datagen {
             benchmark:

@@ -1,7 +1,7 @@
 //! `flotilla datagen tpch`: row counts and agreement between the output formats.
 
 use crate::common::{flotilla, text};
-use flotilla::{Config, build_context};
+use flotilla_node::{Config, build_context};
 use flotilla_testkit::{TPCH_SF001_ROWS, assert_same_rows};
 use std::path::Path;
 

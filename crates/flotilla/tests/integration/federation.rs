@@ -641,15 +641,16 @@ async fn a_source_limited_to_one_connection_reads_its_tables_in_turn() {
     ) + "\n[session.options]\n\"flotilla.federation.partition_rows\" = \"10000\"\n\
          \"datafusion.execution.target_partitions\" = \"4\"\n";
     let limited =
-        flotilla::config::Config::parse(&text, "test.toml", std::path::Path::new(".")).unwrap();
+        flotilla_node::config::Config::parse(&text, "test.toml", std::path::Path::new("."))
+            .unwrap();
     let mut free = limited.clone();
-    let Some(flotilla::SourceConfig::Sqlite(shop)) = free.sources.get_mut("shop") else {
+    let Some(flotilla_node::SourceConfig::Sqlite(shop)) = free.sources.get_mut("shop") else {
         panic!("shop is a SQLite source: {:?}", free.sources);
     };
     assert_eq!(shop.max_connections, Some(MaxConnections(1)));
     shop.max_connections = None;
-    let limited = flotilla::build_context(&limited).await.unwrap();
-    let free = flotilla::build_context(&free).await.unwrap();
+    let limited = flotilla_node::build_context(&limited).await.unwrap();
+    let free = flotilla_node::build_context(&free).await.unwrap();
     let join = "SELECT c_mktsegment, count(*) AS orders, sum(o_totalprice) AS total \
                 FROM shop.main.customer JOIN shop.main.orders ON c_custkey = o_custkey \
                 WHERE o_orderstatus = 'F' GROUP BY c_mktsegment ORDER BY c_mktsegment";

@@ -7,8 +7,8 @@ use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaPr
 use datafusion::datasource::MemTable;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::SessionContext;
-use flotilla::config::Config;
-use flotilla::context::build_context;
+use flotilla_node::config::Config;
+use flotilla_node::context::build_context;
 use flotilla_testkit::influx_data::InfluxDataset;
 use flotilla_testkit::{assert_same_rows, influxdb, postgres};
 use std::path::Path;

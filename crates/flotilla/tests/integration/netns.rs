@@ -7,8 +7,8 @@
 use crate::distributed::{config, config_text, coordinating, plan_text, rows};
 use crate::flightsql::{Served, serve_with};
 use datafusion::prelude::SessionContext;
-use flotilla::context::build_context;
 use flotilla_distributed::queries_run_again;
+use flotilla_node::context::build_context;
 use flotilla_testkit::assert_same_rows;
 use flotilla_testkit::fuzz::Rng;
 use flotilla_testkit::netns::Network;

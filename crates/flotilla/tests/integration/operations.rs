@@ -2,7 +2,7 @@
 //! read by the tools operators use: plain HTTP and a real Prometheus server scraping it.
 
 use crate::flightsql::{client, serve};
-use flotilla::config::{Config, Peers, UserPassword};
+use flotilla_node::config::{Config, Peers, UserPassword};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -16,13 +16,13 @@
 //!
 //! The server runs in this process on a loopback port, over the demo's data at `--scale`.
 
-use crate::config::{Config, SessionDefaults};
-use crate::{context, demo};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionContext;
 use flotilla_common::{Error, Result};
 use flotilla_flightsql::{FlightSqlServer, SessionProvider, SharedCatalogs};
+use flotilla_node::config::{Config, SessionDefaults};
+use flotilla_node::{context, demo};
 use futures::TryStreamExt;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -143,8 +143,8 @@ async fn cluster(options: &Options, out: &mut dyn Write) -> Result<()> {
         .iter()
         .map(|listener| Ok(format!("grpc://{}", listener.local_addr()?)))
         .collect::<Result<Vec<_>>>()?;
-    base.cluster = Some(crate::config::ClusterConfig {
-        peers: crate::config::Peers::Static(urls.clone()),
+    base.cluster = Some(flotilla_node::config::ClusterConfig {
+        peers: flotilla_node::config::Peers::Static(urls.clone()),
         tls_root_cert: None,
         secret_env: None,
     });
@@ -154,7 +154,7 @@ async fn cluster(options: &Options, out: &mut dyn Write) -> Result<()> {
         let config = base.clone();
         let mut stopped = stopped.clone();
         nodes.push(tokio::spawn(async move {
-            crate::serve::serve_on(&config, listener, async move {
+            flotilla_node::serve::serve_on(&config, listener, async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             })
             .await
@@ -313,7 +313,7 @@ async fn pg_throughput(
             url.clone(),
             format!(
                 "SELECT * FROM {}.lineitem",
-                crate::bench::federation_schema(options.scale)
+                crate::federation::federation_schema(options.scale)
             ),
         ]);
     }

@@ -1,10 +1,10 @@
 //! TPC-H in the benchmark's server: checked, and loaded with the server's own client when
 //! missing (`psql` with `\copy`, the `mariadb` client with `LOAD DATA LOCAL INFILE`).
 
-use crate::datagen::generate_with_progress;
 use flotilla_common::{Error, Result};
 use flotilla_connectors_mysql::MysqlSource;
 use flotilla_connectors_postgres::PostgresSource;
+use flotilla_node::datagen::generate_with_progress;
 use flotilla_tpch::load::{Server, load_script};
 use flotilla_tpch::{Format, GenerateOptions, Table};
 use std::io::Write;

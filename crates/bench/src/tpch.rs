@@ -12,13 +12,13 @@
 //! distributed time; the table adds that run's time and whether its rows equal the fault-free
 //! ones. The worker is started again, and used again, before the next query.
 
-use super::with_settings;
-use crate::config::{ClusterConfig, Config, Peers, SessionDefaults};
-use crate::context::{build_context, worker};
-use crate::demo;
+use crate::federation::with_settings;
 use datafusion::execution::context::SessionContext;
 use flotilla_common::{Error, Result};
 use flotilla_distributed::{LocalhostCluster, Worker};
+use flotilla_node::config::{ClusterConfig, Config, Peers, SessionDefaults};
+use flotilla_node::context::{build_context, worker};
+use flotilla_node::demo;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -83,7 +83,7 @@ fn parquet_config(scale: f64, cache: &std::path::Path) -> Result<Config> {
     let mut config = Config {
         session: SessionDefaults {
             default_catalog: Some("lake".into()),
-            default_schema: Some(crate::context::FILE_SCHEMA.into()),
+            default_schema: Some(flotilla_node::context::FILE_SCHEMA.into()),
             ..SessionDefaults::default()
         },
         ..Config::default()
@@ -123,7 +123,10 @@ async fn run_with_kill(
     };
     let (outcome, ()) = tokio::join!(run_collect(ctx, sql), kill);
     let (seconds, right) = match outcome {
-        Ok((seconds, batches)) => (seconds, super::sorted_rows(&batches)? == expected),
+        Ok((seconds, batches)) => (
+            seconds,
+            crate::federation::sorted_rows(&batches)? == expected,
+        ),
         Err(e) => {
             eprint!("(failed: {e}) ");
             (f64::NAN, false)
@@ -209,7 +212,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
     }
     let mut rows = Vec::new();
     for &n in &options.queries {
-        let sql = super::query_text(n)?;
+        let sql = crate::federation::query_text(n)?;
         let mut row = Row {
             query: n,
             single: None,
@@ -240,7 +243,7 @@ pub async fn run(options: &Options, out: &mut dyn Write) -> Result<()> {
             if let (Some(fraction), Some(cluster)) = (options.kill_one_after, cluster.as_mut()) {
                 eprint!("q{n}: with a worker killed… ");
                 let (_, batches) = run_collect(ctx, &sql).await?;
-                let expected = super::sorted_rows(&batches)?;
+                let expected = crate::federation::sorted_rows(&batches)?;
                 let victim = rows.len() % cluster.urls().len();
                 let after = std::time::Duration::from_secs_f64(seconds * fraction.max(0.0));
                 row.fault =

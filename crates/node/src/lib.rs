@@ -1,9 +1,10 @@
-//! The Flotilla node: configuration, session wiring and the `flotilla` command line.
+//! The Flotilla node: configuration, session wiring, and the commands of the `flotilla` binary.
 //!
 //! ```text
 //!  flotilla.toml ──▶ config::Config ──▶ context::build_context ──▶ DataFusion SessionContext
-//!                                          │  one catalog per source:
-//!                                          │    sqlite  → flotilla-connectors-sqlite
+//!                                          │  one catalog per source (config/sources.rs):
+//!                                          │    sqlite, postgres, mysql, influxdb, flightsql
+//!                                          │      → flotilla-connectors-<kind>
 //!                                          │    parquet / csv → DataFusion listing tables
 //!                                          ▼
 //!                 run::run_sql (CLI `sql`, REPL, `demo`) ──▶ output::Printer
@@ -12,10 +13,10 @@
 //!                                                    the web console (console.rs)
 //! ```
 //!
-//! The binary (`src/main.rs`) is a thin layer of argument parsing over these modules; the
-//! `demo` and `datagen` modules hold the two commands that create data.
+//! The binary (`crates/flotilla/src/main.rs`) is a thin layer of argument parsing over these
+//! modules and the benchmarks of `flotilla-bench`; the `demo` and `datagen` modules hold the two
+//! commands that create data.
 
-pub mod bench;
 pub mod config;
 mod console;
 pub mod context;

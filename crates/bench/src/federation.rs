@@ -12,8 +12,7 @@
 //! `mariadb` client when it is not there yet). For the servers, a scan-throughput line follows:
 //! `SELECT * FROM lineitem` into Arrow, beside the server's own fastest export.
 
-use crate::config::{Config, SessionDefaults, SourceConfig};
-use crate::demo;
+use crate::load;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::execution::context::SessionContext;
@@ -24,15 +23,12 @@ use flotilla_connectors_postgres::{PostgresConfig, PostgresOptions, PostgresSour
 use flotilla_connectors_sqlite::{SqliteConfig, SqliteSource};
 use flotilla_federation::FederatedScanExec;
 use flotilla_federation::config::Pushdown;
+use flotilla_node::config::{Config, SessionDefaults, SourceConfig};
+use flotilla_node::demo;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-
-pub mod flightsql;
-pub mod influxdb;
-mod load;
-pub mod tpch;
 
 /// One query's measurements.
 struct Row {
@@ -55,7 +51,7 @@ impl Row {
 }
 
 /// The TPC-H query `n` shipped in the repository.
-fn query_text(n: usize) -> Result<String> {
+pub(crate) fn query_text(n: usize) -> Result<String> {
     flotilla_tpch::query(n)
         .map(str::to_string)
         .ok_or_else(|| Error::invalid(format!("there is no TPC-H query {n} (1 to 22)")))
@@ -143,7 +139,11 @@ async fn context(
         ..Config::default()
     };
     config.sources.insert("db".into(), source.clone());
-    with_settings(crate::context::build_context(&config).await?, settings).await
+    with_settings(
+        flotilla_node::context::build_context(&config).await?,
+        settings,
+    )
+    .await
 }
 
 /// What one run measured: seconds, the executed plan, rows read from the database, and the
@@ -186,7 +186,7 @@ async fn measure_once(ctx: &SessionContext, sql: &str) -> Result<Measured> {
 }
 
 /// The rows of `batches`, each as its cells' text, sorted (to compare results in any order).
-fn sorted_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
+pub(crate) fn sorted_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
     for batch in batches {
