@@ -317,10 +317,12 @@ mod tests {
     async fn a_dropped_stream_stops_only_a_running_statement() {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
         let stopped = Arc::new(Mutex::new(Vec::new()));
+        let (recorded, mut readers_ready) = mpsc::unbounded_channel();
         let stream_of = |statement: u32, ends: bool| {
             let running = Running::default();
             let reader = running.clone();
             let stops = Arc::clone(&stopped);
+            let recorded = recorded.clone();
             RemoteStream::spawn(
                 Arc::clone(&schema),
                 move |_tx| async move {
@@ -328,6 +330,7 @@ mod tests {
                     if ends {
                         reader.end();
                     }
+                    let _ = recorded.send(());
                     std::future::pending::<()>().await;
                     Ok(())
                 },
@@ -335,8 +338,10 @@ mod tests {
             )
         };
         let (running, ended) = (stream_of(1, false), stream_of(2, true));
-        // Let both readers record their statement.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Both readers have recorded their statement (and the second ended it).
+        for _ in 0..2 {
+            readers_ready.recv().await.unwrap();
+        }
         drop(running);
         drop(ended);
         assert_eq!(*stopped.lock().unwrap(), vec![1]);
